@@ -1,0 +1,3 @@
+"""tooldag's prompt templates (``*.j2``), installed as ``tooldag.prompts``: the only place prompt text lives."""
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+import sys
+
+from tooldag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""The ``tooldag`` command line.
+
+Each command group lives in its own module with a ``register(subparsers)`` function that adds its
+sub-commands; ``main`` wires them together and turns every ``TooldagError`` into one clear line on
+stderr (``--debug`` shows the traceback instead).
+
+Exit codes: 0 success, 1 the thing checked or run failed, 2 usage or input error, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .common import EXIT_USAGE, fail
+
+__all__ = ["build_parser", "main"]
+
+# Command modules, in the order their commands appear in --help.
+_COMMAND_MODULES = [
+    "tooldag.cli.validate_cmd",
+]
+
+_EPILOG = """examples:
+  tooldag tools                                 list the built-in tools and their schemas
+  tooldag validate plan.json --tools my_tools.py
+  tooldag graph plan.json                       the plan as a Mermaid diagram
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tooldag",
+        description="Turn a goal into a validated graph of tool calls and run it.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks instead of one-line errors"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    debug = bool(args.debug)
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        return fail(exc, debug=debug)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""What every command shares: loading ``--tools`` specs, reading plan files, reporting errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from ..errors import ConfigError, PlanParseError, TooldagError
+from ..loading import load_registry
+from ..parse import parse_plan
+from ..plan import Plan
+from ..registry import ToolRegistry
+
+__all__ = [
+    "EXIT_CANCELLED",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_tools_option",
+    "console",
+    "err_console",
+    "fail",
+    "print_json",
+    "read_plan_file",
+    "registry_from_args",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def add_tools_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tools",
+        action="append",
+        metavar="SPEC",
+        default=None,
+        help="a Python module (pkg.mod or path/to/file.py: its @tool functions are registered), a "
+        "JSON file of schema-only tools, or a built-in pack name (calc, files, ...). Repeatable. "
+        "Default: the built-in packs.",
+    )
+
+
+def registry_from_args(args: argparse.Namespace) -> ToolRegistry:
+    return load_registry(args.tools)
+
+
+def read_plan_file(path: str) -> Plan:
+    """Read and leniently parse a plan file ('-' for stdin); ConfigError or PlanParseError."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no such plan file: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a plan file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_plan(text)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def fail(exc: BaseException, *, debug: bool = False) -> int:
+    """Report an error as one line (or a traceback with --debug) and return the exit code."""
+    if debug:
+        traceback.print_exception(exc)
+    elif isinstance(exc, TooldagError):
+        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+    else:
+        err_console.print(
+            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            markup=False,
+            soft_wrap=True,
+        )
+    if isinstance(exc, ConfigError | PlanParseError):
+        return EXIT_USAGE
+    return EXIT_USAGE if not isinstance(exc, TooldagError) else EXIT_FAILED

@@ -1,0 +1,156 @@
+"""``tooldag validate``, ``tooldag tools`` and ``tooldag graph``: the plan and tool inspection commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import PlanParseError
+from ..graph import to_mermaid
+from ..validate import validate
+from .common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_tools_option,
+    console,
+    err_console,
+    print_json,
+    read_plan_file,
+    registry_from_args,
+)
+
+__all__ = ["register"]
+
+
+def _issue_rows(issues: list[Any]) -> None:
+    for issue in issues:
+        where = f"[{issue.step}] " if issue.step else ""
+        path = f"  at {issue.path}" if issue.path else ""
+        console.print(
+            f"  [red]✗[/red] {escape(f'{issue.code}: {where}{issue.message}{path}')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if issue.hint:
+            console.print(f"      hint: {issue.hint}", markup=False, soft_wrap=True)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        plan = read_plan_file(args.plan)
+    except PlanParseError as exc:
+        if args.json:
+            print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
+        else:
+            console.print(f"{args.plan}: not a readable plan", markup=False)
+            _issue_rows(exc.issues)
+        return EXIT_USAGE
+    registry = registry_from_args(args)
+    issues = validate(plan, registry)
+    if args.json:
+        print_json({"valid": not issues, "issues": [i.to_dict() for i in issues]})
+        return EXIT_FAILED if issues else EXIT_OK
+    if not issues:
+        console.print(
+            f"[green]✓[/green] {args.plan}: valid plan, {len(plan.steps)} step(s) over "
+            f"{len({s.tool for s in plan.steps})} tool(s)",
+            highlight=False,
+        )
+        return EXIT_OK
+    console.print(f"{args.plan}: {len(issues)} issue(s)", markup=False)
+    _issue_rows(issues)
+    return EXIT_FAILED
+
+
+def _type_text(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "|".join(map(str, schema["enum"]))
+    t = schema.get("type")
+    if isinstance(t, list):
+        return "|".join(t)
+    if isinstance(t, str):
+        if t == "array" and isinstance(schema.get("items"), dict):
+            return f"list[{_type_text(schema['items'])}]"
+        return t
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return "|".join(_type_text(s) for s in schema[key] if isinstance(s, dict))
+    return "any"
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    if args.json:
+        print_json([t.to_dict() for t in registry])
+        return EXIT_OK
+    if not len(registry):
+        err_console.print("no tools loaded (pass --tools SPEC)", markup=False)
+        return EXIT_OK
+    table = Table(title=f"{len(registry)} tools", show_lines=False, expand=False)
+    table.add_column("tool", style="bold cyan", no_wrap=True)
+    table.add_column("arguments")
+    table.add_column("returns")
+    table.add_column("side effects", justify="center")
+    table.add_column("description")
+    for t in registry:
+        required = t.required
+        params = ", ".join(
+            f"{name}{'' if name in required else '?'}: {_type_text(schema)}"
+            for name, schema in t.properties.items()
+        )
+        out = t.output_schema or {}
+        props = out.get("properties")
+        returns = ", ".join(props) if isinstance(props, dict) else _type_text(out) if out else "-"
+        table.add_row(t.name, params or "-", returns, "yes" if t.side_effects else "no",
+                      t.description.splitlines()[0] if t.description else "")
+    console.print(table)
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    plan = read_plan_file(args.plan)
+    print(to_mermaid(plan))
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser(
+        "validate",
+        help="check a plan file against the tools (exit 0 valid, 1 invalid, 2 unreadable)",
+        description="Check that PLAN.json is an acyclic graph of known tools whose references "
+        "resolve and whose arguments fit the tools' schemas.",
+        epilog="examples:\n  tooldag validate plan.json --tools my_tools.py\n"
+        "  tooldag validate plan.json --tools tools.json --json",
+        formatter_class=raw,
+    )
+    p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
+    add_tools_option(p)
+    p.add_argument("--json", action="store_true",
+                   help='print {"valid": bool, "issues": [...]} instead of text')
+    p.set_defaults(handler=cmd_validate)
+
+    p = subparsers.add_parser(
+        "tools",
+        help="list the tools with their schemas",
+        description="List the tools the planner may use, with their arguments and outputs.",
+        epilog="examples:\n  tooldag tools\n  tooldag tools --tools calc --json",
+        formatter_class=raw,
+    )
+    add_tools_option(p)
+    p.add_argument("--json", action="store_true", help="print the full schemas as JSON")
+    p.set_defaults(handler=cmd_tools)
+
+    p = subparsers.add_parser(
+        "graph",
+        help="print a plan as a Mermaid diagram",
+        description="Print PLAN.json as a Mermaid flowchart (paste it into any Mermaid viewer).",
+        epilog="examples:\n  tooldag graph plan.json > plan.mmd",
+        formatter_class=raw,
+    )
+    p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
+    p.set_defaults(handler=cmd_graph)

@@ -1,0 +1,117 @@
+"""Loading tools from ``--tools`` specs and the built-in packs.
+
+A SPEC is one of:
+
+- a built-in pack name (``calc``, ``files``, ...: the modules of ``tooldag.packs``);
+- a Python file (``path/to/tools.py``) or module (``pkg.mod``): every :class:`Tool` at its top level
+  (``@tool`` functions) and every tool of a :class:`ToolRegistry` at its top level is registered;
+  a module may instead list its tools in ``TOOLS``;
+- a JSON file of schema-only tools (see :meth:`ToolRegistry.load_json`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+
+from .errors import ConfigError, TooldagError
+from .registry import Tool, ToolRegistry
+
+__all__ = ["builtin_packs", "load_registry", "load_tools", "tools_of_module"]
+
+
+def builtin_packs() -> list[str]:
+    """Names of the built-in tool packs (the modules of ``tooldag.packs``)."""
+    packs = importlib.import_module("tooldag.packs")
+    return sorted(
+        m.name for m in pkgutil.iter_modules(packs.__path__) if not m.name.startswith("_")
+    )
+
+
+def tools_of_module(module: ModuleType) -> list[Tool]:
+    declared = getattr(module, "TOOLS", None)
+    if declared is not None:
+        return list(declared)
+    found: dict[str, Tool] = {}
+    for value in vars(module).values():
+        if isinstance(value, Tool):
+            found.setdefault(value.name, value)
+        elif isinstance(value, ToolRegistry):
+            for t in value:
+                found.setdefault(t.name, t)
+    return list(found.values())
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = f"tooldag_user_tools_{abs(hash(path.resolve()))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except TooldagError:
+        sys.modules.pop(name, None)
+        raise
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise ConfigError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def load_tools(spec: str) -> list[Tool]:
+    """The tools a single SPEC names (see the module docstring)."""
+    path = Path(spec)
+    if spec.endswith(".json"):
+        if not path.is_file():
+            raise ConfigError(f"--tools {spec}: no such file")
+        return ToolRegistry().load_json(path)
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        if not path.is_file():
+            raise ConfigError(f"--tools {spec}: no such file")
+        tools = tools_of_module(_import_file(path))
+    else:
+        packs = builtin_packs()
+        target = f"tooldag.packs.{spec}" if spec in packs else spec
+        try:
+            module = importlib.import_module(target)
+        except ModuleNotFoundError as exc:
+            if exc.name and target.startswith(exc.name):
+                hint = f"built-in packs: {', '.join(packs)}" if packs else "no built-in packs"
+                raise ConfigError(
+                    f"--tools {spec}: no such module or pack ({hint}; or give a path to a .py "
+                    "or .json file)"
+                ) from None
+            raise ConfigError(f"--tools {spec}: importing it failed: {exc}") from exc
+        except TooldagError:
+            raise
+        except Exception as exc:
+            raise ConfigError(
+                f"--tools {spec}: importing it failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        tools = tools_of_module(module)
+    if not tools:
+        raise ConfigError(
+            f"--tools {spec}: no tools found (decorate functions with @tool, or list them in TOOLS)"
+        )
+    return tools
+
+
+def load_registry(specs: Iterable[str] | None = None) -> ToolRegistry:
+    """A registry of the tools the specs name; ``None`` means every built-in pack."""
+    registry = ToolRegistry()
+    if specs is None:
+        for pack in builtin_packs():
+            registry.extend(load_tools(pack), replace=True)
+        return registry
+    for spec in specs:
+        registry.extend(load_tools(spec), replace=True)
+    return registry

@@ -1,0 +1,650 @@
+"""Tools and the registry that holds them.
+
+A tool is a name, a description, a JSON Schema for its arguments, optionally one for its output,
+and optionally a Python callable (sync or async). Three ways to declare one:
+
+>>> from tooldag import ToolRegistry, tool
+>>> @tool(side_effects=False)
+... def get_weather(location: str) -> dict:
+...     '''Current weather for a place.
+...
+...     Args:
+...         location: City name, e.g. "London".
+...     '''
+...     return {"location": location, "temp": 18, "condition": "rainy"}
+>>> registry = ToolRegistry([get_weather])
+>>> registry.execute("get_weather", location="London")["temp"]
+18
+
+The seed's explicit form ``registry.register(name=..., parameters_schema=Model, function=...)``
+and schema-only tools (``registry.add_schema_tool(...)``, ``ToolRegistry.from_json(path)``) are the
+other two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import difflib
+import inspect
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, get_type_hints, overload
+
+import pydantic
+import typing_extensions
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from .errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
+from .schemas import inline_refs, json_types, strict_schema
+
+__all__ = [
+    "Compensation",
+    "RetryPolicy",
+    "Tool",
+    "ToolCategory",
+    "ToolContext",
+    "ToolRegistry",
+    "tool",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+class ToolCategory(StrEnum):
+    """The seed's categories; any string is accepted as a category too."""
+
+    DATA = "data"
+    COMPUTATION = "computation"
+    COMMUNICATION = "communication"
+    SEARCH = "search"
+    FILE = "file"
+    SYSTEM = "system"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently the executor retries a *transient* failure of this tool."""
+
+    attempts: int = 3
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    jitter: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Compensation:
+    """The undo of a step: call ``tool`` with ``args``, where references ``$args.x`` and
+    ``$output.y`` read the compensated step's own arguments and output.
+
+    >>> Compensation("release_inventory", {"reservation_id": "$output.reservation_id"})
+    Compensation(tool='release_inventory', args={'reservation_id': '$output.reservation_id'})
+    """
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool may ask for by declaring a parameter annotated ``ToolContext``.
+
+    ``idempotency_key`` is ``"<run id>:<step id>"``: the same for every attempt and every resume of
+    the step, so a tool with side effects can make a repeat harmless (the in-flight step of a
+    crashed run runs again: at-least-once).
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.step_id}"
+
+
+@dataclass(eq=False)
+class Tool:
+    """A registered tool. Calling it calls the underlying function directly (no validation)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    category: str = ToolCategory.OTHER.value
+    version: str = "1.0.0"
+    side_effects: bool = True
+    idempotent: bool = False
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    compensate: Compensation | None = None
+    args_model: type[BaseModel] | None = None
+    context_param: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise RegistrationError(
+                f"invalid tool name {self.name!r}: use letters, digits, '_' or '-', starting with a "
+                "letter or '_', at most 64 characters (OpenAI's function-name rule)"
+            )
+        self.parameters = inline_refs(self.parameters or {"type": "object", "properties": {}})
+        if self.output_schema is not None:
+            self.output_schema = inline_refs(self.output_schema)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.function is None:
+            raise ToolArgumentError(self.name, "schema-only tool: it has no Python function to call")
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+    @property
+    def is_async(self) -> bool:
+        return self.function is not None and inspect.iscoroutinefunction(self.function)
+
+    @cached_property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.parameters.get("required", []))
+
+    @cached_property
+    def properties(self) -> dict[str, Any]:
+        props = self.parameters.get("properties", {})
+        return props if isinstance(props, dict) else {}
+
+    @cached_property
+    def _schema_validator(self) -> Any:
+        import jsonschema
+
+        return jsonschema.Draft202012Validator(self.parameters)
+
+    def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate (and, for Python tools, convert) arguments; raise ToolArgumentError naming the field.
+
+        An optional argument sent as ``null`` counts as absent: OpenAI's strict mode makes optional
+        properties nullable, so that is how a model in strict mode leaves one out.
+        """
+        args = {
+            k: v
+            for k, v in args.items()
+            if not (v is None and k not in self.required and not _admits_null(self.properties.get(k)))
+        }
+        if self.args_model is not None:
+            try:
+                model = self.args_model.model_validate(dict(args))
+            except pydantic.ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"]) or None
+                raise ToolArgumentError(self.name, err["msg"], field=loc) from None
+            # Keep validated python values (nested models stay models, as the function expects).
+            return {name: getattr(model, name) for name in type(model).model_fields}
+        errors = sorted(self._schema_validator.iter_errors(dict(args)), key=lambda e: list(e.path))
+        if errors:
+            first = errors[0]
+            loc = ".".join(str(p) for p in first.absolute_path) or None
+            raise ToolArgumentError(self.name, first.message, field=loc)
+        return dict(args)
+
+    def openai_schema(self, *, strict: bool = True) -> dict[str, Any]:
+        """This tool in OpenAI's function-calling format (strict-mode compliant when ``strict``)."""
+        params = strict_schema(self.parameters) if strict else self.parameters
+        function: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": params,
+        }
+        if strict:
+            function["strict"] = True
+        return {"type": "function", "function": function}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``tooldag tools --json`` and schema-only tool files."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "output_schema": self.output_schema,
+            "category": self.category,
+            "version": self.version,
+            "side_effects": self.side_effects,
+            "idempotent": self.idempotent,
+            "timeout": self.timeout,
+            "compensate": dataclasses.asdict(self.compensate) if self.compensate else None,
+            "callable": self.function is not None,
+        }
+
+
+def _admits_null(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return True
+    types = json_types(schema)
+    return types is None or "null" in types
+
+
+# --------------------------------------------------------------------------- docstrings
+
+_SECTION_RE = re.compile(
+    r"^\s*(Args|Arguments|Parameters|Params|Returns|Return|Raises|Yields|Examples?|Notes?)\s*:?\s*$"
+)
+
+
+def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Summary and per-argument descriptions from Google, Sphinx or NumPy style docstrings."""
+    if not doc:
+        return "", {}
+    lines = inspect.cleandoc(doc).splitlines()
+    summary: list[str] = []
+    params: dict[str, str] = {}
+    section: str | None = None
+    current: str | None = None
+    for raw in lines:
+        line = raw.rstrip()
+        sphinx = re.match(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$", line)
+        if sphinx:
+            current = sphinx.group(1)
+            params[current] = sphinx.group(2).strip()
+            section = "sphinx"
+            continue
+        if re.match(r"^\s*:(returns?|rtype|raises?)", line):
+            section, current = "other", None
+            continue
+        head = _SECTION_RE.match(line)
+        if head:
+            name = head.group(1).lower()
+            section = "args" if name in ("args", "arguments", "parameters", "params") else "other"
+            current = None
+            continue
+        if section is None:
+            summary.append(line)
+            continue
+        if section in ("args", "sphinx"):
+            if re.match(r"^\s*-{3,}\s*$", line):
+                continue
+            google = re.match(r"^\s{0,8}(\*{0,2}\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$", line)
+            numpy = re.match(r"^(\w+)\s*:\s*[^\s].*$", line)
+            if google and section == "args" and not raw.startswith(" " * 9):
+                current = google.group(1).lstrip("*")
+                params[current] = google.group(3).strip()
+            elif numpy and section == "args":
+                current = numpy.group(1)
+                params[current] = ""
+            elif current and line.strip():
+                params[current] = (params[current] + " " + line.strip()).strip()
+    text = "\n".join(summary).strip()
+    return text, params
+
+
+# --------------------------------------------------------------------------- @tool
+
+
+def _compat(annotation: Any) -> Any:
+    """pydantic refuses ``typing.TypedDict`` before Python 3.12; rebuild it as the
+    ``typing_extensions`` one, which carries the same fields, so users need not know."""
+    if (
+        sys.version_info < (3, 12)
+        and typing_extensions.is_typeddict(annotation)
+        and type(annotation).__module__ == "typing"
+    ):
+        fields = {k: _compat(v) for k, v in get_type_hints(annotation, include_extras=True).items()}
+        compat: Any = typing_extensions.TypedDict(  # type: ignore[operator]
+            annotation.__name__, fields, total=annotation.__total__
+        )
+        compat.__doc__ = annotation.__doc__
+        return compat
+    return annotation
+
+
+def _output_schema_for(annotation: Any, where: str) -> dict[str, Any] | None:
+    if annotation in (inspect.Signature.empty, Any, None, type(None)):
+        return None
+    try:
+        return TypeAdapter(_compat(annotation)).json_schema()
+    except Exception as exc:
+        raise RegistrationError(
+            f"{where}: the return type {annotation!r} cannot be expressed in JSON Schema ({exc}); "
+            "return a pydantic model, TypedDict, dataclass or plain JSON type"
+        ) from None
+
+
+def _function_tool(
+    func: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    **meta: Any,
+) -> Tool:
+    tool_name = name or func.__name__
+    summary, arg_docs = _parse_docstring(func.__doc__)
+    try:
+        hints = get_type_hints(func, include_extras=True)
+    except Exception as exc:
+        raise RegistrationError(f"tool {tool_name!r}: cannot read its type hints ({exc})") from None
+    fields: dict[str, Any] = {}
+    context_param: str | None = None
+    for pname, param in inspect.signature(func).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise RegistrationError(
+                f"tool {tool_name!r}: *{pname} / **{pname} cannot be described to an LLM; "
+                "declare each argument explicitly"
+            )
+        annotation = _compat(hints.get(pname, Any))
+        if annotation is ToolContext:
+            context_param = pname
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[pname] = (
+            annotation,
+            pydantic.Field(default, description=arg_docs.get(pname) or None),
+        )
+    model_name = "".join(part.capitalize() for part in re.split(r"[_-]", tool_name)) + "Args"
+    try:
+        model = pydantic.create_model(
+            model_name,
+            __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False),
+            **fields,
+        )
+        params = model.model_json_schema()
+    except Exception as exc:
+        raise RegistrationError(
+            f"tool {tool_name!r}: a parameter type cannot be expressed in JSON Schema ({exc}); "
+            "use str, int, float, bool, list, dict, Literal, Enum, TypedDict or a pydantic model"
+        ) from None
+    params.pop("title", None)
+    for prop in params.get("properties", {}).values():
+        prop.pop("title", None)
+    output = _output_schema_for(hints.get("return", inspect.Signature.empty), f"tool {tool_name!r}")
+    desc = description if description is not None else summary
+    if not desc:
+        desc = tool_name.replace("_", " ")
+    return Tool(
+        name=tool_name,
+        description=desc,
+        parameters=params,
+        function=func,
+        output_schema=output,
+        args_model=model,
+        context_param=context_param,
+        **meta,
+    )
+
+
+@overload
+def tool(func: Callable[..., Any], /) -> Tool: ...
+@overload
+def tool(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    category: str = ...,
+    version: str = ...,
+    side_effects: bool = ...,
+    idempotent: bool = ...,
+    timeout: float | None = ...,
+    retry: RetryPolicy = ...,
+    compensate: Compensation | None = ...,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    func: Callable[..., Any] | None = None, /, **options: Any
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Make a :class:`Tool` of a typed function (bare ``@tool`` or ``@tool(side_effects=False, ...)``).
+
+    The argument schema comes from the type hints (validated by pydantic), descriptions from the
+    docstring, the output schema from the return annotation. A parameter annotated
+    :class:`ToolContext` is not shown to the LLM; the executor fills it in.
+    """
+    if func is not None:
+        return _function_tool(func, **options)
+
+    def decorate(f: Callable[..., Any]) -> Tool:
+        return _function_tool(f, **options)
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def _schema_of_model(model: Any, where: str) -> tuple[dict[str, Any], type[BaseModel] | None]:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_json_schema(), model
+    if isinstance(model, dict):
+        return model, None
+    raise RegistrationError(
+        f"{where}: parameters_schema must be a pydantic model class or a JSON Schema dict, "
+        f"not {type(model).__name__}"
+    )
+
+
+class ToolRegistry:
+    """The tools a planner may use and an executor may run, by name."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add(t)
+
+    # -- collection protocol
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def __iter__(self) -> Iterator[Tool]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def __repr__(self) -> str:
+        return f"<ToolRegistry {len(self)} tools>"
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def closest(self, name: str) -> str | None:
+        """The registered name most like ``name`` (for "did you mean" hints)."""
+        match = difflib.get_close_matches(name, self._tools, n=1, cutoff=0.6)
+        if match:
+            return match[0]
+        lowered = {n.lower(): n for n in self._tools}
+        return lowered.get(name.lower())
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            close = self.closest(name)
+            raise ToolNotFoundError(name, f"did you mean {close}?" if close else None) from None
+
+    # -- declaring tools
+    def add(self, t: Tool, *, replace: bool = False) -> Tool:
+        if not isinstance(t, Tool):
+            raise RegistrationError(f"expected a Tool, got {type(t).__name__}; decorate it with @tool")
+        if t.name in self._tools and not replace:
+            raise RegistrationError(
+                f"a tool named {t.name!r} is already registered; pick another name or pass replace=True"
+            )
+        self._tools[t.name] = t
+        return t
+
+    def extend(self, tools: Iterable[Tool], *, replace: bool = False) -> None:
+        for t in tools:
+            self.add(t, replace=replace)
+
+    def tool(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+        """Decorator: like :func:`tool`, and registers the result here."""
+        if func is not None:
+            return self.add(tool(func, **options))
+
+        def decorate(f: Callable[..., Any]) -> Tool:
+            return self.add(tool(f, **options))
+
+        return decorate
+
+    def register(
+        self,
+        name: str,
+        description: str,
+        parameters_schema: Any,
+        function: Callable[..., Any] | None = None,
+        category: str = ToolCategory.OTHER.value,
+        version: str = "1.0.0",
+        **meta: Any,
+    ) -> Tool:
+        """The seed's explicit form: a pydantic model (or JSON Schema dict) for the arguments."""
+        params, model = _schema_of_model(parameters_schema, f"tool {name!r}")
+        output = meta.pop("output_schema", None)
+        if output is not None and not isinstance(output, dict):
+            output = _output_schema_for(output, f"tool {name!r}")
+        elif output is None and function is not None:
+            try:
+                ret = get_type_hints(function).get("return", inspect.Signature.empty)
+            except Exception:
+                ret = inspect.Signature.empty
+            output = _output_schema_for(ret, f"tool {name!r}")
+        return self.add(
+            Tool(
+                name=name,
+                description=description,
+                parameters=params,
+                function=function,
+                output_schema=output,
+                category=str(category.value if isinstance(category, StrEnum) else category),
+                version=version,
+                args_model=model,
+                **meta,
+            )
+        )
+
+    def add_schema_tool(
+        self,
+        name: str,
+        description: str,
+        parameters: dict[str, Any],
+        output_schema: dict[str, Any] | None = None,
+        **meta: Any,
+    ) -> Tool:
+        """A tool known only by its JSON Schema (remote/MCP tools, ``tooldag validate --tools x.json``)."""
+        if not isinstance(parameters, dict):
+            raise RegistrationError(f"tool {name!r}: 'parameters' must be a JSON Schema object")
+        return self.add(
+            Tool(
+                name=name,
+                description=description,
+                parameters=parameters,
+                output_schema=output_schema,
+                **_meta_from_json(meta, name),
+            )
+        )
+
+    @classmethod
+    def from_json(cls, source: str | Path | list[Any]) -> ToolRegistry:
+        """Schema-only tools from a JSON file (or loaded list) of objects with ``name``,
+        ``description``, ``parameters`` and optional ``output_schema`` and metadata keys."""
+        registry = cls()
+        registry.load_json(source)
+        return registry
+
+    def load_json(self, source: str | Path | list[Any]) -> list[Tool]:
+        where = "tool list"
+        if isinstance(source, str | Path):
+            where = str(source)
+            try:
+                data = json.loads(Path(source).read_text(encoding="utf-8"))
+            except OSError as exc:
+                raise ConfigError(f"cannot read tools file {where}: {exc.strerror}") from None
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where} is not valid JSON: {exc}") from None
+        else:
+            data = source
+        if isinstance(data, dict) and isinstance(data.get("tools"), list):
+            data = data["tools"]
+        if not isinstance(data, list):
+            raise ConfigError(f"{where}: expected a JSON list of tool objects")
+        added = []
+        for i, item in enumerate(data):
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise ConfigError(f"{where}: item {i} must be an object with a 'name' string")
+            item = dict(item)
+            name = item.pop("name")
+            description = item.pop("description", "") or ""
+            params = item.pop("parameters", None) or item.pop("input_schema", None)
+            if params is None:
+                params = {"type": "object", "properties": {}}
+            output = item.pop("output_schema", None)
+            added.append(self.add_schema_tool(name, str(description), params, output, **item))
+        return added
+
+    # -- running
+    def execute(self, name: str, **kwargs: Any) -> Any:
+        """Validate arguments and call the tool synchronously (the seed's API).
+
+        An async tool is run to completion; inside a running event loop use :meth:`aexecute`.
+        """
+        t = self.get(name)
+        args = t.validate_args(kwargs)
+        if t.function is None:
+            raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
+        if t.is_async:
+            from ._sync import run_sync
+
+            return run_sync(t.function(**args))
+        return t.function(**args)
+
+    async def aexecute(self, name: str, **kwargs: Any) -> Any:
+        t = self.get(name)
+        args = t.validate_args(kwargs)
+        if t.function is None:
+            raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
+        if t.is_async:
+            return await t.function(**args)
+        return await asyncio.to_thread(t.function, **args)
+
+    # -- exports
+    def openai_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
+        """Every tool in OpenAI's function-calling format."""
+        return [t.openai_schema(strict=strict) for t in self]
+
+    def plan_schema(self, *, per_tool: bool | None = None) -> dict[str, Any]:
+        """A JSON Schema for a whole plan, for structured output (see :mod:`tooldag.plan_schema`)."""
+        from .plan_schema import plan_json_schema
+
+        return plan_json_schema(self, per_tool=per_tool)
+
+
+_JSON_META = {"category", "version", "side_effects", "idempotent", "timeout", "retry", "compensate"}
+
+
+def _meta_from_json(meta: dict[str, Any], name: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in meta.items():
+        if key not in _JSON_META:
+            extra[key] = value
+        elif key == "retry" and isinstance(value, dict):
+            out["retry"] = RetryPolicy(**value)
+        elif key == "compensate" and isinstance(value, dict):
+            out["compensate"] = Compensation(str(value.get("tool")), dict(value.get("args") or {}))
+        elif key in ("side_effects", "idempotent") and not isinstance(value, bool):
+            raise RegistrationError(f"tool {name!r}: {key!r} must be true or false")
+        elif key == "retry" and isinstance(value, RetryPolicy):
+            out["retry"] = value
+        elif key == "compensate" and isinstance(value, Compensation):
+            out["compensate"] = value
+        else:
+            out[key] = value
+    if extra:
+        out["metadata"] = {**extra.pop("metadata", {}), **extra} if "metadata" in extra else extra
+    return out
+

@@ -1,0 +1,159 @@
+"""What a run produces: statuses, per-step records, token usage and the ``RunResult``.
+
+Shared by the executor (which fills it), the store (which persists it), the planner (usage) and
+the faces (which print it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .plan import Plan
+
+__all__ = ["RunResult", "RunStatus", "StepError", "StepRecord", "StepStatus", "Usage"]
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+    COMPENSATED = "compensated"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (StepStatus.PENDING, StepStatus.RUNNING)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    REJECTED = "rejected"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class StepError(BaseModel):
+    """A failure as a value: never handed downstream as if it were output."""
+
+    type: str
+    message: str
+    transient: bool = False
+
+
+class StepRecord(BaseModel):
+    """One step's story in a run."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    id: str
+    tool: str
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    args: dict[str, Any] | None = None
+    output: Any = None
+    error: StepError | None = None
+    reason: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    reused: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass
+class Usage:
+    """LLM token usage, summed over every call of a run (re-asks and replans included)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    calls: int = 0
+
+    def add(self, prompt: int = 0, completion: int = 0, total: int | None = None) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += total if total is not None else prompt + completion
+        self.calls += 1
+
+    def __iadd__(self, other: Usage) -> Usage:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.calls += other.calls
+        return self
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+        }
+
+
+class RunResult(BaseModel):
+    """The outcome of a run: ``status``, ``outputs`` by step id, the rendered ``answer``,
+    per-step records, the plan(s) it went through and the LLM ``usage``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    run_id: str
+    status: RunStatus
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    answer: str | None = None
+    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    plans: list[Plan] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def plan(self) -> Plan | None:
+        """The last plan of the run."""
+        return self.plans[-1] if self.plans else None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``--json`` prints): status, answer, outputs, steps, usage."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "answer": self.answer,
+            "outputs": self.outputs,
+            "steps": {k: v.model_dump(mode="json") for k, v in self.steps.items()},
+            "plans": [p.to_json() for p in self.plans],
+            "usage": self.usage.to_dict(),
+            "error": self.error,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+        }

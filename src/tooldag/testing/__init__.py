@@ -1,3 +1,25 @@
-"""Test helpers: a fake OpenAI-compatible server and a respx helper (filled in by the planner work)."""
+"""Test helpers that speak the real OpenAI chat-completions protocol.
 
-__all__: list[str] = []
+:class:`FakeLLMServer` is an HTTP server on 127.0.0.1 for subprocess tests, notebooks and
+``tooldag demo``; :func:`mock_openai` plays the same script in-process through respx. Both
+replay scripted replies (plain or streamed, with usage), error statuses and goal rules, and
+record every request.
+"""
+
+from __future__ import annotations
+
+from .respx_helpers import mock_openai
+from .script import Disconnect, ErrorReply, Reply, Rule, ScriptedLLM, ScriptItem, Stall
+from .server import FakeLLMServer
+
+__all__ = [
+    "Disconnect",
+    "ErrorReply",
+    "FakeLLMServer",
+    "Reply",
+    "Rule",
+    "ScriptItem",
+    "ScriptedLLM",
+    "Stall",
+    "mock_openai",
+]

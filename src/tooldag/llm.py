@@ -1,0 +1,728 @@
+"""The LLM client: one chat-completions call, retried where retrying helps, counted, budgeted.
+
+Any OpenAI-compatible endpoint works through the ``openai`` SDK (OpenAI, Azure OpenAI, Ollama, vLLM,
+a llama.cpp server). The SDK's own retries are switched off so that tenacity alone decides: 429
+(honouring ``Retry-After``), 5xx, timeouts and connection errors are retried a bounded number of
+times; 400/401/403/404 fail at once with a message that says what to fix. Structured output is
+asked for in the best mode the endpoint accepts (``json_schema`` > ``json_object`` > ``text``);
+in ``auto`` mode a 4xx rejection of a mode falls back to the next and the mode that worked is
+remembered for that endpoint (base URL + model) for the rest of the process.
+
+>>> llm = LLMClient.from_env()                                  # doctest: +SKIP
+>>> reply = await llm.complete([{"role": "user", "content": "hi"}])  # doctest: +SKIP
+>>> reply.text, reply.usage.total_tokens                        # doctest: +SKIP
+
+The API key is handed to the SDK client and never kept, logged or shown by tooldag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import email.utils
+import json
+import logging
+import math
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import openai
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from .errors import BudgetExceededError, LLMConfigError, LLMError, LLMResponseError
+from .result import Usage
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "LLMClient",
+    "LLMReply",
+    "Messages",
+    "OutputMode",
+    "UsageMeter",
+]
+
+log = logging.getLogger("tooldag.llm")
+
+DEFAULT_MODEL = "gpt-4o-mini"
+_OPENAI_URL = "https://api.openai.com/v1"
+# Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the SDK insists on a non-empty one.
+_NO_KEY = "not-needed"
+# Status codes with which an endpoint says "I do not support this response_format".
+_MODE_REJECTIONS = frozenset({400, 415, 422})
+_RETRY_STATUSES = frozenset({408, 409, 429})
+
+Messages = Sequence[Mapping[str, Any]]
+Sleep = Callable[[float], Awaitable[None]]
+
+_NOT_CONFIGURED = (
+    "no LLM is configured. For OpenAI set OPENAI_API_KEY (and optionally TOOLDAG_MODEL, default "
+    f"{DEFAULT_MODEL}). For an OpenAI-compatible server set OPENAI_BASE_URL and TOOLDAG_MODEL, "
+    "e.g. Ollama: OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1; vLLM: "
+    "OPENAI_BASE_URL=http://localhost:8000/v1; llama.cpp server: "
+    "OPENAI_BASE_URL=http://localhost:8080/v1. For Azure OpenAI set AZURE_OPENAI_ENDPOINT, "
+    "AZURE_OPENAI_API_KEY, OPENAI_API_VERSION and TOOLDAG_MODEL=<deployment name>. Or pass "
+    "llm=LLMClient(client=AsyncOpenAI(...)). To try tooldag without a model, run `tooldag demo`."
+)
+
+
+class OutputMode(StrEnum):
+    """How the reply's JSON is asked for. ``auto`` tries the strictest mode the endpoint accepts."""
+
+    AUTO = "auto"
+    JSON_SCHEMA = "json_schema"
+    JSON_OBJECT = "json_object"
+    TEXT = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class LLMReply:
+    """One completed call: the text, its token usage and the output mode that produced it.
+
+    ``usage_estimated`` is true when the endpoint reported no usage and the counts are a
+    characters/4 estimate (so that token budgets still bite). ``raw`` is the SDK's
+    ``ChatCompletion`` (or the list of streamed chunks).
+    """
+
+    text: str
+    usage: Usage
+    mode: OutputMode
+    model: str
+    finish_reason: str | None = None
+    usage_estimated: bool = False
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class UsageMeter:
+    """Token usage of one run, summed over every call, with optional budgets.
+
+    Pass the same meter to every :meth:`LLMClient.complete` of a run (re-asks and replans
+    included). A call is not started once a budget is spent: :class:`BudgetExceededError`.
+    """
+
+    max_calls: int | None = None
+    max_tokens: int | None = None
+    usage: Usage = field(default_factory=Usage)
+    listener: Callable[[LLMReply], None] | None = field(default=None, repr=False, compare=False)
+    """Told of each call this meter counted without being passed it (see :meth:`active`)."""
+
+    @contextmanager
+    def active(self) -> Iterator[UsageMeter]:
+        """Within the block, calls made with no explicit meter count here too: the LLM calls of
+        LLM-backed tools belong to the run's usage and budgets."""
+        token = _RUN_METER.set(self)
+        try:
+            yield self
+        finally:
+            _RUN_METER.reset(token)
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceededError` if no further call fits in the budget."""
+        if self.max_calls is not None and self.usage.calls >= self.max_calls:
+            raise BudgetExceededError(
+                f"LLM call budget spent: {self.usage.calls} of {self.max_calls} calls used "
+                "(raise max_llm_calls, or give a simpler goal)",
+                usage=self.usage,
+            )
+        if self.max_tokens is not None and self.usage.total_tokens >= self.max_tokens:
+            raise BudgetExceededError(
+                f"LLM token budget spent: {self.usage.total_tokens} of {self.max_tokens} tokens "
+                "used (raise max_tokens, or give a simpler goal)",
+                usage=self.usage,
+            )
+
+    def record(self, usage: Usage) -> None:
+        self.usage += usage
+
+
+# The mode that worked, per endpoint (base URL + model), for every client of this process.
+_WORKING_MODES: dict[str, OutputMode] = {}
+# The meter of the run in progress (asyncio tasks and to_thread inherit it).
+_RUN_METER: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar(
+    "tooldag_run_meter", default=None
+)
+
+
+@dataclass(slots=True)
+class _Tally:
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class _Completion:
+    text: str
+    finish_reason: str | None
+    usage: Usage | None
+    raw: Any
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        seconds = email.utils.mktime_tz(parsed) - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _error_code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    if isinstance(body, Mapping):
+        code = body.get("code") or body.get("type")
+        return str(code) if code else None
+    return None
+
+
+def _error_text(exc: openai.APIError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+        text: str = body["message"]
+    elif isinstance(body, str):
+        text = body
+    else:
+        text = exc.message
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+class LLMClient:
+    """A chat-completions client with bounded retries, output modes, usage and budgets.
+
+    ``client`` is an ``AsyncOpenAI``/``OpenAI`` instance (any subclass: Azure too), or a
+    zero-argument factory returning an ``AsyncOpenAI``; a factory is called once per event loop,
+    because an httpx connection pool cannot outlive the loop it was opened on (each
+    ``plan_and_run`` from sync code runs on a fresh loop). Usually built with :meth:`from_env`.
+    """
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI | openai.OpenAI | Callable[[], openai.AsyncOpenAI],
+        *,
+        model: str = DEFAULT_MODEL,
+        output_mode: OutputMode | str = OutputMode.AUTO,
+        timeout: float | None = None,
+        max_attempts: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 20.0,
+        max_retry_after: float = 60.0,
+        temperature: float | None = None,
+        max_completion_tokens: int | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if max_attempts < 1:
+            raise LLMConfigError("max_attempts must be at least 1")
+        self.model = model
+        self.output_mode = OutputMode(output_mode)
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.temperature = temperature
+        self.max_completion_tokens = max_completion_tokens
+        self.usage = Usage()
+        """Every call this client ever made (a run's own total is its :class:`UsageMeter`)."""
+        self._sleep: Sleep = sleep or asyncio.sleep
+        self._factory: Callable[[], openai.AsyncOpenAI] | None = None
+        self._fixed: openai.AsyncOpenAI | openai.OpenAI | None = None
+        self._unbound: openai.AsyncOpenAI | None = None
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]
+        self._per_loop = weakref.WeakKeyDictionary()
+        if isinstance(client, openai.AsyncOpenAI | openai.OpenAI):
+            # tenacity owns retrying: the SDK's own retries would multiply the attempts.
+            self._fixed = client.with_options(max_retries=0)
+            self.base_url = str(client.base_url).rstrip("/")
+        elif callable(client):
+            self._factory = client
+            # Built now to learn the base URL; handed to the first event loop that calls.
+            try:
+                self._unbound = client()
+            except openai.OpenAIError as exc:
+                raise LLMConfigError(f"cannot configure the OpenAI client: {exc}") from None
+            self.base_url = str(self._unbound.base_url).rstrip("/")
+        else:
+            raise LLMConfigError(
+                f"client must be an AsyncOpenAI or OpenAI instance, not {type(client).__name__}"
+            )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: openai.AsyncOpenAI | openai.OpenAI | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        **options: Any,
+    ) -> LLMClient:
+        """Configure from arguments first, then the environment.
+
+        ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (any OpenAI-compatible server), ``TOOLDAG_MODEL``
+        (or ``OPENAI_MODEL``; default ``gpt-4o-mini``), ``TOOLDAG_OUTPUT_MODE`` (``auto``,
+        ``json_schema``, ``json_object``, ``text``); for Azure OpenAI ``AZURE_OPENAI_ENDPOINT``,
+        ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION`` with the deployment as the model.
+        ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError` when nothing
+        is configured. Other keyword options go to :class:`LLMClient`.
+        """
+        import os
+
+        environ: Mapping[str, str] = os.environ if env is None else env
+        model = model or environ.get("TOOLDAG_MODEL") or environ.get("OPENAI_MODEL") or None
+        if "output_mode" not in options and environ.get("TOOLDAG_OUTPUT_MODE"):
+            mode = environ["TOOLDAG_OUTPUT_MODE"]
+            if mode not in set(OutputMode):
+                raise LLMConfigError(
+                    f"TOOLDAG_OUTPUT_MODE={mode!r} is not a mode: use one of "
+                    + ", ".join(m.value for m in OutputMode)
+                )
+            options["output_mode"] = mode
+        if client is not None:
+            return cls(client, model=model or DEFAULT_MODEL, **options)
+        key = api_key or environ.get("OPENAI_API_KEY") or None
+        url = base_url or environ.get("OPENAI_BASE_URL") or None
+        azure = environ.get("AZURE_OPENAI_ENDPOINT") or None
+        if url is None and azure is not None:
+            return cls._azure(azure, api_key, model, environ, timeout, options)
+        if key is None and url is None:
+            raise LLMConfigError(_NOT_CONFIGURED)
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise LLMConfigError(
+                f"OPENAI_BASE_URL must be an http(s) URL such as http://localhost:11434/v1, "
+                f"not {url[:80]!r}"
+            )
+        secret = key or _NO_KEY
+
+        def factory() -> openai.AsyncOpenAI:
+            return openai.AsyncOpenAI(
+                api_key=secret, base_url=url or _OPENAI_URL, max_retries=0, timeout=timeout
+            )
+
+        return cls(factory, model=model or DEFAULT_MODEL, timeout=timeout, **options)
+
+    @classmethod
+    def _azure(
+        cls,
+        endpoint: str,
+        api_key: str | None,
+        model: str | None,
+        environ: Mapping[str, str],
+        timeout: float,
+        options: dict[str, Any],
+    ) -> LLMClient:
+        if not model:
+            raise LLMConfigError(
+                "AZURE_OPENAI_ENDPOINT is set: set TOOLDAG_MODEL to the name of your Azure "
+                "deployment (e.g. TOOLDAG_MODEL=gpt-4o-mini)"
+            )
+        key = api_key or environ.get("AZURE_OPENAI_API_KEY") or environ.get("OPENAI_API_KEY")
+        version = environ.get("OPENAI_API_VERSION")
+        if not key or not version:
+            missing = [
+                n
+                for n, v in (("AZURE_OPENAI_API_KEY", key), ("OPENAI_API_VERSION", version))
+                if not v
+            ]
+            raise LLMConfigError(
+                f"AZURE_OPENAI_ENDPOINT is set but {' and '.join(missing)} is not: set it "
+                "(OPENAI_API_VERSION is the Azure OpenAI API version, e.g. 2024-10-21)"
+            )
+
+        def factory() -> openai.AsyncOpenAI:
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=endpoint,
+                api_key=key,
+                api_version=version,
+                max_retries=0,
+                timeout=timeout,
+            )
+
+        return cls(factory, model=model, timeout=timeout, **options)
+
+    def __repr__(self) -> str:
+        return (
+            f"LLMClient(model={self.model!r}, base_url={self.base_url!r}, "
+            f"output_mode={self.output_mode.value!r})"
+        )
+
+    @property
+    def endpoint(self) -> str:
+        """What identifies the endpoint for mode memory: base URL + model."""
+        return f"{self.base_url} {self.model}"
+
+    @property
+    def working_mode(self) -> OutputMode | None:
+        """The structured-output mode that ``auto`` found to work for this endpoint, if any."""
+        return _WORKING_MODES.get(self.endpoint)
+
+    @staticmethod
+    def forget_working_modes() -> None:
+        """Forget which output mode each endpoint accepts (``auto`` probes again)."""
+        _WORKING_MODES.clear()
+
+    def _client(self) -> openai.AsyncOpenAI | openai.OpenAI:
+        if self._fixed is not None:
+            return self._fixed
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.get(loop)
+        if client is None:
+            if self._unbound is not None:
+                client, self._unbound = self._unbound, None
+            else:
+                assert self._factory is not None
+                client = self._factory()
+            self._per_loop[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections this client opened on the running loop."""
+        if self._fixed is not None:
+            return
+        client = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
+    # ------------------------------------------------------------------ calling
+
+    async def complete(
+        self,
+        messages: Messages | str,
+        *,
+        mode: OutputMode | str | None = None,
+        schema: Mapping[str, Any] | None = None,
+        schema_name: str = "plan",
+        meter: UsageMeter | None = None,
+        on_delta: Callable[[str], None] | None = None,
+        temperature: float | None = None,
+        max_completion_tokens: int | None = None,
+    ) -> LLMReply:
+        """One completion. ``messages`` may be a plain string (one user message).
+
+        ``mode`` defaults to ``text`` (``auto`` when a ``schema`` is given). ``on_delta`` streams
+        the reply and is called with each piece of text as it arrives. ``meter`` sums the run's
+        usage and enforces its budgets (default: the run's meter, if one is active). Raises
+        :class:`LLMResponseError` (with what to fix) or :class:`BudgetExceededError`.
+        """
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if mode is None:
+            mode = OutputMode.AUTO if schema is not None else OutputMode.TEXT
+        requested = OutputMode(mode)
+        if requested is OutputMode.JSON_SCHEMA and schema is None:
+            raise LLMConfigError("output mode json_schema needs a schema (registry.plan_schema())")
+        ambient = meter is None
+        meter = meter if meter is not None else _RUN_METER.get()
+        if meter is not None:
+            meter.check()
+        base = self._request(messages, temperature, max_completion_tokens, on_delta is not None)
+        candidates = self._candidates(requested, schema is not None)
+        for index, candidate in enumerate(candidates):
+            kwargs = dict(base)
+            if candidate is OutputMode.JSON_SCHEMA:
+                spec = {"name": schema_name, "schema": dict(schema or {}), "strict": True}
+                kwargs["response_format"] = {"type": "json_schema", "json_schema": spec}
+            elif candidate is OutputMode.JSON_OBJECT:
+                kwargs["response_format"] = {"type": "json_object"}
+            tally = _Tally()
+            try:
+                completion = await self._call_with_retries(kwargs, on_delta, tally)
+            except openai.APIStatusError as exc:
+                fallback = candidates[index + 1] if index + 1 < len(candidates) else None
+                if fallback is not None and exc.status_code in _MODE_REJECTIONS:
+                    log.info(
+                        "%s rejected response_format %s (%s); falling back to %s",
+                        *(self.base_url, candidate.value, exc.status_code, fallback.value),
+                    )
+                    continue
+                raise self._status_error(exc, candidate, meter, tally.attempts) from None
+            except openai.APIError as exc:
+                raise self._transport_error(exc, meter, tally.attempts) from None
+            if requested is OutputMode.AUTO:
+                _WORKING_MODES[self.endpoint] = candidate
+            reply = self._reply(completion, candidate, messages, meter)
+            if ambient and meter is not None and meter.listener is not None:
+                meter.listener(reply)
+            return reply
+        raise AssertionError("unreachable: the last candidate mode either returns or raises")
+
+    def _candidates(self, requested: OutputMode, has_schema: bool) -> list[OutputMode]:
+        if requested is not OutputMode.AUTO:
+            return [requested]
+        order = [OutputMode.JSON_SCHEMA, OutputMode.JSON_OBJECT, OutputMode.TEXT]
+        if not has_schema:
+            order.remove(OutputMode.JSON_SCHEMA)
+        known = _WORKING_MODES.get(self.endpoint)
+        return order[order.index(known) :] if known in order else order
+
+    def _request(
+        self, messages: Messages, temperature: float | None, limit: int | None, stream: bool
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in messages]}
+        temperature = temperature if temperature is not None else self.temperature
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        limit = limit or self.max_completion_tokens
+        if limit is not None:
+            kwargs["max_completion_tokens"] = limit
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        if stream:
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {"include_usage": True}
+        return kwargs
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if isinstance(exc, openai.APIConnectionError):  # timeouts included
+            return True
+        if not isinstance(exc, openai.APIStatusError):
+            return False
+        if exc.status_code == 429 and _error_code(exc) == "insufficient_quota":
+            return False  # out of credit: waiting will not help
+        if exc.status_code in _RETRY_STATUSES or exc.status_code >= 500:
+            wait = _retry_after(exc)
+            return wait is None or wait <= self.max_retry_after
+        return False
+
+    def _wait(self) -> Callable[[RetryCallState], float]:
+        backoff = wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            asked = _retry_after(exc) if exc is not None else None
+            if asked is not None:
+                return min(asked, self.max_retry_after)
+            return float(backoff(state))
+
+        return wait
+
+    async def _call_with_retries(
+        self, kwargs: dict[str, Any], on_delta: Callable[[str], None] | None, tally: _Tally
+    ) -> _Completion:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "LLM call to %s failed (attempt %d of %d: %s); retrying in %.2fs",
+                self.base_url,
+                state.attempt_number,
+                self.max_attempts,
+                type(exc).__name__,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait(),
+            retry=retry_if_exception(self._should_retry),
+            sleep=self._sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                tally.attempts = attempt.retry_state.attempt_number
+                return await self._call_once(kwargs, on_delta)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _call_once(
+        self, kwargs: dict[str, Any], on_delta: Callable[[str], None] | None
+    ) -> _Completion:
+        client = self._client()
+        if isinstance(client, openai.OpenAI):  # an injected sync client: off the event loop
+
+            def call() -> _Completion:
+                response = client.chat.completions.create(**kwargs)
+                if on_delta is None:
+                    return _from_completion(response)
+                stream = _StreamAccumulator(on_delta)
+                for chunk in response:
+                    stream.feed(chunk)
+                return stream.result()
+
+            return await asyncio.to_thread(call)
+        response = await client.chat.completions.create(**kwargs)
+        if on_delta is None:
+            return _from_completion(response)
+        stream = _StreamAccumulator(on_delta)
+        async for chunk in response:
+            stream.feed(chunk)
+        return stream.result()
+
+    def _reply(
+        self,
+        completion: _Completion,
+        mode: OutputMode,
+        messages: Messages,
+        meter: UsageMeter | None,
+    ) -> LLMReply:
+        usage = completion.usage
+        estimated = usage is None
+        if usage is None:
+            prompt = _estimate_tokens(json.dumps([dict(m) for m in messages], default=str))
+            usage = Usage()
+            usage.add(prompt, _estimate_tokens(completion.text))
+        self.usage += usage
+        if meter is not None:
+            meter.record(usage)
+        return LLMReply(
+            text=completion.text,
+            usage=usage,
+            mode=mode,
+            model=self.model,
+            finish_reason=completion.finish_reason,
+            usage_estimated=estimated,
+            raw=completion.raw,
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    def _status_error(
+        self,
+        exc: openai.APIStatusError,
+        mode: OutputMode,
+        meter: UsageMeter | None,
+        attempts: int,
+    ) -> LLMError:
+        status = exc.status_code
+        detail = _error_text(exc)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if status == 401:
+            fix = "check OPENAI_API_KEY (or the api_key given to the client)"
+        elif status == 403:
+            fix = f"no access to model {self.model!r}: check the key's project and permissions"
+        elif status == 404:
+            fix = (
+                f"check TOOLDAG_MODEL (model {self.model!r}) and OPENAI_BASE_URL ({self.base_url}; "
+                "OpenAI-compatible servers usually end in /v1)"
+            )
+        elif status == 429 and _error_code(exc) == "insufficient_quota":
+            fix = "the account is out of quota: check your plan and billing"
+        elif status == 429:
+            wait = _retry_after(exc)
+            fix = (
+                f"rate limited{tries}; the server asked to wait {wait:.0f}s"
+                if wait is not None and wait > self.max_retry_after
+                else f"rate limited{tries}: wait, lower concurrency or raise the rate limit"
+            )
+        elif status >= 500:
+            fix = f"the server is failing{tries}: try again later or use another endpoint"
+        elif status in _MODE_REJECTIONS and mode is not OutputMode.TEXT:
+            fix = (
+                f"the endpoint rejected the request in output mode {mode.value}: "
+                "use output_mode='auto' (or TOOLDAG_OUTPUT_MODE=auto) to fall back"
+            )
+        else:
+            fix = "the endpoint rejected the request"
+        return LLMResponseError(
+            f"{status} from {self.base_url}: {fix} ({detail})",
+            last_response=str(exc.body) if exc.body is not None else None,
+            usage=meter.usage if meter is not None else None,
+            status_code=status,
+        )
+
+    def _transport_error(
+        self, exc: openai.APIError, meter: UsageMeter | None, attempts: int
+    ) -> LLMError:
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        if isinstance(exc, openai.APITimeoutError):
+            message = (
+                f"the LLM at {self.base_url} timed out{tries}: raise the timeout "
+                f"(now {self.timeout}s) or check the server"
+            )
+        elif isinstance(exc, openai.APIConnectionError):
+            message = (
+                f"cannot connect to the LLM at {self.base_url}{tries}: is the server running? "
+                "check OPENAI_BASE_URL"
+            )
+        else:
+            message = f"the LLM at {self.base_url} sent an unusable response: {_error_text(exc)}"
+        return LLMResponseError(message, usage=meter.usage if meter is not None else None)
+
+
+def _usage_of(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    usage = Usage()
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    total = getattr(raw, "total_tokens", None)
+    usage.add(prompt, completion, int(total) if total is not None else None)
+    return usage
+
+
+def _from_completion(response: Any) -> _Completion:
+    choices = getattr(response, "choices", None) or []
+    if not choices:
+        raise LLMResponseError(
+            "the LLM returned no choices: check that the endpoint speaks the OpenAI "
+            "chat-completions protocol",
+            last_response=str(response)[:500],
+        )
+    message = choices[0].message
+    refusal = getattr(message, "refusal", None)
+    if refusal and not message.content:
+        raise LLMResponseError(f"the model refused: {refusal}", last_response=str(refusal))
+    return _Completion(
+        text=message.content or "",
+        finish_reason=choices[0].finish_reason,
+        usage=_usage_of(getattr(response, "usage", None)),
+        raw=response,
+    )
+
+
+class _StreamAccumulator:
+    """Joins streamed chunks into one completion, passing each piece of text on as it arrives."""
+
+    def __init__(self, on_delta: Callable[[str], None]) -> None:
+        self._on_delta = on_delta
+        self._parts: list[str] = []
+        self._chunks: list[Any] = []
+        self._finish: str | None = None
+        self._usage: Usage | None = None
+
+    def feed(self, chunk: Any) -> None:
+        self._chunks.append(chunk)
+        for choice in chunk.choices or []:
+            piece = getattr(choice.delta, "content", None)
+            if piece:
+                self._parts.append(piece)
+                self._on_delta(piece)
+            if choice.finish_reason:
+                self._finish = choice.finish_reason
+        if getattr(chunk, "usage", None) is not None:
+            self._usage = _usage_of(chunk.usage)
+
+    def result(self) -> _Completion:
+        return _Completion("".join(self._parts), self._finish, self._usage, self._chunks)

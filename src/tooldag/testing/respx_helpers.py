@@ -1,0 +1,62 @@
+"""In-process OpenAI mocking with respx: the same script as :class:`FakeLLMServer`, no sockets.
+
+>>> import respx
+>>> with respx.mock() as router:                                   # doctest: +SKIP
+...     script = mock_openai(router, replies=['{"steps": []}'])
+...     ...                                 # LLMClient.from_env(api_key="sk-test") now hits it
+...     script.requests[0]["model"]
+
+``respx`` is a test dependency: it is imported by the caller, never by ``import tooldag``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import httpx
+
+from .script import Rule, ScriptedLLM, ScriptItem, Stall
+
+if TYPE_CHECKING:
+    import respx
+
+__all__ = ["OPENAI_BASE_URL", "mock_openai"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def mock_openai(
+    router: respx.Router,
+    replies: Iterable[ScriptItem] = (),
+    *,
+    rules: Iterable[Rule] | Mapping[str, ScriptItem] = (),
+    default: ScriptItem | None = None,
+    reject_modes: Iterable[str] = (),
+    base_url: str = OPENAI_BASE_URL,
+    model: str = "fake-model",
+) -> ScriptedLLM:
+    """Route ``POST {base_url}/chat/completions`` of ``router`` to a :class:`ScriptedLLM`.
+
+    Returns the script: ``.requests`` are the request bodies received, ``.add(...)`` scripts
+    more. A ``Disconnect`` item raises ``httpx.ConnectError``, a ``Stall`` ``httpx.ReadTimeout``.
+    """
+    script = ScriptedLLM(
+        replies, rules=rules, default=default, reject_modes=reject_modes, model=model
+    )
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        try:
+            body = json.loads(request.content or b"{}")
+        except json.JSONDecodeError:
+            return httpx.Response(400, json={"error": {"message": "body is not JSON"}})
+        response = script.respond(body)
+        if isinstance(response.fault, Stall):
+            raise httpx.ReadTimeout("scripted stall", request=request)
+        if response.fault is not None:
+            raise httpx.ConnectError("scripted disconnect", request=request)
+        return httpx.Response(response.status, headers=response.headers, content=response.body)
+
+    router.post(f"{base_url.rstrip('/')}/chat/completions").mock(side_effect=handle)
+    return script

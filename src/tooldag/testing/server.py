@@ -1,0 +1,216 @@
+"""A fake OpenAI-compatible HTTP server on 127.0.0.1, for subprocess tests, notebooks and
+``tooldag demo``: real sockets, the real chat-completions protocol (plain and streamed SSE, with
+usage), scripted replies and error statuses, every request recorded.
+
+>>> with FakeLLMServer(rules={"weather": {"steps": []}}) as server:   # doctest: +SKIP
+...     env = server.env()      # OPENAI_BASE_URL, OPENAI_API_KEY, TOOLDAG_MODEL for a subprocess
+...     llm = server.client()   # an LLMClient pointed at it
+
+Run it on its own with ``python -m tooldag.testing --rules rules.json`` (a JSON object of
+goal substring -> reply); it prints its base URL and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .script import FakeResponse, Rule, ScriptedLLM, ScriptItem, Stall
+
+if TYPE_CHECKING:
+    from ..llm import LLMClient
+
+__all__ = ["FAKE_API_KEY", "FakeLLMServer", "main"]
+
+log = logging.getLogger("tooldag.testing")
+
+FAKE_API_KEY = "fake-key"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("fake LLM server: " + format, *args)
+
+    def _send(self, response: FakeResponse) -> None:
+        if isinstance(response.fault, Stall):
+            self.server.stopping.wait(response.fault.seconds)
+        if response.fault is not None:
+            self.close_connection = True
+            return
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(response.body)))
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def _json(self, status: int, data: Any) -> None:
+        body = json.dumps(data).encode("utf-8")
+        self._send(FakeResponse(status, {"content-type": "application/json"}, body))
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            model = self.server.script.model
+            self._json(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": f"no route {self.path}", "code": None}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._json(404, {"error": {"message": f"no route {self.path}", "code": None}})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": {"message": "body is not JSON"}})
+            return
+        self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
+        self._send(self.server.script.respond(body))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, script: ScriptedLLM, port: int) -> None:
+        self.script = script
+        self.headers_seen: list[dict[str, str]] = []
+        self.stopping = threading.Event()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+
+class FakeLLMServer(ScriptedLLM):
+    """A :class:`ScriptedLLM` served over HTTP on ``127.0.0.1`` (an ephemeral port by default).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``requests`` holds every
+    request body, ``request_headers`` their headers; :meth:`wait_for_requests` blocks until a
+    subprocess has called.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[ScriptItem] = (),
+        *,
+        rules: Iterable[Rule] | Mapping[str, ScriptItem] = (),
+        default: ScriptItem | None = None,
+        reject_modes: Iterable[str] = (),
+        model: str = "fake-model",
+        chunk_size: int = 16,
+        port: int = 0,
+    ) -> None:
+        super().__init__(
+            replies,
+            rules=rules,
+            default=default,
+            reject_modes=reject_modes,
+            model=model,
+            chunk_size=chunk_size,
+        )
+        self._port = port
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeLLMServer:
+        if self._server is None:
+            self._server = _Server(self, self._port)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="tooldag-fake-llm",
+                daemon=True,
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stopping.set()
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._server = None
+            self._thread = None
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake LLM server is not running: call start() or use `with`")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def request_headers(self) -> list[dict[str, str]]:
+        return list(self._server.headers_seen) if self._server is not None else []
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point tooldag (or any OpenAI SDK user) at this server."""
+        return {
+            "OPENAI_BASE_URL": self.base_url,
+            "OPENAI_API_KEY": FAKE_API_KEY,
+            "TOOLDAG_MODEL": self.model,
+        }
+
+    def client(self, **options: Any) -> LLMClient:
+        """An :class:`~tooldag.llm.LLMClient` configured for this server."""
+        from ..llm import LLMClient
+
+        return LLMClient.from_env(env=self.env(), **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tooldag.testing",
+        description="Serve scripted OpenAI chat completions on 127.0.0.1.",
+    )
+    parser.add_argument("--rules", help="JSON file: an object of goal substring -> reply")
+    parser.add_argument("--default", help="JSON file: the reply when no rule matches")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--model", default="fake-model")
+    args = parser.parse_args(argv)
+    rules: dict[str, Any] = {}
+    default: Any = None
+    if args.rules:
+        with open(args.rules, encoding="utf-8") as fh:
+            rules = json.load(fh)
+    if args.default:
+        with open(args.default, encoding="utf-8") as fh:
+            default = json.load(fh)
+    server = FakeLLMServer(rules=rules, default=default, model=args.model, port=args.port)
+    with server:
+        print(server.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

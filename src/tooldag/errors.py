@@ -11,6 +11,7 @@ enough for a caller that wants to report and go on. Messages say what to do next
     ├── ToolNotFoundError      a name that is not in the registry (hint: closest name)
     ├── ToolArgumentError      arguments that do not fit a tool's schema (names tool and field)
     ├── ReferenceResolutionError  a ``$step.path`` reference that does not resolve at run time
+    ├── ConditionError         a ``when`` condition that cannot be evaluated (incomparable values)
     ├── ToolError              raised *by tools*: ``transient=True`` asks the executor to retry
     │   ├── TransientToolError
     │   └── PermanentToolError
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceededError",
+    "ConditionError",
     "ConfigError",
     "LLMConfigError",
     "LLMError",
@@ -104,6 +106,11 @@ class ReferenceResolutionError(TooldagError):
         self.ref = ref
         self.reason = reason
         super().__init__(f"reference {ref} does not resolve: {reason}")
+
+
+class ConditionError(TooldagError):
+    """A ``when`` condition that cannot be evaluated: unknown operator, or values that cannot be
+    compared (``"hot" < 0``). The step it guards fails; the run goes on."""
 
 
 class ToolError(TooldagError):

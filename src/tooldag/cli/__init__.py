@@ -21,6 +21,8 @@ __all__ = ["build_parser", "main"]
 # Command modules, in the order their commands appear in --help.
 _COMMAND_MODULES = [
     "tooldag.cli.validate_cmd",
+    "tooldag.cli.exec_cmd",
+    "tooldag.cli.runs_cmd",
 ]
 
 _EPILOG = """examples:

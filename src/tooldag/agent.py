@@ -1,0 +1,434 @@
+"""``plan_and_run(goal)``: plan -> validate -> approve -> execute -> replan on failure -> answer.
+
+The one call most users need. It works from a script, from the REPL and from a Jupyter cell (a
+running event loop runs it on a helper thread, see :func:`tooldag._sync.run_sync`):
+
+>>> result = plan_and_run("What is the weather in Oslo, and what should I wear?")  # doctest: +SKIP
+>>> result.answer, result.status, result.usage.total_tokens                       # doctest: +SKIP
+
+What it promises:
+
+- Failures go back to the LLM (at most ``max_replans`` times) with the completed results; a step
+  the new plan keeps unchanged is not run again, its output is reused.
+- While a replan may still follow, nothing is compensated; when the run is given up (replans
+  spent, replanning impossible, a budget spent, a plan refused) every step that succeeded with
+  side effects, in any attempt, is compensated, last finished first.
+- ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
+  LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
+- ``approve(plan)`` sees each plan before it runs, and ``approve_step(step)`` each side-effecting
+  step; a refusal ends the run ``rejected`` before anything of that plan ran.
+
+A :class:`Session` keeps earlier goals, answers and outputs for follow-up goals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import openai
+
+from ._sync import run_sync
+from .errors import BudgetExceededError, LLMError, PlanRejected
+from .events import Event, EventBus, EventCallback, EventType
+from .executor import Executor
+from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
+from .loading import load_registry, load_tools
+from .plan import Plan
+from .planner import Planner, reusable_outputs
+from .registry import Tool, ToolRegistry, tool
+from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
+from .store import RunStore
+
+__all__ = [
+    "ApproveHook",
+    "Session",
+    "aplan_and_run",
+    "plan_and_run",
+    "resolve_llm",
+    "resolve_tools",
+]
+
+log = logging.getLogger("tooldag.agent")
+
+ApproveHook: TypeAlias = Callable[[Any], "bool | Awaitable[bool]"]
+"""Called with a :class:`Plan` (``approve``) or a :class:`Step` (``approve_step``); a false
+result refuses it. May be async."""
+
+ToolsSpec: TypeAlias = "ToolRegistry | Iterable[Tool | str | Callable[..., Any]] | str | None"
+LLMSpec: TypeAlias = "LLMClient | openai.AsyncOpenAI | openai.OpenAI | str | None"
+
+
+def resolve_tools(tools: ToolsSpec) -> ToolRegistry:
+    """A registry from ``tools``: ``None`` (the built-in packs), a registry, a ``--tools`` SPEC,
+    or an iterable of tools, SPECs and plain typed functions (made tools with ``@tool``)."""
+    if tools is None:
+        return load_registry(None)
+    if isinstance(tools, ToolRegistry):
+        return tools
+    if isinstance(tools, str):
+        return load_registry([tools])
+    registry = ToolRegistry()
+    for item in tools:
+        if isinstance(item, Tool):
+            registry.add(item, replace=True)
+        elif isinstance(item, str):
+            registry.extend(load_tools(item), replace=True)
+        else:
+            registry.add(tool(item), replace=True)
+    return registry
+
+
+def resolve_llm(llm: LLMSpec) -> LLMClient:
+    """An :class:`LLMClient` from ``llm``: ``None`` (the environment), a client, an SDK client,
+    or a model name (with the rest of the configuration from the environment)."""
+    if isinstance(llm, LLMClient):
+        return llm
+    if llm is None:
+        return LLMClient.from_env()
+    if isinstance(llm, str):
+        return LLMClient.from_env(model=llm)
+    return LLMClient.from_env(client=llm)
+
+
+async def _approved(hook: ApproveHook | None, subject: Any) -> bool:
+    if hook is None:
+        return True
+    verdict = hook(subject)
+    if inspect.isawaitable(verdict):
+        verdict = await verdict
+    return bool(verdict)
+
+
+@dataclasses.dataclass
+class _Attempts:
+    """What every execution of the run did: the records that can still need undoing."""
+
+    done: dict[str, StepRecord] = dataclasses.field(default_factory=dict)
+
+    def add(self, result: RunResult, attempt: int) -> None:
+        # Reused records are the same effect as the execution already recorded: not added twice.
+        for record in result.steps.values():
+            if record.status is StepStatus.SUCCEEDED and not record.reused:
+                self.done[f"{record.id}@{attempt}"] = record
+
+
+class _Agent:
+    """One run of :func:`aplan_and_run`: the state shared by its plans and executions."""
+
+    def __init__(
+        self,
+        goal: str,
+        registry: ToolRegistry,
+        llm: LLMClient,
+        *,
+        run_id: str,
+        bus: EventBus,
+        meter: UsageMeter,
+        max_replans: int,
+        max_reasks: int,
+        mode: OutputMode | str | None,
+        approve: ApproveHook | None,
+        approve_step: ApproveHook | None,
+        context: Any,
+        executor_options: Mapping[str, Any],
+    ) -> None:
+        self.goal = goal
+        self.registry = registry
+        self.run_id = run_id
+        self.bus = bus
+        self.meter = meter
+        self.max_replans = max_replans
+        self.approve = approve
+        self.approve_step = approve_step
+        self.context = context
+        self.planner = Planner(
+            registry, llm, max_reasks=max_reasks, mode=mode, bus=bus, meter=meter, run_id=run_id
+        )
+        self.executor = Executor(
+            registry, bus=bus, compensate_on_failure=False, **dict(executor_options)
+        )
+        self.plans: list[Plan] = []
+        self.attempts = _Attempts()
+        self.started_at = time.time()
+
+    async def run(self) -> RunResult:
+        try:
+            plan = await self.planner.plan(self.goal, self.context)
+        except BudgetExceededError as exc:
+            return self.finish(None, RunStatus.BUDGET_EXCEEDED, str(exc))
+        except (PlanRejected, LLMError) as exc:
+            self.finish(None, RunStatus.FAILED, str(exc))  # journals the end of the run
+            raise
+        result: RunResult | None = None
+        replans = 0
+        while True:
+            self.plans.append(plan)
+            refusal = await self.refusal(plan)
+            if refusal is not None:
+                return await self.give_up(result, RunStatus.REJECTED, refusal)
+            reuse = reusable_outputs(plan, self.plans[-2], result) if result is not None else {}
+            result = await self.execute(plan, reuse, result)
+            self.attempts.add(result, len(self.plans))
+            if result.status is not RunStatus.FAILED or replans >= self.max_replans:
+                status = result.status
+                error = result.error
+                if status is RunStatus.FAILED:
+                    error = f"gave up after {replans} replan(s): {result.error}"
+                if status is RunStatus.SUCCEEDED:
+                    return self.finish(result, status, error)
+                return await self.give_up(result, status, error)
+            replans += 1
+            try:
+                plan = await self.planner.replan(self.goal, plan, result, self.context)
+            except BudgetExceededError as exc:
+                return await self.give_up(result, RunStatus.BUDGET_EXCEEDED, str(exc))
+            except (PlanRejected, LLMError) as exc:
+                return await self.give_up(
+                    result,
+                    RunStatus.FAILED,
+                    f"replanning failed: {exc}; first failure: {result.error}",
+                )
+
+    async def execute(
+        self, plan: Plan, reuse: Mapping[str, Any], previous: RunResult | None
+    ) -> RunResult:
+        handle = self.executor.start(plan, run_id=self.run_id, reuse=reuse)
+        try:
+            return await handle.wait()
+        except asyncio.CancelledError:
+            # Cancelled (Ctrl-C in the REPL, a cancelled task): the run is abandoned, so every
+            # attempt's side effects are undone before the cancellation goes on.
+            handle.cancel()
+            with contextlib.suppress(Exception):
+                self.attempts.add(await handle.wait(), len(self.plans))
+            with contextlib.suppress(Exception):
+                await self.give_up(previous, RunStatus.CANCELLED, "cancelled")
+            raise
+
+    def tool_llm_call(self, reply: LLMReply) -> None:
+        """An LLM call made by a tool during the run: journalled like the planner's."""
+        data = {"usage": reply.usage.to_dict(), "purpose": "tool", "mode": reply.mode.value}
+        self.bus.emit(Event(EventType.LLM_CALL, run_id=self.run_id, data=data))
+
+    async def refusal(self, plan: Plan) -> str | None:
+        if not await _approved(self.approve, plan):
+            return f"plan version {len(self.plans)} was not approved"
+        if self.approve_step is not None:
+            for step in plan.steps:
+                if self.registry.get(step.tool).side_effects and not await _approved(
+                    self.approve_step, step
+                ):
+                    return f"step {step.id!r} ({step.tool}) was not approved"
+        return None
+
+    async def give_up(
+        self, result: RunResult | None, status: RunStatus, error: str | None
+    ) -> RunResult:
+        """Undo every side effect of every attempt, then finish with ``status``."""
+        undone: dict[str, StepRecord] = {}
+        if self.attempts.done:
+            ledger = RunResult(run_id=self.run_id, status=status, steps=self.attempts.done)
+            compensated = await self.executor.compensate(ledger)
+            undone = compensated.steps
+            if compensated.error:
+                error = f"{error}; {compensated.error}" if error else compensated.error
+        final = self.finish(result, status, error)
+        for key, record in undone.items():
+            if record.status is not StepStatus.COMPENSATED:
+                continue
+            current = final.steps.get(record.id)
+            if (
+                current is not None
+                and current.status is StepStatus.SUCCEEDED
+                and (current.reused or current.finished_at == record.finished_at)
+            ):
+                current.status = StepStatus.COMPENSATED
+            else:  # an earlier attempt's step that the last plan did not keep
+                final.steps[key] = record
+        return final
+
+    def finish(self, result: RunResult | None, status: RunStatus, error: str | None) -> RunResult:
+        usage = dataclasses.replace(self.meter.usage)
+        base = result or RunResult(run_id=self.run_id, status=status)
+        final = base.model_copy(
+            update={
+                "status": status,
+                "error": error,
+                "plans": list(self.plans),
+                "usage": usage,
+                "started_at": self.started_at,
+                "finished_at": time.time(),
+                "steps": {k: v.model_copy() for k, v in base.steps.items()},
+            }
+        )
+        if result is None or status is not result.status or error != result.error:
+            # The executor's own run_finished said something else (or there was no execution).
+            self.bus.emit(
+                Event(
+                    EventType.RUN_FINISHED,
+                    run_id=self.run_id,
+                    data={"status": status.value, "answer": final.answer, "error": error},
+                )
+            )
+        return final
+
+
+async def aplan_and_run(
+    goal: str,
+    *,
+    tools: ToolsSpec = None,
+    llm: LLMSpec = None,
+    max_replans: int = 2,
+    store: RunStore | str | Path | None = None,
+    approve: ApproveHook | None = None,
+    approve_step: ApproveHook | None = None,
+    max_reasks: int = 2,
+    mode: OutputMode | str | None = None,
+    max_llm_calls: int | None = None,
+    max_tokens: int | None = None,
+    context: Any = None,
+    bus: EventBus | None = None,
+    on_event: EventCallback | None = None,
+    run_id: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Plan ``goal`` with the LLM, run it, replan on failure; the :class:`RunResult`.
+
+    ``tools`` defaults to the built-in packs, ``llm`` to :meth:`LLMClient.from_env`. ``store`` (a
+    :class:`RunStore` or a path) journals the run. ``max_llm_calls``/``max_tokens`` are the run's
+    budgets. ``context`` is shown to the planner as data (earlier answers, see :class:`Session`).
+    ``on_event`` (or ``bus``) sees every event. ``executor_options`` go to
+    :class:`~tooldag.executor.Executor` (``max_concurrency``, ``tool_limits``, ``default_timeout``).
+
+    Raises :class:`PlanRejected` when no valid first plan comes back (nothing ran), and
+    :class:`LLMError` subclasses when the LLM cannot be reached or configured.
+    """
+    registry = resolve_tools(tools)
+    client = resolve_llm(llm)
+    bus = bus if bus is not None else EventBus()
+    unsubscribe: list[Callable[[], None]] = []
+    if on_event is not None:
+        unsubscribe.append(bus.subscribe(on_event))
+    owned_store = isinstance(store, str | Path)
+    run_store = RunStore(store) if isinstance(store, str | Path) else store
+    if run_store is not None:
+        unsubscribe.append(run_store.attach(bus))
+    agent = _Agent(
+        goal,
+        registry,
+        client,
+        run_id=run_id or uuid.uuid4().hex[:12],
+        bus=bus,
+        meter=UsageMeter(max_calls=max_llm_calls, max_tokens=max_tokens),
+        max_replans=max_replans,
+        max_reasks=max_reasks,
+        mode=mode,
+        approve=approve,
+        approve_step=approve_step,
+        context=context,
+        executor_options=executor_options or {},
+    )
+    agent.meter.listener = agent.tool_llm_call
+    try:
+        with agent.meter.active():
+            return await agent.run()
+    finally:
+        for undo in unsubscribe:
+            undo()
+        if owned_store and run_store is not None:
+            run_store.close()
+
+
+def plan_and_run(goal: str, **options: Any) -> RunResult:
+    """The sync form of :func:`aplan_and_run` (same options); safe inside a running loop."""
+    return run_sync(_on_own_loop(goal, options))
+
+
+async def _on_own_loop(
+    goal: str, options: dict[str, Any], session: Session | None = None
+) -> RunResult:
+    # The loop ends with this call: close the LLM connections opened on it now, or the
+    # garbage collector tries to close them later on whatever other loop is running.
+    llm = session.llm if session is not None else resolve_llm(options.pop("llm", None))
+    try:
+        if session is not None:
+            return await session.arun(goal, **options)
+        return await aplan_and_run(goal, llm=llm, **options)
+    finally:
+        await llm.aclose()
+
+
+class Session:
+    """Goals that follow each other: each plan sees the earlier goals, answers and outputs.
+
+    >>> chat = Session()                                           # doctest: +SKIP
+    >>> chat.run("What is the weather in Oslo?").answer            # doctest: +SKIP
+    >>> chat.run("And in the city I asked about, tomorrow?")       # doctest: +SKIP
+
+    The registry and the LLM client are built once. ``history`` bounds how many earlier turns
+    are shown; ``usage`` sums every run of the session. Other options go to
+    :func:`aplan_and_run` for every goal.
+    """
+
+    def __init__(
+        self,
+        *,
+        tools: ToolsSpec = None,
+        llm: LLMSpec = None,
+        history: int = 5,
+        **options: Any,
+    ) -> None:
+        self.registry = resolve_tools(tools)
+        self._llm_spec = llm
+        self._llm: LLMClient | None = llm if isinstance(llm, LLMClient) else None
+        self.history = history
+        self.options = options
+        self.results: list[tuple[str, RunResult]] = []
+        self.usage = Usage()
+
+    @property
+    def llm(self) -> LLMClient:
+        if self._llm is None:
+            self._llm = resolve_llm(self._llm_spec)
+        return self._llm
+
+    def context(self) -> dict[str, Any]:
+        """What the next plan is shown of the earlier turns (most recent last)."""
+        turns = self.results[-self.history :] if self.history > 0 else []
+        start = len(self.results) - len(turns)
+        return {
+            f"turn {start + i + 1}": {
+                "goal": goal,
+                "status": result.status.value,
+                "answer": result.answer,
+                "outputs": result.outputs,
+            }
+            for i, (goal, result) in enumerate(turns)
+        }
+
+    async def arun(self, goal: str, **options: Any) -> RunResult:
+        """Plan and run ``goal`` with the session's context."""
+        merged = {**self.options, **options}
+        result = await aplan_and_run(
+            goal, tools=self.registry, llm=self.llm, context=self.context() or None, **merged
+        )
+        self.results.append((goal, result))
+        self.usage += result.usage
+        return result
+
+    def run(self, goal: str, **options: Any) -> RunResult:
+        """The sync form of :meth:`arun`; safe inside a running loop."""
+        return run_sync(_on_own_loop(goal, options, self))
+
+    def clear(self) -> None:
+        """Forget the earlier turns (the next goal starts fresh)."""
+        self.results.clear()

@@ -1,0 +1,202 @@
+"""``tooldag exec``: run a hand-written plan, with live progress, and print what happened.
+
+Exit codes: 0 the run succeeded, 1 it failed (or the plan is invalid: its issues are printed),
+2 the plan file cannot be read or parsed, 130 cancelled (Ctrl-C cancels the run: running steps are
+cancelled and what succeeded is compensated; a second Ctrl-C aborts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from rich.console import RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.text import Text
+
+from ..errors import PlanParseError, RunStateError
+from ..executor import Executor
+from ..monitor import STATUS_STYLES, Monitor
+from ..plan import Plan
+from ..result import RunResult, RunStatus, StepStatus
+from ..validate import validate
+from .common import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_tools_option,
+    console,
+    err_console,
+    print_json,
+    read_plan_file,
+    registry_from_args,
+)
+
+__all__ = ["register"]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "exec",
+        help="run a plan file (parallel, with live progress) and print the answer",
+        description="Validate and run a plan. Exit 0 succeeded, 1 failed or invalid plan, "
+        "2 unreadable plan file, 130 cancelled (Ctrl-C cancels and compensates).",
+    )
+    parser.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' reads stdin)")
+    add_tools_option(parser)
+    parser.add_argument(
+        "--json", action="store_true", help="print the run result as one JSON object, no progress"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive_int,
+        default=16,
+        metavar="N",
+        help="at most N tool calls at once (default 16)",
+    )
+    parser.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop the run at the first failed step (default: independent branches run on)",
+    )
+    parser.set_defaults(handler=cmd_exec)
+
+
+def _exit_code(result: RunResult) -> int:
+    if result.status is RunStatus.SUCCEEDED:
+        return EXIT_OK
+    if result.status is RunStatus.CANCELLED:
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def _print_issues(path: str, issues: list[object], what: str) -> None:
+    err_console.print(f"{escape(path)}: {what}", highlight=False)
+    for issue in issues:
+        err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
+
+
+async def _run(executor: Executor, plan: Plan) -> RunResult:
+    """Run the plan; the first Ctrl-C cancels it (and compensation runs), a second aborts."""
+    loop = asyncio.get_running_loop()
+    handle = executor.start(plan)
+    installed = False
+
+    def on_interrupt() -> None:
+        err_console.print("cancelling: undoing what ran (Ctrl-C again to abort)", style="yellow")
+        handle.cancel()
+        # The next Ctrl-C raises KeyboardInterrupt again (exit 130 without waiting).
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, not the main thread
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+        installed = True
+    try:
+        return await handle.wait()
+    finally:
+        if installed:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+
+def _bar_width(width: int) -> int:
+    return max(8, min(40, width - 85))
+
+
+def _progress(monitor: Monitor) -> RenderableType:
+    try:
+        return monitor.timeline_table(width=_bar_width(err_console.width))
+    except RunStateError:
+        return Text("starting...", style="dim")
+
+
+def _summary_line(result: RunResult) -> Text:
+    counts: dict[StepStatus, int] = {}
+    for record in result.steps.values():
+        counts[record.status] = counts.get(record.status, 0) + 1
+    parts = [f"{n} {status.value}" for status, n in counts.items()]
+    style = "green" if result.ok else "red" if result.status is RunStatus.FAILED else "yellow"
+    line = Text(f"{result.status.value}", style=f"bold {style}")
+    duration = f" in {result.duration:.2f}s" if result.duration is not None else ""
+    line.append(f"{duration}: {len(result.steps)} steps ({', '.join(parts) or 'none'})")
+    return line
+
+
+_MARKS = {
+    StepStatus.FAILED: "✗",
+    StepStatus.BLOCKED: "⊘",
+    StepStatus.SKIPPED: "↷",
+    StepStatus.CANCELLED: "■",
+}
+
+
+def _print_result(result: RunResult, monitor: Monitor) -> None:
+    console.print(monitor.timeline_table(result.run_id, width=_bar_width(console.width)))
+    # In full below the table, whose details column may be cut on a narrow terminal.
+    for record in result.steps.values():
+        mark = _MARKS.get(record.status)
+        if mark is None:
+            if record.error is None:
+                continue
+            mark = "!"  # a compensation that failed
+        if record.error is not None:
+            line = f"{mark} {record.id}: {record.error.type}: {record.error.message}"
+        else:
+            line = f"{mark} {record.id} {record.status.value}: {record.reason}"
+        console.print(Text(line, style=STATUS_STYLES[record.status]), soft_wrap=True)
+    if result.answer is not None:
+        console.print(Text("answer: ", style="bold").append(result.answer, style="not bold"))
+    console.print(_summary_line(result))
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    try:
+        plan = read_plan_file(args.plan)
+    except PlanParseError as exc:
+        if args.json:
+            print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
+        else:
+            _print_issues(args.plan, list(exc.issues), "not a readable plan")
+        return EXIT_USAGE
+    registry = registry_from_args(args)
+    issues = validate(plan, registry)
+    if issues:
+        if args.json:
+            print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
+        else:
+            _print_issues(args.plan, list(issues), f"{len(issues)} issue(s); the plan was not run")
+        return EXIT_FAILED
+    executor = Executor(registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast)
+    monitor = Monitor(executor.bus)
+    live = not args.json and err_console.is_terminal
+    with (
+        Live(
+            get_renderable=lambda: _progress(monitor),
+            console=err_console,
+            refresh_per_second=8,
+            transient=True,
+        )
+        if live
+        else contextlib.nullcontext()
+    ):
+        result = asyncio.run(_run(executor, plan))
+    if args.json:
+        print_json(result.to_json())
+    else:
+        _print_result(result, monitor)
+    return _exit_code(result)

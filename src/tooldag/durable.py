@@ -1,0 +1,259 @@
+"""Durable runs: start, resume, pause and cancel runs whose every step is journalled in a RunStore.
+
+This is the seed's ``StatefulWorkflowExecutor`` contract on top of
+:class:`~tooldag.executor.Executor` and :class:`~tooldag.store.RunStore`:
+
+- ``start(run_id, plan)`` runs a plan under an id. Starting an id that is running (in any live
+  process) or completed raises :class:`RunStateError`; an id that failed, paused, was interrupted
+  or cancelled is continued with the plan given (steps unchanged since, whose inputs are
+  unchanged too, are reused: see :func:`reusable_outputs`).
+- ``resume(run_id)`` continues a failed, paused or interrupted run with its latest plan: completed
+  steps are not executed again (their outputs come from the store), failed steps are retried, and
+  the step that was in flight when a process died runs again (at-least-once: tools get an
+  idempotency key, ``ToolContext.idempotency_key``, to make that harmless).
+- ``pause(run_id)`` stops starting steps, lets running ones finish, and persists ``paused``.
+- ``cancel_workflow(run_id)`` compensates the succeeded steps (saga) and persists ``cancelled``.
+- ``get_state(run_id)`` is the run as stored (a :class:`RunResult`), or ``None``.
+
+A failed run is not compensated by default here (``compensate_on_failure=False``): it is meant to be
+resumed. Cancel it to undo its effects.
+
+>>> from tooldag import ToolRegistry, tool
+>>> @tool
+... def add(x: int, y: int) -> int:
+...     return x + y
+>>> runs = DurableExecutor(ToolRegistry([add]), store=RunStore(":memory:"))
+>>> plan = Plan.model_validate({"steps": [{"id": "a", "tool": "add", "args": {"x": 1, "y": 2}}]})
+>>> runs.start("demo", plan).outputs
+{'a': 3}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import graphlib
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ._sync import run_sync
+from .errors import RunStateError
+from .events import Event, EventType
+from .executor import Executor, RunHandle
+from .plan import Plan
+from .registry import ToolRegistry
+from .result import RunResult, RunStatus
+from .store import INTERRUPTED, RunStore
+
+__all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
+
+# What each operation accepts, besides a run that does not exist yet (start only).
+_STARTABLE = frozenset(
+    {"pending", "failed", "paused", INTERRUPTED, "cancelled", "rejected", "budget_exceeded"}
+)
+_RESUMABLE = frozenset({"pending", "failed", "paused", INTERRUPTED})
+_CANCELLABLE = frozenset({"pending", "failed", "paused", INTERRUPTED, "budget_exceeded"})
+
+
+def reusable_outputs(
+    previous: Plan | None, plan: Plan, outputs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The completed outputs ``plan`` may reuse: a step's output is reused when the step is
+    unchanged since ``previous`` and so is everything it depends on; outputs of steps ``plan``
+    does not contain stay available to its references."""
+    ids = set(plan.ids)
+    keep = {k: v for k, v in outputs.items() if k not in ids}
+    if previous is None:
+        return keep
+    before = {s.id: s.to_json() for s in previous.steps}
+    graph = {s.id: [d for d in s.dependencies() if d in ids] for s in plan.steps}
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError:
+        return keep  # the executor rejects the plan and says why
+    for step_id in order:
+        step = plan.step(step_id)
+        if (
+            step_id in outputs
+            and before.get(step_id) == step.to_json()
+            and all(dep in keep for dep in step.dependencies())
+        ):
+            keep[step_id] = outputs[step_id]
+    return keep
+
+
+class DurableExecutor:
+    """Runs plans under run ids, journalled in ``store`` (default: :class:`RunStore` at its default
+    path). ``executor_options`` go to :class:`Executor` (``max_concurrency``, ``bus``, ...).
+
+    The async methods (``astart``, ``aresume``, ``acancel_workflow``) are the core; ``start``,
+    ``resume`` and ``cancel_workflow`` are their blocking forms, usable in Jupyter too.
+    ``pause`` and ``cancel_workflow`` may be called from any thread while a run is going.
+    """
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        *,
+        store: RunStore | None = None,
+        **executor_options: Any,
+    ) -> None:
+        executor_options.setdefault("compensate_on_failure", False)
+        self.registry = registry
+        self.store = store if store is not None else RunStore()
+        self.executor = Executor(registry, **executor_options)
+        # One subscription for the executor's bus, however many runs go through it.
+        self._detach = self.store.attach(self.executor.bus)
+        self._handles: dict[str, tuple[RunHandle, concurrent.futures.Future[RunResult]]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop journalling this executor's events (the store stays open)."""
+        self._detach()
+
+    # -- running
+    async def astart(self, run_id: str, plan: Plan) -> RunResult:
+        """Run ``plan`` as ``run_id`` (see the module docstring for which ids are allowed)."""
+        previous = self.store.plans(run_id)
+        self.store.claim(run_id, plan=plan, allow=_STARTABLE)
+        reuse = reusable_outputs(previous[-1] if previous else None, plan, self._outputs(run_id))
+        return await self._execute(run_id, plan, reuse)
+
+    async def aresume(self, run_id: str) -> RunResult:
+        """Continue a failed, paused or interrupted run with its latest plan."""
+        self.store.claim(run_id, allow=_RESUMABLE)
+        plans = self.store.plans(run_id)
+        if not plans:
+            self.store.release(run_id)
+            raise RunStateError(
+                f"run {run_id} has no stored plan, so there is nothing to resume; start it "
+                "again with a plan",
+                run_id=run_id,
+            )
+        plan = plans[-1]
+        return await self._execute(
+            run_id, plan, reusable_outputs(plan, plan, self._outputs(run_id))
+        )
+
+    def _outputs(self, run_id: str) -> dict[str, Any]:
+        return self.store.completed_outputs(run_id)
+
+    async def _execute(self, run_id: str, plan: Plan, reuse: dict[str, Any]) -> RunResult:
+        # The future lets a canceller on another thread or loop wait for the outcome.
+        done: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
+        try:
+            try:
+                handle = self.executor.start(plan, run_id=run_id, reuse=reuse)
+            except Exception as exc:  # a plan the executor refuses (cycle, duplicate ids)
+                self.store.set_status(run_id, RunStatus.FAILED, error=str(exc))
+                raise
+            with self._lock:
+                self._handles[run_id] = (handle, done)
+            result = await handle.wait()
+            if result.status is RunStatus.CANCELLED and not self.executor.compensate_on_failure:
+                # The executor's one switch covers failure and cancel alike; here only a cancel
+                # abandons the run (a failed one waits for a resume), so undo it now.
+                result = await self.executor.compensate(result)
+            done.set_result(result)
+            return result
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._handles.pop(run_id, None)
+            self.store.release(run_id)
+
+    def start(self, run_id: str, plan: Plan) -> RunResult:
+        """Blocking :meth:`astart`."""
+        return run_sync(self.astart(run_id, plan))
+
+    def resume(self, run_id: str) -> RunResult:
+        """Blocking :meth:`aresume`."""
+        return run_sync(self.aresume(run_id))
+
+    # -- steering
+    def _active(self, run_id: str) -> tuple[RunHandle, concurrent.futures.Future[RunResult]] | None:
+        with self._lock:
+            return self._handles.get(run_id)
+
+    def pause(self, run_id: str) -> None:
+        """Stop starting new steps of ``run_id``; running ones finish; the run ends ``paused``."""
+        active = self._active(run_id)
+        if active is None:
+            raise RunStateError(
+                f"run {run_id} is not running in this process, so it cannot be paused here; "
+                "pause it where it runs",
+                run_id=run_id,
+            )
+        active[0].pause()
+
+    async def acancel_workflow(self, run_id: str) -> RunResult:
+        """Cancel ``run_id``: compensate its succeeded steps, then persist ``cancelled``.
+
+        A run going in this process is cancelled through its executor and awaited; a stopped one
+        (failed, paused, interrupted) is compensated here from what the store holds.
+        """
+        active = self._active(run_id)
+        if active is not None:
+            active[0].cancel()
+            return await asyncio.wrap_future(active[1])
+        try:
+            self.store.claim(run_id, allow=_CANCELLABLE)
+        except RunStateError as exc:
+            info = self.store.get_run(run_id)
+            if info is not None and info.status == RunStatus.RUNNING.value:
+                raise RunStateError(
+                    f"run {run_id} is running in process {info.owner_pid} on {info.owner_host}: "
+                    "stop it there (Ctrl-C cancels and compensates), or kill it and cancel again",
+                    run_id=run_id,
+                ) from None
+            raise exc from None
+        try:
+            stored = self.store.load_result(run_id)
+            undone = await self.executor.compensate(stored)
+            # compensate() appends its failures to the result's error: keep only those.
+            failures = (undone.error or "").removeprefix(stored.error or "").lstrip("; ") or None
+            data = {"status": RunStatus.CANCELLED, "error": failures}
+            self.executor.bus.emit(Event(EventType.RUN_FINISHED, run_id, data=data))
+        finally:
+            self.store.release(run_id)
+        return self.store.load_result(run_id)
+
+    def cancel_workflow(self, run_id: str) -> RunResult:
+        """Blocking :meth:`acancel_workflow`. From the thread whose loop runs the run, await
+        :meth:`acancel_workflow` instead: blocking there would stop the run from finishing."""
+        return run_sync(self.acancel_workflow(run_id))
+
+    def get_state(self, run_id: str) -> RunResult | None:
+        """The run as stored, or ``None`` for an unknown id."""
+        if self.store.get_run(run_id) is None:
+            return None
+        return self.store.load_result(run_id)
+
+
+StatefulWorkflowExecutor = DurableExecutor
+"""The seed's name for :class:`DurableExecutor`."""
+
+
+async def aresume(
+    run_id: str, registry: ToolRegistry, store: RunStore | None = None, **executor_options: Any
+) -> RunResult:
+    """Continue a failed, paused or interrupted run (see :meth:`DurableExecutor.aresume`); ``store``
+    defaults to the store at :func:`~tooldag.store.default_store_path`."""
+    own = store is None
+    runner = DurableExecutor(registry, store=store, **executor_options)
+    try:
+        return await runner.aresume(run_id)
+    finally:
+        runner.close()
+        if own:
+            runner.store.close()
+
+
+def resume(
+    run_id: str, registry: ToolRegistry, store: RunStore | None = None, **executor_options: Any
+) -> RunResult:
+    """Blocking :func:`aresume`: ``resume("run-id", registry)`` picks up a crashed run."""
+    return run_sync(aresume(run_id, registry, store, **executor_options))

@@ -1,0 +1,241 @@
+"""Calling one tool, once or a few times: the part of the executor that touches user code.
+
+It owns what every call needs and nothing about the graph: async tools are awaited, sync tools run
+in a thread pool, each attempt has a timeout, transient failures are retried with tenacity
+(exponential backoff with jitter), and what comes back is turned into a JSON value or a clear error.
+
+A sync tool cannot be interrupted: when its step times out or the run is cancelled, the thread is
+left to finish and its result is discarded (Python offers no safe way to kill a thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pydantic_core
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from .errors import PermanentToolError, ToolArgumentError, ToolError
+from .registry import Tool, ToolContext
+from .result import StepError
+
+__all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
+
+AttemptHook = Callable[[int], None]
+RetryHook = Callable[[int, BaseException, float], None]
+
+
+def is_transient(tool: Tool, exc: BaseException) -> bool:
+    """Whether retrying ``exc`` may help: a tool's transient ToolError, a dropped connection, or a
+    timeout of a tool that is safe to call twice (no side effects, or idempotent)."""
+    if isinstance(exc, ToolError):
+        return exc.transient
+    if isinstance(exc, TimeoutError):
+        return tool.idempotent or not tool.side_effects
+    if isinstance(exc, ConnectionError):
+        return True
+    # Only an httpx error if httpx was imported; importing it here would cost every run.
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.TransportError)
+
+
+def error_of(exc: BaseException, *, transient: bool = False) -> StepError:
+    """A failure as a value (what records and events carry)."""
+    message = str(exc) or repr(exc)
+    return StepError(type=type(exc).__name__, message=message, transient=transient)
+
+
+def _size_hint(value: Any) -> int:
+    """A cheap lower bound of the JSON size: exact enough to skip serialising small scalars."""
+    if value is None or isinstance(value, bool | int | float):
+        return 32
+    if isinstance(value, str):
+        return len(value)
+    return -1
+
+
+def normalise_output(output: Any, *, tool: str, max_bytes: int) -> Any:
+    """``output`` as plain JSON data (models, dataclasses, datetimes... converted by pydantic).
+
+    Raises PermanentToolError when it cannot be converted or is larger than ``max_bytes`` as JSON.
+    """
+    try:
+        value = pydantic_core.to_jsonable_python(output)
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError, RecursionError) as exc:
+        raise PermanentToolError(
+            f"tool {tool!r} returned a {type(output).__name__}, which cannot be turned into JSON "
+            f"({exc}); return dicts, lists, text, numbers, pydantic models or dataclasses"
+        ) from None
+    hint = _size_hint(value)
+    # Text is at most 4 bytes a character in UTF-8 (+ quotes and escapes, bounded by 6x).
+    if hint < 0 or hint * 6 + 2 > max_bytes:
+        try:
+            size = len(pydantic_core.to_json(value))
+        except (pydantic_core.PydanticSerializationError, ValueError, RecursionError) as exc:
+            raise PermanentToolError(
+                f"tool {tool!r} returned a value that is not JSON: {exc}"
+            ) from None
+        if size > max_bytes:
+            raise PermanentToolError(
+                f"tool {tool!r} returned {size:,} bytes of JSON, more than the limit of "
+                f"{max_bytes:,}; return a summary or a reference (a path, a URL), or raise "
+                "max_output_bytes"
+            )
+    return value
+
+
+class Invoker:
+    """Calls tools for one run. ``close()`` releases the thread pool (without waiting for it)."""
+
+    def __init__(self, *, max_workers: int, max_output_bytes: int) -> None:
+        self._max_workers = max_workers
+        self._max_output_bytes = max_output_bytes
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._is_async: dict[str, bool] = {}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            # Threads of timed-out or cancelled sync tools are left to finish on their own.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def _once(self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None) -> Any:
+        func = tool.function
+        if func is None:
+            raise ToolArgumentError(
+                tool.name, "schema-only tool: it has no Python function to run; register a callable"
+            )
+        is_async = self._is_async.get(tool.name)
+        if is_async is None:
+            # inspect.iscoroutinefunction costs a microsecond: once per tool, not per call.
+            is_async = self._is_async[tool.name] = tool.is_async
+        if is_async:
+            call = func(**kwargs)
+        else:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    self._max_workers, thread_name_prefix="tooldag-tool"
+                )
+            ctx = contextvars.copy_context()
+            call = asyncio.get_running_loop().run_in_executor(
+                self._pool, functools.partial(ctx.run, func, **kwargs)
+            )
+        if timeout is None:
+            out = await call
+        else:
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    out = await call
+            except TimeoutError:
+                if scope.expired():
+                    raise TimeoutError(
+                        f"tool {tool.name!r} did not finish within {timeout:g}s; raise the step's "
+                        "'timeout' (or the tool's) if it needs longer"
+                    ) from None
+                raise
+        if inspect.isawaitable(out):
+            # A sync callable that returns an awaitable (functools.partial of a coroutine, ...).
+            out = await out
+        return out
+
+    @staticmethod
+    def _kwargs(
+        tool: Tool, args: Mapping[str, Any], run_id: str, step_id: str, attempt: int
+    ) -> Mapping[str, Any]:
+        if not tool.context_param:
+            return args
+        return {**args, tool.context_param: ToolContext(run_id, step_id, attempt)}
+
+    async def call(
+        self,
+        tool: Tool,
+        args: Mapping[str, Any],
+        *,
+        run_id: str,
+        step_id: str,
+        timeout: float | None,
+        on_attempt: AttemptHook | None = None,
+        on_retry: RetryHook | None = None,
+    ) -> tuple[Any, int]:
+        """Call ``tool`` until it succeeds, fails permanently or runs out of attempts.
+
+        Returns (JSON output, attempts made). Exceptions of the last attempt propagate; those of
+        ``on_attempt`` / ``on_retry`` (the journal failing) propagate at once, never retried.
+        """
+        # The first attempt runs outside tenacity: tenacity's per-call bookkeeping (~20 us) would
+        # be most of a step's overhead. A transient first failure is replayed into tenacity, so
+        # backoff, jitter, stop and the retry notices are tenacity's alone.
+        if on_attempt is not None:
+            on_attempt(1)
+        try:
+            out = await self._once(tool, self._kwargs(tool, args, run_id, step_id, 1), timeout)
+            attempts = 1
+        except Exception as exc:
+            if tool.retry.attempts <= 1 or not is_transient(tool, exc):
+                raise
+            out, attempts = await self._retry(
+                tool, args, exc, run_id, step_id, timeout, on_attempt, on_retry
+            )
+        return normalise_output(out, tool=tool.name, max_bytes=self._max_output_bytes), attempts
+
+    async def _retry(
+        self,
+        tool: Tool,
+        args: Mapping[str, Any],
+        first_error: BaseException,
+        run_id: str,
+        step_id: str,
+        timeout: float | None,
+        on_attempt: AttemptHook | None,
+        on_retry: RetryHook | None,
+    ) -> tuple[Any, int]:
+        attempts = 0
+        hook_error: BaseException | None = None
+
+        def retryable(exc: BaseException) -> bool:
+            return exc is not hook_error and is_transient(tool, exc)
+
+        async def attempt() -> Any:
+            nonlocal attempts, hook_error
+            attempts += 1
+            if attempts == 1:
+                raise first_error
+            if on_attempt is not None:
+                try:
+                    on_attempt(attempts)
+                except BaseException as exc:
+                    hook_error = exc
+                    raise
+            kwargs = self._kwargs(tool, args, run_id, step_id, attempts)
+            return await self._once(tool, kwargs, timeout)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            if on_retry is not None and error is not None:
+                on_retry(state.attempt_number, error, state.upcoming_sleep)
+
+        policy = tool.retry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_exponential_jitter(
+                multiplier=policy.initial_backoff, max=policy.max_backoff, jitter=policy.jitter
+            ),
+            retry=retry_if_exception(retryable),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        out: Any = await retrying(attempt)
+        return out, attempts

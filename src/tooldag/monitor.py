@@ -1,0 +1,351 @@
+"""Watching runs: the seed's workflow summary and step timeline, built only from events.
+
+A :class:`Monitor` subscribes to an executor's bus (or is fed recorded events) and keeps, per run,
+what each step did and when. It answers the seed's ``get_workflow_summary`` and
+``get_step_timeline``, draws the plan as Mermaid coloured by status, and prints a terminal timeline
+(rich) in which steps that ran at the same time visibly overlap.
+
+>>> from tooldag import Plan, ToolRegistry, tool
+>>> from tooldag.executor import Executor
+>>> @tool
+... def ping() -> str:
+...     return "pong"
+>>> executor = Executor(ToolRegistry([ping]))
+>>> monitor = Monitor(executor.bus)
+>>> plan = Plan.model_validate({"steps": [{"id": "a", "tool": "ping"},
+...                                          {"id": "b", "tool": "ping"}]})
+>>> import asyncio
+>>> _ = asyncio.run(executor.run(plan))
+>>> summary = monitor.get_workflow_summary()
+>>> summary["total"], summary["successful"], summary["is_active"]
+(2, 2, False)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .errors import RunStateError
+from .events import Event, EventBus, EventType
+from .graph import to_mermaid
+from .plan import Plan
+from .result import RunStatus, StepStatus
+
+__all__ = ["Monitor", "STATUS_STYLES"]
+
+# Terminal colours per step status (rich styles).
+STATUS_STYLES: dict[StepStatus, str] = {
+    StepStatus.PENDING: "grey50",
+    StepStatus.RUNNING: "yellow",
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "bold red",
+    StepStatus.SKIPPED: "blue",
+    StepStatus.BLOCKED: "dark_orange",
+    StepStatus.CANCELLED: "magenta",
+    StepStatus.COMPENSATED: "cyan",
+}
+
+_FINISHING = {
+    EventType.STEP_SUCCEEDED: StepStatus.SUCCEEDED,
+    EventType.STEP_FAILED: StepStatus.FAILED,
+    EventType.STEP_SKIPPED: StepStatus.SKIPPED,
+    EventType.STEP_BLOCKED: StepStatus.BLOCKED,
+    EventType.STEP_CANCELLED: StepStatus.CANCELLED,
+    EventType.STEP_REUSED: StepStatus.SUCCEEDED,
+}
+
+
+@dataclass
+class _StepView:
+    id: str
+    tool: str = ""
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration: float | None = None
+    error: str | None = None
+    reason: str | None = None
+    reused: bool = False
+
+
+@dataclass
+class _RunView:
+    run_id: str
+    goal: str = ""
+    plan: dict[str, Any] | None = None
+    status: RunStatus = RunStatus.RUNNING
+    started_at: float | None = None
+    finished_at: float | None = None
+    active: bool = True
+    steps: dict[str, _StepView] = field(default_factory=dict)
+
+    def step(self, sid: str) -> _StepView:
+        view = self.steps.get(sid)
+        if view is None:
+            view = self.steps[sid] = _StepView(sid)
+        return view
+
+
+def _apply(run: _RunView, event: Event) -> None:
+    kind = event.type
+    if kind is EventType.RUN_STARTED:
+        run.started_at = event.ts
+        run.goal = str(event.data.get("goal") or "")
+        plan = event.data.get("plan")
+        if isinstance(plan, dict):
+            run.plan = plan
+            for raw in plan.get("steps", []):
+                if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+                    run.step(raw["id"]).tool = str(raw.get("tool", ""))
+        return
+    if kind is EventType.RUN_FINISHED:
+        run.finished_at = event.ts
+        run.active = False
+        try:
+            run.status = RunStatus(str(event.data.get("status")))
+        except ValueError:
+            run.status = RunStatus.FAILED
+        return
+    if event.step_id is None:
+        return
+    view = run.step(event.step_id)
+    if kind is EventType.STEP_STARTED:
+        view.tool = str(event.data.get("tool") or view.tool)
+        view.status = StepStatus.RUNNING
+        view.attempts = event.attempt
+        if view.started_at is None:
+            view.started_at = event.ts
+    elif kind in _FINISHING:
+        view.status = _FINISHING[kind]
+        view.finished_at = event.ts
+        view.attempts = max(view.attempts, event.attempt)
+        if event.duration is not None:
+            view.duration = event.duration
+        elif view.started_at is not None:
+            view.duration = event.ts - view.started_at
+        view.reason = event.data.get("reason") or view.reason
+        error = event.data.get("error")
+        if isinstance(error, dict):
+            view.error = f"{error.get('type')}: {error.get('message')}"
+        view.reused = kind is EventType.STEP_REUSED
+    elif kind is EventType.STEP_COMPENSATED:
+        view.status = StepStatus.COMPENSATED
+    elif kind is EventType.STEP_COMPENSATION_FAILED:
+        error = event.data.get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        view.error = f"compensation failed: {message}"
+
+
+def _overlaps(views: list[_StepView], now: float) -> tuple[dict[str, list[str]], int]:
+    """For each step that ran, the steps that ran at the same time, and the most that ran at
+    once (a sweep over start and end times)."""
+    points: list[tuple[float, int, str]] = []
+    for view in views:
+        if view.started_at is None:
+            continue
+        end = view.finished_at if view.finished_at is not None else now
+        points.append((view.started_at, 1, view.id))
+        points.append((max(end, view.started_at), 0, view.id))  # ends sort before starts
+    points.sort()
+    active: set[str] = set()
+    peak = 0
+    out: dict[str, list[str]] = {v.id: [] for v in views if v.started_at is not None}
+    for _, is_start, sid in points:
+        if is_start:
+            for other in active:
+                out[other].append(sid)
+                out[sid].append(other)
+            active.add(sid)
+            peak = max(peak, len(active))
+        else:
+            active.discard(sid)
+    return out, peak
+
+
+class Monitor:
+    """Follows runs through their events. Thread-safe: events may come from a helper thread."""
+
+    def __init__(self, bus: EventBus | None = None) -> None:
+        self._runs: dict[str, _RunView] = {}
+        self._lock = threading.Lock()
+        if bus is not None:
+            self.attach(bus)
+
+    @classmethod
+    def from_events(cls, events: Iterable[Event]) -> Monitor:
+        """A monitor of recorded events (a journal replay)."""
+        monitor = cls()
+        for event in events:
+            monitor.record(event)
+        return monitor
+
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Follow ``bus``; returns the function that stops following it."""
+        return bus.subscribe(self.record)
+
+    def __call__(self, event: Event) -> None:
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        if event.type is EventType.LLM_CALL or event.type is EventType.PLAN_CREATED:
+            return
+        with self._lock:
+            run = self._runs.get(event.run_id)
+            if run is None:
+                run = self._runs[event.run_id] = _RunView(event.run_id)
+            _apply(run, event)
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Runs seen, in the order they started."""
+        with self._lock:
+            return list(self._runs)
+
+    def _run(self, run_id: str | None) -> _RunView:
+        if run_id is None:
+            if not self._runs:
+                raise RunStateError("the monitor has seen no run yet; attach it before running")
+            return next(reversed(self._runs.values()))
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunStateError(f"the monitor has seen no run {run_id!r}", run_id=run_id) from None
+
+    # ------------------------------------------------------------------ the seed's queries
+
+    def get_workflow_summary(self, run_id: str | None = None) -> dict[str, Any]:
+        """Counts by status, durations (seconds) and whether the run is still going (default: the
+        latest run). ``total_duration`` sums step durations (work done); ``wall_time`` is the
+        run's elapsed time; ``max_parallel`` the most steps that ran at once."""
+        with self._lock:
+            run = self._run(run_id)
+            views = list(run.steps.values())
+            now = time.time()
+            counts = {status: 0 for status in StepStatus}
+            for view in views:
+                counts[view.status] += 1
+            durations = [v.duration for v in views if v.duration is not None and not v.reused]
+            end = run.finished_at if run.finished_at is not None else now
+            _, peak = _overlaps(views, now)
+            return {
+                "run_id": run.run_id,
+                "goal": run.goal,
+                "status": run.status.value,
+                "total": len(views),
+                "successful": counts[StepStatus.SUCCEEDED],
+                "failed": counts[StepStatus.FAILED],
+                "skipped": counts[StepStatus.SKIPPED],
+                "blocked": counts[StepStatus.BLOCKED],
+                "cancelled": counts[StepStatus.CANCELLED],
+                "compensated": counts[StepStatus.COMPENSATED],
+                "in_progress": counts[StepStatus.RUNNING],
+                "pending": counts[StepStatus.PENDING],
+                "reused": sum(1 for v in views if v.reused),
+                "total_duration": sum(durations),
+                "average_duration": sum(durations) / len(durations) if durations else 0.0,
+                "wall_time": end - run.started_at if run.started_at is not None else 0.0,
+                "max_parallel": peak,
+                "is_active": run.active,
+            }
+
+    def get_step_timeline(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """One entry per step, in start order (steps that never started last): times are epoch
+        seconds, ``offset`` is seconds from the run's start, ``overlaps`` the steps that ran at
+        the same time."""
+        with self._lock:
+            run = self._run(run_id)
+            views = list(run.steps.values())
+            overlaps, _ = _overlaps(views, time.time())
+            t0 = run.started_at
+            views.sort(key=lambda v: (v.started_at is None, v.started_at or v.finished_at or 0.0))
+            return [
+                {
+                    "step_id": v.id,
+                    "tool": v.tool,
+                    "status": v.status.value,
+                    "attempts": v.attempts,
+                    "started_at": v.started_at,
+                    "finished_at": v.finished_at,
+                    "duration": v.duration,
+                    "offset": v.started_at - t0 if v.started_at is not None and t0 else None,
+                    "success": v.status is StepStatus.SUCCEEDED,
+                    "error": v.error,
+                    "reason": v.reason,
+                    "reused": v.reused,
+                    "overlaps": sorted(overlaps.get(v.id, [])),
+                }
+                for v in views
+            ]
+
+    def statuses(self, run_id: str | None = None) -> dict[str, StepStatus]:
+        with self._lock:
+            return {sid: v.status for sid, v in self._run(run_id).steps.items()}
+
+    def to_mermaid(self, run_id: str | None = None) -> str:
+        """The run's plan as a Mermaid flowchart coloured by step status."""
+        with self._lock:
+            run = self._run(run_id)
+            if run.plan is None:
+                raise RunStateError(f"run {run.run_id!r} has no plan (its run_started was missed)")
+            plan = Plan.model_validate(run.plan)
+            statuses = {sid: v.status for sid, v in run.steps.items()}
+        return to_mermaid(plan, statuses)
+
+    # ------------------------------------------------------------------ terminal
+
+    def timeline_table(self, run_id: str | None = None, *, width: int = 40) -> Table:
+        """A rich table: one row per step, with a bar over the run's span (overlapping bars ran
+        at the same time) and what happened to it."""
+        summary = self.get_workflow_summary(run_id)
+        rows = self.get_step_timeline(run_id)
+        with self._lock:
+            run = self._run(run_id)
+            t0 = run.started_at or 0.0
+            t1 = run.finished_at or time.time()
+        span = max(t1 - t0, 1e-9)
+        table = Table(
+            title=f"run {summary['run_id']} · {summary['status']} · "
+            f"{summary['wall_time']:.2f}s · up to {summary['max_parallel']} at once",
+            title_justify="left",
+        )
+        longest = max((len(r["step_id"]) for r in rows), default=4)
+        table.add_column("step", no_wrap=True, min_width=min(longest, 24))
+        table.add_column("tool", style="dim", no_wrap=True, max_width=20)
+        table.add_column("status", no_wrap=True, min_width=11)
+        table.add_column("timeline", no_wrap=True, min_width=width)
+        table.add_column("time", justify="right", no_wrap=True, min_width=7)
+        table.add_column("details", overflow="fold", min_width=12)
+        for row in rows:
+            status = StepStatus(row["status"])
+            style = STATUS_STYLES[status]
+            start, end = row["started_at"], row["finished_at"] or t1
+            if start is not None:
+                a = min(width - 1, int((start - t0) / span * width))
+                b = max(a + 1, min(width, round((end - t0) / span * width)))
+                bar = Text(" " * a + "█" * (b - a) + " " * (width - b), style=style)
+            else:
+                at = row["finished_at"]
+                a = min(width - 1, int((at - t0) / span * width)) if at is not None else 0
+                bar = Text(" " * a + "·" + " " * (width - a - 1), style=style)
+            duration = f"{row['duration']:.3f}s" if row["duration"] is not None else ""
+            details = row["error"] or row["reason"] or ("reused" if row["reused"] else "")
+            if row["attempts"] > 1:
+                details = f"{row['attempts']} attempts. {details}".strip()
+            table.add_row(
+                row["step_id"], row["tool"], Text(status.value, style=style), bar, duration, details
+            )
+        return table
+
+    def print_timeline(
+        self, run_id: str | None = None, *, console: Console | None = None, width: int = 40
+    ) -> None:
+        (console or Console()).print(self.timeline_table(run_id, width=width))

@@ -1,0 +1,651 @@
+"""The run of one plan: a ready/done state machine driven by step completions.
+
+:class:`graphlib.TopologicalSorter` is the pure state machine; this module acts on what it makes
+ready. A step is started from the completion of its last dependency (no polling loop, no
+level-by-level batches): the finishing step's task marks itself done and, in the same call, starts,
+skips or blocks whatever that made ready.
+
+Concurrency limits are admission control: a step that is ready to start takes a slot of the global
+limit and, if its tool has one, of its tool's limit; without a free slot it waits in a FIFO queue
+(no task is created for it), and every finishing step hands its slots on. So at most
+``max_concurrency`` tool calls run, whatever the width of the graph, and a fan-out of 10,000 steps
+costs 10,000 queue entries, not 10,000 parked tasks.
+
+:class:`Run` is the executor's machinery; use :class:`tooldag.executor.Executor`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import graphlib
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .conditions import evaluate_explained
+from .errors import PlanInvalidError, ReferenceResolutionError
+from .events import Event, EventType
+from .invoke import Invoker, error_of, is_transient
+from .issues import Issue
+from .plan import Plan, Step
+from .refs import BadReference, Ref, lookup, parse_ref, parse_string, render_text, resolve
+from .registry import Tool
+from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus
+from .saga import compensate_records
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+__all__ = ["Run", "render_answer"]
+
+log = logging.getLogger("tooldag.executor")
+
+_BAD = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
+_PENDING = StepStatus.PENDING
+
+
+class _Clock:
+    """Wall-clock timestamps that strictly increase within a run, so that "completion order"
+    (which compensation reverses) is never a tie."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self) -> float:
+        now = time.time()
+        if now <= self._last:
+            now = self._last + 1e-6
+        self._last = now
+        return now
+
+
+@dataclass(slots=True)
+class _State:
+    """A step's record while the run is live (a StepRecord costs a validation per assignment)."""
+
+    id: str
+    tool: str
+    status: StepStatus = _PENDING
+    attempts: int = 0
+    args: dict[str, Any] | None = None
+    output: Any = None
+    error: StepError | None = None
+    reason: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    reused: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def record(self) -> StepRecord:
+        # Validation (in Rust) is faster than model_construct (in Python) here.
+        return StepRecord.model_validate({name: getattr(self, name) for name in _FIELDS})
+
+
+_FIELDS = [f.name for f in dataclasses.fields(_State)]
+
+
+@dataclass(slots=True)
+class _Launch:
+    """A step that is ready to start: its tool and arguments, resolved and validated."""
+
+    sid: str
+    step: Step
+    tool: Tool
+    args: dict[str, Any]
+    validated: dict[str, Any]
+
+
+def _names(ids: list[str]) -> str:
+    return ", ".join(repr(i) for i in ids)
+
+
+def render_answer(
+    template: str | None,
+    outputs: Mapping[str, Any],
+    records: Mapping[str, StepRecord] | None = None,
+) -> str | None:
+    """Render a plan's ``answer`` over step outputs.
+
+    A reference that cannot be read (its step was skipped, failed, blocked, or its output lacks the
+    key) renders as a bracketed placeholder saying why, never as an error.
+    """
+    if template is None:
+        return None
+    parsed = parse_string(template)
+    if isinstance(parsed, str | BadReference):
+        return parsed if isinstance(parsed, str) else template
+    parts = (parsed,) if isinstance(parsed, Ref) else parsed.parts
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif part.step in outputs:
+            try:
+                out.append(render_text(lookup(part, outputs)))
+            except ReferenceResolutionError as exc:
+                out.append(f"[{part} unavailable: {exc.reason}]")
+        else:
+            record = records.get(part.step) if records is not None else None
+            why = f"{part.step} {record.status.value}" if record else f"no step {part.step!r}"
+            out.append(f"[{part} unavailable: {why}]")
+    return "".join(out)
+
+
+class Run:
+    """The state of one run: step states, outputs, the sorter, the queue, running tasks.
+
+    Lives on one event loop; ``request_cancel`` / ``request_pause`` are called on that loop.
+    """
+
+    def __init__(
+        self, executor: Executor, plan: Plan, run_id: str, reuse: Mapping[str, Any] | None
+    ) -> None:
+        self.ex = executor
+        self.plan = plan
+        self.run_id = run_id
+        self.bus = executor.bus
+        self.clock = _Clock()
+        self.steps: dict[str, Step] = {}
+        for step in plan.steps:
+            if step.id in self.steps:
+                raise PlanInvalidError(
+                    "the plan cannot run: give every step its own id",
+                    [Issue("duplicate_id", f"two steps are called {step.id!r}", step.id)],
+                )
+            self.steps[step.id] = step
+        self.reuse = dict(reuse or {})
+        # What references resolve against: reused outputs (possibly of earlier plans) and ours.
+        self.outputs: dict[str, Any] = dict(self.reuse)
+        self.states = {s.id: _State(s.id, s.tool) for s in plan.steps}
+        self.deps: dict[str, tuple[str, ...]] = {}
+        self.data_deps: dict[str, tuple[str, ...]] = {}
+        self.unknown: dict[str, list[str]] = {}
+        for step in plan.steps:
+            data = step.data_dependencies()
+            self.data_deps[step.id] = tuple(d for d in data if d in self.steps)
+            if step.id in self.reuse:
+                self.deps[step.id] = ()
+                continue
+            every = dict.fromkeys([*data, *step.depends_on])
+            self.deps[step.id] = tuple(d for d in every if d in self.steps)
+            missing = [d for d in every if d not in self.steps and d not in self.reuse]
+            if missing:
+                self.unknown[step.id] = missing
+        self.sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(self.deps)
+        try:
+            self.sorter.prepare()
+        except graphlib.CycleError as exc:
+            cycle = [str(c) for c in exc.args[1]]
+            issue = Issue("cycle", "steps wait for each other", cycle[0], hint=" -> ".join(cycle))
+            raise PlanInvalidError("the plan cannot run: it has a cycle", [issue]) from None
+        self.free = executor.max_concurrency
+        self.tool_free = dict(executor.tool_limits)
+        self.queue: deque[_Launch] = deque()
+        self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.invoker = Invoker(
+            max_workers=executor.max_concurrency, max_output_bytes=executor.max_output_bytes
+        )
+        self.idle = asyncio.Event()
+        self.draining = False
+        self.cancel_requested = False
+        self.pause_requested = False
+        self.halted = False
+        self.finishing = False
+        self.stop_reason: str | None = None
+        self.fatal: str | None = None
+        self.journal_error: BaseException | None = None
+        self.started_at = 0.0
+
+    # ------------------------------------------------------------------ events
+
+    def event(
+        self, kind: EventType, sid: str | None, state: _State | None, data: dict[str, Any]
+    ) -> Event:
+        if state is None:
+            return Event(kind, self.run_id, sid, 0, None, data)
+        return Event(kind, self.run_id, sid, state.attempts, state.duration, data)
+
+    def emit(
+        self, kind: EventType, sid: str | None, state: _State | None = None, **data: Any
+    ) -> bool:
+        """Emit an event (attempt and duration from ``state``); a failing critical subscriber
+        (the journal) stops the run. False if it failed."""
+        return self.send(self.event(kind, sid, state, data))
+
+    def send(self, event: Event) -> bool:
+        try:
+            self.bus.emit(event)
+        except Exception as exc:
+            self.journal_broke(exc)
+            return False
+        return True
+
+    def emit_or_raise(self, kind: EventType, sid: str, state: _State, **data: Any) -> None:
+        """Emit; a failing critical subscriber's exception propagates (and is remembered)."""
+        try:
+            self.bus.emit(self.event(kind, sid, state, data))
+        except Exception as exc:
+            self.journal_error = exc
+            raise
+
+    def journal_broke(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            log.error("run %s: an event subscriber failed, stopping the run: %s", self.run_id, exc)
+            self.fatal = (
+                f"the run journal failed ({type(exc).__name__}: {exc}); the run was stopped so "
+                "that no step runs unrecorded"
+            )
+            self.halt(self.fatal)
+
+    # ------------------------------------------------------------------ control
+
+    @property
+    def stopping(self) -> bool:
+        return self.cancel_requested or self.pause_requested or self.halted
+
+    def halt(self, reason: str) -> None:
+        """Start nothing new and cancel what runs (fail_fast, broken journal)."""
+        if self.halted or self.finishing:
+            return
+        self.halted = True
+        self.stop_reason = self.stop_reason or reason
+        self.cancel_tasks()
+
+    def cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        for task in list(self.tasks.values()):
+            if task is not current:
+                task.cancel()
+        self.check_idle()
+
+    def request_cancel(self) -> None:
+        if self.cancel_requested or self.finishing:
+            return
+        self.cancel_requested = True
+        self.stop_reason = "the run was cancelled"
+        self.cancel_tasks()
+
+    def request_pause(self) -> None:
+        if self.pause_requested or self.finishing:
+            return
+        self.pause_requested = True
+        self.check_idle()
+
+    def check_idle(self) -> None:
+        if not self.tasks and (self.stopping or not self.sorter.is_active()):
+            self.idle.set()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def drain(self) -> None:
+        """Act on every step that became ready. Re-entrant calls return at once: the outer loop
+        picks up what they made ready (a chain of skips is a loop, not a recursion)."""
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            while not self.stopping:
+                ready = self.sorter.get_ready()
+                if not ready:
+                    break
+                for sid in ready:
+                    if self.stopping:
+                        break
+                    self.on_ready(sid)
+        finally:
+            self.draining = False
+        self.check_idle()
+
+    def complete(self, sid: str) -> None:
+        self.sorter.done(sid)
+        self.drain()
+
+    def on_ready(self, sid: str) -> None:
+        """Decide a ready step's fate: blocked, skipped, failed early, or queued to start."""
+        states = self.states
+        if states[sid].status is not _PENDING:  # reused
+            self.complete(sid)
+            return
+        step = self.steps[sid]
+        bad = [d for d in self.deps[sid] if states[d].status in _BAD]
+        if bad:
+            self.block(sid, bad)
+            return
+        if sid in self.unknown:
+            missing = self.unknown[sid]
+            why = f"step {sid!r} needs {_names(missing)}: neither a step of this plan nor a reused "
+            exc = ReferenceResolutionError(f"${missing[0]}", why + "output; validate the plan")
+            self.fail_early(sid, exc)
+            return
+        skipped = [d for d in self.data_deps[sid] if states[d].status is StepStatus.SKIPPED]
+        if skipped:
+            verb = "was" if len(skipped) == 1 else "were"
+            self.skip(sid, f"it uses the output of {_names(skipped)}, which {verb} skipped")
+            return
+        if step.when is not None:
+            try:
+                ok, why = evaluate_explained(step.when, self.outputs)
+            except Exception as exc:
+                self.fail_early(sid, exc, prefix=f"step {sid!r}: its 'when' condition: ")
+                return
+            if not ok:
+                self.skip(sid, f"condition not met: {why}")
+                return
+        try:
+            tool = self.ex.registry.get(step.tool)
+        except Exception as exc:
+            self.fail_early(sid, exc, prefix=f"step {sid!r}: ")
+            return
+        args: dict[str, Any] = {}
+        for name, value in step.args.items():
+            try:
+                args[name] = resolve(value, self.outputs)
+            except Exception as exc:
+                self.fail_early(sid, exc, prefix=f"step {sid!r}, argument {name!r}: ")
+                return
+        try:
+            validated = tool.validate_args(args)
+        except Exception as exc:
+            field = getattr(exc, "field", None)
+            source = step.args.get(field.split(".")[0]) if isinstance(field, str) else None
+            ref = parse_ref(source) if isinstance(source, str) else None
+            suffix = f" (the value came from {ref})" if ref is not None else ""
+            self.fail_early(sid, exc, prefix=f"step {sid!r}: ", suffix=suffix)
+            return
+        self.queue.append(_Launch(sid, step, tool, args, validated))
+        self.pump()
+
+    def pump(self) -> None:
+        """Start queued steps while slots are free (global first-come first-served)."""
+        loop = asyncio.get_running_loop()
+        while self.free and self.queue and not self.stopping:
+            launch = self.queue.popleft()
+            name = launch.tool.name
+            if name in self.tool_free:
+                if not self.tool_free[name]:
+                    self.tool_queues[name].append(launch)
+                    continue
+                self.tool_free[name] -= 1
+            self.free -= 1
+            task = loop.create_task(self.execute(launch))
+            self.tasks[launch.sid] = task
+            task.add_done_callback(functools.partial(self.task_done, launch))
+
+    def task_done(self, launch: _Launch, task: asyncio.Task[None]) -> None:
+        sid = launch.sid
+        self.tasks.pop(sid, None)
+        self.free += 1
+        name = launch.tool.name
+        if name in self.tool_free:
+            self.tool_free[name] += 1
+            waiting = self.tool_queues[name]
+            if waiting:  # first in line for this tool goes first
+                self.queue.appendleft(waiting.popleft())
+        state = self.states[sid]
+        if task.cancelled():
+            if state.status is _PENDING:  # cancelled before its coroutine began
+                self.mark_cancelled(sid)
+        elif (exc := task.exception()) is not None:
+            log.error("run %s: step %s crashed the executor", self.run_id, sid, exc_info=exc)
+            if not state.status.finished:
+                error = StepError(type=type(exc).__name__, message=f"internal error: {exc}")
+                self.fail(sid, error)
+        self.pump()
+        self.check_idle()
+
+    # ------------------------------------------------------------------ outcomes
+
+    def finish(self, sid: str, status: StepStatus, reason: str | None = None) -> _State:
+        state = self.states[sid]
+        state.status = status
+        state.finished_at = self.clock()
+        if reason is not None:
+            state.reason = reason
+        return state
+
+    def needs(self, deps: list[str]) -> str:
+        return "needs " + ", ".join(f"{d} ({self.states[d].status.value})" for d in deps)
+
+    def block(self, sid: str, blocked_by: list[str]) -> None:
+        state = self.finish(sid, StepStatus.BLOCKED, self.needs(blocked_by))
+        self.emit(EventType.STEP_BLOCKED, sid, reason=state.reason, blocked_by=blocked_by)
+        self.complete(sid)
+
+    def skip(self, sid: str, reason: str) -> None:
+        self.finish(sid, StepStatus.SKIPPED, reason)
+        self.emit(EventType.STEP_SKIPPED, sid, reason=reason)
+        self.complete(sid)
+
+    def fail_early(
+        self, sid: str, exc: BaseException, *, prefix: str = "", suffix: str = ""
+    ) -> None:
+        """A failure before the tool was called (condition, reference, arguments): permanent."""
+        error = error_of(exc)
+        error.message = prefix + error.message + suffix
+        self.fail(sid, error)
+
+    def fail(self, sid: str, error: StepError) -> None:
+        state = self.finish(sid, StepStatus.FAILED)
+        state.error = error
+        self.emit(EventType.STEP_FAILED, sid, state, error=error.model_dump())
+        if self.ex.fail_fast:
+            self.halt(f"fail_fast: the run stopped after step {sid!r} failed")
+        self.complete(sid)
+
+    def mark_cancelled(self, sid: str) -> None:
+        started = self.states[sid].started_at is not None
+        reason = "cancelled while running" if started else "cancelled before it started"
+        if self.stop_reason:
+            reason += f" ({self.stop_reason})"
+        state = self.finish(sid, StepStatus.CANCELLED, reason)
+        self.emit(EventType.STEP_CANCELLED, sid, state, reason=reason)
+        self.complete(sid)
+
+    def journal_failed(self, sid: str, exc: BaseException) -> None:
+        """The journal did not take this step's event: the step does not count as done."""
+        self.journal_broke(exc)
+        message = (
+            f"step {sid!r} could not be recorded ({exc}); it does not count as done and its "
+            "output was discarded"
+        )
+        self.fail(sid, StepError(type=type(exc).__name__, message=message))
+
+    # ------------------------------------------------------------------ one step
+
+    async def execute(self, launch: _Launch) -> None:
+        sid, tool, args = launch.sid, launch.tool, launch.args
+        state = self.states[sid]
+        if self.pause_requested:
+            return  # the step stays pending, for a resume
+
+        def on_attempt(n: int) -> None:
+            now = self.clock()
+            if n == 1:
+                state.started_at = now
+                state.args = args
+                state.status = StepStatus.RUNNING
+            state.attempts = n
+            self.emit_or_raise(EventType.STEP_STARTED, sid, state, tool=tool.name, args=args)
+
+        def on_retry(n: int, exc: BaseException, delay: float) -> None:
+            error = error_of(exc, transient=True).model_dump()
+            self.emit_or_raise(EventType.STEP_RETRYING, sid, state, error=error, delay=delay)
+
+        timeout = launch.step.timeout
+        if timeout is None:
+            timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
+        try:
+            output, _ = await self.invoker.call(
+                tool,
+                launch.validated,
+                run_id=self.run_id,
+                step_id=sid,
+                timeout=timeout,
+                on_attempt=on_attempt,
+                on_retry=on_retry,
+            )
+        except asyncio.CancelledError:
+            self.mark_cancelled(sid)
+            return
+        except Exception as exc:
+            if exc is self.journal_error:
+                self.journal_failed(sid, exc)
+                return
+            error = error_of(exc, transient=is_transient(tool, exc))
+            if state.attempts > 1:
+                error.message += f" (after {state.attempts} attempts)"
+            self.fail(sid, error)
+            return
+        state.finished_at = self.clock()
+        try:
+            self.bus.emit(self.event(EventType.STEP_SUCCEEDED, sid, state, {"output": output}))
+        except Exception as exc:
+            self.journal_failed(sid, exc)
+            return
+        state.output = output
+        state.status = StepStatus.SUCCEEDED
+        self.outputs[sid] = output
+        self.complete(sid)
+
+    # ------------------------------------------------------------------ the run
+
+    async def main(self) -> RunResult:
+        self.started_at = self.clock()
+        interrupted = False
+        try:
+            plan = self.plan.to_json()
+            if self.emit(EventType.RUN_STARTED, None, plan=plan, goal=self.plan.goal):
+                self.mark_reused()
+                self.drain()
+            self.check_idle()
+            try:
+                await self.idle.wait()
+            except asyncio.CancelledError:
+                # The run's own task was cancelled (e.g. its loop is shutting down): cancel the
+                # run properly, compensation included, then let the cancellation go on.
+                interrupted = True
+                self.request_cancel()
+                await self.idle.wait()
+            result = await self.conclude()
+        finally:
+            self.invoker.close()
+        if interrupted:
+            raise asyncio.CancelledError
+        return result
+
+    def mark_reused(self) -> None:
+        for sid, output in self.reuse.items():
+            if sid not in self.states:
+                continue
+            state = self.finish(sid, StepStatus.SUCCEEDED)
+            with contextlib.suppress(Exception):
+                state.args = resolve(self.steps[sid].args, self.outputs)
+            state.output = output
+            state.reused = True
+            self.emit(EventType.STEP_REUSED, sid, output=output)
+
+    def settle_unstarted(self) -> None:
+        """Steps that never started, after a stop: blocked if they wait for a failure, otherwise
+        cancelled. Left pending only by a clean pause (a resume starts them)."""
+        states = self.states
+        if all(s.status is not _PENDING for s in states.values()):
+            return
+        failed = any(s.status is StepStatus.FAILED for s in states.values())
+        if self.pause_requested and not (self.cancel_requested or self.halted or failed):
+            return
+        reason = self.stop_reason or "the run stopped"
+        # Topological order, so that a step blocked here blocks its own dependants in turn.
+        for sid in graphlib.TopologicalSorter(self.deps).static_order():
+            if states[sid].status is not _PENDING:
+                continue
+            bad = [d for d in self.deps[sid] if states[d].status in _BAD]
+            if bad:
+                state = self.finish(sid, StepStatus.BLOCKED, self.needs(bad))
+                self.emit(EventType.STEP_BLOCKED, sid, reason=state.reason, blocked_by=bad)
+            else:
+                state = self.finish(sid, StepStatus.CANCELLED, f"not started: {reason}")
+                self.emit(EventType.STEP_CANCELLED, sid, reason=state.reason)
+
+    def status(self) -> RunStatus:
+        states = self.states.values()
+        if self.cancel_requested:
+            return RunStatus.CANCELLED
+        if self.fatal or any(s.status in _BAD for s in states):
+            return RunStatus.FAILED
+        if any(s.status is _PENDING for s in states):
+            return RunStatus.PAUSED if self.pause_requested else RunStatus.FAILED
+        return RunStatus.SUCCEEDED
+
+    def problems(self, records: Mapping[str, StepRecord]) -> list[str]:
+        """What went wrong, in a few lines (RunResult.error)."""
+        problems: list[str] = []
+        if self.cancel_requested:
+            problems.append("the run was cancelled")
+        if self.fatal:
+            problems.append(self.fatal)
+        failed = [r for r in records.values() if r.status is StepStatus.FAILED]
+        for record in failed[:3]:
+            message = record.error.message if record.error else "failed"
+            if not message.startswith(f"step {record.id!r}"):
+                message = f"step {record.id!r} failed: {message}"
+            problems.append(message)
+        if len(failed) > 3:
+            problems.append(f"{len(failed) - 3} more steps failed")
+        blocked = [r.id for r in records.values() if r.status is StepStatus.BLOCKED]
+        if blocked:
+            problems.append(f"blocked: {', '.join(blocked)}")
+        return problems
+
+    async def conclude(self) -> RunResult:
+        self.finishing = True
+        self.settle_unstarted()
+        status = self.status()
+        records = {sid: state.record() for sid, state in self.states.items()}
+        problems = self.problems(records)
+        answer = render_answer(self.plan.answer, self.outputs, records)
+        if status in (RunStatus.FAILED, RunStatus.CANCELLED) and self.ex.compensate_on_failure:
+            # A pool of its own: the run's threads may still be held by cancelled sync tools.
+            invoker = Invoker(max_workers=1, max_output_bytes=self.ex.max_output_bytes)
+            try:
+                problems += await compensate_records(
+                    self.ex.registry,
+                    self.bus,
+                    self.run_id,
+                    records,
+                    invoker,
+                    default_timeout=self.ex.default_timeout,
+                )
+            finally:
+                invoker.close()
+        finished_at = self.clock()
+        outputs = {
+            sid: r.output
+            for sid, r in records.items()
+            if r.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATED)
+        }
+        data = {"status": status.value, "answer": answer}
+        duration = finished_at - self.started_at
+        self.send(Event(EventType.RUN_FINISHED, self.run_id, None, 0, duration, data))
+        return RunResult(
+            run_id=self.run_id,
+            status=status,
+            outputs=outputs,
+            answer=answer,
+            steps=records,
+            plans=[self.plan],
+            error="; ".join(problems) or None,
+            started_at=self.started_at,
+            finished_at=finished_at,
+        )

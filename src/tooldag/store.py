@@ -1,0 +1,898 @@
+"""The run store: a SQLite journal of every run, so a crashed run can be resumed and inspected.
+
+One file (WAL mode, a busy timeout, ``BEGIN IMMEDIATE`` writes retried on ``SQLITE_BUSY``) holds the
+runs, their plan versions, one row per (run id, step id) and an append-only event log. The store is
+fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record` as a *critical*
+callback, so a failed write propagates to the executor and a step's output is committed before the
+step counts as done (write-ahead). Outputs live once, in the step row; events reference it.
+
+Outputs that JSON cannot express are stored in their JSON form when pydantic knows one (models,
+dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
+``{"__tooldag_unserializable__": {"type": ..., "repr": ...}}`` and a :class:`StoreWarning` is
+issued.
+A resumed run sees those stored forms, never the original objects.
+
+Durability: each event is one transaction. With ``synchronous=NORMAL`` (the default) a commit
+survives the process being killed; only a power loss may drop the last few commits (pass
+``synchronous="FULL"`` to fsync every commit).
+
+>>> store = RunStore(":memory:")
+>>> store.list_runs()
+[]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import sqlite3
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic_core import to_jsonable_python
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from .errors import RunStateError, StoreError
+from .events import Event, EventBus, EventType
+from .plan import Plan
+from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "INTERRUPTED",
+    "JSON_FALLBACK_KEY",
+    "MIGRATIONS",
+    "Migration",
+    "RunInfo",
+    "RunStore",
+    "StoreWarning",
+    "default_store_path",
+]
+
+INTERRUPTED = "interrupted"
+JSON_FALLBACK_KEY = "__tooldag_unserializable__"
+_REPR_LIMIT = 2000
+
+
+class StoreWarning(UserWarning):
+    """A value was stored in a lossy form (see the module docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step. Released migrations are never edited: add a new one instead."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, plans, steps and the event log",
+        (
+            """CREATE TABLE runs (
+                id TEXT PRIMARY KEY, goal TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+                created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL,
+                answer TEXT, error TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                total_tokens INTEGER NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0,
+                owner_pid INTEGER, owner_host TEXT, owner_token TEXT)""",
+            "CREATE INDEX runs_by_created ON runs(created_at)",
+            """CREATE TABLE plans (
+                run_id TEXT NOT NULL, version INTEGER NOT NULL, plan TEXT NOT NULL,
+                created_at REAL NOT NULL, PRIMARY KEY (run_id, version))""",
+            """CREATE TABLE steps (
+                run_id TEXT NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
+                reason TEXT, started_at REAL, finished_at REAL, reused INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, step_id))""",
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, type TEXT NOT NULL, step_id TEXT,
+                attempt INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, duration REAL, data TEXT)""",
+            "CREATE INDEX events_by_run ON events(run_id, seq)",
+        ),
+    ),
+)
+CURRENT_SCHEMA_VERSION = MIGRATIONS[-1].version
+
+# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
+_HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
+
+
+def default_store_path() -> Path:
+    """``$TOOLDAG_HOME/runs.sqlite3``, else ``runs.sqlite3`` in the user's data directory."""
+    home = os.environ.get("TOOLDAG_HOME")
+    base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("tooldag"))
+    return base / "runs.sqlite3"
+
+
+# --------------------------------------------------------------------------- JSON
+
+_fast_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _marker(obj: Any) -> dict[str, Any]:
+    kind = type(obj)
+    text = repr(obj)
+    if len(text) > _REPR_LIMIT:
+        text = text[:_REPR_LIMIT] + "..."
+    return {JSON_FALLBACK_KEY: {"type": f"{kind.__module__}.{kind.__qualname__}", "repr": text}}
+
+
+def _dumps(value: Any, *, what: str | None = None) -> str:
+    """JSON text of ``value``; the documented fallback (and a warning when ``what`` is given)."""
+    try:
+        return _fast_dumps(value)
+    except (TypeError, ValueError):
+        pass
+    lossy: list[str] = []
+
+    def fallback(obj: Any) -> Any:
+        lossy.append(type(obj).__qualname__)
+        return _marker(obj)
+
+    try:
+        text = _fast_dumps(to_jsonable_python(value, fallback=fallback, bytes_mode="base64"))
+    except Exception:  # circular structures, exotic __eq__/__hash__: keep the whole repr
+        lossy.append(type(value).__qualname__)
+        text = _fast_dumps(_marker(value))
+    if lossy and what is not None:
+        kinds = ", ".join(sorted(set(lossy)))
+        warnings.warn(
+            f"{what} is not JSON-serialisable ({kinds}); stored as its repr under "
+            f"{JSON_FALLBACK_KEY!r}: return JSON data or a pydantic model to store it faithfully",
+            StoreWarning,
+            stacklevel=3,
+        )
+    return text
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _plan_json(plan: Any) -> dict[str, Any]:
+    if isinstance(plan, Plan):
+        return plan.to_json()
+    if isinstance(plan, Mapping):
+        return dict(plan)
+    raise StoreError(f"cannot store a plan of type {type(plan).__name__}: pass a Plan or a dict")
+
+
+# --------------------------------------------------------------------------- liveness
+
+_HOST = socket.gethostname()
+# (store file, run id) of runs executing in this process: a row owned by this pid but absent here
+# belongs to an executor that died with an exception, so it counts as interrupted.
+_LIVE: set[tuple[str, str]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on: comm may hold spaces
+
+
+def _process_token(pid: int) -> str | None:
+    """The process start time (Linux): tells a live owner from a recycled pid."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+_SELF_TOKEN = _process_token(os.getpid())
+
+
+def _owner_alive(pid: int | None, host: str | None, token: str | None) -> bool:
+    if pid is None or host != _HOST or sys.platform == "win32":
+        return True  # another machine (or no way to probe): assume it is still working
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    fields = _proc_stat(pid)
+    if fields is not None:
+        if fields[0] in ("Z", "X"):
+            return False
+        if token is not None and len(fields) > 19 and fields[19] != token:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- RunInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's row: what ``tooldag runs list`` shows. ``status`` reads ``"interrupted"`` for a run
+    stored as running whose process is gone."""
+
+    id: str
+    goal: str
+    stored_status: RunStatus
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    answer: str | None
+    error: str | None
+    usage: Usage
+    plan_versions: int
+    owner_pid: int | None
+    owner_host: str | None
+    interrupted: bool
+    step_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return INTERRUPTED if self.interrupted else self.stored_status.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "goal": self.goal,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "answer": self.answer,
+            "error": self.error,
+            "usage": self.usage.to_dict(),
+            "plan_versions": self.plan_versions,
+            "steps": dict(self.step_counts),
+            "owner": f"{self.owner_pid}@{self.owner_host}" if self.owner_pid else None,
+        }
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _is_busy(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+class RunStore:
+    """A SQLite run journal. Thread-safe; several processes may share one file.
+
+    ``path`` defaults to :func:`default_store_path`; ``":memory:"`` gives a private store.
+    ``busy_timeout`` bounds how long a write waits for another process's lock before
+    :class:`StoreError` is raised.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 10.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        raw = default_store_path() if path is None else path
+        self.path = str(raw) if str(raw) == ":memory:" else str(Path(raw).expanduser())
+        self._key = self.path if self.path == ":memory:" else os.path.realpath(self.path)
+        self.busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._plans_seen: dict[str, str] = {}  # run id -> last plan JSON written (dedup)
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA")
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._migrate()
+        except StoreError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the run store {self.path}: {exc}; pass another path (or set "
+                "TOOLDAG_HOME) if this file is not a tooldag store"
+            ) from exc
+
+    # -- plumbing
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RunStore {self.path}>"
+
+    def _retry(self, action: Callable[[], Any]) -> Any:
+        """Run ``action``; on SQLITE_BUSY beyond sqlite's own timeout, back off and try again."""
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+        retrying = Retrying(
+            retry=retry_if_exception(_is_busy),
+            stop=stop_after_delay(self.busy_timeout),
+            wait=wait_random_exponential(multiplier=0.01, max=0.5),
+            reraise=True,
+        )
+        return retrying(action)
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: all of it is committed, or none of it."""
+        with self._lock:
+            try:
+                self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"cannot write {what} to {self.path}: {exc}; another process may hold the "
+                    "store locked: retry, or raise busy_timeout"
+                ) from exc
+            try:
+                yield self._conn
+                self._commit()
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(
+                        f"cannot write {what} to {self.path}: {exc}; check the disk has room and "
+                        "the file is writable, then resume the run"
+                    ) from exc
+                raise
+
+    def _migrate(self) -> None:
+        # Raw sqlite errors on purpose: the caller reports them as "cannot open the run store".
+        db = self._conn
+        self._retry(lambda: db.execute("BEGIN IMMEDIATE"))
+        try:
+            self._apply_migrations(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _apply_migrations(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
+            "applied_at REAL NOT NULL, description TEXT NOT NULL)"
+        )
+        current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current > CURRENT_SCHEMA_VERSION:
+            raise StoreError(
+                f"the run store {self.path} has schema version {current}, newer than this "
+                f"tooldag understands ({CURRENT_SCHEMA_VERSION}): upgrade tooldag or use "
+                "another store"
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= current:
+                continue
+            for statement in migration.statements:
+                db.execute(statement)
+            db.execute(
+                "INSERT INTO schema_version VALUES (?, ?, ?)",
+                (migration.version, time.time(), migration.description),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0])
+
+    # -- writing: events
+    def attach(self, bus: EventBus) -> Callable[[], None]:
+        """Journal every event of ``bus`` (critical: a failed write fails the emitter)."""
+        return bus.subscribe(self.record, critical=True)
+
+    def record(self, event: Event) -> None:
+        """Journal one event in one transaction; raises :class:`StoreError` if it cannot."""
+        handler = self._HANDLERS.get(event.type)
+        data = event.data
+        light = {k: v for k, v in data.items() if k not in _HEAVY_KEYS} if data else None
+        with self._write(f"{event.type.value} of run {event.run_id}") as db:
+            if handler is not None:
+                handler(self, db, event)
+            db.execute(
+                "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.run_id,
+                    event.type.value,
+                    event.step_id,
+                    event.attempt,
+                    event.ts,
+                    event.duration,
+                    _dumps(light) if light else None,
+                ),
+            )
+        if event.type is EventType.RUN_STARTED:
+            with _LIVE_LOCK:
+                _LIVE.add((self._key, event.run_id))
+        elif event.type is EventType.RUN_FINISHED:
+            with _LIVE_LOCK:
+                _LIVE.discard((self._key, event.run_id))
+
+    def _ensure_run(self, db: sqlite3.Connection, run_id: str, ts: float, goal: str = "") -> None:
+        db.execute(
+            "INSERT OR IGNORE INTO runs (id, goal, status, created_at, updated_at) "
+            "VALUES (?, ?, 'pending', ?, ?)",
+            (run_id, goal, ts, ts),
+        )
+
+    def _add_plan(self, db: sqlite3.Connection, run_id: str, plan: Any, ts: float) -> None:
+        """Store ``plan`` as the run's next version, unless it equals the latest one."""
+        text = json.dumps(_plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
+        if self._plans_seen.get(run_id) == text:
+            return
+        latest = db.execute(
+            "SELECT version, plan FROM plans WHERE run_id = ? ORDER BY version DESC LIMIT 1",
+            (run_id,),
+        ).fetchone()
+        if latest is None or latest["plan"] != text:
+            version = 1 if latest is None else latest["version"] + 1
+            db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (run_id, version, text, ts))
+        self._plans_seen[run_id] = text
+
+    def _owner_args(self) -> tuple[int, str, str | None]:
+        return (os.getpid(), _HOST, _SELF_TOKEN)
+
+    def _on_run_started(self, db: sqlite3.Connection, e: Event) -> None:
+        goal = str(e.data.get("goal") or "")
+        self._ensure_run(db, e.run_id, e.ts, goal)
+        db.execute(
+            "UPDATE runs SET status = 'running', goal = CASE WHEN ? != '' THEN ? ELSE goal END, "
+            "updated_at = ?, finished_at = NULL, error = NULL, owner_pid = ?, owner_host = ?, "
+            "owner_token = ? WHERE id = ?",
+            (goal, goal, e.ts, *self._owner_args(), e.run_id),
+        )
+        if e.data.get("plan") is not None:
+            self._add_plan(db, e.run_id, e.data["plan"], e.ts)
+
+    def _on_plan_created(self, db: sqlite3.Connection, e: Event) -> None:
+        plan = e.data.get("plan")
+        goal = str(_plan_json(plan).get("goal") or "") if plan is not None else ""
+        self._ensure_run(db, e.run_id, e.ts, goal)
+        if plan is not None:
+            self._add_plan(db, e.run_id, plan, e.ts)
+        db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (e.ts, e.run_id))
+
+    def _on_llm_call(self, db: sqlite3.Connection, e: Event) -> None:
+        # One event is one call, whatever a "calls" field in its usage says.
+        usage = e.data.get("usage") or {}
+        if not isinstance(usage, Mapping):  # a Usage dataclass or an SDK object
+            usage = getattr(usage, "to_dict", lambda: vars(usage))()
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+        total = usage.get("total_tokens")
+        self._ensure_run(db, e.run_id, e.ts)
+        db.execute(
+            "UPDATE runs SET prompt_tokens = prompt_tokens + ?, "
+            "completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?, "
+            "llm_calls = llm_calls + 1, updated_at = ? WHERE id = ?",
+            (
+                prompt,
+                completion,
+                int(total) if total is not None else prompt + completion,
+                e.ts,
+                e.run_id,
+            ),
+        )
+
+    def _on_run_finished(self, db: sqlite3.Connection, e: Event) -> None:
+        status = RunStatus(str(e.data.get("status") or RunStatus.FAILED.value))
+        answer = e.data.get("answer")
+        error = e.data.get("error")
+        db.execute(
+            "UPDATE runs SET status = ?, answer = ?, error = ?, updated_at = ?, "
+            "finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
+            (
+                status.value,
+                None if answer is None else str(answer),
+                None if error is None else str(error),
+                e.ts,
+                status.finished and status is not RunStatus.PAUSED,
+                e.ts,
+                e.run_id,
+            ),
+        )
+
+    def _on_step_started(self, db: sqlite3.Connection, e: Event) -> None:
+        args = e.data.get("args")
+        db.execute(
+            "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
+            "tool = COALESCE(excluded.tool, tool), status = 'running',"
+            " attempts = excluded.attempts, args = excluded.args, output = NULL, error = NULL,"
+            " reason = NULL, reused = 0,"
+            " finished_at = NULL, started_at = CASE WHEN excluded.attempts > 1 AND"
+            " status = 'running' THEN started_at ELSE excluded.started_at END",
+            (
+                e.run_id,
+                e.step_id,
+                e.data.get("tool"),
+                max(e.attempt, 1),
+                None if args is None else _dumps(args),
+                e.ts,
+            ),
+        )
+
+    def _upsert_end(
+        self,
+        db: sqlite3.Connection,
+        e: Event,
+        status: StepStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        db.execute(
+            "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
+            " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
+            " DO UPDATE SET tool = COALESCE(excluded.tool, tool), status = excluded.status,"
+            " attempts = MAX(attempts, excluded.attempts), output = excluded.output,"
+            " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at",
+            (e.run_id, e.step_id, e.data.get("tool"), status.value, e.attempt, output, error,
+             reason, e.ts),
+        )  # fmt: skip
+
+    def _on_step_succeeded(self, db: sqlite3.Connection, e: Event) -> None:
+        what = f"the output of step {e.step_id!r} (run {e.run_id})"
+        output = _dumps(e.data.get("output"), what=what)
+        self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
+
+    def _on_step_failed(self, db: sqlite3.Connection, e: Event) -> None:
+        self._upsert_end(db, e, StepStatus.FAILED, error=_error_json(e.data.get("error")))
+
+    def _on_step_retrying(self, db: sqlite3.Connection, e: Event) -> None:
+        db.execute(
+            "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
+            "WHERE run_id = ? AND step_id = ?",
+            (e.attempt, _error_json(e.data.get("error")), e.run_id, e.step_id),
+        )
+
+    def _on_step_ended(self, db: sqlite3.Connection, e: Event) -> None:
+        status = _END_STATUS[e.type]
+        reason = e.data.get("reason")
+        self._upsert_end(db, e, status, reason=None if reason is None else str(reason))
+
+    def _on_step_reused(self, db: sqlite3.Connection, e: Event) -> None:
+        # The output is already in the row (that is where reuse read it from): not written again.
+        updated = db.execute(
+            "UPDATE steps SET status = 'succeeded', reused = 1 WHERE run_id = ? AND step_id = ?",
+            (e.run_id, e.step_id),
+        ).rowcount
+        if not updated:
+            what = f"the reused output of step {e.step_id!r} (run {e.run_id})"
+            output = _dumps(e.data.get("output"), what=what)
+            self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
+            db.execute(
+                "UPDATE steps SET reused = 1 WHERE run_id = ? AND step_id = ?",
+                (e.run_id, e.step_id),
+            )
+
+    def _on_compensation(self, db: sqlite3.Connection, e: Event) -> None:
+        if e.type is EventType.STEP_COMPENSATED:
+            db.execute(
+                "UPDATE steps SET status = 'compensated' WHERE run_id = ? AND step_id = ?",
+                (e.run_id, e.step_id),
+            )
+        else:  # the step's effect stands: keep it succeeded, say why it could not be undone
+            db.execute(
+                "UPDATE steps SET reason = ? WHERE run_id = ? AND step_id = ?",
+                (f"compensation failed: {_error_text(e.data.get('error'))}", e.run_id, e.step_id),
+            )
+
+    _HANDLERS: dict[EventType, Callable[[RunStore, sqlite3.Connection, Event], None]] = {
+        EventType.RUN_STARTED: _on_run_started,
+        EventType.RUN_FINISHED: _on_run_finished,
+        EventType.PLAN_CREATED: _on_plan_created,
+        EventType.LLM_CALL: _on_llm_call,
+        EventType.STEP_STARTED: _on_step_started,
+        EventType.STEP_RETRYING: _on_step_retrying,
+        EventType.STEP_SUCCEEDED: _on_step_succeeded,
+        EventType.STEP_FAILED: _on_step_failed,
+        EventType.STEP_SKIPPED: _on_step_ended,
+        EventType.STEP_BLOCKED: _on_step_ended,
+        EventType.STEP_CANCELLED: _on_step_ended,
+        EventType.STEP_REUSED: _on_step_reused,
+        EventType.STEP_COMPENSATED: _on_compensation,
+        EventType.STEP_COMPENSATION_FAILED: _on_compensation,
+    }
+
+    # -- writing: ownership
+    def claim(
+        self, run_id: str, *, plan: Plan | None = None, allow: Collection[str] = ()
+    ) -> RunInfo:
+        """Atomically mark ``run_id`` running in this process (creating it when ``plan`` is given).
+
+        ``allow`` lists the statuses (``"interrupted"`` included) the run may be in; anything else,
+        and a run running in a live process, raises :class:`RunStateError`. Two processes
+        claiming the same run cannot both win.
+        """
+        now = time.time()
+        with self._write(f"the claim of run {run_id}") as db:
+            info = self._info(db, run_id)
+            if info is None:
+                if plan is None:
+                    raise RunStateError(self._missing(run_id), run_id=run_id)
+                self._ensure_run(db, run_id, now, plan.goal)
+            elif info.status == RunStatus.RUNNING.value:
+                raise RunStateError(
+                    f"run {run_id} is already running (process {info.owner_pid} on "
+                    f"{info.owner_host}); wait for it, or stop that process and resume the run",
+                    run_id=run_id,
+                )
+            elif info.status not in allow:
+                raise RunStateError(_not_allowed(run_id, info.status), run_id=run_id)
+            db.execute(
+                "UPDATE runs SET status = 'running', updated_at = ?, finished_at = NULL, "
+                "owner_pid = ?, owner_host = ?, owner_token = ? WHERE id = ?",
+                (now, *self._owner_args(), run_id),
+            )
+            if plan is not None:
+                self._add_plan(db, run_id, plan, now)
+            claimed = self._info(db, run_id)
+        with _LIVE_LOCK:
+            _LIVE.add((self._key, run_id))
+        assert claimed is not None
+        return claimed
+
+    def release(self, run_id: str) -> None:
+        """Forget that this process runs ``run_id`` (it finished or its executor died)."""
+        with _LIVE_LOCK:
+            _LIVE.discard((self._key, run_id))
+
+    def set_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
+        """Overwrite a run's status (what ``cancel`` of a stopped run uses)."""
+        now = time.time()
+        with self._write(f"the status of run {run_id}") as db:
+            db.execute(
+                "UPDATE runs SET status = ?, error = COALESCE(?, error), updated_at = ?, "
+                "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+                (status.value, error, now, status.finished, now, run_id),
+            )
+
+    # -- reading
+    def _missing(self, run_id: str) -> str:
+        return f"no run {run_id!r} in {self.path}: `tooldag runs list` shows the stored runs"
+
+    def _info(self, db: sqlite3.Connection, run_id: str) -> RunInfo | None:
+        row = db.execute(_INFO_SQL + " WHERE r.id = ?", (run_id,)).fetchone()
+        return None if row is None else self._row_info(row)
+
+    def _row_info(self, row: sqlite3.Row, counts: dict[str, int] | None = None) -> RunInfo:
+        status = RunStatus(row["status"])
+        interrupted = status is RunStatus.RUNNING and self._is_dead(
+            row["id"], row["owner_pid"], row["owner_host"], row["owner_token"]
+        )
+        usage = Usage(
+            row["prompt_tokens"], row["completion_tokens"], row["total_tokens"], row["llm_calls"]
+        )
+        return RunInfo(
+            id=row["id"],
+            goal=row["goal"],
+            stored_status=status,
+            created_at=row["created_at"],
+            updated_at=max(row["updated_at"], row["last_event"] or 0.0),
+            finished_at=row["finished_at"],
+            answer=row["answer"],
+            error=row["error"],
+            usage=usage,
+            plan_versions=row["plan_versions"],
+            owner_pid=row["owner_pid"],
+            owner_host=row["owner_host"],
+            interrupted=interrupted,
+            step_counts=counts or {},
+        )
+
+    def _is_dead(self, run_id: str, pid: int | None, host: str | None, token: str | None) -> bool:
+        if pid == os.getpid() and host == _HOST and token == _SELF_TOKEN:
+            with _LIVE_LOCK:
+                return (self._key, run_id) not in _LIVE
+        return not _owner_alive(pid, host, token)
+
+    def get_run(self, run_id: str) -> RunInfo | None:
+        """The run's row, or ``None`` if the store has no such run."""
+        with self._lock:
+            info = self._info(self._conn, run_id)
+            if info is None:
+                return None
+            return _with_counts(info, self._counts([run_id]).get(run_id, {}))
+
+    def list_runs(self, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        """Runs, newest first; ``status`` may be any run status or ``"interrupted"``."""
+        derived = status in (RunStatus.RUNNING.value, INTERRUPTED)
+        sql, params = _INFO_SQL, []
+        if status is not None:
+            sql += " WHERE r.status = ?"
+            params.append(RunStatus.RUNNING.value if derived else status)
+        sql += " ORDER BY r.created_at DESC, r.rowid DESC"
+        if limit is not None and not derived:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            infos = [self._row_info(row) for row in self._conn.execute(sql, params)]
+            if derived:
+                infos = [i for i in infos if i.status == status][:limit]
+            counts = self._counts([i.id for i in infos])
+        return [_with_counts(i, counts.get(i.id, {})) for i in infos]
+
+    def _counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for start in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = run_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT run_id, status, COUNT(*) FROM steps WHERE run_id IN ({marks}) "
+                "GROUP BY run_id, status",
+                chunk,
+            )
+            for run_id, st, n in rows:
+                out.setdefault(run_id, {})[st] = n
+        return out
+
+    def plans(self, run_id: str) -> list[Plan]:
+        """Every plan version of the run, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT plan FROM plans WHERE run_id = ? ORDER BY version", (run_id,)
+            ).fetchall()
+        return [Plan.model_validate(json.loads(r["plan"])) for r in rows]
+
+    def events(self, run_id: str) -> list[Event]:
+        """The run's journal, in order (outputs, args and plans are in the step and plan rows)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT type, step_id, attempt, ts, duration, data FROM events "
+                "WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            ).fetchall()
+        return [
+            Event(
+                EventType(r["type"]),
+                run_id,
+                step_id=r["step_id"],
+                attempt=r["attempt"],
+                duration=r["duration"],
+                data=_loads(r["data"]) or {},
+                ts=r["ts"],
+            )
+            for r in rows
+        ]
+
+    def completed_outputs(self, run_id: str) -> dict[str, Any]:
+        """Outputs of the run's succeeded steps: what a resume hands the executor as ``reuse``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT step_id, output FROM steps WHERE run_id = ? AND status = 'succeeded'",
+                (run_id,),
+            ).fetchall()
+        return {r["step_id"]: _loads(r["output"]) for r in rows}
+
+    def load_result(self, run_id: str) -> RunResult:
+        """The run as a :class:`RunResult`, rebuilt from the store (steps of the latest plan that
+        never started are ``pending``)."""
+        info = self.get_run(run_id)
+        if info is None:
+            raise RunStateError(self._missing(run_id), run_id=run_id)
+        plans = self.plans(run_id)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM steps WHERE run_id = ? ORDER BY COALESCE(started_at, finished_at)",
+                (run_id,),
+            ).fetchall()
+        steps: dict[str, StepRecord] = {}
+        if plans:
+            steps = {s.id: StepRecord(id=s.id, tool=s.tool) for s in plans[-1].steps}
+        for r in rows:
+            known = steps.get(r["step_id"])
+            err = _loads(r["error"])
+            steps[r["step_id"]] = StepRecord(
+                id=r["step_id"],
+                tool=r["tool"] or (known.tool if known else ""),
+                status=StepStatus(r["status"]),
+                attempts=r["attempts"],
+                args=_loads(r["args"]),
+                output=_loads(r["output"]),
+                error=StepError.model_validate(err) if err else None,
+                reason=r["reason"],
+                started_at=r["started_at"],
+                finished_at=r["finished_at"],
+                reused=bool(r["reused"]),
+            )
+        error = info.error
+        if info.interrupted:
+            error = (
+                f"interrupted: process {info.owner_pid} on {info.owner_host} is gone; "
+                f"`tooldag runs resume {run_id}` continues the run"
+            )
+        return RunResult(
+            run_id=run_id,
+            status=info.stored_status,
+            outputs={k: s.output for k, s in steps.items() if s.status is StepStatus.SUCCEEDED},
+            answer=info.answer,
+            steps=steps,
+            plans=plans,
+            usage=info.usage,
+            error=error,
+            started_at=info.created_at,
+            finished_at=info.finished_at,
+        )
+
+
+# updated_at: the runs row is not rewritten per step (that would cost every step a write), so
+# the last event's time, read through the (run_id, seq) index, says when the run last moved.
+_INFO_SQL = (
+    "SELECT r.*, (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id) AS plan_versions, "
+    "(SELECT e.ts FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1) AS last_event "
+    "FROM runs r"
+)
+
+_END_STATUS = {
+    EventType.STEP_SKIPPED: StepStatus.SKIPPED,
+    EventType.STEP_BLOCKED: StepStatus.BLOCKED,
+    EventType.STEP_CANCELLED: StepStatus.CANCELLED,
+}
+
+
+def _with_counts(info: RunInfo, counts: dict[str, int]) -> RunInfo:
+    return dataclasses.replace(info, step_counts=counts)
+
+
+def _error_json(error: Any) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, StepError):
+        return error.model_dump_json()
+    if isinstance(error, BaseException):
+        return _dumps({"type": type(error).__name__, "message": str(error), "transient": False})
+    if isinstance(error, Mapping):
+        return _dumps(
+            {
+                "type": str(error.get("type", "Error")),
+                "message": str(error.get("message", "")),
+                "transient": bool(error.get("transient", False)),
+            }
+        )
+    return _dumps({"type": "Error", "message": str(error), "transient": False})
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    return str(error)
+
+
+def _not_allowed(run_id: str, status: str) -> str:
+    if status == RunStatus.SUCCEEDED.value:
+        return f"run {run_id} already completed; start a new run id to run it again"
+    if status == RunStatus.CANCELLED.value:
+        return f"run {run_id} was cancelled (and compensated); start a new run id instead"
+    return f"run {run_id} is {status}: that does not allow this operation"

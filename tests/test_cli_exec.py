@@ -1,0 +1,250 @@
+"""``tooldag exec``: runs a plan file, prints answer and summary, and exits 0/1/2/130."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tooldag.cli import main
+
+TOOLS = textwrap.dedent(
+    '''
+    import asyncio
+    import sys
+
+    from tooldag import Compensation, PermanentToolError, tool
+
+
+    @tool(side_effects=False)
+    def get_weather(location: str) -> dict:
+        """Weather for a place."""
+        return {"location": location, "temp": 18, "condition": "rainy"}
+
+
+    @tool(side_effects=False)
+    def get_stock(symbol: str) -> dict:
+        """A stock price."""
+        raise PermanentToolError(f"unknown symbol {symbol}")
+
+
+    @tool(side_effects=False)
+    def summarize(weather: dict, price: float) -> dict:
+        """A summary."""
+        return {"text": f"{weather['temp']} and {price}"}
+
+
+    @tool(side_effects=False)
+    def recommend_outfit(temperature: float, condition: str) -> dict:
+        """An outfit."""
+        return {"outfit": "Raincoat" if condition == "rainy" else "T-shirt"}
+
+
+    @tool(compensate=Compensation("release", {"rid": "$output.rid"}))
+    def reserve(item: str) -> dict:
+        """Reserve an item."""
+        return {"rid": "R-" + item}
+
+
+    @tool
+    def release(rid: str) -> str:
+        """Undo a reservation."""
+        print(f"released {rid}", file=sys.stderr, flush=True)
+        return rid
+
+
+    @tool
+    async def wait_forever(after: dict) -> None:
+        """Signal readiness on stderr, then never finish."""
+        print("READY", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+    '''
+)
+
+
+def write(tmp_path: Path, name: str, data: Any) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> str:
+    return write(tmp_path, "exec_tools.py", TOOLS)
+
+
+GOOD = {
+    "goal": "outfit",
+    "steps": [
+        {"id": "weather", "tool": "get_weather", "args": {"location": "London"}},
+        {
+            "id": "outfit",
+            "tool": "recommend_outfit",
+            "args": {"temperature": "$weather.temp", "condition": "$weather.condition"},
+        },
+    ],
+    "answer": "Wear a ${outfit.outfit}: ${weather.temp} C.",
+}
+
+FAILING_BRANCH = {
+    "goal": "briefing",
+    "steps": [
+        *GOOD["steps"],
+        {"id": "stock", "tool": "get_stock", "args": {"symbol": "ZZZZ"}},
+        {
+            "id": "summary",
+            "tool": "summarize",
+            "args": {"weather": "$weather", "price": "$stock.price"},
+        },
+    ],
+    "answer": "${outfit.outfit}; ${summary.text}",
+}
+
+
+def test_a_good_plan_prints_the_answer_and_exits_0(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "answer: Wear a Raincoat: 18 C." in out
+    assert "succeeded" in out and "2 steps (2 succeeded)" in out
+    assert "weather" in out and "outfit" in out
+
+
+def test_a_failing_branch_shows_what_ran_failed_and_was_blocked(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["exec", write(tmp_path, "fail.json", FAILING_BRANCH), "--tools", tools])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "✗ stock: PermanentToolError: unknown symbol ZZZZ" in out
+    assert "needs stock (failed)" in out
+    assert "2 succeeded, 1 failed, 1 blocked" in out
+    assert "Raincoat; [$summary.text unavailable: summary blocked]" in out
+
+
+def test_json_prints_the_run_result(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write(tmp_path, "fail.json", FAILING_BRANCH)
+    code = main(["exec", plan, "--tools", tools, "--json", "--max-concurrency", "1"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["status"] == "failed"
+    assert data["outputs"] == {
+        "weather": {"location": "London", "temp": 18, "condition": "rainy"},
+        "outfit": {"outfit": "Raincoat"},
+    }
+    assert data["steps"]["stock"]["status"] == "failed"
+    assert data["steps"]["stock"]["error"]["message"] == "unknown symbol ZZZZ"
+    assert data["steps"]["summary"]["status"] == "blocked"
+    assert data["answer"].startswith("Raincoat; ")
+
+
+def test_fail_fast_stops_at_the_first_failure(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {
+        "steps": [
+            {"id": "stock", "tool": "get_stock", "args": {"symbol": "X"}},
+            {"id": "w", "tool": "get_weather", "args": {"location": "Rome"}},
+        ]
+    }
+    code = main(
+        [
+            "exec",
+            write(tmp_path, "ff.json", plan),
+            "--tools",
+            tools,
+            "--json",
+            "--fail-fast",
+            "--max-concurrency",
+            "1",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert data["steps"]["w"]["status"] == "cancelled"
+
+
+def test_an_invalid_plan_is_refused_with_its_issues(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {"steps": [{"id": "w", "tool": "get_wether", "args": {"location": "Rome"}}]}
+    code = main(["exec", write(tmp_path, "bad.json", plan), "--tools", tools])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "unknown_tool" in err and "get_weather" in err and "not run" in err
+    code = main(["exec", write(tmp_path, "bad.json", plan), "--tools", tools, "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["status"] == "rejected"
+    assert data["issues"][0]["code"] == "unknown_tool"
+
+
+def test_an_unreadable_plan_file_exits_2(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["exec", str(tmp_path / "missing.json"), "--tools", tools]) == 2
+    assert "no such plan file" in capsys.readouterr().err
+    assert main(["exec", write(tmp_path, "junk.json", "this is no plan"), "--tools", tools]) == 2
+
+
+def test_max_concurrency_must_be_positive(tools: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["exec", "plan.json", "--tools", tools, "--max-concurrency", "0"])
+    assert info.value.code == 2
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child is POSIX here")
+def test_ctrl_c_cancels_compensates_and_exits_130(tmp_path: Path, tools: str) -> None:
+    plan = {
+        "steps": [
+            {"id": "reserve", "tool": "reserve", "args": {"item": "book"}},
+            {"id": "wait", "tool": "wait_forever", "args": {"after": "$reserve"}},
+        ]
+    }
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tooldag",
+            "exec",
+            write(tmp_path, "p.json", plan),
+            "--tools",
+            tools,
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # blocks until the tool is running (or the process dies)
+            lines.append(line)
+            if line.strip() == "READY":
+                break
+        assert lines and lines[-1].strip() == "READY", "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert data["status"] == "cancelled"
+    assert data["steps"]["reserve"]["status"] == "compensated"
+    assert data["steps"]["wait"]["status"] == "cancelled"
+    assert "released R-book" in err

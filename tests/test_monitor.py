@@ -1,0 +1,188 @@
+"""The monitor: the seed's summary and timeline, Mermaid by status and the rich timeline, all
+built from events only (live from a bus, or replayed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from test_executor import plan_of, step
+from tooldag import ToolRegistry, tool
+from tooldag.errors import RunStateError
+from tooldag.events import Event, EventType
+from tooldag.executor import Executor
+from tooldag.monitor import Monitor
+
+GATE_TIMEOUT = 5.0
+
+
+def overlapping_tools() -> list[Any]:
+    gates = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    @tool
+    async def meet(me: str, other: str) -> str:
+        gates[me].set()
+        await asyncio.wait_for(gates[other].wait(), GATE_TIMEOUT)
+        return me
+
+    @tool
+    def fail(x: Any = None) -> None:
+        raise ValueError("nope")
+
+    @tool
+    def echo(x: Any = None) -> Any:
+        return x
+
+    return [meet, fail, echo]
+
+
+MIXED = plan_of(
+    step("a", "meet", me="a", other="b"),
+    step("b", "meet", me="b", other="a"),
+    step("merge", "echo", x=["$a", "$b"]),
+    {**step("skipped", "echo", x=1), "when": {"ref": "$a", "op": "==", "value": "z"}},
+    step("broken", "fail", x="$merge"),
+    step("blocked", "echo", x="$broken"),
+)
+
+
+async def run_mixed() -> tuple[Monitor, list[Event], str]:
+    executor = Executor(ToolRegistry(overlapping_tools()))
+    monitor = Monitor(executor.bus)
+    events: list[Event] = []
+    executor.bus.subscribe(events.append)
+    result = await executor.run(MIXED, run_id="mixed")
+    return monitor, events, result.run_id
+
+
+async def test_summary_counts_every_outcome() -> None:
+    monitor, _, run_id = await run_mixed()
+    summary = monitor.get_workflow_summary(run_id)
+    assert {
+        k: summary[k]
+        for k in (
+            "total",
+            "successful",
+            "failed",
+            "skipped",
+            "blocked",
+            "in_progress",
+            "pending",
+            "is_active",
+        )
+    } == {
+        "total": 6,
+        "successful": 3,
+        "failed": 1,
+        "skipped": 1,
+        "blocked": 1,
+        "in_progress": 0,
+        "pending": 0,
+        "is_active": False,
+    }
+    assert summary["status"] == "failed" and summary["goal"] == "test"
+    assert summary["max_parallel"] == 2  # a and b met each other
+    assert summary["total_duration"] > 0
+    assert summary["average_duration"] == pytest.approx(summary["total_duration"] / 4)
+    assert summary["wall_time"] >= 0
+    assert monitor.get_workflow_summary() == monitor.get_workflow_summary(run_id)
+
+
+async def test_summary_while_running_shows_the_step_in_progress() -> None:
+    seen: dict[str, Any] = {}
+    executor = Executor(ToolRegistry([]))
+    monitor = Monitor(executor.bus)
+
+    @tool
+    def look() -> None:
+        seen.update(monitor.get_workflow_summary())
+
+    executor.registry.add(look)
+    await executor.run(plan_of(step("first", "look"), step("second", "look")))
+    assert seen["is_active"] is True
+    assert seen["in_progress"] + seen["successful"] + seen["pending"] == 2
+    assert seen["in_progress"] >= 1
+
+
+async def test_timeline_lists_steps_in_start_order_with_overlaps() -> None:
+    monitor, _, run_id = await run_mixed()
+    timeline = monitor.get_step_timeline(run_id)
+    assert [row["step_id"] for row in timeline][:2] == ["a", "b"]
+    rows = {row["step_id"]: row for row in timeline}
+    assert rows["a"]["overlaps"] == ["b"] and rows["b"]["overlaps"] == ["a"]
+    assert rows["merge"]["started_at"] >= max(rows["a"]["finished_at"], rows["b"]["finished_at"])
+    assert rows["broken"]["error"] == "ValueError: nope" and not rows["broken"]["success"]
+    assert rows["skipped"]["started_at"] is None and rows["skipped"]["reason"].startswith(
+        "condition not met"
+    )
+    assert rows["blocked"]["status"] == "blocked"
+    assert rows["a"]["tool"] == "meet" and rows["a"]["attempts"] == 1
+    assert rows["a"]["offset"] is not None and rows["a"]["offset"] >= 0
+
+
+async def test_a_replay_of_the_events_gives_the_same_views() -> None:
+    live, events, run_id = await run_mixed()
+    replayed = Monitor.from_events(events)
+    assert replayed.get_workflow_summary(run_id) == live.get_workflow_summary(run_id)
+    assert replayed.get_step_timeline(run_id) == live.get_step_timeline(run_id)
+
+
+async def test_mermaid_is_coloured_by_status() -> None:
+    monitor, _, run_id = await run_mixed()
+    text = monitor.to_mermaid(run_id)
+    assert text.startswith("flowchart TD")
+    assert "merge" in text and "blocked" in text and "failed" in text
+
+
+async def test_the_terminal_timeline_draws_overlapping_bars() -> None:
+    monitor, _, run_id = await run_mixed()
+    console = Console(record=True, width=140, color_system=None)
+    monitor.print_timeline(run_id, console=console, width=30)
+    text = console.export_text()
+    assert "up to 2 at once" in text
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    assert {"a", "b", "merge", "skipped", "broken", "blocked"} <= set(lines)
+    bar_a = lines["a"].split("│")[4]
+    bar_b = lines["b"].split("│")[4]
+    assert "█" in bar_a and "█" in bar_b
+    # a and b ran at the same time: their bars share at least one column.
+    assert any(x == y == "█" for x, y in zip(bar_a, bar_b, strict=True))
+    assert "ValueError: nope" in lines["broken"]
+    assert "·" in lines["skipped"].split("│")[4]
+
+
+async def test_compensation_and_reuse_are_tracked() -> None:
+    from tooldag import Compensation
+
+    @tool(compensate=Compensation("undo", {}))
+    def do() -> int:
+        return 1
+
+    @tool
+    def undo() -> None:
+        return None
+
+    @tool
+    def fail(x: Any = None) -> None:
+        raise ValueError("x")
+
+    executor = Executor(ToolRegistry([do, undo, fail]))
+    monitor = Monitor(executor.bus)
+    plan = plan_of(step("kept", "do"), step("did", "do"), step("f", "fail", x="$did"))
+    await executor.run(plan, reuse={"kept": 1})
+    summary = monitor.get_workflow_summary()
+    assert summary["reused"] == 1 and summary["compensated"] == 2 and summary["failed"] == 1
+
+
+def test_an_unknown_run_is_a_clear_error() -> None:
+    monitor = Monitor()
+    with pytest.raises(RunStateError, match="no run yet"):
+        monitor.get_workflow_summary()
+    monitor.record(Event(EventType.RUN_STARTED, "r1", data={"plan": {"steps": []}}))
+    assert monitor.run_ids == ["r1"]
+    with pytest.raises(RunStateError, match="'r2'"):
+        monitor.get_step_timeline("r2")
+    assert monitor.get_workflow_summary("r1")["is_active"] is True

@@ -1,0 +1,77 @@
+"""The built-in packs load alone and all together, and every tool is fully described."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+from tooldag.loading import builtin_packs, load_registry, load_tools
+from tooldag.prompting import tool_line
+from tooldag.registry import Tool
+
+PACKS = {
+    "calc": {"calculate", "statistics"},
+    "data": {"sqlite_query"},
+    "files": {"read_file", "write_file", "list_files", "restore_file"},
+    "mail": {"send_email"},
+    "text": {"summarize", "extract"},
+    "time": {"now", "convert_time", "date_add", "date_diff"},
+    "weather": {"get_weather"},
+    "web": {"http_get", "wikipedia_search", "wikipedia_page"},
+}
+READ_ONLY = {
+    "calculate", "statistics", "sqlite_query", "read_file", "list_files", "summarize", "extract",
+    "now", "convert_time", "date_add", "date_diff", "get_weather", "http_get",
+    "wikipedia_search", "wikipedia_page",
+}  # fmt: skip
+
+
+def test_the_builtin_packs_are_exactly_these() -> None:
+    assert builtin_packs() == sorted(PACKS)
+
+
+@pytest.mark.parametrize("pack", sorted(PACKS))
+def test_each_pack_loads_alone(pack: str) -> None:
+    assert {t.name for t in load_tools(pack)} == PACKS[pack]
+    assert set(load_registry([pack]).names()) == PACKS[pack]
+
+
+def test_all_packs_load_together_with_no_name_clashes() -> None:
+    per_pack = [t.name for pack in builtin_packs() for t in load_tools(pack)]
+    assert len(per_pack) == len(set(per_pack)), "two packs declare a tool of the same name"
+    registry = load_registry(None)
+    assert set(registry.names()) == set().union(*PACKS.values())
+    assert len(registry) == len(per_pack)
+
+
+def all_tools() -> list[Tool]:
+    return list(load_registry(None))
+
+
+@pytest.mark.parametrize("t", all_tools(), ids=lambda t: t.name)
+def test_every_tool_is_fully_described(t: Tool) -> None:
+    assert t.function is not None and t.description and not t.description.endswith(" ")
+    assert t.output_schema is not None and t.output_schema.get("type") == "object"
+    assert t.category and t.timeout is not None
+    assert t.side_effects is (t.name not in READ_ONLY)
+    for name, prop in t.properties.items():
+        assert prop.get("description"), f"{t.name}.{name} has no description for the LLM"
+    json.dumps(t.to_dict())  # the JSON form of `tooldag tools --json`
+    assert t.openai_schema(strict=True)["function"]["strict"] is True
+    assert tool_line(t).startswith(f"- {t.name}(")
+
+
+def test_the_registry_of_all_packs_yields_a_plan_schema() -> None:
+    schema = load_registry(None).plan_schema()
+    assert "get_weather" in json.dumps(schema)
+
+
+@pytest.mark.parametrize("pack", ["_common", *sorted(PACKS)])
+def test_every_pack_module_declares_a_sorted_all(pack: str) -> None:
+    module = importlib.import_module(f"tooldag.packs.{pack}")
+    assert module.__doc__
+    exported = list(module.__all__)
+    assert exported == sorted(exported)
+    assert all(hasattr(module, name) for name in exported)

@@ -1,0 +1,534 @@
+"""RunStore on its own, fed synthetic executor events: what it stores, where, how it reads back."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from tooldag.errors import RunStateError, StoreError
+from tooldag.events import Event, EventBus, EventType
+from tooldag.plan import Plan
+from tooldag.result import RunStatus, StepStatus
+from tooldag.store import (
+    CURRENT_SCHEMA_VERSION,
+    INTERRUPTED,
+    JSON_FALLBACK_KEY,
+    RunStore,
+    StoreWarning,
+    default_store_path,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+PLAN = Plan.model_validate(
+    {
+        "goal": "add things",
+        "steps": [
+            {"id": "a", "tool": "add", "args": {"x": 1, "y": 2}},
+            {"id": "b", "tool": "add", "args": {"x": "$a", "y": 3}},
+            {"id": "c", "tool": "add", "args": {"x": "$b", "y": 4}},
+        ],
+        "answer": "${c}",
+    }
+)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    s = RunStore(tmp_path / "runs.sqlite3")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def ev(kind: EventType, run: str = "r1", step: str | None = None, **kw: Any) -> Event:
+    return Event(kind, run, step_id=step, **kw)
+
+
+def start(store: RunStore, run: str = "r1", plan: Plan = PLAN) -> None:
+    store.record(ev(EventType.RUN_STARTED, run, data={"plan": plan, "goal": plan.goal}))
+
+
+def succeed(store: RunStore, step: str, output: Any, run: str = "r1", tool: str = "add") -> None:
+    store.record(ev(EventType.STEP_STARTED, run, step, attempt=1, data={"tool": tool, "args": {}}))
+    store.record(ev(EventType.STEP_SUCCEEDED, run, step, attempt=1, data={"output": output}))
+
+
+def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(store.path)
+    try:
+        return [tuple(r) for r in db.execute(sql, params)]
+    finally:
+        db.close()
+
+
+# --------------------------------------------------------------------------- location and schema
+
+
+def test_default_path_is_under_tooldag_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TOOLDAG_HOME", str(tmp_path / "home"))
+    assert default_store_path() == tmp_path / "home" / "runs.sqlite3"
+    with RunStore() as s:
+        assert Path(s.path) == tmp_path / "home" / "runs.sqlite3"
+    assert (tmp_path / "home" / "runs.sqlite3").is_file()
+
+
+def test_default_path_falls_back_to_the_user_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platformdirs
+
+    monkeypatch.delenv("TOOLDAG_HOME", raising=False)
+    assert default_store_path() == Path(platformdirs.user_data_dir("tooldag")) / "runs.sqlite3"
+
+
+def test_store_uses_wal_and_records_its_schema_version(store: RunStore) -> None:
+    assert raw(store, "PRAGMA journal_mode") == [("wal",)]
+    assert store.schema_version == CURRENT_SCHEMA_VERSION
+    assert raw(store, "SELECT version FROM schema_version") == [(1,)]
+
+
+def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    shutil.copy(FIXTURES / "store_v1.sqlite3", path)
+    with RunStore(path) as s:
+        assert s.schema_version == CURRENT_SCHEMA_VERSION
+        runs = s.list_runs()
+        assert [r.id for r in runs] == ["run-failed", "run-ok"]  # newest first
+        ok = s.load_result("run-ok")
+        assert ok.status is RunStatus.SUCCEEDED
+        assert ok.answer == "Wear a raincoat."
+        assert ok.outputs == {
+            "weather": {"temp": 12, "condition": "rain"},
+            "outfit": {"outfit": "a raincoat"},
+        }
+        assert ok.usage.to_dict() == {
+            "prompt_tokens": 120,
+            "completion_tokens": 40,
+            "total_tokens": 160,
+            "calls": 2,
+        }
+        failed = s.load_result("run-failed")
+        assert len(failed.plans) == 2 and failed.plan is not None
+        assert failed.plan.ids == ["fetch", "parse", "report"]
+        assert failed.steps["parse"].error is not None
+        assert failed.steps["parse"].error.message == "bad markup"
+        assert failed.steps["parse"].attempts == 3
+        assert failed.steps["report"].status is StepStatus.BLOCKED
+        assert s.completed_outputs("run-failed") == {"fetch": "<html>"}
+        assert [e.type for e in s.events("run-failed")][-1] is EventType.RUN_FINISHED
+        # A v1 store stays writable: a resume of the failed run journals into it.
+        s.claim("run-failed", allow={"failed"})
+        s.record(ev(EventType.STEP_REUSED, "run-failed", "fetch"))
+        assert s.completed_outputs("run-failed") == {"fetch": "<html>"}
+
+
+def test_a_store_from_a_newer_tooldag_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    RunStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute("INSERT INTO schema_version VALUES (?, 0, 'future')", (CURRENT_SCHEMA_VERSION + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(StoreError, match="newer than this tooldag understands"):
+        RunStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("just some text, long enough to have a header page? " * 100)
+    with pytest.raises(StoreError, match="cannot open the run store"):
+        RunStore(path)
+
+
+# --------------------------------------------------------------------------- journalling
+
+
+def test_step_output_lives_once_in_its_step_row_not_in_events(store: RunStore) -> None:
+    big = {"rows": ["x" * 100] * 100}
+    start(store)
+    succeed(store, "a", big)
+    assert store.completed_outputs("r1") == {"a": big}
+    blob = json.dumps(big, separators=(",", ":"))
+    rows = raw(store, "SELECT COUNT(*) FROM steps WHERE output = ?", blob)
+    assert rows == [(1,)]
+    event_data = raw(store, "SELECT COALESCE(data, '') FROM events")
+    assert all("xxxxxxxxxx" not in d for (d,) in event_data)
+    assert all('"output"' not in d and '"steps"' not in d for (d,) in event_data)
+
+
+def test_load_result_rebuilds_the_run(store: RunStore) -> None:
+    start(store)
+    succeed(store, "a", 3)
+    store.record(
+        ev(
+            EventType.STEP_STARTED,
+            step="b",
+            attempt=1,
+            data={"tool": "add", "args": {"x": 3, "y": 3}},
+        )
+    )
+    store.record(
+        ev(
+            EventType.STEP_RETRYING,
+            step="b",
+            attempt=1,
+            data={"error": {"type": "T", "message": "slow"}},
+        )
+    )
+    store.record(
+        ev(
+            EventType.STEP_STARTED,
+            step="b",
+            attempt=2,
+            data={"tool": "add", "args": {"x": 3, "y": 3}},
+        )
+    )
+    err = {"type": "ToolError", "message": "boom", "transient": False}
+    store.record(ev(EventType.STEP_FAILED, step="b", attempt=2, data={"error": err}))
+    store.record(ev(EventType.STEP_BLOCKED, step="c", data={"reason": "needs b"}))
+    store.record(ev(EventType.RUN_FINISHED, data={"status": RunStatus.FAILED, "answer": None}))
+
+    result = store.load_result("r1")
+    assert result.status is RunStatus.FAILED
+    assert result.outputs == {"a": 3}
+    assert result.plans == [PLAN]
+    b = result.steps["b"]
+    assert (b.status, b.attempts, b.args) == (StepStatus.FAILED, 2, {"x": 3, "y": 3})
+    assert b.error is not None and b.error.model_dump() == err
+    assert result.steps["c"].status is StepStatus.BLOCKED
+    assert result.steps["c"].reason == "needs b"
+    assert result.steps["c"].tool == "add"  # from the plan: the step never started
+    assert result.finished_at is not None
+    assert [e.type for e in store.events("r1")] == [
+        EventType.RUN_STARTED,
+        EventType.STEP_STARTED,
+        EventType.STEP_SUCCEEDED,
+        EventType.STEP_STARTED,
+        EventType.STEP_RETRYING,
+        EventType.STEP_STARTED,
+        EventType.STEP_FAILED,
+        EventType.STEP_BLOCKED,
+        EventType.RUN_FINISHED,
+    ]
+
+
+def test_steps_that_never_started_load_as_pending(store: RunStore) -> None:
+    start(store)
+    succeed(store, "a", 3)
+    result = store.load_result("r1")
+    assert [result.steps[s].status for s in "abc"] == [
+        StepStatus.SUCCEEDED,
+        StepStatus.PENDING,
+        StepStatus.PENDING,
+    ]
+
+
+def test_a_restarted_step_forgets_its_previous_output(store: RunStore) -> None:
+    start(store)
+    succeed(store, "a", 3)
+    store.record(ev(EventType.STEP_STARTED, step="a", attempt=1, data={"tool": "add", "args": {}}))
+    assert store.completed_outputs("r1") == {}
+    assert store.load_result("r1").steps["a"].status is StepStatus.RUNNING
+
+
+def test_reused_step_is_flagged_and_its_output_not_rewritten(store: RunStore) -> None:
+    start(store)
+    succeed(store, "a", {"v": 1})
+    store.record(ev(EventType.STEP_REUSED, step="a", data={"output": {"v": 1}}))
+    rec = store.load_result("r1").steps["a"]
+    assert rec.reused and rec.status is StepStatus.SUCCEEDED and rec.output == {"v": 1}
+
+
+def test_compensation_marks_steps_and_keeps_failures_visible(store: RunStore) -> None:
+    start(store)
+    succeed(store, "a", 1)
+    succeed(store, "b", 2)
+    store.record(ev(EventType.STEP_COMPENSATED, step="b"))
+    store.record(
+        ev(
+            EventType.STEP_COMPENSATION_FAILED,
+            step="a",
+            data={"error": {"type": "E", "message": "no undo"}},
+        )
+    )
+    result = store.load_result("r1")
+    assert result.steps["b"].status is StepStatus.COMPENSATED
+    assert result.steps["a"].status is StepStatus.SUCCEEDED
+    assert result.steps["a"].reason == "compensation failed: E: no undo"
+
+
+def test_plan_versions_are_kept_and_identical_plans_not_duplicated(store: RunStore) -> None:
+    replan = PLAN.model_copy(update={"answer": "done: ${c}"})
+    store.record(ev(EventType.PLAN_CREATED, data={"plan": PLAN, "version": 1}))
+    assert store.get_run("r1") is not None
+    assert store.get_run("r1").status == "pending"  # type: ignore[union-attr]
+    start(store)  # the executor starts the very plan the planner made
+    store.record(ev(EventType.PLAN_CREATED, data={"plan": replan.to_json(), "version": 2}))
+    start(store, plan=replan)
+    assert store.plans("r1") == [PLAN, replan]
+    assert store.get_run("r1").plan_versions == 2  # type: ignore[union-attr]
+    assert store.get_run("r1").goal == "add things"  # type: ignore[union-attr]
+
+
+def test_llm_usage_is_summed_on_the_run(store: RunStore) -> None:
+    for prompt, completion in [(100, 20), (50, 5)]:
+        store.record(
+            ev(
+                EventType.LLM_CALL,
+                data={"usage": {"prompt_tokens": prompt, "completion_tokens": completion}},
+            )
+        )
+    start(store)
+    usage = store.load_result("r1").usage
+    assert usage.to_dict() == {
+        "prompt_tokens": 150,
+        "completion_tokens": 25,
+        "total_tokens": 175,
+        "calls": 2,
+    }
+
+
+# --------------------------------------------------------------------------- odd outputs
+
+
+class Point(BaseModel):
+    x: int
+    y: int
+
+
+@dataclasses.dataclass
+class Box:
+    size: int
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "<Opaque thing>"
+
+
+def test_json_like_outputs_are_stored_in_their_json_form_without_warning(
+    store: RunStore, recwarn: pytest.WarningsRecorder
+) -> None:
+    start(store)
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    succeed(store, "a", {"p": Point(x=1, y=2), "box": Box(3), "when": when, "tags": ("t",)})
+    assert store.completed_outputs("r1")["a"] == {
+        "p": {"x": 1, "y": 2},
+        "box": {"size": 3},
+        "when": "2026-01-02T03:04:05Z",
+        "tags": ["t"],
+    }
+    assert not [w for w in recwarn if issubclass(w.category, StoreWarning)]
+
+
+def test_unserialisable_output_is_stored_as_marked_repr_with_a_warning(store: RunStore) -> None:
+    start(store)
+    with pytest.warns(StoreWarning, match="step 'a'.*Opaque"):
+        succeed(store, "a", {"ok": 1, "thing": Opaque()})
+    stored = store.completed_outputs("r1")["a"]
+    assert stored["ok"] == 1
+    assert stored["thing"] == {
+        JSON_FALLBACK_KEY: {"type": f"{__name__}.Opaque", "repr": "<Opaque thing>"}
+    }
+
+
+def test_a_circular_output_is_stored_as_its_repr_not_a_crash(store: RunStore) -> None:
+    start(store)
+    loop: list[Any] = [1]
+    loop.append(loop)
+    with pytest.warns(StoreWarning):
+        succeed(store, "a", loop)
+    assert store.completed_outputs("r1")["a"][JSON_FALLBACK_KEY]["repr"] == "[1, [...]]"
+
+
+# --------------------------------------------------------------------------- failures and listing
+
+
+def test_a_failed_commit_rolls_back_and_raises_store_error(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start(store)
+    store.record(ev(EventType.STEP_STARTED, step="a", attempt=1, data={"tool": "add", "args": {}}))
+
+    def broken_commit() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_commit", broken_commit)
+    bus = EventBus()
+    store.attach(bus)
+    with pytest.raises(StoreError, match=r"disk I/O error.*resume the run"):
+        bus.emit(ev(EventType.STEP_SUCCEEDED, step="a", attempt=1, data={"output": 3}))
+    monkeypatch.undo()
+    assert store.completed_outputs("r1") == {}
+    assert store.load_result("r1").steps["a"].status is StepStatus.RUNNING
+    assert EventType.STEP_SUCCEEDED not in [e.type for e in store.events("r1")]
+
+
+def test_a_write_that_cannot_get_the_lock_fails_with_advice(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = RunStore(path, busy_timeout=0.05)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match=r"locked.*busy_timeout"):
+            start(store)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    start(store)  # the lock is free again: the same write goes through
+    assert store.get_run("r1") is not None
+
+
+def test_list_runs_newest_first_filtered_and_limited(store: RunStore) -> None:
+    for i, status in enumerate(["succeeded", "failed", "succeeded"]):
+        run = f"r{i}"
+        store.record(
+            Event(EventType.RUN_STARTED, run, data={"plan": PLAN, "goal": f"g{i}"}, ts=100.0 + i)
+        )
+        store.record(Event(EventType.RUN_FINISHED, run, data={"status": status}, ts=101.0 + i))
+    assert [r.id for r in store.list_runs()] == ["r2", "r1", "r0"]
+    assert [r.id for r in store.list_runs(status="succeeded")] == ["r2", "r0"]
+    assert [r.id for r in store.list_runs(limit=2)] == ["r2", "r1"]
+    assert store.list_runs()[0].to_json()["goal"] == "g2"
+
+
+def test_claim_refuses_running_and_completed_runs(store: RunStore) -> None:
+    store.claim("r1", plan=PLAN)
+    with pytest.raises(RunStateError, match="already running"):
+        store.claim("r1", plan=PLAN, allow={"failed"})
+    store.record(ev(EventType.RUN_FINISHED, data={"status": "succeeded"}))
+    with pytest.raises(RunStateError, match="already completed"):
+        store.claim("r1", allow={"failed", INTERRUPTED})
+    with pytest.raises(RunStateError, match="no run 'nope'"):
+        store.claim("nope", allow={"failed"})
+
+
+def test_only_one_of_two_stores_claims_an_interrupted_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    first, second = RunStore(path), RunStore(path)
+    first.claim("r1", plan=PLAN)
+    first.release("r1")  # the executor died without finishing: interrupted
+    assert second.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
+    second.claim("r1", allow={INTERRUPTED})
+    with pytest.raises(RunStateError, match="already running"):
+        first.claim("r1", allow={INTERRUPTED})
+
+
+# --------------------------------------------------------------------------- liveness
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(store: RunStore) -> None:
+    start(store)
+    raw_db = sqlite3.connect(store.path)
+    raw_db.execute("UPDATE runs SET owner_pid = ?, owner_token = NULL", (_dead_pid(),))
+    raw_db.commit()
+    raw_db.close()
+    info = store.get_run("r1")
+    assert (
+        info is not None and info.status == INTERRUPTED and info.stored_status is RunStatus.RUNNING
+    )
+    assert [r.id for r in store.list_runs(status=INTERRUPTED)] == ["r1"]
+    assert store.list_runs(status="running") == []
+    assert "runs resume r1" in (store.load_result("r1").error or "")
+
+
+def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None:
+    start(store)
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        db = sqlite3.connect(store.path)
+        db.execute("UPDATE runs SET owner_pid = ?, owner_token = NULL", (sleeper.pid,))
+        db.commit()
+        db.close()
+        assert store.get_run("r1").status == "running"  # type: ignore[union-attr]
+    finally:
+        sleeper.communicate(b"")
+    assert store.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- concurrency
+
+WRITER = """
+import sys
+from tooldag.events import Event, EventType
+from tooldag.store import RunStore
+
+path, run, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = RunStore(path)
+print("ready", flush=True)
+sys.stdin.readline()  # the barrier: both writers start together
+store.record(Event(EventType.RUN_STARTED, run, data={"goal": run}))
+for i in range(n):
+    data = {"tool": "t", "args": {"i": i}}
+    store.record(Event(EventType.STEP_STARTED, run, f"s{i}", attempt=1, data=data))
+    store.record(Event(EventType.STEP_SUCCEEDED, run, f"s{i}", attempt=1, data={"output": i}))
+store.record(Event(EventType.RUN_FINISHED, run, data={"status": "succeeded"}))
+"""
+
+
+def test_two_processes_share_a_store_without_losing_events(tmp_path: Path) -> None:
+    path, n = tmp_path / "runs.sqlite3", 1000
+    RunStore(path).close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), run, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for run in ("p1", "p2")
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline() == "ready\n"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        assert p.wait(timeout=60) == 0
+    with RunStore(path) as s:
+        for run in ("p1", "p2"):
+            assert s.get_run(run).status == "succeeded"  # type: ignore[union-attr]
+            assert s.completed_outputs(run) == {f"s{i}": i for i in range(n)}
+            assert len(s.events(run)) == 2 * n + 2
+    assert raw(s, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_threads_sharing_one_store_keep_every_event(store: RunStore) -> None:
+    start(store)
+    barrier = threading.Barrier(4)
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(50):
+            succeed(store, f"t{t}_{i}", i)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(store.completed_outputs("r1")) == 200
+    assert len(store.events("r1")) == 1 + 400

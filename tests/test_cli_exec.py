@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,10 @@ from tooldag.cli import main
 TOOLS = textwrap.dedent(
     '''
     import asyncio
+    import os
     import sys
+    import time
+    from pathlib import Path
 
     from tooldag import Compensation, PermanentToolError, tool
 
@@ -65,8 +70,37 @@ TOOLS = textwrap.dedent(
         """Signal readiness on stderr, then never finish."""
         print("READY", file=sys.stderr, flush=True)
         await asyncio.Event().wait()
+
+
+    @tool
+    def tally(name: str, calls: str) -> dict:
+        """Count a call in the calls file."""
+        with open(calls, "a", encoding="utf-8") as f:
+            f.write(name + "\\n")
+        return {"name": name}
+
+
+    @tool
+    def gate(calls: str, marker: str, never: str, after: dict) -> dict:
+        """The first call marks `marker`, says READY and waits for `never`; later calls pass."""
+        with open(calls, "a", encoding="utf-8") as f:
+            f.write("gate\\n")
+        if not os.path.exists(marker):
+            Path(marker).write_text("in flight", encoding="utf-8")
+            print("READY", file=sys.stderr, flush=True)
+            while not os.path.exists(never):  # the test never creates it: killed here
+                time.sleep(0.05)
+        return {"next": "after_" + after["name"]}
     '''
 )
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Runs are journalled by default: keep them out of the user's store (children inherit)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("TOOLDAG_HOME", str(home))
+    return home / "runs.sqlite3"
 
 
 def write(tmp_path: Path, name: str, data: Any) -> str:
@@ -78,6 +112,30 @@ def write(tmp_path: Path, name: str, data: Any) -> str:
 @pytest.fixture
 def tools(tmp_path: Path) -> str:
     return write(tmp_path, "exec_tools.py", TOOLS)
+
+
+@contextlib.contextmanager
+def exec_until_ready(plan: str, tools: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """``tooldag exec PLAN --json`` in a child process, once a tool has said READY on stderr:
+    yields the process and the stderr lines read so far; kills the child if it is still alive."""
+    command = [sys.executable, "-m", "tooldag", "exec", plan, "--tools", tools, "--json"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # blocks until the tool is running (or the process dies)
+            lines.append(line)
+            if line.strip() == "READY":
+                break
+        assert lines and lines[-1].strip() == "READY", "".join(lines)
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 GOOD = {
@@ -212,39 +270,90 @@ def test_ctrl_c_cancels_compensates_and_exits_130(tmp_path: Path, tools: str) ->
             {"id": "wait", "tool": "wait_forever", "args": {"after": "$reserve"}},
         ]
     }
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tooldag",
-            "exec",
-            write(tmp_path, "p.json", plan),
-            "--tools",
-            tools,
-            "--json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stderr is not None
-        lines = []
-        for line in proc.stderr:  # blocks until the tool is running (or the process dies)
-            lines.append(line)
-            if line.strip() == "READY":
-                break
-        assert lines and lines[-1].strip() == "READY", "".join(lines)
+    with exec_until_ready(write(tmp_path, "p.json", plan), tools) as (proc, _):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 130, err
     data = json.loads(out)
     assert data["status"] == "cancelled"
     assert data["steps"]["reserve"]["status"] == "compensated"
     assert data["steps"]["wait"]["status"] == "cancelled"
     assert "released R-book" in err
+
+
+def _run_id(line: str) -> str:
+    """The id in ``run ID  (resume with: tooldag runs resume ID)``."""
+    words = line.split()
+    assert words[:1] == ["run"] and "resume" in words, line
+    return words[1]
+
+
+def test_a_run_is_journalled_by_default_under_the_id_it_prints(
+    tmp_path: Path, tools: str, isolated_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    run_id = _run_id(captured.err.splitlines()[0])
+    assert f"(resume with: tooldag runs resume {run_id})" in captured.err
+    assert json.loads(captured.out)["run_id"] == run_id
+    assert main(["runs", "show", run_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "succeeded"
+    assert isolated_store.exists()
+
+
+def test_store_picks_the_journal_file_and_no_store_writes_none(
+    tmp_path: Path, tools: str, isolated_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write(tmp_path, "good.json", GOOD)
+    elsewhere = tmp_path / "elsewhere.sqlite3"
+    assert main(["exec", plan, "--tools", tools, "--store", str(elsewhere)]) == 0
+    assert f"--store {elsewhere}" in capsys.readouterr().err
+    assert elsewhere.exists() and not isolated_store.exists()
+    assert main(["exec", plan, "--tools", tools, "--no-store"]) == 0
+    assert "resume with" not in capsys.readouterr().err
+    assert not isolated_store.exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_run_killed_with_sigkill_resumes_without_rerunning_completed_steps(
+    tmp_path: Path, tools: str
+) -> None:
+    calls = tmp_path / "calls.txt"
+    plan = {
+        "steps": [
+            {"id": "first", "tool": "tally", "args": {"name": "first", "calls": str(calls)}},
+            {
+                "id": "gate",
+                "tool": "gate",
+                "args": {
+                    "calls": str(calls),
+                    "marker": str(tmp_path / "in_flight"),
+                    "never": str(tmp_path / "never"),
+                    "after": "$first",
+                },
+            },
+            {"id": "last", "tool": "tally", "args": {"name": "$gate.next", "calls": str(calls)}},
+        ]
+    }
+    with exec_until_ready(write(tmp_path, "p.json", plan), tools) as (proc, lines):
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    run_id = _run_id(lines[0])
+    assert calls.read_text().split() == ["first", "gate"]
+    assert (tmp_path / "in_flight").exists() and not (tmp_path / "never").exists()
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tooldag", "runs", "resume", run_id, "--tools", tools, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    data = json.loads(resumed.stdout)
+    assert data["status"] == "succeeded"
+    assert data["outputs"]["last"] == {"name": "after_first"}
+    # first is not run again; gate was in flight, so it runs again (at-least-once).
+    assert calls.read_text().split() == ["first", "gate", "gate", "after_first"]

@@ -186,3 +186,47 @@ def test_an_unknown_run_is_a_clear_error() -> None:
     with pytest.raises(RunStateError, match="'r2'"):
         monitor.get_step_timeline("r2")
     assert monitor.get_workflow_summary("r1")["is_active"] is True
+
+
+async def test_a_resumed_runs_journal_shows_only_the_last_execution() -> None:
+    from tooldag import PermanentToolError
+    from tooldag.durable import DurableExecutor
+    from tooldag.store import RunStore
+
+    broken = {"b": True}
+
+    @tool
+    def work(name: str, after: Any = None) -> str:
+        if broken.get(name):
+            raise PermanentToolError(f"{name} is broken")
+        return name
+
+    plan = plan_of(
+        step("a", "work", name="a"),
+        step("b", "work", name="b", after="$a"),
+        step("c", "work", name="c", after="$b"),
+    )
+    with RunStore(":memory:") as store:
+        runner = DurableExecutor(ToolRegistry([work]), store=store)
+        first = await runner.astart("again", plan)
+        assert first.status.value == "failed"
+        broken.clear()
+        second = await runner.aresume("again")
+        assert second.ok
+        events = store.events("again")
+    assert sum(e.type is EventType.RUN_STARTED for e in events) == 2
+
+    monitor = Monitor.from_events(events)
+    summary = monitor.get_workflow_summary("again")
+    assert summary["status"] == "succeeded" and summary["is_active"] is False
+    assert (summary["total"], summary["successful"], summary["failed"]) == (3, 3, 0)
+    assert summary["reused"] == 1
+    # a, then b, then c: nothing ran at the same time, in either execution.
+    assert summary["max_parallel"] == 1
+    rows = {row["step_id"]: row for row in monitor.get_step_timeline("again")}
+    assert all(row["overlaps"] == [] for row in rows.values())
+    run_start = next(e.ts for e in reversed(events) if e.type is EventType.RUN_STARTED)
+    assert rows["b"]["started_at"] >= run_start and rows["b"]["error"] is None
+    # a keeps the record of the execution that ran it.
+    assert rows["a"]["reused"] and rows["a"]["tool"] == "work" and rows["a"]["attempts"] == 1
+    assert rows["a"]["duration"] is not None and rows["a"]["started_at"] is None

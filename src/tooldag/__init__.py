@@ -1,12 +1,19 @@
 """tooldag: turn a goal into a validated graph of tool calls and run it.
 
+>>> from tooldag import plan_and_run              # doctest: +SKIP
+>>> result = plan_and_run("What is 17% of 2,340?")  # doctest: +SKIP
+>>> result.answer                                 # doctest: +SKIP
+
 The public API is re-exported here; ``tooldag.__all__`` is sorted and tested.
 """
 
 from __future__ import annotations
 
+from .agent import Session, aplan_and_run, plan_and_run
+from .durable import DurableExecutor, StatefulWorkflowExecutor, resume
 from .errors import (
     BudgetExceededError,
+    ConditionError,
     ConfigError,
     LLMConfigError,
     LLMError,
@@ -30,11 +37,19 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
+from .executor import Executor, RunHandle, run_plan
+from .graph import to_mermaid
 from .issues import Issue
+from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
 from .loading import load_registry
+from .monitor import Monitor
+from .parse import parse_plan
 from .plan import Condition, Plan, Step
+from .planner import Planner
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
+from .store import RunInfo, RunStore, StoreWarning
+from .validate import validate
 
 __version__ = "0.1.0"
 
@@ -42,33 +57,47 @@ __all__ = [
     "BudgetExceededError",
     "Compensation",
     "Condition",
+    "ConditionError",
     "ConfigError",
+    "DurableExecutor",
     "Event",
     "EventBus",
     "EventType",
+    "Executor",
     "Issue",
+    "LLMClient",
     "LLMConfigError",
     "LLMError",
+    "LLMReply",
     "LLMResponseError",
+    "Monitor",
+    "OutputMode",
     "PermanentToolError",
     "Plan",
     "PlanError",
     "PlanInvalidError",
     "PlanParseError",
     "PlanRejected",
+    "Planner",
     "ReferenceResolutionError",
     "RegistrationError",
     "RetryPolicy",
     "RunCancelledError",
     "RunError",
+    "RunHandle",
+    "RunInfo",
     "RunResult",
     "RunStateError",
     "RunStatus",
+    "RunStore",
+    "Session",
+    "StatefulWorkflowExecutor",
     "Step",
     "StepFailedError",
     "StepRecord",
     "StepStatus",
     "StoreError",
+    "StoreWarning",
     "Tool",
     "ToolArgumentError",
     "ToolCategory",
@@ -79,6 +108,14 @@ __all__ = [
     "TooldagError",
     "TransientToolError",
     "Usage",
+    "UsageMeter",
+    "aplan_and_run",
     "load_registry",
+    "parse_plan",
+    "plan_and_run",
+    "resume",
+    "run_plan",
+    "to_mermaid",
     "tool",
+    "validate",
 ]

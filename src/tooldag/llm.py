@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import email.utils
 import json
 import logging
-import math
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,7 +37,18 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import BudgetExceededError, LLMConfigError, LLMError, LLMResponseError
+from .errors import BudgetExceededError, LLMConfigError, LLMError
+from .llm_responses import (
+    MODE_REJECTIONS,
+    Completion,
+    StreamAccumulator,
+    estimate_tokens,
+    from_completion,
+    is_retryable,
+    retry_after,
+    status_error,
+    transport_error,
+)
 from .result import Usage
 
 __all__ = [
@@ -58,9 +66,6 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the SDK insists on a non-empty one.
 _NO_KEY = "not-needed"
-# Status codes with which an endpoint says "I do not support this response_format".
-_MODE_REJECTIONS = frozenset({400, 415, 422})
-_RETRY_STATUSES = frozenset({408, 409, 429})
 
 Messages = Sequence[Mapping[str, Any]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -157,62 +162,6 @@ _RUN_METER: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar(
 @dataclass(slots=True)
 class _Tally:
     attempts: int = 0
-
-
-@dataclass(slots=True)
-class _Completion:
-    text: str
-    finish_reason: str | None
-    usage: Usage | None
-    raw: Any
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms``, ``retry-after`` seconds or date)."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        seconds = email.utils.mktime_tz(parsed) - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _error_code(exc: openai.APIStatusError) -> str | None:
-    body = exc.body
-    if isinstance(body, Mapping):
-        code = body.get("code") or body.get("type")
-        return str(code) if code else None
-    return None
-
-
-def _error_text(exc: openai.APIError) -> str:
-    body = exc.body
-    if isinstance(body, Mapping) and isinstance(body.get("message"), str):
-        text: str = body["message"]
-    elif isinstance(body, str):
-        text = body
-    else:
-        text = exc.message
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _estimate_tokens(text: str) -> int:
-    return max(1, math.ceil(len(text) / 4)) if text else 0
 
 
 class LLMClient:
@@ -461,7 +410,7 @@ class LLMClient:
                 completion = await self._call_with_retries(kwargs, on_delta, tally)
             except openai.APIStatusError as exc:
                 fallback = candidates[index + 1] if index + 1 < len(candidates) else None
-                if fallback is not None and exc.status_code in _MODE_REJECTIONS:
+                if fallback is not None and exc.status_code in MODE_REJECTIONS:
                     log.info(
                         "%s rejected response_format %s (%s); falling back to %s",
                         *(self.base_url, candidate.value, exc.status_code, fallback.value),
@@ -505,23 +454,14 @@ class LLMClient:
         return kwargs
 
     def _should_retry(self, exc: BaseException) -> bool:
-        if isinstance(exc, openai.APIConnectionError):  # timeouts included
-            return True
-        if not isinstance(exc, openai.APIStatusError):
-            return False
-        if exc.status_code == 429 and _error_code(exc) == "insufficient_quota":
-            return False  # out of credit: waiting will not help
-        if exc.status_code in _RETRY_STATUSES or exc.status_code >= 500:
-            wait = _retry_after(exc)
-            return wait is None or wait <= self.max_retry_after
-        return False
+        return is_retryable(exc, self.max_retry_after)
 
     def _wait(self) -> Callable[[RetryCallState], float]:
         backoff = wait_random_exponential(multiplier=self.backoff, max=self.max_backoff)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            asked = _retry_after(exc) if exc is not None else None
+            asked = retry_after(exc) if exc is not None else None
             if asked is not None:
                 return min(asked, self.max_retry_after)
             return float(backoff(state))
@@ -530,7 +470,7 @@ class LLMClient:
 
     async def _call_with_retries(
         self, kwargs: dict[str, Any], on_delta: Callable[[str], None] | None, tally: _Tally
-    ) -> _Completion:
+    ) -> Completion:
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
@@ -558,15 +498,15 @@ class LLMClient:
 
     async def _call_once(
         self, kwargs: dict[str, Any], on_delta: Callable[[str], None] | None
-    ) -> _Completion:
+    ) -> Completion:
         client = self._client()
         if isinstance(client, openai.OpenAI):  # an injected sync client: off the event loop
 
-            def call() -> _Completion:
+            def call() -> Completion:
                 response = client.chat.completions.create(**kwargs)
                 if on_delta is None:
-                    return _from_completion(response)
-                stream = _StreamAccumulator(on_delta)
+                    return from_completion(response)
+                stream = StreamAccumulator(on_delta)
                 for chunk in response:
                     stream.feed(chunk)
                 return stream.result()
@@ -574,15 +514,15 @@ class LLMClient:
             return await asyncio.to_thread(call)
         response = await client.chat.completions.create(**kwargs)
         if on_delta is None:
-            return _from_completion(response)
-        stream = _StreamAccumulator(on_delta)
+            return from_completion(response)
+        stream = StreamAccumulator(on_delta)
         async for chunk in response:
             stream.feed(chunk)
         return stream.result()
 
     def _reply(
         self,
-        completion: _Completion,
+        completion: Completion,
         mode: OutputMode,
         messages: Messages,
         meter: UsageMeter | None,
@@ -590,9 +530,9 @@ class LLMClient:
         usage = completion.usage
         estimated = usage is None
         if usage is None:
-            prompt = _estimate_tokens(json.dumps([dict(m) for m in messages], default=str))
+            prompt = estimate_tokens(json.dumps([dict(m) for m in messages], default=str))
             usage = Usage()
-            usage.add(prompt, _estimate_tokens(completion.text))
+            usage.add(prompt, estimate_tokens(completion.text))
         self.usage += usage
         if meter is not None:
             meter.record(usage)
@@ -615,114 +555,23 @@ class LLMClient:
         meter: UsageMeter | None,
         attempts: int,
     ) -> LLMError:
-        status = exc.status_code
-        detail = _error_text(exc)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if status == 401:
-            fix = "check OPENAI_API_KEY (or the api_key given to the client)"
-        elif status == 403:
-            fix = f"no access to model {self.model!r}: check the key's project and permissions"
-        elif status == 404:
-            fix = (
-                f"check TOOLDAG_MODEL (model {self.model!r}) and OPENAI_BASE_URL ({self.base_url}; "
-                "OpenAI-compatible servers usually end in /v1)"
-            )
-        elif status == 429 and _error_code(exc) == "insufficient_quota":
-            fix = "the account is out of quota: check your plan and billing"
-        elif status == 429:
-            wait = _retry_after(exc)
-            fix = (
-                f"rate limited{tries}; the server asked to wait {wait:.0f}s"
-                if wait is not None and wait > self.max_retry_after
-                else f"rate limited{tries}: wait, lower concurrency or raise the rate limit"
-            )
-        elif status >= 500:
-            fix = f"the server is failing{tries}: try again later or use another endpoint"
-        elif status in _MODE_REJECTIONS and mode is not OutputMode.TEXT:
-            fix = (
-                f"the endpoint rejected the request in output mode {mode.value}: "
-                "use output_mode='auto' (or TOOLDAG_OUTPUT_MODE=auto) to fall back"
-            )
-        else:
-            fix = "the endpoint rejected the request"
-        return LLMResponseError(
-            f"{status} from {self.base_url}: {fix} ({detail})",
-            last_response=str(exc.body) if exc.body is not None else None,
+        return status_error(
+            exc,
+            mode=mode.value,
+            model=self.model,
+            base_url=self.base_url,
+            max_retry_after=self.max_retry_after,
             usage=meter.usage if meter is not None else None,
-            status_code=status,
+            attempts=attempts,
         )
 
     def _transport_error(
         self, exc: openai.APIError, meter: UsageMeter | None, attempts: int
     ) -> LLMError:
-        tries = f" ({attempts} attempts)" if attempts > 1 else ""
-        if isinstance(exc, openai.APITimeoutError):
-            message = (
-                f"the LLM at {self.base_url} timed out{tries}: raise the timeout "
-                f"(now {self.timeout}s) or check the server"
-            )
-        elif isinstance(exc, openai.APIConnectionError):
-            message = (
-                f"cannot connect to the LLM at {self.base_url}{tries}: is the server running? "
-                "check OPENAI_BASE_URL"
-            )
-        else:
-            message = f"the LLM at {self.base_url} sent an unusable response: {_error_text(exc)}"
-        return LLMResponseError(message, usage=meter.usage if meter is not None else None)
-
-
-def _usage_of(raw: Any) -> Usage | None:
-    if raw is None:
-        return None
-    usage = Usage()
-    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
-    completion = int(getattr(raw, "completion_tokens", 0) or 0)
-    total = getattr(raw, "total_tokens", None)
-    usage.add(prompt, completion, int(total) if total is not None else None)
-    return usage
-
-
-def _from_completion(response: Any) -> _Completion:
-    choices = getattr(response, "choices", None) or []
-    if not choices:
-        raise LLMResponseError(
-            "the LLM returned no choices: check that the endpoint speaks the OpenAI "
-            "chat-completions protocol",
-            last_response=str(response)[:500],
+        return transport_error(
+            exc,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            usage=meter.usage if meter is not None else None,
+            attempts=attempts,
         )
-    message = choices[0].message
-    refusal = getattr(message, "refusal", None)
-    if refusal and not message.content:
-        raise LLMResponseError(f"the model refused: {refusal}", last_response=str(refusal))
-    return _Completion(
-        text=message.content or "",
-        finish_reason=choices[0].finish_reason,
-        usage=_usage_of(getattr(response, "usage", None)),
-        raw=response,
-    )
-
-
-class _StreamAccumulator:
-    """Joins streamed chunks into one completion, passing each piece of text on as it arrives."""
-
-    def __init__(self, on_delta: Callable[[str], None]) -> None:
-        self._on_delta = on_delta
-        self._parts: list[str] = []
-        self._chunks: list[Any] = []
-        self._finish: str | None = None
-        self._usage: Usage | None = None
-
-    def feed(self, chunk: Any) -> None:
-        self._chunks.append(chunk)
-        for choice in chunk.choices or []:
-            piece = getattr(choice.delta, "content", None)
-            if piece:
-                self._parts.append(piece)
-                self._on_delta(piece)
-            if choice.finish_reason:
-                self._finish = choice.finish_reason
-        if getattr(chunk, "usage", None) is not None:
-            self._usage = _usage_of(chunk.usage)
-
-    def result(self) -> _Completion:
-        return _Completion("".join(self._parts), self._finish, self._usage, self._chunks)

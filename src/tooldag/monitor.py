@@ -23,6 +23,8 @@ what each step did and when. It answers the seed's ``get_workflow_summary`` and
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -87,6 +89,8 @@ class _RunView:
     finished_at: float | None = None
     active: bool = True
     steps: dict[str, _StepView] = field(default_factory=dict)
+    # The views of the run's previous execution (a resumed run): what a reused step did there.
+    earlier: dict[str, _StepView] = field(default_factory=dict)
 
     def step(self, sid: str) -> _StepView:
         view = self.steps.get(sid)
@@ -98,6 +102,14 @@ class _RunView:
 def _apply(run: _RunView, event: Event) -> None:
     kind = event.type
     if kind is EventType.RUN_STARTED:
+        # A resumed run starts afresh: carried over, an interrupted step would seem to run on
+        # from the earlier execution and overlap steps it never met. Reused steps get their
+        # record back from ``earlier`` when they are reused.
+        run.earlier = run.steps
+        run.steps = {}
+        run.status = RunStatus.RUNNING
+        run.finished_at = None
+        run.active = True
         run.started_at = event.ts
         run.goal = str(event.data.get("goal") or "")
         plan = event.data.get("plan")
@@ -116,6 +128,18 @@ def _apply(run: _RunView, event: Event) -> None:
             run.status = RunStatus.FAILED
         return
     if event.step_id is None:
+        return
+    earlier = run.earlier.get(event.step_id)
+    if kind is EventType.STEP_REUSED and earlier is not None:
+        # Its tool, attempts and duration are the earlier execution's; it sits on this
+        # execution's timeline only as the moment it was reused.
+        run.steps[event.step_id] = dataclasses.replace(
+            earlier,
+            status=StepStatus.SUCCEEDED,
+            started_at=None,
+            finished_at=event.ts,
+            reused=True,
+        )
         return
     view = run.step(event.step_id)
     if kind is EventType.STEP_STARTED:
@@ -330,7 +354,8 @@ class Monitor:
             start, end = row["started_at"], row["finished_at"] or t1
             if start is not None:
                 a = min(width - 1, int((start - t0) / span * width))
-                b = max(a + 1, min(width, round((end - t0) / span * width)))
+                # floor for starts, ceil for ends: steps that overlapped in time share a column.
+                b = max(a + 1, min(width, math.ceil((end - t0) / span * width)))
                 bar = Text(" " * a + "█" * (b - a) + " " * (width - b), style=style)
             else:
                 at = row["finished_at"]

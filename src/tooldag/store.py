@@ -23,29 +23,43 @@ survives the process being killed; only a power loss may drop the last few commi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import socket
 import sqlite3
-import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic_core import to_jsonable_python
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from .errors import RunStateError, StoreError
 from .events import Event, EventBus, EventType
 from .plan import Plan
 from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+from .store_schema import (
+    CURRENT_SCHEMA_VERSION,
+    HEAVY_KEYS,
+    INTERRUPTED,
+    JSON_FALLBACK_KEY,
+    MIGRATIONS,
+    Migration,
+    RunInfo,
+    StoreWarning,
+    dumps_json,
+    error_json,
+    error_text,
+    forget_live,
+    loads_json,
+    mark_live,
+    owner_gone,
+    owner_identity,
+    plan_json,
+    with_counts,
+)
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
@@ -59,205 +73,12 @@ __all__ = [
     "default_store_path",
 ]
 
-INTERRUPTED = "interrupted"
-JSON_FALLBACK_KEY = "__tooldag_unserializable__"
-_REPR_LIMIT = 2000
-
-
-class StoreWarning(UserWarning):
-    """A value was stored in a lossy form (see the module docstring)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step. Released migrations are never edited: add a new one instead."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "runs, plans, steps and the event log",
-        (
-            """CREATE TABLE runs (
-                id TEXT PRIMARY KEY, goal TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
-                created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL,
-                answer TEXT, error TEXT,
-                prompt_tokens INTEGER NOT NULL DEFAULT 0,
-                completion_tokens INTEGER NOT NULL DEFAULT 0,
-                total_tokens INTEGER NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0,
-                owner_pid INTEGER, owner_host TEXT, owner_token TEXT)""",
-            "CREATE INDEX runs_by_created ON runs(created_at)",
-            """CREATE TABLE plans (
-                run_id TEXT NOT NULL, version INTEGER NOT NULL, plan TEXT NOT NULL,
-                created_at REAL NOT NULL, PRIMARY KEY (run_id, version))""",
-            """CREATE TABLE steps (
-                run_id TEXT NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
-                reason TEXT, started_at REAL, finished_at REAL, reused INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (run_id, step_id))""",
-            """CREATE TABLE events (
-                seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, type TEXT NOT NULL, step_id TEXT,
-                attempt INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, duration REAL, data TEXT)""",
-            "CREATE INDEX events_by_run ON events(run_id, seq)",
-        ),
-    ),
-)
-CURRENT_SCHEMA_VERSION = MIGRATIONS[-1].version
-
-# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
-_HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
-
 
 def default_store_path() -> Path:
     """``$TOOLDAG_HOME/runs.sqlite3``, else ``runs.sqlite3`` in the user's data directory."""
     home = os.environ.get("TOOLDAG_HOME")
     base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("tooldag"))
     return base / "runs.sqlite3"
-
-
-# --------------------------------------------------------------------------- JSON
-
-_fast_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _marker(obj: Any) -> dict[str, Any]:
-    kind = type(obj)
-    text = repr(obj)
-    if len(text) > _REPR_LIMIT:
-        text = text[:_REPR_LIMIT] + "..."
-    return {JSON_FALLBACK_KEY: {"type": f"{kind.__module__}.{kind.__qualname__}", "repr": text}}
-
-
-def _dumps(value: Any, *, what: str | None = None) -> str:
-    """JSON text of ``value``; the documented fallback (and a warning when ``what`` is given)."""
-    try:
-        return _fast_dumps(value)
-    except (TypeError, ValueError):
-        pass
-    lossy: list[str] = []
-
-    def fallback(obj: Any) -> Any:
-        lossy.append(type(obj).__qualname__)
-        return _marker(obj)
-
-    try:
-        text = _fast_dumps(to_jsonable_python(value, fallback=fallback, bytes_mode="base64"))
-    except Exception:  # circular structures, exotic __eq__/__hash__: keep the whole repr
-        lossy.append(type(value).__qualname__)
-        text = _fast_dumps(_marker(value))
-    if lossy and what is not None:
-        kinds = ", ".join(sorted(set(lossy)))
-        warnings.warn(
-            f"{what} is not JSON-serialisable ({kinds}); stored as its repr under "
-            f"{JSON_FALLBACK_KEY!r}: return JSON data or a pydantic model to store it faithfully",
-            StoreWarning,
-            stacklevel=3,
-        )
-    return text
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def _plan_json(plan: Any) -> dict[str, Any]:
-    if isinstance(plan, Plan):
-        return plan.to_json()
-    if isinstance(plan, Mapping):
-        return dict(plan)
-    raise StoreError(f"cannot store a plan of type {type(plan).__name__}: pass a Plan or a dict")
-
-
-# --------------------------------------------------------------------------- liveness
-
-_HOST = socket.gethostname()
-# (store file, run id) of runs executing in this process: a row owned by this pid but absent here
-# belongs to an executor that died with an exception, so it counts as interrupted.
-_LIVE: set[tuple[str, str]] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on: comm may hold spaces
-
-
-def _process_token(pid: int) -> str | None:
-    """The process start time (Linux): tells a live owner from a recycled pid."""
-    fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else None
-
-
-_SELF_TOKEN = _process_token(os.getpid())
-
-
-def _owner_alive(pid: int | None, host: str | None, token: str | None) -> bool:
-    if pid is None or host != _HOST or sys.platform == "win32":
-        return True  # another machine (or no way to probe): assume it is still working
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    fields = _proc_stat(pid)
-    if fields is not None:
-        if fields[0] in ("Z", "X"):
-            return False
-        if token is not None and len(fields) > 19 and fields[19] != token:
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------- RunInfo
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run's row: what ``tooldag runs list`` shows. ``status`` reads ``"interrupted"`` for a run
-    stored as running whose process is gone."""
-
-    id: str
-    goal: str
-    stored_status: RunStatus
-    created_at: float
-    updated_at: float
-    finished_at: float | None
-    answer: str | None
-    error: str | None
-    usage: Usage
-    plan_versions: int
-    owner_pid: int | None
-    owner_host: str | None
-    interrupted: bool
-    step_counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def status(self) -> str:
-        return INTERRUPTED if self.interrupted else self.stored_status.value
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "goal": self.goal,
-            "status": self.status,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "finished_at": self.finished_at,
-            "answer": self.answer,
-            "error": self.error,
-            "usage": self.usage.to_dict(),
-            "plan_versions": self.plan_versions,
-            "steps": dict(self.step_counts),
-            "owner": f"{self.owner_pid}@{self.owner_host}" if self.owner_pid else None,
-        }
 
 
 # --------------------------------------------------------------------------- the store
@@ -415,7 +236,7 @@ class RunStore:
         """Journal one event in one transaction; raises :class:`StoreError` if it cannot."""
         handler = self._HANDLERS.get(event.type)
         data = event.data
-        light = {k: v for k, v in data.items() if k not in _HEAVY_KEYS} if data else None
+        light = {k: v for k, v in data.items() if k not in HEAVY_KEYS} if data else None
         with self._write(f"{event.type.value} of run {event.run_id}") as db:
             if handler is not None:
                 handler(self, db, event)
@@ -429,15 +250,13 @@ class RunStore:
                     event.attempt,
                     event.ts,
                     event.duration,
-                    _dumps(light) if light else None,
+                    dumps_json(light) if light else None,
                 ),
             )
         if event.type is EventType.RUN_STARTED:
-            with _LIVE_LOCK:
-                _LIVE.add((self._key, event.run_id))
+            mark_live(self._key, event.run_id)
         elif event.type is EventType.RUN_FINISHED:
-            with _LIVE_LOCK:
-                _LIVE.discard((self._key, event.run_id))
+            forget_live(self._key, event.run_id)
 
     def _ensure_run(self, db: sqlite3.Connection, run_id: str, ts: float, goal: str = "") -> None:
         db.execute(
@@ -448,7 +267,7 @@ class RunStore:
 
     def _add_plan(self, db: sqlite3.Connection, run_id: str, plan: Any, ts: float) -> None:
         """Store ``plan`` as the run's next version, unless it equals the latest one."""
-        text = json.dumps(_plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
+        text = json.dumps(plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
         if self._plans_seen.get(run_id) == text:
             return
         latest = db.execute(
@@ -461,7 +280,7 @@ class RunStore:
         self._plans_seen[run_id] = text
 
     def _owner_args(self) -> tuple[int, str, str | None]:
-        return (os.getpid(), _HOST, _SELF_TOKEN)
+        return owner_identity()
 
     def _on_run_started(self, db: sqlite3.Connection, e: Event) -> None:
         goal = str(e.data.get("goal") or "")
@@ -477,7 +296,7 @@ class RunStore:
 
     def _on_plan_created(self, db: sqlite3.Connection, e: Event) -> None:
         plan = e.data.get("plan")
-        goal = str(_plan_json(plan).get("goal") or "") if plan is not None else ""
+        goal = str(plan_json(plan).get("goal") or "") if plan is not None else ""
         self._ensure_run(db, e.run_id, e.ts, goal)
         if plan is not None:
             self._add_plan(db, e.run_id, plan, e.ts)
@@ -538,7 +357,7 @@ class RunStore:
                 e.step_id,
                 e.data.get("tool"),
                 max(e.attempt, 1),
-                None if args is None else _dumps(args),
+                None if args is None else dumps_json(args),
                 e.ts,
             ),
         )
@@ -565,17 +384,17 @@ class RunStore:
 
     def _on_step_succeeded(self, db: sqlite3.Connection, e: Event) -> None:
         what = f"the output of step {e.step_id!r} (run {e.run_id})"
-        output = _dumps(e.data.get("output"), what=what)
+        output = dumps_json(e.data.get("output"), what=what)
         self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
 
     def _on_step_failed(self, db: sqlite3.Connection, e: Event) -> None:
-        self._upsert_end(db, e, StepStatus.FAILED, error=_error_json(e.data.get("error")))
+        self._upsert_end(db, e, StepStatus.FAILED, error=error_json(e.data.get("error")))
 
     def _on_step_retrying(self, db: sqlite3.Connection, e: Event) -> None:
         db.execute(
             "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
             "WHERE run_id = ? AND step_id = ?",
-            (e.attempt, _error_json(e.data.get("error")), e.run_id, e.step_id),
+            (e.attempt, error_json(e.data.get("error")), e.run_id, e.step_id),
         )
 
     def _on_step_ended(self, db: sqlite3.Connection, e: Event) -> None:
@@ -591,7 +410,7 @@ class RunStore:
         ).rowcount
         if not updated:
             what = f"the reused output of step {e.step_id!r} (run {e.run_id})"
-            output = _dumps(e.data.get("output"), what=what)
+            output = dumps_json(e.data.get("output"), what=what)
             self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
             db.execute(
                 "UPDATE steps SET reused = 1 WHERE run_id = ? AND step_id = ?",
@@ -607,7 +426,7 @@ class RunStore:
         else:  # the step's effect stands: keep it succeeded, say why it could not be undone
             db.execute(
                 "UPDATE steps SET reason = ? WHERE run_id = ? AND step_id = ?",
-                (f"compensation failed: {_error_text(e.data.get('error'))}", e.run_id, e.step_id),
+                (f"compensation failed: {error_text(e.data.get('error'))}", e.run_id, e.step_id),
             )
 
     _HANDLERS: dict[EventType, Callable[[RunStore, sqlite3.Connection, Event], None]] = {
@@ -660,15 +479,13 @@ class RunStore:
             if plan is not None:
                 self._add_plan(db, run_id, plan, now)
             claimed = self._info(db, run_id)
-        with _LIVE_LOCK:
-            _LIVE.add((self._key, run_id))
+        mark_live(self._key, run_id)
         assert claimed is not None
         return claimed
 
     def release(self, run_id: str) -> None:
         """Forget that this process runs ``run_id`` (it finished or its executor died)."""
-        with _LIVE_LOCK:
-            _LIVE.discard((self._key, run_id))
+        forget_live(self._key, run_id)
 
     def set_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         """Overwrite a run's status (what ``cancel`` of a stopped run uses)."""
@@ -714,10 +531,7 @@ class RunStore:
         )
 
     def _is_dead(self, run_id: str, pid: int | None, host: str | None, token: str | None) -> bool:
-        if pid == os.getpid() and host == _HOST and token == _SELF_TOKEN:
-            with _LIVE_LOCK:
-                return (self._key, run_id) not in _LIVE
-        return not _owner_alive(pid, host, token)
+        return owner_gone(self._key, run_id, pid, host, token)
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run's row, or ``None`` if the store has no such run."""
@@ -725,7 +539,7 @@ class RunStore:
             info = self._info(self._conn, run_id)
             if info is None:
                 return None
-            return _with_counts(info, self._counts([run_id]).get(run_id, {}))
+            return with_counts(info, self._counts([run_id]).get(run_id, {}))
 
     def list_runs(self, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first; ``status`` may be any run status or ``"interrupted"``."""
@@ -742,7 +556,7 @@ class RunStore:
             if derived:
                 infos = [i for i in infos if i.status == status][:limit]
             counts = self._counts([i.id for i in infos])
-        return [_with_counts(i, counts.get(i.id, {})) for i in infos]
+        return [with_counts(i, counts.get(i.id, {})) for i in infos]
 
     def _counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -781,7 +595,7 @@ class RunStore:
                 step_id=r["step_id"],
                 attempt=r["attempt"],
                 duration=r["duration"],
-                data=_loads(r["data"]) or {},
+                data=loads_json(r["data"]) or {},
                 ts=r["ts"],
             )
             for r in rows
@@ -794,7 +608,7 @@ class RunStore:
                 "SELECT step_id, output FROM steps WHERE run_id = ? AND status = 'succeeded'",
                 (run_id,),
             ).fetchall()
-        return {r["step_id"]: _loads(r["output"]) for r in rows}
+        return {r["step_id"]: loads_json(r["output"]) for r in rows}
 
     def load_result(self, run_id: str) -> RunResult:
         """The run as a :class:`RunResult`, rebuilt from the store (steps of the latest plan that
@@ -813,14 +627,14 @@ class RunStore:
             steps = {s.id: StepRecord(id=s.id, tool=s.tool) for s in plans[-1].steps}
         for r in rows:
             known = steps.get(r["step_id"])
-            err = _loads(r["error"])
+            err = loads_json(r["error"])
             steps[r["step_id"]] = StepRecord(
                 id=r["step_id"],
                 tool=r["tool"] or (known.tool if known else ""),
                 status=StepStatus(r["status"]),
                 attempts=r["attempts"],
-                args=_loads(r["args"]),
-                output=_loads(r["output"]),
+                args=loads_json(r["args"]),
+                output=loads_json(r["output"]),
                 error=StepError.model_validate(err) if err else None,
                 reason=r["reason"],
                 started_at=r["started_at"],
@@ -860,34 +674,6 @@ _END_STATUS = {
     EventType.STEP_BLOCKED: StepStatus.BLOCKED,
     EventType.STEP_CANCELLED: StepStatus.CANCELLED,
 }
-
-
-def _with_counts(info: RunInfo, counts: dict[str, int]) -> RunInfo:
-    return dataclasses.replace(info, step_counts=counts)
-
-
-def _error_json(error: Any) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, StepError):
-        return error.model_dump_json()
-    if isinstance(error, BaseException):
-        return _dumps({"type": type(error).__name__, "message": str(error), "transient": False})
-    if isinstance(error, Mapping):
-        return _dumps(
-            {
-                "type": str(error.get("type", "Error")),
-                "message": str(error.get("message", "")),
-                "transient": bool(error.get("transient", False)),
-            }
-        )
-    return _dumps({"type": "Error", "message": str(error), "transient": False})
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    return str(error)
 
 
 def _not_allowed(run_id: str, status: str) -> str:

@@ -1,5 +1,11 @@
 """``tooldag exec``: run a hand-written plan, with live progress, and print what happened.
 
+The run is journalled in the run store (``--store PATH``; default ``$TOOLDAG_HOME/runs.sqlite3``,
+else the user's data directory) under a fresh id printed on stderr, so a process that dies mid-run
+can be continued with ``tooldag runs resume ID``. A journalled run that fails is left as it is, not
+compensated, so that it can be resumed (``tooldag runs cancel ID`` undoes it). ``--no-store`` runs
+without a journal, and then a failed run is compensated at once.
+
 Exit codes: 0 the run succeeded, 1 it failed (or the plan is invalid: its issues are printed),
 2 the plan file cannot be read or parsed, 130 cancelled (Ctrl-C cancels the run: running steps are
 cancelled and what succeeded is compensated; a second Ctrl-C aborts at once).
@@ -11,17 +17,23 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from rich.console import RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
+from ..durable import DurableExecutor
 from ..errors import PlanParseError, RunStateError
 from ..executor import Executor
 from ..monitor import STATUS_STYLES, Monitor
 from ..plan import Plan
+from ..registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepStatus
+from ..store import RunStore
 from ..validate import validate
 from .common import (
     EXIT_CANCELLED,
@@ -73,6 +85,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="stop the run at the first failed step (default: independent branches run on)",
     )
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--store",
+        metavar="PATH",
+        help="journal the run in this store file (default: $TOOLDAG_HOME/runs.sqlite3, else the "
+        "user data dir)",
+    )
+    journal.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not journal the run (it cannot be resumed; a failed run is compensated at once)",
+    )
     parser.set_defaults(handler=cmd_exec)
 
 
@@ -90,15 +114,16 @@ def _print_issues(path: str, issues: list[object], what: str) -> None:
         err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
 
 
-async def _run(executor: Executor, plan: Plan) -> RunResult:
-    """Run the plan; the first Ctrl-C cancels it (and compensation runs), a second aborts."""
+async def _run(
+    begin: Callable[[], Awaitable[RunResult]], cancel: Callable[[], object]
+) -> RunResult:
+    """Await ``begin()``; the first Ctrl-C calls ``cancel`` (compensation runs), a second aborts."""
     loop = asyncio.get_running_loop()
-    handle = executor.start(plan)
     installed = False
 
     def on_interrupt() -> None:
         err_console.print("cancelling: undoing what ran (Ctrl-C again to abort)", style="yellow")
-        handle.cancel()
+        cancel()
         # The next Ctrl-C raises KeyboardInterrupt again (exit 130 without waiting).
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
@@ -107,11 +132,26 @@ async def _run(executor: Executor, plan: Plan) -> RunResult:
         loop.add_signal_handler(signal.SIGINT, on_interrupt)
         installed = True
     try:
-        return await handle.wait()
+        return await begin()
     finally:
         if installed:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
+    handle = executor.start(plan)
+    return await _run(handle.wait, handle.cancel)
+
+
+async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunResult:
+    loop = asyncio.get_running_loop()
+    cancelling: list[asyncio.Task[RunResult]] = []  # a reference, so the task is not collected
+
+    def cancel() -> None:
+        cancelling.append(loop.create_task(runner.acancel_workflow(run_id)))
+
+    return await _run(lambda: runner.astart(run_id, plan), cancel)
 
 
 def _bar_width(width: int) -> int:
@@ -181,8 +221,40 @@ def cmd_exec(args: argparse.Namespace) -> int:
         else:
             _print_issues(args.plan, list(issues), f"{len(issues)} issue(s); the plan was not run")
         return EXIT_FAILED
-    executor = Executor(registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast)
-    monitor = Monitor(executor.bus)
+    if args.no_store:
+        executor = Executor(
+            registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
+        )
+        return _execute(args, Monitor(executor.bus), lambda: _run_plain(executor, plan))
+    with RunStore(args.store) as store:
+        return _execute_durable(args, registry, store, plan)
+
+
+def _execute_durable(
+    args: argparse.Namespace, registry: ToolRegistry, store: RunStore, plan: Plan
+) -> int:
+    runner = DurableExecutor(
+        registry, store=store, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
+    )
+    try:
+        run_id = uuid.uuid4().hex[:12]
+        where = "" if args.store is None else f" --store {args.store}"
+        err_console.print(
+            f"run {run_id}  (resume with: tooldag runs resume {run_id}{where})",
+            markup=False,
+            soft_wrap=True,
+        )
+        monitor = Monitor(runner.executor.bus)
+        return _execute(args, monitor, lambda: _run_durable(runner, run_id, plan))
+    finally:
+        runner.close()
+
+
+def _execute(
+    args: argparse.Namespace,
+    monitor: Monitor,
+    work: Callable[[], Coroutine[Any, Any, RunResult]],
+) -> int:
     live = not args.json and err_console.is_terminal
     with (
         Live(
@@ -194,7 +266,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         if live
         else contextlib.nullcontext()
     ):
-        result = asyncio.run(_run(executor, plan))
+        result = asyncio.run(work())
     if args.json:
         print_json(result.to_json())
     else:

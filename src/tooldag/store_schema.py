@@ -1,0 +1,296 @@
+"""What the run store writes and reads, apart from how: the schema and its migrations, the JSON
+encoding of values (with the documented fallback for what JSON cannot express), the :class:`RunInfo`
+row, and the probe that tells a live run owner from a dead one.
+
+Kept apart from :mod:`tooldag.store` so that the store module is the SQLite plumbing alone; every
+public name here is re-exported from :mod:`tooldag.store`, which is where users import them from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import sys
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+from .errors import StoreError
+from .plan import Plan
+from .result import RunStatus, StepError, Usage
+
+__all__ = [
+    "CURRENT_SCHEMA_VERSION",
+    "HEAVY_KEYS",
+    "INTERRUPTED",
+    "JSON_FALLBACK_KEY",
+    "MIGRATIONS",
+    "Migration",
+    "RunInfo",
+    "StoreWarning",
+    "dumps_json",
+    "error_json",
+    "error_text",
+    "forget_live",
+    "loads_json",
+    "mark_live",
+    "owner_gone",
+    "owner_identity",
+    "plan_json",
+    "with_counts",
+]
+
+INTERRUPTED = "interrupted"
+JSON_FALLBACK_KEY = "__tooldag_unserializable__"
+_REPR_LIMIT = 2000
+
+
+class StoreWarning(UserWarning):
+    """A value was stored in a lossy form (see the :mod:`tooldag.store` docstring)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step. Released migrations are never edited: add a new one instead."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, plans, steps and the event log",
+        (
+            """CREATE TABLE runs (
+                id TEXT PRIMARY KEY, goal TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+                created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL,
+                answer TEXT, error TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                total_tokens INTEGER NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0,
+                owner_pid INTEGER, owner_host TEXT, owner_token TEXT)""",
+            "CREATE INDEX runs_by_created ON runs(created_at)",
+            """CREATE TABLE plans (
+                run_id TEXT NOT NULL, version INTEGER NOT NULL, plan TEXT NOT NULL,
+                created_at REAL NOT NULL, PRIMARY KEY (run_id, version))""",
+            """CREATE TABLE steps (
+                run_id TEXT NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
+                reason TEXT, started_at REAL, finished_at REAL, reused INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, step_id))""",
+            """CREATE TABLE events (
+                seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, type TEXT NOT NULL, step_id TEXT,
+                attempt INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, duration REAL, data TEXT)""",
+            "CREATE INDEX events_by_run ON events(run_id, seq)",
+        ),
+    ),
+)
+CURRENT_SCHEMA_VERSION = MIGRATIONS[-1].version
+
+# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
+HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
+
+
+# --------------------------------------------------------------------------- JSON
+
+_fast_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _marker(obj: Any) -> dict[str, Any]:
+    kind = type(obj)
+    text = repr(obj)
+    if len(text) > _REPR_LIMIT:
+        text = text[:_REPR_LIMIT] + "..."
+    return {JSON_FALLBACK_KEY: {"type": f"{kind.__module__}.{kind.__qualname__}", "repr": text}}
+
+
+def dumps_json(value: Any, *, what: str | None = None) -> str:
+    """JSON text of ``value``; the documented fallback (and a warning when ``what`` is given)."""
+    try:
+        return _fast_dumps(value)
+    except (TypeError, ValueError):
+        pass
+    lossy: list[str] = []
+
+    def fallback(obj: Any) -> Any:
+        lossy.append(type(obj).__qualname__)
+        return _marker(obj)
+
+    try:
+        text = _fast_dumps(to_jsonable_python(value, fallback=fallback, bytes_mode="base64"))
+    except Exception:  # circular structures, exotic __eq__/__hash__: keep the whole repr
+        lossy.append(type(value).__qualname__)
+        text = _fast_dumps(_marker(value))
+    if lossy and what is not None:
+        kinds = ", ".join(sorted(set(lossy)))
+        warnings.warn(
+            f"{what} is not JSON-serialisable ({kinds}); stored as its repr under "
+            f"{JSON_FALLBACK_KEY!r}: return JSON data or a pydantic model to store it faithfully",
+            StoreWarning,
+            stacklevel=3,
+        )
+    return text
+
+
+def loads_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def plan_json(plan: Any) -> dict[str, Any]:
+    if isinstance(plan, Plan):
+        return plan.to_json()
+    if isinstance(plan, Mapping):
+        return dict(plan)
+    raise StoreError(f"cannot store a plan of type {type(plan).__name__}: pass a Plan or a dict")
+
+
+def error_json(error: Any) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, StepError):
+        return error.model_dump_json()
+    if isinstance(error, BaseException):
+        return dumps_json({"type": type(error).__name__, "message": str(error), "transient": False})
+    if isinstance(error, Mapping):
+        return dumps_json(
+            {
+                "type": str(error.get("type", "Error")),
+                "message": str(error.get("message", "")),
+                "transient": bool(error.get("transient", False)),
+            }
+        )
+    return dumps_json({"type": "Error", "message": str(error), "transient": False})
+
+
+def error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
+    return str(error)
+
+
+# --------------------------------------------------------------------------- liveness
+
+_HOST = socket.gethostname()
+# (store file, run id) of runs executing in this process: a row owned by this pid but absent here
+# belongs to an executor that died with an exception, so it counts as interrupted.
+_LIVE: set[tuple[str, str]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on: comm may hold spaces
+
+
+def _process_token(pid: int) -> str | None:
+    """The process start time (Linux): tells a live owner from a recycled pid."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
+
+
+_SELF_TOKEN = _process_token(os.getpid())
+
+
+def _owner_alive(pid: int | None, host: str | None, token: str | None) -> bool:
+    if pid is None or host != _HOST or sys.platform == "win32":
+        return True  # another machine (or no way to probe): assume it is still working
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    fields = _proc_stat(pid)
+    if fields is not None:
+        if fields[0] in ("Z", "X"):
+            return False
+        if token is not None and len(fields) > 19 and fields[19] != token:
+            return False
+    return True
+
+
+def owner_identity() -> tuple[int, str, str | None]:
+    """(pid, host, start-time token) of this process, as stored in a run row it owns."""
+    return (os.getpid(), _HOST, _SELF_TOKEN)
+
+
+def mark_live(store_key: str, run_id: str) -> None:
+    """Note that this process is executing ``run_id`` of the store at ``store_key``."""
+    with _LIVE_LOCK:
+        _LIVE.add((store_key, run_id))
+
+
+def forget_live(store_key: str, run_id: str) -> None:
+    """This process no longer executes ``run_id`` (it finished or its executor died)."""
+    with _LIVE_LOCK:
+        _LIVE.discard((store_key, run_id))
+
+
+def owner_gone(
+    store_key: str, run_id: str, pid: int | None, host: str | None, token: str | None
+) -> bool:
+    """Whether the process recorded as running ``run_id`` is gone (the run is interrupted)."""
+    if pid == os.getpid() and host == _HOST and token == _SELF_TOKEN:
+        with _LIVE_LOCK:
+            return (store_key, run_id) not in _LIVE
+    return not _owner_alive(pid, host, token)
+
+
+# --------------------------------------------------------------------------- RunInfo
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's row: what ``tooldag runs list`` shows. ``status`` reads ``"interrupted"`` for a run
+    stored as running whose process is gone."""
+
+    id: str
+    goal: str
+    stored_status: RunStatus
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    answer: str | None
+    error: str | None
+    usage: Usage
+    plan_versions: int
+    owner_pid: int | None
+    owner_host: str | None
+    interrupted: bool
+    step_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return INTERRUPTED if self.interrupted else self.stored_status.value
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "goal": self.goal,
+            "status": self.status,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "answer": self.answer,
+            "error": self.error,
+            "usage": self.usage.to_dict(),
+            "plan_versions": self.plan_versions,
+            "steps": dict(self.step_counts),
+            "owner": f"{self.owner_pid}@{self.owner_host}" if self.owner_pid else None,
+        }
+
+
+def with_counts(info: RunInfo, counts: dict[str, int]) -> RunInfo:
+    return dataclasses.replace(info, step_counts=counts)

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import graphlib
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 from ._sync import run_sync
@@ -44,6 +42,7 @@ from .executor import Executor, RunHandle
 from .plan import Plan
 from .registry import ToolRegistry
 from .result import RunResult, RunStatus
+from .reuse import reusable_outputs
 from .store import INTERRUPTED, RunStore
 
 __all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
@@ -54,33 +53,6 @@ _STARTABLE = frozenset(
 )
 _RESUMABLE = frozenset({"pending", "failed", "paused", INTERRUPTED})
 _CANCELLABLE = frozenset({"pending", "failed", "paused", INTERRUPTED, "budget_exceeded"})
-
-
-def reusable_outputs(
-    previous: Plan | None, plan: Plan, outputs: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The completed outputs ``plan`` may reuse: a step's output is reused when the step is
-    unchanged since ``previous`` and so is everything it depends on; outputs of steps ``plan``
-    does not contain stay available to its references."""
-    ids = set(plan.ids)
-    keep = {k: v for k, v in outputs.items() if k not in ids}
-    if previous is None:
-        return keep
-    before = {s.id: s.to_json() for s in previous.steps}
-    graph = {s.id: [d for d in s.dependencies() if d in ids] for s in plan.steps}
-    try:
-        order = list(graphlib.TopologicalSorter(graph).static_order())
-    except graphlib.CycleError:
-        return keep  # the executor rejects the plan and says why
-    for step_id in order:
-        step = plan.step(step_id)
-        if (
-            step_id in outputs
-            and before.get(step_id) == step.to_json()
-            and all(dep in keep for dep in step.dependencies())
-        ):
-            keep[step_id] = outputs[step_id]
-    return keep
 
 
 class DurableExecutor:

@@ -27,6 +27,7 @@ from .plan import Plan, Step
 from .prompting import repair_prompt, replan_prompt, system_prompt, user_prompt
 from .registry import ToolRegistry
 from .result import RunResult, StepStatus, Usage
+from .reuse import reusable_outputs as shared_reusable_outputs
 from .validate import validate
 
 __all__ = ["Planner", "completed_steps", "reusable_outputs"]
@@ -44,37 +45,13 @@ def completed_steps(previous: Plan, result: RunResult) -> dict[str, Step]:
     return done
 
 
-def _same_call(a: Step, b: Step) -> bool:
-    return a.tool == b.tool and a.args == b.args and a.when == b.when
-
-
 def reusable_outputs(plan: Plan, previous: Plan, result: RunResult) -> dict[str, Any]:
-    """Outputs of ``result`` that ``plan`` can reuse instead of running the step again.
-
-    A step is reusable when it succeeded before with the same tool, arguments and condition, and
-    everything it depends on is reusable too (a reused step must read the same inputs).
-    """
+    """Outputs of ``result`` that ``plan``'s steps can reuse instead of running again (the rule
+    is :func:`tooldag.reuse.reusable_outputs`: same call, and every dependency reused too)."""
     done = completed_steps(previous, result)
-    by_id = {s.id: s for s in plan.steps}
-    verdict: dict[str, bool] = {}
-
-    def reusable(step_id: str, seen: frozenset[str]) -> bool:
-        if step_id in verdict:
-            return verdict[step_id]
-        step, old = by_id.get(step_id), done.get(step_id)
-        ok = step is not None and old is not None and _same_call(step, old)
-        if ok and step is not None:
-            deps = step.dependencies()
-            ok = all(d not in seen and reusable(d, seen | {d}) for d in deps)
-        verdict[step_id] = ok
-        return ok
-
-    outputs: dict[str, Any] = {}
-    for step in plan.steps:
-        if reusable(step.id, frozenset({step.id})):
-            record = result.steps[step.id]
-            outputs[step.id] = result.outputs.get(step.id, record.output)
-    return outputs
+    outputs = {sid: result.outputs.get(sid, result.steps[sid].output) for sid in done}
+    ids = set(plan.ids)
+    return {k: v for k, v in shared_reusable_outputs(previous, plan, outputs).items() if k in ids}
 
 
 def _with_referenced_completed_steps(plan: Plan, done: Mapping[str, Step]) -> Plan:

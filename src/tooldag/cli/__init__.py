@@ -23,6 +23,7 @@ _COMMAND_MODULES = [
     "tooldag.cli.validate_cmd",
     "tooldag.cli.exec_cmd",
     "tooldag.cli.runs_cmd",
+    "tooldag.cli.chat_cmd",
 ]
 
 _EPILOG = """examples:

@@ -1,0 +1,329 @@
+"""``tooldag chat``, ``run``, ``plan`` and ``demo``: the commands that talk to an LLM.
+
+``chat`` is the REPL (:mod:`tooldag.repl`); ``run`` does one goal the same way and exits; ``plan``
+only plans; ``demo`` replays scripted LLM answers so that tooldag can be tried with no API key.
+
+Exit codes: 0 success, 1 the run failed or was refused (or no valid plan came back), 2 usage or
+configuration error (no LLM configured), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import sys
+import textwrap
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from ..approval import ApprovalMode
+from ..errors import PlanError
+from ..llm import LLMClient
+from ..planner import Planner
+from ..result import RunStatus
+from ..store import RunStore
+from ..views import plan_view, usage_text
+from .common import (
+    EXIT_CANCELLED,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_tools_option,
+    console,
+    err_console,
+    print_json,
+    registry_from_args,
+)
+
+if TYPE_CHECKING:
+    from ..repl import Chat
+
+__all__ = ["llm_configured", "register"]
+
+_NO_LLM = """\
+tooldag needs an LLM to plan with, and none is configured. Set one of:
+  OpenAI             export OPENAI_API_KEY=sk-...   (model: TOOLDAG_MODEL, default gpt-4o-mini)
+  Ollama             export OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1
+  vLLM               export OPENAI_BASE_URL=http://localhost:8000/v1 TOOLDAG_MODEL=<model>
+  llama.cpp server   export OPENAI_BASE_URL=http://localhost:8080/v1 TOOLDAG_MODEL=<model>
+  Azure OpenAI       AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, OPENAI_API_VERSION and
+                     TOOLDAG_MODEL=<deployment>
+No key at hand? `tooldag demo` shows tooldag at work with scripted LLM answers, offline."""
+
+_CHAT_EXAMPLES = """examples:
+  tooldag chat                                  the built-in tools, approval before side effects
+  tooldag chat --tools my_tools.py --tools calc your own tools plus the calc pack
+  tooldag chat --approve plan                   confirm every plan before it runs
+  OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1 tooldag chat   (Ollama)
+
+in the REPL: type a goal and press Enter; /help lists the commands (/plan, /run, /edit, /runs,
+/show, /resume, /graph, /model, /usage, /clear, /quit); Alt-Enter adds a line; Ctrl-C cancels a
+run (what ran is compensated); Ctrl-D exits.
+"""
+
+_RUN_EXAMPLES = """examples:
+  tooldag run "What is 17% of 2,340?"
+  tooldag run "Write today's date to today.txt" --yes          no approval questions
+  tooldag run "How many rows does sales.db have?" --tools data --json | jq .answer
+"""
+
+_PLAN_EXAMPLES = """examples:
+  tooldag plan "Weather in Oslo and what to wear"
+  tooldag plan "Summarise notes.txt" --json > plan.json && tooldag exec plan.json
+"""
+
+_DEMO_EXAMPLES = """examples:
+  tooldag demo                 replay the scripted goals, then type your own
+  tooldag demo --auto          replay and exit (no typing)
+  tooldag demo --interactive   skip the replay and type the goals yourself
+"""
+
+
+def llm_configured(environ: dict[str, str] | None = None) -> bool:
+    """Whether the environment names an LLM at all (what :meth:`LLMClient.from_env` needs)."""
+    env = os.environ if environ is None else environ
+    return any(env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"))
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _llm_options(parser: argparse.ArgumentParser) -> None:
+    add_tools_option(parser)
+    parser.add_argument(
+        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
+    )
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--approve",
+        choices=[m.value for m in ApprovalMode],
+        default=ApprovalMode.SIDE_EFFECTS.value,
+        help="what needs your confirmation: every plan, each side-effecting step (default), "
+        "or nothing",
+    )
+    parser.add_argument(
+        "--yes", "-y", action="store_true", help="ask nothing (the same as --approve never)"
+    )
+    parser.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the run store (default: $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
+    )
+    parser.add_argument(
+        "--max-replans",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="new plans asked for after a failure (default 2)",
+    )
+
+
+def _command(
+    subparsers: Any, name: str, summary: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=textwrap.fill(description, 78),
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def register(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
+        "chat",
+        "the interactive REPL: goals in, plans shown, approval, live progress, answers",
+        "Chat with tooldag: each goal is planned by the LLM, shown, approved, run with live "
+        "progress and answered. Follow-up goals can use earlier results.",
+        _CHAT_EXAMPLES,
+    )
+    _llm_options(p)
+    _run_options(p)
+    p.set_defaults(handler=cmd_chat)
+
+    p = _command(
+        subparsers,
+        "run",
+        "plan and run one goal with live progress, then exit",
+        "Plan GOAL with the LLM, show the plan, ask before side effects, run it (replanning on "
+        "failure) and print the answer. Exit 0 succeeded, 1 failed or refused, 2 no LLM "
+        "configured, 130 cancelled (Ctrl-C cancels and compensates).",
+        _RUN_EXAMPLES,
+    )
+    p.add_argument("goal", nargs="+", metavar="GOAL", help="what to do (quote it, or not)")
+    _llm_options(p)
+    _run_options(p)
+    p.add_argument("--json", action="store_true", help="print the run result as JSON on stdout")
+    p.set_defaults(handler=cmd_run)
+
+    p = _command(
+        subparsers,
+        "plan",
+        "plan one goal and print the validated plan (nothing runs)",
+        "Ask the LLM for a plan for GOAL, validated against the tools; nothing runs. Exit 0 "
+        "with a valid plan, 1 when none came back, 2 no LLM configured.",
+        _PLAN_EXAMPLES,
+    )
+    p.add_argument("goal", nargs="+", metavar="GOAL", help="what to plan")
+    _llm_options(p)
+    p.add_argument("--json", action="store_true", help="print the plan as JSON (for exec)")
+    p.set_defaults(handler=cmd_plan)
+
+    p = _command(
+        subparsers,
+        "demo",
+        "see tooldag at work in 30 seconds: scripted LLM answers, no API key needed",
+        "A replay: a fake LLM server on 127.0.0.1 answers with scripted plans for a few goals, "
+        "while the REPL, validation, approvals, execution and tools (calc, files, time, sqlite, "
+        "on a temporary workspace) are real. No API key, no network.",
+        _DEMO_EXAMPLES,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--auto", action="store_true", help="replay the goals and exit (default off a terminal)"
+    )
+    mode.add_argument(
+        "--interactive", action="store_true", help="skip the replay: type the goals yourself"
+    )
+    p.set_defaults(handler=cmd_demo)
+
+
+def _llm(args: argparse.Namespace) -> LLMClient | None:
+    if not llm_configured():
+        err_console.print(_NO_LLM, markup=False, highlight=False, soft_wrap=True)
+        return None
+    return LLMClient.from_env(model=args.model)
+
+
+def _approval(args: argparse.Namespace) -> ApprovalMode:
+    return ApprovalMode.NEVER if args.yes else ApprovalMode(args.approve)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    llm = _llm(args)
+    if llm is None:
+        return EXIT_USAGE
+    from ..repl import Chat  # prompt_toolkit only for the commands that prompt
+
+    registry = registry_from_args(args)
+    with RunStore(args.store) as store:
+        chat = Chat(
+            console,
+            registry,
+            llm,
+            store=store,
+            approve=_approval(args),
+            max_replans=args.max_replans,
+            debug=args.debug,
+        )
+        asyncio.run(chat.repl())
+    return EXIT_OK
+
+
+async def _refuse_without_terminal(message: str) -> str:
+    err_console.print(
+        "no terminal to ask on: pass --yes (or --approve never) to allow this without asking",
+        style="dark_orange",
+    )
+    raise EOFError
+
+
+async def _run_goal(chat: Chat, goal: str) -> Any:
+    with chat.interrupts():
+        try:
+            return await chat.run_goal(goal)
+        finally:
+            await chat.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    llm = _llm(args)
+    if llm is None:
+        return EXIT_USAGE
+    from prompt_toolkit.output import create_output
+
+    from ..repl import Chat
+
+    registry = registry_from_args(args)
+    goal = " ".join(args.goal)
+    # Plans, questions and progress go to stderr; the result to stdout (JSON with --json).
+    out = Console(file=io.StringIO()) if args.json else console
+    with RunStore(args.store) as store:
+        chat = Chat(
+            err_console,
+            registry,
+            llm,
+            store=store,
+            approve=_approval(args),
+            max_replans=args.max_replans,
+            out=out,
+            # Questions go where the plan is shown, not into a redirected stdout.
+            output=create_output(stdout=sys.stderr),
+            debug=args.debug,
+        )
+        if not sys.stdin.isatty():
+            chat.approver.ask = _refuse_without_terminal
+        result = asyncio.run(_run_goal(chat, goal))
+    if result is None:
+        return EXIT_FAILED
+    if args.json:
+        print_json(result.to_json())
+    if result.status is RunStatus.SUCCEEDED:
+        return EXIT_OK
+    return EXIT_CANCELLED if result.status is RunStatus.CANCELLED else EXIT_FAILED
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    llm = _llm(args)
+    if llm is None:
+        return EXIT_USAGE
+    registry = registry_from_args(args)
+    goal = " ".join(args.goal)
+    planner = Planner(registry, llm)
+
+    async def plan() -> Any:
+        try:
+            return await planner.plan(goal)
+        finally:
+            await llm.aclose()
+
+    try:
+        with err_console.status(f"planning with {llm.model}...", spinner="dots"):
+            result = asyncio.run(plan())
+    except PlanError as exc:
+        if args.json:
+            print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
+            return EXIT_FAILED
+        raise
+    if args.json:
+        print_json(result.to_json())
+        return EXIT_OK
+    console.print(plan_view(result, registry))
+    tokens = usage_text(planner.usage)
+    note = "valid" + (f" · {tokens}" if tokens else "")
+    console.print(Text(note + " · `tooldag plan --json GOAL > plan.json` saves it", style="dim"))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    auto = args.auto or (not terminal and not args.interactive)
+    return run_demo(console, auto=auto, play=not args.interactive)

@@ -1,0 +1,608 @@
+"""``tooldag chat``: goals in, a visible plan, approval, live progress, an answer.
+
+:class:`Chat` does one thing per call (run a goal, plan one, run or edit the last plan, resume a
+stored run) and draws it with :mod:`tooldag.views`; :meth:`Chat.repl` is the prompt_toolkit loop
+around it, with a persistent history, multi-line editing (Alt-Enter) and slash commands.
+``tooldag run`` and ``tooldag demo`` drive the same class.
+
+Ctrl-C while something runs cancels it and the REPL goes on: running steps are cancelled and
+every side-effecting step that succeeded is compensated, last finished first. At the prompt,
+Ctrl-C clears the line and Ctrl-D leaves.
+
+>>> chat = Chat(console, registry, llm, store=RunStore())   # doctest: +SKIP
+>>> asyncio.run(chat.repl())                                # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import FileHistory, History
+from prompt_toolkit.input import Input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output
+from rich.console import Console
+from rich.text import Text
+
+from .agent import Session
+from .approval import ApprovalMode, Approver
+from .durable import DurableExecutor
+from .errors import PlanError, PlanParseError, TooldagError
+from .events import Event, EventType
+from .executor import Executor
+from .graph import to_mermaid
+from .llm import LLMClient
+from .monitor import Monitor
+from .parse import parse_plan
+from .plan import Plan
+from .planner import Planner
+from .registry import ToolRegistry
+from .result import RunResult, RunStatus
+from .store import RunStore, default_store_path
+from .validate import validate
+from .views import (
+    LiveArea,
+    RunWatch,
+    issues_view,
+    plan_view,
+    print_result,
+    run_view,
+    runs_table,
+    tools_table,
+    usage_text,
+)
+
+__all__ = ["COMMANDS", "Chat", "default_history_path"]
+
+T = TypeVar("T")
+
+COMMANDS: dict[str, str] = {
+    "/help": "this list",
+    "/tools": "the tools plans may use",
+    "/plan GOAL": "plan and validate a goal; nothing runs",
+    "/run": "run the last plan as it is (no LLM call)",
+    "/edit": "open the last plan in $EDITOR, then validate it again",
+    "/runs": "recent runs in the run store",
+    "/show [ID]": "a stored run: plan, steps, errors (default: the last run)",
+    "/resume [ID]": "continue a failed, paused or interrupted run",
+    "/graph [ID]": "a run as a Mermaid diagram coloured by status",
+    "/model [NAME]": "show or switch the LLM model",
+    "/usage": "LLM tokens spent in this session",
+    "/clear": "forget earlier goals (follow-ups start fresh) and clear the screen",
+    "/quit": "leave (Ctrl-D works too)",
+}
+
+_KEYS_HELP = (
+    "Type a goal and press Enter: tooldag plans it, shows the plan, asks before side effects, "
+    "and runs it. Alt-Enter adds a line · Ctrl-C cancels a run · Ctrl-D exits · /help"
+)
+
+
+def default_history_path() -> Path:
+    """``chat_history`` next to the run store: ``$TOOLDAG_HOME``, else the user data dir."""
+    return default_store_path().parent / "chat_history"
+
+
+class _SlashCompleter(Completer):
+    def get_completions(self, document: Document, complete_event: Any) -> Iterator[Completion]:
+        text = document.text_before_cursor
+        if not text.startswith("/") or " " in text:
+            return
+        for usage in COMMANDS:
+            name = usage.split()[0]
+            if name.startswith(text):
+                yield Completion(name, start_position=-len(text), display_meta=COMMANDS[usage])
+
+
+def _key_bindings() -> KeyBindings:
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return bindings
+
+
+class Chat:
+    """The chat experience over ``registry`` and ``llm``.
+
+    ``console`` shows plans, questions and progress; ``out`` (default: ``console``) the results.
+    ``store`` journals every run (``/runs``, ``/show``, ``/resume``) and is the ledger that
+    undoes a run cancelled while the LLM replans. ``approve`` is an
+    :class:`ApprovalMode`. ``input``/``output`` are prompt_toolkit's (tests pass a pipe).
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        registry: ToolRegistry,
+        llm: LLMClient,
+        *,
+        store: RunStore | None = None,
+        approve: ApprovalMode | str = ApprovalMode.SIDE_EFFECTS,
+        max_replans: int = 2,
+        out: Console | None = None,
+        history: History | None = None,
+        input: Input | None = None,
+        output: Output | None = None,
+        prompt: str = "tooldag> ",
+        toolbar: str | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.console = console
+        self.out = out or console
+        self.registry = registry
+        self.store = store
+        self.max_replans = max_replans
+        self.debug = debug
+        self.session = Session(tools=registry, llm=llm, max_replans=max_replans)
+        self.approver = Approver(console, registry, self.ask, mode=approve)
+        self.prompt_text = prompt
+        self.toolbar = toolbar
+        self.last_plan: Plan | None = None
+        self.last_result: RunResult | None = None
+        self._input = input
+        self._output = output
+        self._history = history
+        self._prompt: PromptSession[str] | None = None
+        self._cancel: Callable[[], object] | None = None
+        self._cancelling = False
+
+    # ------------------------------------------------------------------ input
+
+    def _session(self) -> PromptSession[str]:
+        if self._prompt is None:
+            history = self._history
+            if history is None:
+                path = default_history_path()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                history = FileHistory(str(path))
+            self._prompt = PromptSession(
+                history=history,
+                input=self._input,
+                output=self._output,
+                key_bindings=_key_bindings(),
+                completer=_SlashCompleter(),
+                complete_while_typing=True,
+                # The menu takes room only while it is open: no blank block under every prompt.
+                reserve_space_for_menu=0,
+                prompt_continuation=lambda width, *_: "." * (width - 1) + " ",
+            )
+        return self._prompt
+
+    async def ask(self, message: str) -> str:
+        """One answer from the person (approval questions); no history."""
+        question: PromptSession[str] = PromptSession(input=self._input, output=self._output)
+        return await question.prompt_async(message, handle_sigint=False)
+
+    def _bottom_toolbar(self) -> str:
+        parts = [f"model {self.session.llm.model}", f"approve {self.approver.mode.value}"]
+        if self.toolbar:
+            parts.insert(0, self.toolbar)
+        return " · ".join(parts) + " · Ctrl-C cancels a run · Ctrl-D exits"
+
+    # ------------------------------------------------------------------ the loop
+
+    async def repl(self, banner: bool = True) -> None:
+        """Read goals and commands until Ctrl-D or /quit."""
+        if banner:
+            self.console.print(Text(_KEYS_HELP, style="dim"))
+        prompt = self._session()
+        with self.interrupts():
+            while True:
+                try:
+                    text = await prompt.prompt_async(
+                        self.prompt_text, bottom_toolbar=self._bottom_toolbar, handle_sigint=False
+                    )
+                except KeyboardInterrupt:
+                    continue
+                except EOFError:
+                    break
+                if not await self.handle(text):
+                    break
+        await self.close()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.session.llm.aclose()
+
+    @contextlib.contextmanager
+    def interrupts(self) -> Iterator[None]:
+        """Ctrl-C while something runs cancels it (at the prompt it is a key press)."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGINT, self.interrupt)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+
+    def interrupt(self) -> None:
+        """Cancel what runs now (what the SIGINT handler calls); nothing if nothing runs."""
+        if self._cancel is None:
+            return
+        if self._cancelling:
+            self.console.print(Text("still cancelling: undoing what ran...", style="yellow"))
+            return
+        self._cancelling = True
+        self.console.print(Text("cancelling: undoing what ran...", style="yellow"))
+        self._cancel()
+
+    async def _interruptible(self, work: Awaitable[T], cancel: Callable[[], object]) -> T:
+        self._cancel, self._cancelling = cancel, False
+        try:
+            return await work
+        finally:
+            self._cancel = None
+
+    async def handle(self, text: str) -> bool:
+        """One line from the person: a slash command or a goal. False means leave."""
+        text = text.strip()
+        if not text:
+            return True
+        try:
+            if text.startswith("/"):
+                return await self.command(text)
+            await self.run_goal(text)
+            self.out.print()
+        except TooldagError as exc:
+            self.console.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+        except Exception as exc:
+            if self.debug:
+                self.console.print(traceback.format_exc(), markup=False, highlight=False)
+            self.console.print(
+                Text(
+                    f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
+                    "shows the traceback)",
+                    style="red",
+                ),
+                soft_wrap=True,
+            )
+        return True
+
+    async def command(self, text: str) -> bool:
+        name, _, arg = text.partition(" ")
+        arg = arg.strip()
+        name = name.lower()
+        if name in ("/quit", "/exit", "/q"):
+            return False
+        handlers: dict[str, Callable[[str], Awaitable[None]]] = {
+            "/help": self._help,
+            "/tools": self._tools,
+            "/plan": self._plan,
+            "/run": self._run,
+            "/edit": self._edit,
+            "/runs": self._runs,
+            "/show": self._show,
+            "/resume": self._resume,
+            "/graph": self._graph,
+            "/model": self._model,
+            "/usage": self._usage,
+            "/clear": self._clear,
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            self.console.print(Text(f"unknown command {name}", style="red"))
+            await self._help("")
+            return True
+        await handler(arg)
+        return True
+
+    # ------------------------------------------------------------------ goals
+
+    def _new_watch(self) -> tuple[str, RunWatch]:
+        run_id = uuid.uuid4().hex[:12]
+        watch = RunWatch(self.console, run_id, max_replans=self.max_replans)
+        if self.store is not None:
+            watch.keep(self.store.attach(watch.bus))
+        return run_id, watch
+
+    async def run_goal(self, goal: str) -> RunResult | None:
+        """Plan ``goal`` (with the earlier goals as context), show the plan, ask, run, answer.
+        ``None`` when no valid plan came back (the issues are shown)."""
+        run_id, watch = self._new_watch()
+        self.approver.on_plan = lambda plan: watch.display.stop()
+        self.approver.plans_shown = 0
+        watch.display.working(f"planning with {self.session.llm.model}...")
+        task = asyncio.ensure_future(
+            self.session.arun(
+                goal,
+                run_id=run_id,
+                bus=watch.bus,
+                approve=self.approver.approve_plan,
+                approve_step=self.approver.approve_step
+                if self.approver.mode is ApprovalMode.SIDE_EFFECTS
+                else None,
+            )
+        )
+        try:
+            result = await self._interruptible(task, task.cancel)
+        except asyncio.CancelledError:
+            if not task.cancelled() or _being_cancelled():
+                raise
+            result = await self._after_cancel(watch)
+        except PlanError as exc:
+            watch.close()  # before printing: the spinner must be gone
+            self._show_rejection(exc)
+            return None
+        finally:
+            watch.close()
+        self.last_result = result
+        if result.plan is not None:
+            self.last_plan = result.plan
+        print_result(self.out, result, watch.monitor)
+        return result
+
+    async def _after_cancel(self, watch: RunWatch) -> RunResult:
+        """Make sure what the cancelled run did is undone and the run recorded ``cancelled``.
+
+        ``aplan_and_run`` compensates when cancelled during an execution, but not while the LLM
+        replans; the journal is the ledger for that case: every step it still holds as
+        succeeded is compensated, last finished first (a no-op when the agent did it already).
+        """
+        watch.display.stop()
+        stored = self._stored(watch.run_id)
+        if stored is None:  # cancelled before anything was journalled: nothing to undo
+            return RunResult(run_id=watch.run_id, status=RunStatus.CANCELLED)
+        await Executor(self.registry, bus=watch.bus).compensate(stored)
+        if watch.last_status != RunStatus.CANCELLED.value:
+            data = {"status": RunStatus.CANCELLED.value, "error": "cancelled (Ctrl-C)"}
+            watch.bus.emit(Event(EventType.RUN_FINISHED, run_id=watch.run_id, data=data))
+        result = self._stored(watch.run_id) or stored
+        self.session.usage += result.usage  # Session.arun counts only the runs that return
+        return result.model_copy(update={"status": RunStatus.CANCELLED})
+
+    def _stored(self, run_id: str) -> RunResult | None:
+        if self.store is None or self.store.get_run(run_id) is None:
+            return None
+        return self.store.load_result(run_id)
+
+    def _show_rejection(self, exc: PlanError) -> None:
+        self.console.print(Text(str(exc).splitlines()[0], style="red"), soft_wrap=True)
+        if exc.issues:
+            self.console.print(issues_view(exc.issues))
+
+    # ------------------------------------------------------------------ commands
+
+    async def _help(self, _: str) -> None:
+        self.console.print(Text(_KEYS_HELP, style="dim"))
+        width = max(len(u) for u in COMMANDS)
+        for usage, what in COMMANDS.items():
+            self.console.print(Text(f"  {usage:<{width}}  ", style="bold").append(what, style=""))
+
+    async def _tools(self, _: str) -> None:
+        self.console.print(tools_table(self.registry))
+
+    async def _plan(self, goal: str) -> None:
+        if not goal:
+            self.console.print("usage: /plan GOAL (plans and validates; /run then runs it)")
+            return
+        planner = Planner(self.registry, self.session.llm, max_reasks=2)
+        display = LiveArea(self.console)
+        display.working(f"planning with {self.session.llm.model}...")
+        task = asyncio.ensure_future(planner.plan(goal, self.session.context() or None))
+        try:
+            plan = await self._interruptible(task, task.cancel)
+        except asyncio.CancelledError:
+            if not task.cancelled() or _being_cancelled():
+                raise
+            self.console.print(Text("planning cancelled", style="yellow"))
+            return
+        except PlanError as exc:
+            self._show_rejection(exc)
+            return
+        finally:
+            display.stop()
+        self.last_plan = plan
+        self.session.usage += planner.usage
+        self.console.print(plan_view(plan, self.registry))
+        tokens = usage_text(planner.usage)
+        self.console.print(Text(f"valid · {tokens} · /run runs it, /edit changes it", style="dim"))
+
+    async def _run(self, _: str) -> None:
+        if self.last_plan is None:
+            self.console.print("no plan yet: /plan GOAL makes one (or type a goal)")
+            return
+        await self.run_plan(self.last_plan)
+
+    async def run_plan(self, plan: Plan) -> RunResult | None:
+        """Run ``plan`` as it is (no LLM): validate, show, ask, run with live progress."""
+        issues = validate(plan, self.registry)
+        if issues:
+            self.console.print(plan_view(plan, self.registry, issues))
+            self.console.print(Text("the plan has issues: /edit fixes it", style="red"))
+            return None
+        run_id, watch = self._new_watch()
+        self.approver.on_plan = lambda p: watch.display.stop()
+        self.approver.plans_shown = 0
+        try:
+            refusal = await self.approver.review(plan)
+            if refusal is not None:
+                result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
+            else:
+                handle = Executor(self.registry, bus=watch.bus).start(plan, run_id=run_id)
+                result = await self._interruptible(handle.wait(), handle.cancel)
+        finally:
+            watch.close()
+        self.session.results.append((plan.goal or "(a hand-made plan)", result))
+        self.last_result = result
+        print_result(self.out, result, watch.monitor)
+        return result
+
+    async def _edit(self, _: str) -> None:
+        if self.last_plan is None:
+            self.console.print("no plan to edit yet: /plan GOAL makes one")
+            return
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".json", prefix="tooldag-plan-", delete=False, encoding="utf-8"
+        ) as fh:
+            fh.write(self.last_plan.dumps() + "\n")
+            path = fh.name
+        try:
+            code = await asyncio.to_thread(lambda: subprocess.call([*shlex.split(editor), path]))
+            text = Path(path).read_text(encoding="utf-8")
+        finally:
+            os.unlink(path)
+        if code != 0:
+            self.console.print(f"{editor} exited with status {code}: the plan is unchanged")
+            return
+        try:
+            plan = parse_plan(text)
+        except PlanParseError as exc:
+            self._show_rejection(exc)
+            self.console.print("the plan is unchanged")
+            return
+        self.last_plan = plan
+        issues = validate(plan, self.registry)
+        self.console.print(plan_view(plan, self.registry, issues))
+        note = "valid · /run runs it" if not issues else "not valid yet: /edit again"
+        self.console.print(Text(note, style="dim" if not issues else "red"))
+
+    def _need_store(self) -> RunStore | None:
+        if self.store is None:
+            self.console.print("no run store in this session (start tooldag chat with --store)")
+        return self.store
+
+    def _run_id(self, arg: str) -> str | None:
+        if arg:
+            return arg
+        if self.last_result is not None:
+            return self.last_result.run_id
+        self.console.print("no run yet in this session: give a run id (/runs lists them)")
+        return None
+
+    async def _runs(self, _: str) -> None:
+        store = self._need_store()
+        if store is None:
+            return
+        infos = store.list_runs(limit=20)
+        if not infos:
+            self.console.print(f"no runs in {store.path} yet")
+            return
+        self.console.print(runs_table(infos))
+
+    async def _show(self, arg: str) -> None:
+        store = self._need_store()
+        run_id = self._run_id(arg)
+        if store is None or run_id is None:
+            return
+        info = store.get_run(run_id)
+        if info is None:
+            self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
+            return
+        self.console.print(run_view(info, store.load_result(run_id), self.registry))
+
+    async def _resume(self, arg: str) -> None:
+        store = self._need_store()
+        run_id = self._run_id(arg)
+        if store is None or run_id is None:
+            return
+        await self.resume(run_id)
+
+    async def resume(self, run_id: str) -> RunResult | None:
+        """Continue a stored run that failed, paused or was interrupted: finished steps are
+        reused, the rest run (side-effecting ones are asked about first)."""
+        assert self.store is not None
+        info = self.store.get_run(run_id)
+        if info is None:
+            self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
+            return None
+        if info.status not in ("failed", "paused", "interrupted", "pending"):
+            self.console.print(
+                Text(
+                    f"run {run_id} is {info.status}: only failed, paused or interrupted runs "
+                    "can be resumed",
+                    style="red",
+                )
+            )
+            return None
+        stored = self.store.load_result(run_id)
+        if stored.plan is not None:
+            todo = [s for s in stored.plan.steps if s.id not in stored.outputs]
+            self.approver.plans_shown = 0
+            self.approver.on_plan = None
+            refusal = await self.approver.review(stored.plan.model_copy(update={"steps": todo}))
+            if refusal is not None:
+                self.console.print(Text(f"not resumed: {refusal}", style="dark_orange"))
+                return None
+        runner = DurableExecutor(self.registry, store=self.store)
+        monitor = Monitor(runner.executor.bus)
+        display = LiveArea(self.console, monitor)
+        runner.executor.bus.subscribe(lambda e: display.refresh())
+        display.progress(run_id)
+        task = asyncio.ensure_future(runner.aresume(run_id))
+        cancelling: list[asyncio.Future[RunResult]] = []  # a reference keeps the task alive
+
+        def cancel() -> None:
+            cancelling.append(asyncio.ensure_future(runner.acancel_workflow(run_id)))
+
+        try:
+            result = await self._interruptible(task, cancel)
+        finally:
+            display.stop()
+            runner.close()
+        self.last_result = result
+        print_result(self.out, result, monitor)
+        return result
+
+    async def _graph(self, arg: str) -> None:
+        run_id = arg or (self.last_result.run_id if self.last_result is not None else None)
+        result = self.last_result
+        if arg or result is None or result.plan is None:
+            result = self._stored(run_id) if run_id else None
+        if result is None or result.plan is None:
+            self.console.print("no run to draw yet: run a goal first, or /graph ID")
+            return
+        statuses = {sid: record.status for sid, record in result.steps.items()}
+        self.console.print(to_mermaid(result.plan, statuses), markup=False, highlight=False)
+
+    async def _model(self, name: str) -> None:
+        if not name:
+            self.console.print(f"model: {self.session.llm.model} at {self.session.llm.base_url}")
+            return
+        llm = LLMClient.from_env(model=name)
+        old = self.session
+        await self.close()
+        self.session = Session(tools=self.registry, llm=llm, max_replans=self.max_replans)
+        self.session.results, self.session.usage = old.results, old.usage
+        self.console.print(f"model: {name}")
+
+    async def _usage(self, _: str) -> None:
+        usage = self.session.usage
+        if not usage.calls:
+            self.console.print("no LLM calls yet in this session")
+            return
+        self.console.print(
+            f"{usage_text(usage)}: {usage.prompt_tokens:,} prompt, "
+            f"{usage.completion_tokens:,} completion"
+        )
+
+    async def _clear(self, _: str) -> None:
+        self.session.clear()
+        self.console.clear()
+        self.console.print(Text("earlier goals forgotten: the next goal starts fresh", style="dim"))
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task itself is being cancelled (not just the work it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

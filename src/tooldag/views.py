@@ -1,0 +1,431 @@
+"""What the terminal faces show: plans, live progress, results, runs and tools, as rich renderables.
+
+``tooldag exec``, ``tooldag run`` and ``tooldag chat`` draw the same things the same way, so the
+drawing lives here once. Everything takes the data to draw and returns a renderable (or prints
+to the console it is given), and :class:`RunWatch` turns a run's events into the live view;
+nothing here runs, plans or stores anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from .errors import RunStateError
+from .events import Event, EventBus, EventType
+from .issues import Issue
+from .monitor import STATUS_STYLES, Monitor
+from .plan import Plan, Step
+from .refs import Ref, Template, parse_string
+from .registry import ToolRegistry
+from .result import RunResult, RunStatus, StepStatus, Usage
+from .store import RunInfo
+
+__all__ = [
+    "LiveArea",
+    "RUN_STATUS_STYLES",
+    "RunWatch",
+    "args_text",
+    "bar_width",
+    "issues_view",
+    "plan_view",
+    "print_result",
+    "progress_view",
+    "run_view",
+    "runs_table",
+    "step_details",
+    "summary_line",
+    "tools_table",
+    "usage_text",
+]
+
+RUN_STATUS_STYLES: dict[str, str] = {
+    RunStatus.SUCCEEDED.value: "green",
+    RunStatus.FAILED.value: "red",
+    RunStatus.RUNNING.value: "yellow",
+    RunStatus.PAUSED.value: "cyan",
+    RunStatus.CANCELLED.value: "magenta",
+    RunStatus.REJECTED.value: "dark_orange",
+    RunStatus.BUDGET_EXCEEDED.value: "red",
+    "interrupted": "magenta",
+}
+
+_REF_STYLE = "cyan"
+_VALUE_CHARS = 60
+
+
+def bar_width(width: int) -> int:
+    """The timeline bar's width for a terminal ``width`` columns wide."""
+    return max(8, min(40, width - 85))
+
+
+# --------------------------------------------------------------------------- plans
+
+
+def _value_text(value: Any, limit: int = _VALUE_CHARS) -> Text:
+    """One argument value: references in colour, long values cut."""
+    if isinstance(value, str):
+        parsed = parse_string(value)
+        if isinstance(parsed, Ref | Template):
+            shown = value if len(value) <= limit else value[: limit - 1] + "…"
+            return Text(json.dumps(shown, ensure_ascii=False), style=_REF_STYLE)
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return Text(text)
+
+
+def args_text(args: dict[str, Any], limit: int = _VALUE_CHARS) -> Text:
+    """``name=value, ...`` with references (``$step.field``) highlighted."""
+    out = Text()
+    for i, (name, value) in enumerate(args.items()):
+        if i:
+            out.append(", ")
+        out.append(f"{name}=", style="dim")
+        out.append_text(_value_text(value, limit))
+    return out
+
+
+def _side_effects(registry: ToolRegistry | None, name: str) -> bool | None:
+    if registry is None or name not in registry:
+        return None
+    return registry.get(name).side_effects
+
+
+def plan_view(
+    plan: Plan,
+    registry: ToolRegistry | None = None,
+    issues: Sequence[Issue] = (),
+    *,
+    title: str | None = None,
+) -> RenderableType:
+    """The plan as a table (step, tool, arguments, what it waits for) and its issues, if any.
+
+    Steps whose tool has side effects are marked ``!`` (they are the ones approval asks about);
+    references to other steps' outputs are highlighted.
+    """
+    table = Table(
+        title=title or f"plan · {len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}",
+        title_justify="left",
+        title_style="bold",
+        show_edge=False,
+        pad_edge=False,
+        expand=False,
+    )
+    table.add_column("step", no_wrap=True, style="bold")
+    table.add_column("tool", no_wrap=True)
+    table.add_column("arguments", overflow="fold", ratio=1)
+    table.add_column("after", no_wrap=True, style="dim")
+    for step in plan.steps:
+        tool = Text(step.tool)
+        effects = _side_effects(registry, step.tool)
+        if effects:
+            tool.append(" !", style="bold yellow")
+        elif effects is None and registry is not None:
+            tool.stylize("red")
+        args = args_text(step.args)
+        if step.when is not None:
+            args.append("\nwhen ", style="dim")
+            args.append(json.dumps(step.when.to_json(), ensure_ascii=False), style=_REF_STYLE)
+        table.add_row(step.id, tool, args, ", ".join(step.dependencies()) or "-")
+    parts: list[RenderableType] = [table]
+    if not plan.steps:
+        parts.append(Text("(no steps: the answer needs no tool)", style="dim"))
+    if plan.answer:
+        parts.append(Text("answer: ", style="dim").append(plan.answer, style="italic"))
+    if registry is not None and any(_side_effects(registry, s.tool) for s in plan.steps):
+        parts.append(Text("! has side effects", style="dim yellow"))
+    if issues:
+        parts.append(issues_view(issues))
+    return Group(*parts)
+
+
+def issues_view(issues: Iterable[Issue]) -> Text:
+    """One line per issue, as ``tooldag validate`` prints them."""
+    out = Text()
+    for i, issue in enumerate(issues):
+        if i:
+            out.append("\n")
+        out.append("✗ ", style="red")
+        out.append(str(issue))
+    return out
+
+
+def step_details(step: Step, registry: ToolRegistry) -> RenderableType:
+    """What ``d`` (details) shows about a step awaiting approval: the tool, its full arguments
+    and how it is undone."""
+    lines: list[RenderableType] = []
+    if step.tool in registry:
+        tool = registry.get(step.tool)
+        lines.append(Text(f"{tool.name}: ", style="bold").append(tool.description, style=""))
+        if tool.compensate is not None:
+            lines.append(Text(f"undone by {tool.compensate.tool} if the run is abandoned"))
+        else:
+            lines.append(Text("not undoable: tooldag cannot reverse it", style="yellow"))
+    lines.append(Text("arguments:", style="dim"))
+    lines.append(Text(json.dumps(step.args, indent=2, ensure_ascii=False, default=str)))
+    if step.dependencies():
+        lines.append(Text(f"waits for: {', '.join(step.dependencies())}", style="dim"))
+    return Group(*lines)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def progress_view(
+    monitor: Monitor, run_id: str | None = None, *, width: int = 100
+) -> RenderableType:
+    """The live view of a run: one row per step with status, attempts and time."""
+    try:
+        return monitor.timeline_table(run_id, width=bar_width(width))
+    except RunStateError:
+        return Text("starting...", style="dim")
+
+
+def usage_text(usage: Usage) -> str:
+    """``1,234 tokens (2 LLM calls)``, or an empty string when no LLM was called."""
+    if not usage.calls:
+        return ""
+    calls = f"{usage.calls} LLM call{'s' if usage.calls != 1 else ''}"
+    return f"{usage.total_tokens:,} tokens ({calls})"
+
+
+def summary_line(result: RunResult) -> Text:
+    """``succeeded in 0.42s: 3 steps (3 succeeded) · 1,234 tokens (1 LLM call)``."""
+    counts: dict[StepStatus, int] = {}
+    for record in result.steps.values():
+        counts[record.status] = counts.get(record.status, 0) + 1
+    parts = [f"{n} {status.value}" for status, n in counts.items()]
+    style = RUN_STATUS_STYLES.get(result.status.value, "yellow")
+    line = Text(result.status.value, style=f"bold {style}")
+    duration = f" in {result.duration:.2f}s" if result.duration is not None else ""
+    steps = f"{len(result.steps)} step{'s' if len(result.steps) != 1 else ''}"
+    line.append(f"{duration}: {steps} ({', '.join(parts) or 'none run'})")
+    tokens = usage_text(result.usage)
+    if tokens:
+        line.append(f" · {tokens}")
+    return line
+
+
+_MARKS = {
+    StepStatus.FAILED: "✗",
+    StepStatus.BLOCKED: "⊘",
+    StepStatus.SKIPPED: "↷",
+    StepStatus.CANCELLED: "■",
+}
+
+
+def print_result(
+    console: Console, result: RunResult, monitor: Monitor | None = None, *, table: bool = True
+) -> None:
+    """The end of a run: the step table (when steps ran), what went wrong in full (the table's
+    details column may be cut on a narrow terminal), the answer and a summary line."""
+    if table and monitor is not None and _has_steps(monitor, result.run_id):
+        console.print(monitor.timeline_table(result.run_id, width=bar_width(console.width)))
+    explained = False
+    for record in result.steps.values():
+        mark = _MARKS.get(record.status)
+        if mark is None:
+            if record.error is None:
+                continue
+            mark = "!"  # a compensation that failed
+        if record.error is not None:
+            line = f"{mark} {record.id}: {record.error.type}: {record.error.message}"
+        else:
+            line = f"{mark} {record.id} {record.status.value}: {record.reason}"
+        console.print(Text(line, style=STATUS_STYLES[record.status]), soft_wrap=True)
+        explained = True
+    if result.error and not explained and result.status is not RunStatus.CANCELLED:
+        console.print(Text(result.error, style="dim"), soft_wrap=True)
+    if result.answer is not None:
+        console.print(Text("answer: ", style="bold").append(result.answer, style="not bold"))
+    console.print(summary_line(result))
+
+
+def _has_steps(monitor: Monitor, run_id: str) -> bool:
+    return run_id in monitor.run_ids and bool(monitor.statuses(run_id))
+
+
+def _status_text(status: str) -> Text:
+    return Text(status, style=RUN_STATUS_STYLES.get(status, ""))
+
+
+def runs_table(infos: Sequence[RunInfo]) -> Table:
+    """Stored runs, newest first: id, status, goal, step counts, when."""
+    rows = [
+        (
+            info.id,
+            info.status,
+            info.goal,
+            ", ".join(f"{n} {s}" for s, n in sorted(info.step_counts.items())) or "-",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created_at)),
+        )
+        for info in infos
+    ]
+    table = Table(box=None, pad_edge=False, show_edge=False, expand=True)
+    for i, header in enumerate(("ID", "STATUS", "GOAL", "STEPS", "CREATED")):
+        # One line per run: only the goal gives way; ids and times stay whole and copyable.
+        width = max([len(header), *(len(row[i]) for row in rows)])
+        if i == 2:
+            table.add_column(header, no_wrap=True, overflow="ellipsis", ratio=1)
+        else:
+            table.add_column(header, no_wrap=True, min_width=width, max_width=width)
+    for run_id, status, goal, counts, created in rows:
+        table.add_row(run_id, _status_text(status), goal, counts, created)
+    return table
+
+
+def run_view(info: RunInfo, result: RunResult, registry: ToolRegistry | None = None) -> Group:
+    """One stored run: status, goal, answer, usage, its latest plan and what each step did."""
+    parts: list[RenderableType] = [
+        Text("run ", style="bold")
+        .append(info.id)
+        .append("  ")
+        .append_text(_status_text(info.status)),
+        Text("goal    ", style="dim").append(info.goal or "-"),
+    ]
+    if result.answer:
+        parts.append(Text("answer  ", style="dim").append(result.answer))
+    if info.usage.calls:
+        parts.append(Text("llm     ", style="dim").append(usage_text(info.usage)))
+    if result.error:
+        parts.append(Text("error   ", style="dim").append(result.error, style="red"))
+    if result.plan is not None:
+        versions = len(result.plans)
+        title = f"plan (version {versions} of {versions})" if versions > 1 else "plan"
+        parts.append(plan_view(result.plan, registry, title=title))
+    steps = Table(box=None, pad_edge=False, show_edge=False, title_justify="left")
+    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
+        steps.add_column(column, no_wrap=column != "NOTE")
+    for record in result.steps.values():
+        note = record.reason or ""
+        if record.error is not None:
+            note = f"{record.error.type}: {record.error.message}"
+        took = "-" if record.duration is None else f"{record.duration:.3f}s"
+        status = Text(record.status.value, style=STATUS_STYLES[record.status])
+        if record.reused:
+            status.append(" (reused)", style="dim")
+        steps.add_row(record.id, record.tool, status, str(record.attempts), took, note)
+    parts.append(steps)
+    return Group(*parts)
+
+
+def tools_table(registry: ToolRegistry) -> Table:
+    """The registry's tools: name, category, whether they have side effects, what they do."""
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("TOOL", no_wrap=True, style="bold")
+    table.add_column("CATEGORY", no_wrap=True, style="dim")
+    table.add_column("EFFECTS", no_wrap=True)
+    table.add_column("DESCRIPTION", overflow="ellipsis", no_wrap=True, ratio=1)
+    for tool in sorted(registry, key=lambda t: (t.category, t.name)):
+        if tool.metadata.get("compensation_only"):
+            continue
+        effects = Text("side effects", style="yellow") if tool.side_effects else Text("read-only")
+        first = tool.description.strip().splitlines()[0] if tool.description.strip() else ""
+        table.add_row(tool.name, tool.category, effects, first)
+    return table
+
+
+# --------------------------------------------------------------------------- live
+
+
+class LiveArea:
+    """At most one live area at a time: a spinner while the LLM works, the step table while a
+    plan runs. Off on a console that is not a terminal (the final table is printed anyway)."""
+
+    def __init__(self, console: Console, monitor: Monitor | None = None) -> None:
+        self.console = console
+        self.monitor = monitor or Monitor()
+        self.enabled = console.is_terminal and not console.is_dumb_terminal
+        self._live: Live | None = None
+
+    def _start(self, get: Callable[[], RenderableType]) -> None:
+        self.stop()
+        if self.enabled:
+            self._live = Live(
+                get_renderable=get, console=self.console, refresh_per_second=8, transient=True
+            )
+            self._live.start()
+
+    def working(self, message: str) -> None:
+        spinner = Spinner("dots", Text(message, style="dim"))
+        self._start(lambda: spinner)
+
+    def progress(self, run_id: str) -> None:
+        self._start(lambda: progress_view(self.monitor, run_id, width=self.console.width))
+
+    def refresh(self) -> None:
+        if self._live is not None:
+            self._live.refresh()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+class RunWatch:
+    """Follows one run's events on :attr:`bus`: feeds the monitor and the live view, and says
+    what happens between attempts (a failure, then a replan)."""
+
+    def __init__(self, console: Console, run_id: str, *, max_replans: int = 0) -> None:
+        self.run_id = run_id
+        self.bus = EventBus()
+        self.monitor = Monitor()
+        self.display = LiveArea(console, self.monitor)
+        self.console = console
+        self.max_replans = max_replans
+        self.executions = 0
+        self.last_status: str | None = None
+        self._undo: list[Callable[[], None]] = [self.bus.subscribe(self._on_event)]
+
+    def keep(self, unsubscribe: Callable[[], None]) -> None:
+        """Call ``unsubscribe`` on :meth:`close` (another consumer of :attr:`bus`)."""
+        self._undo.append(unsubscribe)
+
+    def _on_event(self, event: Event) -> None:
+        kind = event.type
+        if kind is EventType.RUN_STARTED:
+            self.executions += 1
+            if self.executions > 1:
+                # Each execution of a replanned run gets its own view: the monitor times a run
+                # from its latest run_started, which earlier attempts' steps precede.
+                self.monitor = self.display.monitor = Monitor()
+        self.monitor.record(event)
+        if kind is EventType.RUN_STARTED:
+            self.display.progress(self.run_id)
+        elif kind is EventType.RUN_FINISHED:
+            self.last_status = str(event.data.get("status"))
+            self.display.stop()
+            if self.last_status == RunStatus.FAILED.value and self.executions > 0:
+                self._failed_attempt()
+        else:
+            self.display.refresh()
+
+    def _failed_attempt(self) -> None:
+        if self.executions > self.max_replans:
+            return
+        for row in self.monitor.get_step_timeline(self.run_id):
+            if row["status"] == "failed":
+                line = Text(f"✗ {row['step_id']} failed: {row['error']}", style="red")
+                self.console.print(line, soft_wrap=True)
+        self.console.print(
+            Text(
+                f"asking the LLM for a new plan (replan {self.executions} of {self.max_replans})",
+                style="dim",
+            )
+        )
+        self.display.working("replanning...")
+
+    def close(self) -> None:
+        self.display.stop()
+        for undo in self._undo:
+            undo()

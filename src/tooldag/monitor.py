@@ -353,13 +353,15 @@ class Monitor:
             style = STATUS_STYLES[status]
             start, end = row["started_at"], row["finished_at"] or t1
             if start is not None:
-                a = min(width - 1, int((start - t0) / span * width))
+                # Clamped: a step of an earlier execution of the same run id may start before
+                # t0, and an unclamped offset would draw a bar of millions of cells.
+                a = max(0, min(width - 1, int((start - t0) / span * width)))
                 # floor for starts, ceil for ends: steps that overlapped in time share a column.
                 b = max(a + 1, min(width, math.ceil((end - t0) / span * width)))
                 bar = Text(" " * a + "█" * (b - a) + " " * (width - b), style=style)
             else:
                 at = row["finished_at"]
-                a = min(width - 1, int((at - t0) / span * width)) if at is not None else 0
+                a = max(0, min(width - 1, int((at - t0) / span * width))) if at is not None else 0
                 bar = Text(" " * a + "·" + " " * (width - a - 1), style=style)
             duration = f"{row['duration']:.3f}s" if row["duration"] is not None else ""
             details = row["error"] or row["reason"] or ("reused" if row["reused"] else "")

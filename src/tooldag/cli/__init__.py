@@ -27,9 +27,14 @@ _COMMAND_MODULES = [
 ]
 
 _EPILOG = """examples:
-  tooldag tools                                 list the built-in tools and their schemas
+  tooldag demo                                  see it work with no API key (scripted replay)
+  tooldag chat                                  plan and run goals interactively
+  tooldag run "What is 17% of 2,340?"           plan and run one goal
+  tooldag plan "..." --json > plan.json         plan only; run it later with tooldag exec
+  tooldag exec plan.json --tools my_tools.py    run a hand-written plan (journalled)
+  tooldag runs list                             journalled runs; tooldag runs resume ID
   tooldag validate plan.json --tools my_tools.py
-  tooldag graph plan.json                       the plan as a Mermaid diagram
+  tooldag tools                                 the built-in tools and their schemas
 """
 
 

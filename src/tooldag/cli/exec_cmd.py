@@ -21,20 +21,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from rich.console import RenderableType
 from rich.live import Live
 from rich.markup import escape
-from rich.text import Text
 
 from ..durable import DurableExecutor
-from ..errors import PlanParseError, RunStateError
+from ..errors import PlanParseError
 from ..executor import Executor
-from ..monitor import STATUS_STYLES, Monitor
+from ..monitor import Monitor
 from ..plan import Plan
 from ..registry import ToolRegistry
-from ..result import RunResult, RunStatus, StepStatus
+from ..result import RunResult, RunStatus
 from ..store import RunStore
 from ..validate import validate
+from ..views import print_result, progress_view
 from .common import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -154,56 +153,6 @@ async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunR
     return await _run(lambda: runner.astart(run_id, plan), cancel)
 
 
-def _bar_width(width: int) -> int:
-    return max(8, min(40, width - 85))
-
-
-def _progress(monitor: Monitor) -> RenderableType:
-    try:
-        return monitor.timeline_table(width=_bar_width(err_console.width))
-    except RunStateError:
-        return Text("starting...", style="dim")
-
-
-def _summary_line(result: RunResult) -> Text:
-    counts: dict[StepStatus, int] = {}
-    for record in result.steps.values():
-        counts[record.status] = counts.get(record.status, 0) + 1
-    parts = [f"{n} {status.value}" for status, n in counts.items()]
-    style = "green" if result.ok else "red" if result.status is RunStatus.FAILED else "yellow"
-    line = Text(f"{result.status.value}", style=f"bold {style}")
-    duration = f" in {result.duration:.2f}s" if result.duration is not None else ""
-    line.append(f"{duration}: {len(result.steps)} steps ({', '.join(parts) or 'none'})")
-    return line
-
-
-_MARKS = {
-    StepStatus.FAILED: "✗",
-    StepStatus.BLOCKED: "⊘",
-    StepStatus.SKIPPED: "↷",
-    StepStatus.CANCELLED: "■",
-}
-
-
-def _print_result(result: RunResult, monitor: Monitor) -> None:
-    console.print(monitor.timeline_table(result.run_id, width=_bar_width(console.width)))
-    # In full below the table, whose details column may be cut on a narrow terminal.
-    for record in result.steps.values():
-        mark = _MARKS.get(record.status)
-        if mark is None:
-            if record.error is None:
-                continue
-            mark = "!"  # a compensation that failed
-        if record.error is not None:
-            line = f"{mark} {record.id}: {record.error.type}: {record.error.message}"
-        else:
-            line = f"{mark} {record.id} {record.status.value}: {record.reason}"
-        console.print(Text(line, style=STATUS_STYLES[record.status]), soft_wrap=True)
-    if result.answer is not None:
-        console.print(Text("answer: ", style="bold").append(result.answer, style="not bold"))
-    console.print(_summary_line(result))
-
-
 def cmd_exec(args: argparse.Namespace) -> int:
     try:
         plan = read_plan_file(args.plan)
@@ -258,7 +207,7 @@ def _execute(
     live = not args.json and err_console.is_terminal
     with (
         Live(
-            get_renderable=lambda: _progress(monitor),
+            get_renderable=lambda: progress_view(monitor, width=err_console.width),
             console=err_console,
             refresh_per_second=8,
             transient=True,
@@ -270,5 +219,5 @@ def _execute(
     if args.json:
         print_json(result.to_json())
     else:
-        _print_result(result, monitor)
+        print_result(console, result, monitor)
     return _exit_code(result)

@@ -66,6 +66,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a plan file (parallel, with live progress) and print the answer",
         description="Validate and run a plan. Exit 0 succeeded, 1 failed or invalid plan, "
         "2 unreadable plan file, 130 cancelled (Ctrl-C cancels and compensates).",
+        epilog="examples:\n"
+        "  tooldag exec examples/weather_plan.json --tools examples/weather_tools.py\n"
+        "  tooldag exec plan.json --json --max-concurrency 4\n"
+        "  tooldag plan 'sum the totals in sales.db' --json | tooldag exec -",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' reads stdin)")
     add_tools_option(parser)

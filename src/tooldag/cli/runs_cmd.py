@@ -64,23 +64,41 @@ def register(subparsers: Any) -> None:
         "runs",
         help="list, inspect, resume and cancel stored runs",
         description="The runs journalled in the run store.",
+        epilog="examples:\n  tooldag runs list\n  tooldag runs resume ID\n  tooldag runs graph ID",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = runs.add_subparsers(dest="runs_action", metavar="ACTION")
     runs.set_defaults(handler=lambda args: _usage(runs))
 
-    p = actions.add_parser("list", parents=[common], help="stored runs, newest first")
+    p = actions.add_parser(
+        "list",
+        parents=[common],
+        help="stored runs, newest first",
+        epilog="examples:\n  tooldag runs list\n  tooldag runs list --status failed --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--status", choices=_STATUSES, help="only runs with this status")
     p.add_argument("--limit", type=int, metavar="N", help="at most N runs")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=_list)
 
-    p = actions.add_parser("show", parents=[common], help="a run: plan, steps, timeline, errors")
+    p = actions.add_parser(
+        "show",
+        parents=[common],
+        help="a run: plan, steps, timeline, errors",
+        epilog="examples:\n  tooldag runs show 3f2a9c1b7d4e\n  tooldag runs show ID --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_show)
 
     p = actions.add_parser(
-        "resume", parents=[common], help="continue a failed, paused or interrupted run"
+        "resume",
+        parents=[common],
+        help="continue a failed, paused or interrupted run",
+        epilog="examples:\n  tooldag runs resume 3f2a9c1b7d4e --tools my_tools.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
@@ -89,13 +107,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=_resume)
 
     p = actions.add_parser(
-        "cancel", parents=[common], help="compensate a stopped run's steps and mark it cancelled"
+        "cancel",
+        parents=[common],
+        help="compensate a stopped run's steps and mark it cancelled",
+        epilog="examples:\n  tooldag runs cancel 3f2a9c1b7d4e --tools my_tools.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
     p.set_defaults(handler=_cancel)
 
-    p = actions.add_parser("graph", parents=[common], help="the run's plan as Mermaid, by status")
+    p = actions.add_parser(
+        "graph",
+        parents=[common],
+        help="the run's plan as Mermaid, by status",
+        epilog="examples:\n  tooldag runs graph 3f2a9c1b7d4e > run.mmd",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run_id", metavar="ID")
     p.set_defaults(handler=_graph)
 

@@ -1,4 +1,4 @@
-"""``tooldag validate``, ``tooldag tools`` and ``tooldag graph``: the plan and tool inspection commands."""
+"""``tooldag validate``, ``tooldag tools`` and ``tooldag graph``: inspecting plans and tools."""
 
 from __future__ import annotations
 
@@ -105,14 +105,25 @@ def cmd_tools(args: argparse.Namespace) -> int:
         out = t.output_schema or {}
         props = out.get("properties")
         returns = ", ".join(props) if isinstance(props, dict) else _type_text(out) if out else "-"
-        table.add_row(t.name, params or "-", returns, "yes" if t.side_effects else "no",
-                      t.description.splitlines()[0] if t.description else "")
+        table.add_row(
+            t.name,
+            params or "-",
+            returns,
+            "yes" if t.side_effects else "no",
+            t.description.splitlines()[0] if t.description else "",
+        )
     console.print(table)
     return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    plan = read_plan_file(args.plan)
+    try:
+        plan = read_plan_file(args.plan)
+    except PlanParseError as exc:
+        err_console.print(f"error: {args.plan} is not a readable plan", markup=False)
+        for issue in exc.issues:
+            err_console.print(f"  {issue}", markup=False, soft_wrap=True)
+        return EXIT_USAGE
     print(to_mermaid(plan))
     return EXIT_OK
 
@@ -130,8 +141,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     add_tools_option(p)
-    p.add_argument("--json", action="store_true",
-                   help='print {"valid": bool, "issues": [...]} instead of text')
+    p.add_argument(
+        "--json", action="store_true", help='print {"valid": bool, "issues": [...]} instead of text'
+    )
     p.set_defaults(handler=cmd_validate)
 
     p = subparsers.add_parser(

@@ -32,10 +32,20 @@ STATUS_COLOURS: dict[StepStatus, str] = {
 }
 
 
-def _node_id(step_id: str) -> str:
-    # Mermaid reserves a few words ("end", "graph"...) and dislikes odd characters as node ids.
-    safe = re.sub(r"\W", "_", step_id)
-    return f"s_{safe}" if safe.lower() in {"end", "graph", "subgraph", "style", "class"} else safe
+def _node_ids(plan: Plan) -> dict[str, str]:
+    """A Mermaid node id per step id: ASCII word characters, not a Mermaid keyword, and distinct
+    even when two step ids only differ in characters that had to be replaced."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for i, step_id in enumerate(dict.fromkeys(plan.ids)):
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", step_id) or "_"
+        if safe.lower() in {"end", "graph", "subgraph", "style", "class", "flowchart"}:
+            safe = f"s_{safe}"
+        if safe in used:
+            safe = f"{safe}_{i}"
+        used.add(safe)
+        out[step_id] = safe
+    return out
 
 
 def _label(text: str) -> str:
@@ -47,10 +57,11 @@ def to_mermaid(plan: Plan, statuses: Mapping[str, StepStatus | str] | None = Non
     (dotted for ``depends_on``-only ordering, labelled ``when`` for conditional steps), and, when
     ``statuses`` is given, a class per status."""
     lines = ["flowchart TD"]
+    node = _node_ids(plan)
     for step in plan.steps:
         label = f"{_label(step.id)}<br/><small>{_label(step.tool)}</small>"
         shape = ("{{", "}}") if step.when is not None else ("[", "]")
-        lines.append(f'    {_node_id(step.id)}{shape[0]}"{label}"{shape[1]}')
+        lines.append(f'    {node[step.id]}{shape[0]}"{label}"{shape[1]}')
     ids = set(plan.ids)
     for step in plan.steps:
         data = set(step.data_dependencies())
@@ -58,7 +69,7 @@ def to_mermaid(plan: Plan, statuses: Mapping[str, StepStatus | str] | None = Non
             if dep not in ids:
                 continue
             arrow = "-->" if dep in data else "-.->"
-            lines.append(f"    {_node_id(dep)} {arrow} {_node_id(step.id)}")
+            lines.append(f"    {node[dep]} {arrow} {node[step.id]}")
     if statuses:
         used: set[StepStatus] = set()
         for step in plan.steps:
@@ -67,7 +78,7 @@ def to_mermaid(plan: Plan, statuses: Mapping[str, StepStatus | str] | None = Non
                 continue
             status = StepStatus(raw)
             used.add(status)
-            lines.append(f"    class {_node_id(step.id)} {status.value}")
+            lines.append(f"    class {node[step.id]} {status.value}")
         for status in sorted(used, key=lambda s: s.value):
             lines.append(f"    classDef {status.value} {STATUS_COLOURS[status]}")
     return "\n".join(lines)

@@ -68,12 +68,28 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def load_tools(spec: str) -> list[Tool]:
-    """The tools a single SPEC names (see the module docstring)."""
+    """The tools a single SPEC names (see the module docstring).
+
+    Every failure is a :class:`ConfigError` naming the spec (a bad ``--tools`` is a usage error,
+    whether the file is missing or one of its tools cannot be registered).
+    """
+    try:
+        return _load_tools(spec)
+    except ConfigError:
+        raise
+    except TooldagError as exc:
+        raise ConfigError(f"--tools {spec}: {exc}") from exc
+
+
+def _load_tools(spec: str) -> list[Tool]:
     path = Path(spec)
     if spec.endswith(".json"):
         if not path.is_file():
             raise ConfigError(f"--tools {spec}: no such file")
-        return ToolRegistry().load_json(path)
+        tools = ToolRegistry().load_json(path)
+        if not tools:
+            raise ConfigError(f"--tools {spec}: the file lists no tools")
+        return tools
     if spec.endswith(".py") or "/" in spec or "\\" in spec:
         if not path.is_file():
             raise ConfigError(f"--tools {spec}: no such file")

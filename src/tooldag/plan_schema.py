@@ -1,18 +1,18 @@
 """The JSON Schema of a whole plan, for structured output (``response_format: json_schema``).
 
 With ``per_tool`` (the default while the registry is small enough) each step is an ``anyOf`` over
-the tools: ``tool`` is a ``const`` and ``args`` that tool's own strict argument schema in which
-every argument also accepts a reference string. Past OpenAI's size limits it falls back to one step
-shape with ``tool`` as an enum and free-form ``args``, which cannot be strict.
+the tools: ``tool`` is a one-value enum and ``args`` that tool's own strict argument schema in
+which every argument also accepts a reference string. Past OpenAI's size limits (or with a tool
+whose arguments strict mode cannot express) it falls back to one step shape with ``tool`` as an
+enum and free-form ``args``, which cannot be strict.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from .plan import CONDITION_OPS
-from .schemas import strict_schema
+from .schemas import strict_loses_meaning, strict_schema
 
 if TYPE_CHECKING:
     from .registry import ToolRegistry
@@ -64,10 +64,8 @@ def _condition_schema() -> dict[str, Any]:
 
 
 def _step(tool_name: str | None, args: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    tool: dict[str, Any] = {"type": "string", "const": tool_name} if tool_name else {
-        "type": "string",
-        "enum": names,
-    }
+    # A one-value enum rather than ``const``: every strict-mode implementation takes enum.
+    tool: dict[str, Any] = {"type": "string", "enum": [tool_name] if tool_name else names}
     return {
         "type": "object",
         "properties": {
@@ -83,14 +81,21 @@ def _step(tool_name: str | None, args: dict[str, Any], names: list[str]) -> dict
 
 
 def plan_json_schema(registry: ToolRegistry, *, per_tool: bool | None = None) -> dict[str, Any]:
-    """A JSON Schema that every plan over ``registry`` fits (strict-mode compliant when per-tool)."""
+    """A JSON Schema that every plan over ``registry`` fits (strict-mode compliant per tool).
+
+    ``per_tool=None`` chooses: per tool while the registry is small enough and every tool's
+    arguments survive strict mode (a free-form ``dict`` argument would be forced to ``{}``).
+    """
     names = registry.names()
     if per_tool is None:
-        per_tool = 0 < len(names) <= PER_TOOL_LIMIT
+        per_tool = 0 < len(names) <= PER_TOOL_LIMIT and not any(
+            strict_loses_meaning(t.parameters) for t in registry
+        )
+    defs: dict[str, Any] = {"condition": _condition_schema()}
     if per_tool and names:
         variants = []
         for t in registry:
-            args = strict_schema(copy.deepcopy(t.parameters))
+            args = _hoist_defs(strict_schema(t.parameters), t.name, defs)
             args["properties"] = {k: _accepts_ref(v) for k, v in args.get("properties", {}).items()}
             variants.append(_step(t.name, args, names))
         step: dict[str, Any] = {"anyOf": variants} if len(variants) > 1 else variants[0]
@@ -108,5 +113,28 @@ def plan_json_schema(registry: ToolRegistry, *, per_tool: bool | None = None) ->
         },
         "required": ["goal", "steps", "answer"],
         "additionalProperties": False,
-        "$defs": {"condition": _condition_schema()},
+        "$defs": defs,
     }
+
+
+def _hoist_defs(schema: dict[str, Any], tool: str, defs: dict[str, Any]) -> dict[str, Any]:
+    """Move a tool's own ``$defs`` (recursive models) to the plan's root, where ``#/$defs/...``
+    resolves once the tool schema is nested in the plan, renaming them per tool."""
+    own = schema.pop("$defs", None)
+    if not own:
+        return schema
+    renames = {f"#/$defs/{name}": f"#/$defs/{tool}__{name}" for name in own}
+
+    def rename(node: Any) -> Any:
+        if isinstance(node, list):
+            return [rename(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        return {
+            k: renames.get(v, v) if k == "$ref" and isinstance(v, str) else rename(v)
+            for k, v in node.items()
+        }
+
+    for name, definition in own.items():
+        defs[f"{tool}__{name}"] = rename(definition)
+    return rename(schema)  # type: ignore[no-any-return]

@@ -30,7 +30,9 @@ __all__ = [
     "BadReference",
     "Ref",
     "Template",
+    "format_path",
     "iter_refs",
+    "lookup",
     "parse_ref",
     "parse_string",
     "render_text",
@@ -43,7 +45,14 @@ _SEGMENT = rf"(?:\.(?:{_IDENT}|\d+)|\[\s*(?:\d+|{_QUOTED})\s*\])"
 _BODY = rf"{_IDENT}{_SEGMENT}*"
 _WHOLE_RE = re.compile(rf"\$({_BODY})")
 _SEGMENT_RE = re.compile(rf"\.({_IDENT})|\.(\d+)|\[\s*(\d+)\s*\]|\[\s*({_QUOTED})\s*\]")
-_TOKEN_RE = re.compile(r"\$\$|\$\{([^{}]*)\}?")
+# ``$$``, or ``${...}`` whose body may hold quoted keys with braces in them (``${r["a}"]}``).
+_TOKEN_RE = re.compile(rf"\$\$|\$\{{((?:[^{{}}\"']|{_QUOTED})*)\}}?")
+# The common case, dotted keys and indexes only, parsed with one regex and a split (a plan of 100k
+# steps holds 100k+ references, so this path is hot).
+_SIMPLE_BODY_RE = re.compile(rf"({_IDENT})((?:\.(?:{_IDENT}|\d+))*)")
+_IDENT_RE = re.compile(_IDENT)
+_INDEX_RE = re.compile(r"\.\d")
+_SIMPLE_TEMPLATE_RE = re.compile(rf"\$\{{\s*\$?({_IDENT})((?:\.(?:{_IDENT}|\d+))*)\s*\}}")
 
 PathSeg = str | int
 
@@ -86,12 +95,10 @@ class BadReference:
 def format_path(path: tuple[PathSeg, ...]) -> str:
     out = []
     for seg in path:
-        if isinstance(seg, int):
-            out.append(f".{seg}")
-        elif re.fullmatch(_IDENT, seg):
+        if isinstance(seg, int) or _IDENT_RE.fullmatch(seg):
             out.append(f".{seg}")
         else:
-            out.append("[" + json.dumps(seg) + "]")
+            out.append("[" + json.dumps(seg, ensure_ascii=False) + "]")
     return "".join(out)
 
 
@@ -104,8 +111,29 @@ def _unquote(token: str) -> str:
     return value
 
 
+# Output paths repeat across a plan (".temp", ".results.0.url"): share their tuples.
+_PATHS: dict[str, tuple[PathSeg, ...]] = {}
+
+
+def _simple_path(dotted: str) -> tuple[PathSeg, ...]:
+    path = _PATHS.get(dotted)
+    if path is None:
+        parts = dotted[1:].split(".")
+        if _INDEX_RE.search(dotted) is None:
+            path = tuple(parts)
+        else:
+            path = tuple([int(p) if p.isdigit() else p for p in parts])
+        if len(_PATHS) < 4096:
+            _PATHS[dotted] = path
+    return path
+
+
 def _parse_body(body: str) -> Ref | None:
-    m = re.match(_IDENT, body)
+    simple = _SIMPLE_BODY_RE.fullmatch(body)
+    if simple:
+        step, dotted = simple.groups()
+        return Ref(step, _simple_path(dotted) if dotted else ())
+    m = _IDENT_RE.match(body)
     if not m:
         return None
     step = m.group(0)
@@ -146,7 +174,11 @@ def parse_string(text: str) -> str | Ref | Template | BadReference:
     """
     if "$" not in text:
         return text
-    if text.startswith("$") and not text.startswith("$$") and not text.startswith("${"):
+    if text[0] == "$" and text[1:2] not in ("$", "{"):
+        simple = _SIMPLE_BODY_RE.fullmatch(text, 1)
+        if simple is not None:
+            step, dotted = simple.groups()
+            return Ref(step, _simple_path(dotted) if dotted else ())
         ref = parse_ref(text)
         if ref is not None:
             return ref
@@ -154,8 +186,24 @@ def parse_string(text: str) -> str | Ref | Template | BadReference:
             head = _WHOLE_RE.match(text)
             assert head is not None
             if text[head.end() :].strip() and text[head.end()] in ".[":
-                return BadReference(text, "malformed path: quote keys that are not identifiers, "
-                                    'e.g. $rate["Exchange Rate"]')
+                return BadReference(
+                    text,
+                    "malformed path: quote keys that are not identifiers, "
+                    'e.g. $rate["Exchange Rate"]',
+                )
+    if "$$" not in text:
+        # Fast path: every ${...} is a plain dotted reference.
+        pieces = _SIMPLE_TEMPLATE_RE.split(text)
+        if len(pieces) > 1 and (len(pieces) - 1) // 3 == text.count("${"):
+            simple_parts: list[str | Ref] = []
+            for i in range(0, len(pieces) - 1, 3):
+                if pieces[i]:
+                    simple_parts.append(pieces[i])
+                dotted = pieces[i + 2]
+                simple_parts.append(Ref(pieces[i + 1], _simple_path(dotted) if dotted else ()))
+            if pieces[-1]:
+                simple_parts.append(pieces[-1])
+            return Template(tuple(simple_parts))
     parts: list[str | Ref] = []
     buf: list[str] = []
     pos = 0
@@ -170,10 +218,13 @@ def parse_string(text: str) -> str | Ref | Template | BadReference:
             return BadReference(text, "unclosed ${ ... }: write ${step.field}")
         ref = _parse_body(m.group(1).strip().removeprefix("$"))
         if ref is None:
-            return BadReference(text, f"${{{m.group(1)}}} is not a reference: write ${{step.field}}")
-        if buf:
-            parts.append("".join(buf))
-            buf = []
+            return BadReference(
+                text, f"${{{m.group(1)}}} is not a reference: write ${{step.field}}"
+            )
+        before = "".join(buf)
+        if before:
+            parts.append(before)
+        buf = []
         parts.append(ref)
     buf.append(text[pos:])
     tail = "".join(buf)
@@ -221,7 +272,7 @@ def lookup(ref: Ref, outputs: Mapping[str, Any]) -> Any:
                 )
             value = value[key]
         elif isinstance(value, list | tuple):
-            index = seg if isinstance(seg, int) else int(seg) if str(seg).isdigit() else None
+            index = seg if isinstance(seg, int) else int(seg) if str(seg).isdecimal() else None
             if index is None:
                 raise ReferenceResolutionError(
                     str(ref), f"{walked} is a list; index it with a number, not {seg!r}"
@@ -233,7 +284,8 @@ def lookup(ref: Ref, outputs: Mapping[str, Any]) -> Any:
             value = value[index]
         else:
             raise ReferenceResolutionError(
-                str(ref), f"{walked} is {type(value).__name__} {_short(value)}, not an object or list"
+                str(ref),
+                f"{walked} is {type(value).__name__} {_short(value)}, not an object or list",
             )
         walked += format_path((seg,))
     return value

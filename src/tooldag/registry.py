@@ -29,7 +29,8 @@ import difflib
 import inspect
 import json
 import re
-import sys
+import types
+import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -38,11 +39,11 @@ from pathlib import Path
 from typing import Any, get_type_hints, overload
 
 import pydantic
-import typing_extensions
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from .errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
-from .schemas import inline_refs, json_types, strict_schema
+from .introspect import parse_docstring, typeddict_compat
+from .schemas import inline_refs, json_types, strict_loses_meaning, strict_schema
 
 __all__ = [
     "Compensation",
@@ -133,16 +134,34 @@ class Tool:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
             raise RegistrationError(
-                f"invalid tool name {self.name!r}: use letters, digits, '_' or '-', starting with a "
-                "letter or '_', at most 64 characters (OpenAI's function-name rule)"
+                f"invalid tool name {self.name!r}: use letters, digits, '_' or '-', starting "
+                "with a letter or '_', at most 64 characters (OpenAI's function-name rule)"
             )
-        self.parameters = inline_refs(self.parameters or {"type": "object", "properties": {}})
+        params = self.parameters or {"type": "object", "properties": {}}
+        if (
+            not isinstance(params, dict)
+            or params.get("type", "object") != "object"
+            or not isinstance(params.get("properties", {}), dict)
+        ):
+            raise RegistrationError(
+                f"tool {self.name!r}: its parameters must be a JSON Schema of type 'object' with "
+                '\'properties\', e.g. {"type": "object", "properties": {"city": {"type": '
+                '"string"}}, "required": ["city"]}'
+            )
+        if self.output_schema is not None and not isinstance(self.output_schema, dict):
+            raise RegistrationError(
+                f"tool {self.name!r}: output_schema must be a JSON Schema object or null, not "
+                f"{type(self.output_schema).__name__}"
+            )
+        self.parameters = inline_refs(params)
         if self.output_schema is not None:
             self.output_schema = inline_refs(self.output_schema)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.function is None:
-            raise ToolArgumentError(self.name, "schema-only tool: it has no Python function to call")
+            raise ToolArgumentError(
+                self.name, "schema-only tool: it has no Python function to call"
+            )
         return self.function(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -168,7 +187,7 @@ class Tool:
         return jsonschema.Draft202012Validator(self.parameters)
 
     def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate (and, for Python tools, convert) arguments; raise ToolArgumentError naming the field.
+        """Validate (and, for Python tools, convert) arguments; ToolArgumentError names the field.
 
         An optional argument sent as ``null`` counts as absent: OpenAI's strict mode makes optional
         properties nullable, so that is how a model in strict mode leaves one out.
@@ -176,7 +195,9 @@ class Tool:
         args = {
             k: v
             for k, v in args.items()
-            if not (v is None and k not in self.required and not _admits_null(self.properties.get(k)))
+            if not (
+                v is None and k not in self.required and not _admits_null(self.properties.get(k))
+            )
         }
         if self.args_model is not None:
             try:
@@ -187,15 +208,29 @@ class Tool:
                 raise ToolArgumentError(self.name, err["msg"], field=loc) from None
             # Keep validated python values (nested models stay models, as the function expects).
             return {name: getattr(model, name) for name in type(model).model_fields}
-        errors = sorted(self._schema_validator.iter_errors(dict(args)), key=lambda e: list(e.path))
+        errors = sorted(
+            self._schema_validator.iter_errors(dict(args)), key=lambda e: [str(p) for p in e.path]
+        )
         if errors:
             first = errors[0]
             loc = ".".join(str(p) for p in first.absolute_path) or None
+            if loc is None and first.validator in ("required", "additionalProperties"):
+                # Top-level errors have an empty path; name the argument they are about.
+                if first.validator == "required":
+                    names = [n for n in first.validator_value if n not in args]
+                else:
+                    names = sorted(set(args) - set(self.properties))
+                loc = names[0] if names else None
             raise ToolArgumentError(self.name, first.message, field=loc)
         return dict(args)
 
     def openai_schema(self, *, strict: bool = True) -> dict[str, Any]:
-        """This tool in OpenAI's function-calling format (strict-mode compliant when ``strict``)."""
+        """This tool in OpenAI's function-calling format (strict-mode compliant when ``strict``).
+
+        Strict mode cannot express a free-form argument (``dict[str, Any]``, ``Any``): it would
+        only let the model send ``{}``. Such a tool is exported non-strict instead of crippled.
+        """
+        strict = strict and not strict_loses_meaning(self.parameters)
         params = strict_schema(self.parameters) if strict else self.parameters
         function: dict[str, Any] = {
             "name": self.name,
@@ -207,7 +242,8 @@ class Tool:
         return {"type": "function", "function": function}
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form used by ``tooldag tools --json`` and schema-only tool files."""
+        """The JSON form used by ``tooldag tools --json``; :meth:`ToolRegistry.load_json` reads
+        it back as a schema-only tool."""
         return {
             "name": self.name,
             "description": self.description,
@@ -218,7 +254,9 @@ class Tool:
             "side_effects": self.side_effects,
             "idempotent": self.idempotent,
             "timeout": self.timeout,
+            "retry": dataclasses.asdict(self.retry),
             "compensate": dataclasses.asdict(self.compensate) if self.compensate else None,
+            "metadata": self.metadata,
             "callable": self.function is not None,
         }
 
@@ -230,84 +268,14 @@ def _admits_null(schema: Any) -> bool:
     return types is None or "null" in types
 
 
-# --------------------------------------------------------------------------- docstrings
-
-_SECTION_RE = re.compile(
-    r"^\s*(Args|Arguments|Parameters|Params|Returns|Return|Raises|Yields|Examples?|Notes?)\s*:?\s*$"
-)
-
-
-def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Summary and per-argument descriptions from Google, Sphinx or NumPy style docstrings."""
-    if not doc:
-        return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    summary: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    for raw in lines:
-        line = raw.rstrip()
-        sphinx = re.match(r"^\s*:param\s+(?:[^:]*\s)?(\w+)\s*:\s*(.*)$", line)
-        if sphinx:
-            current = sphinx.group(1)
-            params[current] = sphinx.group(2).strip()
-            section = "sphinx"
-            continue
-        if re.match(r"^\s*:(returns?|rtype|raises?)", line):
-            section, current = "other", None
-            continue
-        head = _SECTION_RE.match(line)
-        if head:
-            name = head.group(1).lower()
-            section = "args" if name in ("args", "arguments", "parameters", "params") else "other"
-            current = None
-            continue
-        if section is None:
-            summary.append(line)
-            continue
-        if section in ("args", "sphinx"):
-            if re.match(r"^\s*-{3,}\s*$", line):
-                continue
-            google = re.match(r"^\s{0,8}(\*{0,2}\w+)\s*(?:\(([^)]*)\))?\s*:\s*(.*)$", line)
-            numpy = re.match(r"^(\w+)\s*:\s*[^\s].*$", line)
-            if google and section == "args" and not raw.startswith(" " * 9):
-                current = google.group(1).lstrip("*")
-                params[current] = google.group(3).strip()
-            elif numpy and section == "args":
-                current = numpy.group(1)
-                params[current] = ""
-            elif current and line.strip():
-                params[current] = (params[current] + " " + line.strip()).strip()
-    text = "\n".join(summary).strip()
-    return text, params
-
-
 # --------------------------------------------------------------------------- @tool
-
-
-def _compat(annotation: Any) -> Any:
-    """pydantic refuses ``typing.TypedDict`` before Python 3.12; rebuild it as the
-    ``typing_extensions`` one, which carries the same fields, so users need not know."""
-    if (
-        sys.version_info < (3, 12)
-        and typing_extensions.is_typeddict(annotation)
-        and type(annotation).__module__ == "typing"
-    ):
-        fields = {k: _compat(v) for k, v in get_type_hints(annotation, include_extras=True).items()}
-        compat: Any = typing_extensions.TypedDict(  # type: ignore[operator]
-            annotation.__name__, fields, total=annotation.__total__
-        )
-        compat.__doc__ = annotation.__doc__
-        return compat
-    return annotation
 
 
 def _output_schema_for(annotation: Any, where: str) -> dict[str, Any] | None:
     if annotation in (inspect.Signature.empty, Any, None, type(None)):
         return None
     try:
-        return TypeAdapter(_compat(annotation)).json_schema()
+        return TypeAdapter(typeddict_compat(annotation)).json_schema()
     except Exception as exc:
         raise RegistrationError(
             f"{where}: the return type {annotation!r} cannot be expressed in JSON Schema ({exc}); "
@@ -322,24 +290,41 @@ def _function_tool(
     description: str | None = None,
     **meta: Any,
 ) -> Tool:
-    tool_name = name or func.__name__
-    summary, arg_docs = _parse_docstring(func.__doc__)
+    if not callable(func):
+        raise RegistrationError(f"@tool needs a function, got {type(func).__name__}")
+    tool_name = name if name is not None else getattr(func, "__name__", None)
+    if not isinstance(tool_name, str):
+        raise RegistrationError(f"{func!r} has no __name__: pass @tool(name=...)")
+    unknown = set(meta) - _TOOL_OPTIONS
+    if unknown:
+        raise RegistrationError(
+            f"tool {tool_name!r}: unknown option(s) {', '.join(sorted(unknown))}; "
+            f"valid: name, description, {', '.join(sorted(_TOOL_OPTIONS))}"
+        )
+    summary, arg_docs = parse_docstring(func.__doc__)
     try:
         hints = get_type_hints(func, include_extras=True)
+        signature = inspect.signature(func)
     except Exception as exc:
         raise RegistrationError(f"tool {tool_name!r}: cannot read its type hints ({exc})") from None
     fields: dict[str, Any] = {}
     context_param: str | None = None
-    for pname, param in inspect.signature(func).parameters.items():
+    for pname, param in signature.parameters.items():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            star = "*" if param.kind is param.VAR_POSITIONAL else "**"
             raise RegistrationError(
-                f"tool {tool_name!r}: *{pname} / **{pname} cannot be described to an LLM; "
+                f"tool {tool_name!r}: {star}{pname} cannot be described to an LLM; "
                 "declare each argument explicitly"
             )
-        annotation = _compat(hints.get(pname, Any))
-        if annotation is ToolContext:
+        annotation = typeddict_compat(hints.get(pname, Any))
+        if _is_context(annotation):
             context_param = pname
             continue
+        if pname.startswith("_"):
+            raise RegistrationError(
+                f"tool {tool_name!r}: argument {pname!r} starts with '_', which pydantic keeps "
+                "private; rename it"
+            )
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (
             annotation,
@@ -373,8 +358,32 @@ def _function_tool(
         output_schema=output,
         args_model=model,
         context_param=context_param,
-        **meta,
+        **_meta_from_json(meta, tool_name),
     )
+
+
+_TOOL_OPTIONS = frozenset(
+    {
+        "category",
+        "version",
+        "side_effects",
+        "idempotent",
+        "timeout",
+        "retry",
+        "compensate",
+        "metadata",
+    }
+)
+
+
+def _is_context(annotation: Any) -> bool:
+    """``ToolContext`` or ``ToolContext | None``: filled in by the executor, hidden from the LLM."""
+    if annotation is ToolContext:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args == [ToolContext]
+    return False
 
 
 @overload
@@ -399,7 +408,7 @@ def tool(
 def tool(
     func: Callable[..., Any] | None = None, /, **options: Any
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Make a :class:`Tool` of a typed function (bare ``@tool`` or ``@tool(side_effects=False, ...)``).
+    """Make a :class:`Tool` of a typed function: bare ``@tool`` or ``@tool(side_effects=False)``.
 
     The argument schema comes from the type hints (validated by pydantic), descriptions from the
     docstring, the output schema from the return annotation. A parameter annotated
@@ -417,10 +426,37 @@ def tool(
 # --------------------------------------------------------------------------- registry
 
 
+def _check_schema(schema: Any, what: str, where: str) -> None:
+    """RegistrationError unless ``schema`` is a valid JSON Schema (hand-written ones may not be)."""
+    if schema is None:
+        return
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        raise RegistrationError(
+            f"{where}: {what} must be a JSON Schema object, not {type(schema).__name__}"
+        )
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        at = "/".join(str(p) for p in exc.path)
+        raise RegistrationError(
+            f"{where}: {what} is not a valid JSON Schema ({exc.message}"
+            f"{' at ' + at if at else ''}); fix it, e.g. "
+            '{"type": "object", "properties": {"city": {"type": "string"}}}'
+        ) from None
+
+
 def _schema_of_model(model: Any, where: str) -> tuple[dict[str, Any], type[BaseModel] | None]:
     if isinstance(model, type) and issubclass(model, BaseModel):
-        return model.model_json_schema(), model
+        try:
+            return model.model_json_schema(), model
+        except Exception as exc:
+            raise RegistrationError(
+                f"{where}: the model {model.__name__} cannot be expressed in JSON Schema ({exc})"
+            ) from None
     if isinstance(model, dict):
+        _check_schema(model, "parameters_schema", where)
         return model, None
     raise RegistrationError(
         f"{where}: parameters_schema must be a pydantic model class or a JSON Schema dict, "
@@ -470,10 +506,13 @@ class ToolRegistry:
     # -- declaring tools
     def add(self, t: Tool, *, replace: bool = False) -> Tool:
         if not isinstance(t, Tool):
-            raise RegistrationError(f"expected a Tool, got {type(t).__name__}; decorate it with @tool")
+            raise RegistrationError(
+                f"expected a Tool, got {type(t).__name__}; decorate it with @tool"
+            )
         if t.name in self._tools and not replace:
             raise RegistrationError(
-                f"a tool named {t.name!r} is already registered; pick another name or pass replace=True"
+                f"a tool named {t.name!r} is already registered; pick another name or pass "
+                "replace=True"
             )
         self._tools[t.name] = t
         return t
@@ -505,7 +544,9 @@ class ToolRegistry:
         """The seed's explicit form: a pydantic model (or JSON Schema dict) for the arguments."""
         params, model = _schema_of_model(parameters_schema, f"tool {name!r}")
         output = meta.pop("output_schema", None)
-        if output is not None and not isinstance(output, dict):
+        if isinstance(output, dict):
+            _check_schema(output, "output_schema", f"tool {name!r}")
+        elif output is not None:
             output = _output_schema_for(output, f"tool {name!r}")
         elif output is None and function is not None:
             try:
@@ -520,10 +561,10 @@ class ToolRegistry:
                 parameters=params,
                 function=function,
                 output_schema=output,
-                category=str(category.value if isinstance(category, StrEnum) else category),
+                category=str(getattr(category, "value", category)),
                 version=version,
                 args_model=model,
-                **meta,
+                **_meta_from_json(meta, name),
             )
         )
 
@@ -535,9 +576,11 @@ class ToolRegistry:
         output_schema: dict[str, Any] | None = None,
         **meta: Any,
     ) -> Tool:
-        """A tool known only by its JSON Schema (remote/MCP tools, ``tooldag validate --tools x.json``)."""
+        """A tool known only by its JSON Schema (remote/MCP tools, ``--tools tools.json``)."""
         if not isinstance(parameters, dict):
             raise RegistrationError(f"tool {name!r}: 'parameters' must be a JSON Schema object")
+        _check_schema(parameters, "parameters", f"tool {name!r}")
+        _check_schema(output_schema, "output_schema", f"tool {name!r}")
         return self.add(
             Tool(
                 name=name,
@@ -574,16 +617,23 @@ class ToolRegistry:
             raise ConfigError(f"{where}: expected a JSON list of tool objects")
         added = []
         for i, item in enumerate(data):
+            if isinstance(item, dict) and isinstance(item.get("function"), dict):
+                item = item["function"]  # OpenAI's {"type": "function", "function": {...}}
             if not isinstance(item, dict) or not isinstance(item.get("name"), str):
                 raise ConfigError(f"{where}: item {i} must be an object with a 'name' string")
             item = dict(item)
             name = item.pop("name")
             description = item.pop("description", "") or ""
-            params = item.pop("parameters", None) or item.pop("input_schema", None)
+            params = _pop_first(item, ("parameters", "input_schema", "inputSchema"))
             if params is None:
                 params = {"type": "object", "properties": {}}
-            output = item.pop("output_schema", None)
-            added.append(self.add_schema_tool(name, str(description), params, output, **item))
+            output = _pop_first(item, ("output_schema", "outputSchema"))
+            item.pop("strict", None)
+            item.pop("callable", None)  # written by Tool.to_dict: a schema-only tool is not
+            try:
+                added.append(self.add_schema_tool(name, str(description), params, output, **item))
+            except RegistrationError as exc:
+                raise ConfigError(f"{where}: item {i} ({name}): {exc}") from None
         return added
 
     # -- running
@@ -592,10 +642,8 @@ class ToolRegistry:
 
         An async tool is run to completion; inside a running event loop use :meth:`aexecute`.
         """
-        t = self.get(name)
-        args = t.validate_args(kwargs)
-        if t.function is None:
-            raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
+        t, args = self._prepare(name, kwargs)
+        assert t.function is not None
         if t.is_async:
             from ._sync import run_sync
 
@@ -603,13 +651,23 @@ class ToolRegistry:
         return t.function(**args)
 
     async def aexecute(self, name: str, **kwargs: Any) -> Any:
-        t = self.get(name)
-        args = t.validate_args(kwargs)
-        if t.function is None:
-            raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
+        """Like :meth:`execute`, awaiting an async tool and running a sync one in a thread."""
+        t, args = self._prepare(name, kwargs)
+        assert t.function is not None
         if t.is_async:
             return await t.function(**args)
         return await asyncio.to_thread(t.function, **args)
+
+    def _prepare(self, name: str, kwargs: dict[str, Any]) -> tuple[Tool, dict[str, Any]]:
+        t = self.get(name)
+        context = kwargs.pop(t.context_param, None) if t.context_param else None
+        args = t.validate_args(kwargs)
+        if t.function is None:
+            raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
+        if t.context_param:
+            # A direct call is its own one-step run: the key still identifies it.
+            args[t.context_param] = context or ToolContext(run_id="direct", step_id=name)
+        return t, args
 
     # -- exports
     def openai_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
@@ -617,7 +675,7 @@ class ToolRegistry:
         return [t.openai_schema(strict=strict) for t in self]
 
     def plan_schema(self, *, per_tool: bool | None = None) -> dict[str, Any]:
-        """A JSON Schema for a whole plan, for structured output (see :mod:`tooldag.plan_schema`)."""
+        """A JSON Schema for a whole plan, for structured output (:mod:`tooldag.plan_schema`)."""
         from .plan_schema import plan_json_schema
 
         return plan_json_schema(self, per_tool=per_tool)
@@ -626,25 +684,81 @@ class ToolRegistry:
 _JSON_META = {"category", "version", "side_effects", "idempotent", "timeout", "retry", "compensate"}
 
 
+def _pop_first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    found = None
+    for key in keys:
+        value = item.pop(key, None)
+        if found is None:
+            found = value
+    return found
+
+
 def _meta_from_json(meta: dict[str, Any], name: str) -> dict[str, Any]:
+    """Tool metadata from JSON-ish values, checked: a wrong type is a RegistrationError that says
+    which key and what it should be, not a TypeError from deep inside."""
+    where = f"tool {name!r}"
     out: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in meta.items():
-        if key not in _JSON_META:
+        if key == "metadata":
+            if not isinstance(value, dict):
+                raise RegistrationError(f"{where}: 'metadata' must be an object")
+            extra = {**value, **extra}
+        elif key not in _JSON_META:
             extra[key] = value
-        elif key == "retry" and isinstance(value, dict):
-            out["retry"] = RetryPolicy(**value)
-        elif key == "compensate" and isinstance(value, dict):
-            out["compensate"] = Compensation(str(value.get("tool")), dict(value.get("args") or {}))
-        elif key in ("side_effects", "idempotent") and not isinstance(value, bool):
-            raise RegistrationError(f"tool {name!r}: {key!r} must be true or false")
-        elif key == "retry" and isinstance(value, RetryPolicy):
-            out["retry"] = value
-        elif key == "compensate" and isinstance(value, Compensation):
-            out["compensate"] = value
-        else:
+        elif key == "retry":
+            out["retry"] = _retry_from(value, where)
+        elif key == "compensate":
+            out["compensate"] = _compensation_from(value, where)
+        elif key in ("side_effects", "idempotent"):
+            if not isinstance(value, bool):
+                raise RegistrationError(f"{where}: {key!r} must be true or false")
             out[key] = value
+        elif key == "timeout":
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            ):
+                raise RegistrationError(f"{where}: 'timeout' must be a positive number of seconds")
+            out[key] = None if value is None else float(value)
+        else:  # category, version
+            value = getattr(value, "value", value)
+            if not isinstance(value, str | int | float) or isinstance(value, bool):
+                raise RegistrationError(f"{where}: {key!r} must be a string")
+            out[key] = str(value)
     if extra:
-        out["metadata"] = {**extra.pop("metadata", {}), **extra} if "metadata" in extra else extra
+        out["metadata"] = extra
     return out
 
+
+def _retry_from(value: Any, where: str) -> RetryPolicy:
+    if isinstance(value, RetryPolicy):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return RetryPolicy(attempts=value)
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(RetryPolicy)}
+        unknown = set(value) - known
+        if not unknown and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+            for v in value.values()
+        ):
+            return RetryPolicy(**value)
+    keys = ", ".join(f.name for f in dataclasses.fields(RetryPolicy))
+    raise RegistrationError(
+        f"{where}: 'retry' must be a number of attempts or an object with numeric keys ({keys})"
+    )
+
+
+def _compensation_from(value: Any, where: str) -> Compensation | None:
+    if value is None or isinstance(value, Compensation):
+        return value
+    if isinstance(value, str):
+        return Compensation(value)
+    if isinstance(value, dict) and isinstance(value.get("tool"), str):
+        args = value.get("args") or {}
+        if isinstance(args, dict):
+            return Compensation(value["tool"], dict(args))
+    raise RegistrationError(
+        f"{where}: 'compensate' must be a tool name or an object like "
+        '{"tool": "release", "args": {"id": "$output.id"}}'
+    )

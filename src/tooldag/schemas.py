@@ -2,56 +2,150 @@
 
 Pure functions over plain dicts; the registry uses them to export function-calling schemas and the
 plan schema, the validator to compare a reference's declared type with a parameter's.
+
+The walks below follow the *structure* of JSON Schema (``properties`` is a map of names to
+schemas, ``enum`` and ``default`` are data): a tool argument named ``title`` or ``definitions``
+is an argument, not a keyword to drop.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 __all__ = [
+    "STRICT_KEYWORDS",
+    "ValueCheck",
+    "describe_types",
     "inline_refs",
+    "json_type_of",
     "json_types",
+    "strict_loses_meaning",
     "strict_schema",
     "subschema_at",
     "types_compatible",
+    "value_checker",
 ]
 
-# Keywords OpenAI's strict mode rejects; they carry no meaning the model needs (``title`` is noise,
-# ``default`` is expressed by nullability instead).
-_STRICT_DROP = {"default", "title", "examples", "$schema", "discriminator"}
+# Keywords whose value is a map of names to schemas, a schema, or a list of schemas.
+_SCHEMA_MAPS = ("properties", "patternProperties", "dependentSchemas", "$defs", "definitions")
+_SCHEMA_VALUES = (
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+    "additionalItems",
+)
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+# What OpenAI's strict mode accepts (its "supported schemas" list); anything else is dropped from
+# the export. Dropped constraints (minLength, uniqueItems, ...) are still enforced when the tool's
+# arguments are validated before a call.
+STRICT_KEYWORDS = frozenset(
+    {
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "enum",
+        "const",
+        "anyOf",
+        "$ref",
+        "$defs",
+        "description",
+        "pattern",
+        "format",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "multipleOf",
+        "minItems",
+        "maxItems",
+    }
+)
+_STRICT_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+# An argument declared ``Any`` has no type; strict mode needs one. Scalars are what an LLM can
+# write without a schema to follow.
+_ANY_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean", "null"]}
+
+
+def _map_schema(node: dict[str, Any], fn: Callable[[Any], Any]) -> dict[str, Any]:
+    """``node`` with ``fn`` applied to each sub-schema (structure-aware, data left alone)."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: fn(sub) for name, sub in value.items()}
+        elif (key in _SCHEMA_LISTS or key == "items") and isinstance(value, list):
+            out[key] = [fn(sub) for sub in value]
+        elif key in _SCHEMA_VALUES:
+            out[key] = fn(value)
+        else:
+            out[key] = value
+    return out
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """Replace local ``#/$defs/X`` references by their definitions (pydantic emits them for nested
-    models). Recursive definitions are left as references, with ``$defs`` kept for them."""
-    defs: dict[str, Any] = dict(schema.get("$defs", {}) or schema.get("definitions", {}))
+    models). Recursive definitions stay references, and ``$defs`` keeps exactly those (each one
+    itself inlined the same way, so no reference is left dangling)."""
+    if not isinstance(schema, dict):
+        return schema
+    defs: dict[str, Any] = dict(schema.get("$defs") or schema.get("definitions") or {})
     recursive: set[str] = set()
 
     def walk(node: Any, stack: tuple[str, ...]) -> Any:
-        if isinstance(node, list):
-            return [walk(item, stack) for item in node]
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith(("#/$defs/", "#/definitions/")):
             name = ref.rsplit("/", 1)[1]
-            if name in stack or name not in defs:
+            extra = {k: v for k, v in node.items() if k != "$ref"}
+            if name in defs and name not in stack and name not in recursive:
+                resolved = walk(defs[name], (*stack, name))
+                if name not in recursive:
+                    more = _map_schema(extra, lambda sub: walk(sub, stack))
+                    return {**resolved, **more} if more else resolved
+            if name in defs:
                 recursive.add(name)
-                return node
-            resolved = walk(defs[name], (*stack, name))
-            extra = {k: walk(v, stack) for k, v in node.items() if k != "$ref"}
-            return {**resolved, **extra} if extra else resolved
-        return {k: walk(v, stack) for k, v in node.items() if k not in ("$defs", "definitions")}
+            kept = _map_schema(extra, lambda sub: walk(sub, stack))
+            return {"$ref": f"#/$defs/{name}", **kept}
+        kept = {k: v for k, v in node.items() if k not in ("$defs", "definitions")}
+        discriminator = kept.get("discriminator")
+        if isinstance(discriminator, dict) and "mapping" in discriminator:
+            # OpenAPI's mapping names $defs entries that inlining removes.
+            kept["discriminator"] = {k: v for k, v in discriminator.items() if k != "mapping"}
+        return _map_schema(kept, lambda sub: walk(sub, stack))
 
-    out = walk(schema, ())
+    out: dict[str, Any] = walk(schema, ())
     if recursive:
-        out["$defs"] = {name: defs[name] for name in recursive if name in defs}
-    return out  # type: ignore[no-any-return]
+        kept: dict[str, Any] = {}
+        while len(kept) < len(recursive):
+            for name in sorted(recursive - set(kept)):
+                kept[name] = walk(defs[name], (name,))
+        out["$defs"] = kept
+    return out
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null (how strict mode says an argument may be left out)."""
+    if "enum" in schema and isinstance(schema["enum"], list) and None not in schema["enum"]:
+        schema = {**schema, "enum": [*schema["enum"], None]}
+    if "const" in schema:
+        const = schema["const"]
+        schema = {k: v for k, v in schema.items() if k != "const"}
+        schema["enum"] = [const] if const is None else [const, None]
     t = schema.get("type")
     if isinstance(t, str):
         if t == "null":
@@ -63,7 +157,25 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
         if any(s.get("type") == "null" for s in schema["anyOf"] if isinstance(s, dict)):
             return schema
         return {**schema, "anyOf": [*schema["anyOf"], {"type": "null"}]}
+    if "enum" in schema:
+        return schema
     return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _merge_all_of(node: dict[str, Any]) -> dict[str, Any]:
+    parts = node.pop("allOf")
+    merged: dict[str, Any] = {}
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict):
+            continue
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, dict):
+                merged.setdefault("properties", {}).update(value)
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = [*merged.get("required", []), *value]
+            else:
+                merged.setdefault(key, value)
+    return {**merged, **node}
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -71,19 +183,28 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
     Every object gets ``additionalProperties: false`` and lists all its properties as required;
     properties that were optional become nullable so the model can still leave them out (by
-    sending null). ``$ref`` are inlined where not recursive.
+    sending null). ``$ref`` are inlined where not recursive, ``oneOf`` becomes ``anyOf``, a tuple's
+    ``prefixItems`` become ``items: {anyOf: [...]}``, and keywords strict mode rejects are dropped.
+    A free-form object can only be ``{}`` in strict mode: see :func:`strict_loses_meaning`.
     """
 
     def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
         if not isinstance(node, dict):
             return node
-        node = {k: walk(v) for k, v in node.items() if k not in _STRICT_DROP}
-        if "allOf" in node and len(node["allOf"]) == 1:
-            only = node.pop("allOf")[0]
-            node = {**only, **node}
-        if node.get("type") == "object" or "properties" in node:
+        node = dict(node)
+        if "oneOf" in node:
+            node["anyOf"] = [*node.get("anyOf", []), *node.pop("oneOf")]
+        if "allOf" in node:
+            node = _merge_all_of(node)
+        if "prefixItems" in node:
+            prefix = node.pop("prefixItems")
+            if not isinstance(node.get("items"), dict) and isinstance(prefix, list) and prefix:
+                node["items"] = prefix[0] if len(prefix) == 1 else {"anyOf": prefix}
+        if node.get("format") not in _STRICT_FORMATS:
+            node.pop("format", None)
+        node = _map_schema({k: v for k, v in node.items() if k in STRICT_KEYWORDS}, walk)
+        t = node.get("type")
+        if t == "object" or (isinstance(t, list) and "object" in t) or "properties" in node:
             props: dict[str, Any] = node.get("properties", {})
             required = set(node.get("required", []))
             node["properties"] = {
@@ -92,9 +213,234 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
             node["required"] = list(props)
             node["additionalProperties"] = False
             node.setdefault("type", "object")
+        elif (t == "array" or (isinstance(t, list) and "array" in t)) and not isinstance(
+            node.get("items"), dict
+        ):
+            node["items"] = dict(_ANY_SCALAR)
+        if not any(k in node for k in ("type", "anyOf", "$ref", "enum", "const")):
+            node = {**node, **_ANY_SCALAR}
         return node
 
-    return walk(inline_refs(copy.deepcopy(schema)))  # type: ignore[no-any-return]
+    inlined = inline_refs(copy.deepcopy(schema))
+    out: dict[str, Any] = walk(inlined)
+    return out
+
+
+def strict_loses_meaning(schema: dict[str, Any]) -> bool:
+    """Whether :func:`strict_schema` would change what ``schema`` accepts in a way a model would
+    notice: a free-form object (``dict[str, Any]``) becomes ``{}`` only, ``Any`` only scalars.
+    Such a tool is better exported non-strict."""
+
+    def lossy(node: Any, top: bool) -> bool:
+        if not isinstance(node, dict):
+            return False
+        types = json_types(node)
+        if types is None and not top and not any(k in node for k in ("$ref", "allOf")):
+            return True
+        declared = node.get("type")
+        if declared == "object" or (isinstance(declared, list) and "object" in declared):
+            props = node.get("properties")
+            extra = node.get("additionalProperties")
+            if not props and extra is not False and not (top and isinstance(props, dict)):
+                return True
+            if isinstance(extra, dict) or (extra is True and props):
+                return True
+        found = False
+
+        def visit(sub: Any) -> Any:
+            nonlocal found
+            found = found or lossy(sub, False)
+            return sub
+
+        _map_schema({k: v for k, v in node.items() if k != "additionalProperties"}, visit)
+        return found
+
+    return lossy(inline_refs(schema), True)
+
+
+_JSON_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def json_type_of(value: Any) -> str:
+    """The JSON type name of a Python value (``True`` is a "boolean", not an "integer")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def describe_types(types: Iterable[str]) -> str:
+    """``{"integer", "null"}`` -> ``"an integer or null"``: types as a message reads them."""
+    return " or ".join(_JSON_TYPE_NAMES.get(t, t) for t in sorted(types))
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- checking values
+
+# A value -> None if it fits, else what is wrong, in words.
+ValueCheck = Callable[[Any], "str | None"]
+
+_PRIMITIVE_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    # Lax like pydantic (and JSON Schema): 2.0 is an integer.
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+# Keywords that do not constrain a value.
+_ANNOTATIONS = frozenset(
+    {
+        "description",
+        "title",
+        "default",
+        "examples",
+        "$comment",
+        "deprecated",
+        "format",
+        "readOnly",
+        "writeOnly",
+    }
+)
+
+
+def _ok(_value: Any) -> str | None:
+    return None
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    # JSON equality: true is not 1.
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _type_check(types: list[str]) -> ValueCheck | None:
+    checks = [_PRIMITIVE_CHECKS[t] for t in types if t in _PRIMITIVE_CHECKS]
+    if len(checks) != len(types):
+        return None
+    wanted = describe_types(types)
+
+    def run(value: Any) -> str | None:
+        for check in checks:
+            if check(value):
+                return None
+        return f"expected {wanted}, got {json_type_of(value)} {_short(value)}"
+
+    return run
+
+
+def value_checker(schema: Any, defs: dict[str, Any] | None = None) -> ValueCheck:
+    """A function telling whether a value fits ``schema`` (None) or what is wrong with it.
+
+    Fast for the schemas tools usually have (types, enums, unions, lists of those), which a plan
+    of 100k steps checks 100k times; anything else goes to ``jsonschema``, with ``defs`` as the
+    ``$defs`` its references point into. A schema ``jsonschema`` cannot use checks nothing.
+    """
+    if not isinstance(schema, dict):
+        return _ok
+    keys = set(schema) - _ANNOTATIONS
+    if not keys:
+        return _ok
+    t = schema.get("type")
+    types = [t] if isinstance(t, str) else t if isinstance(t, list) else None
+    base = _type_check(types) if types is not None else _ok
+    if base is None:
+        return _jsonschema_check(schema, defs)
+    if keys <= {"type"}:
+        return base
+    if keys <= {"type", "enum"} and isinstance(schema.get("enum"), list):
+        options = schema["enum"]
+
+        def enum(value: Any) -> str | None:
+            if any(_json_equal(value, o) for o in options):
+                return None
+            return f"expected one of {', '.join(map(repr, options))}, got {_short(value)}"
+
+        return enum
+    if keys <= {"type", "const"}:
+        const = schema["const"]
+
+        def is_const(value: Any) -> str | None:
+            return None if _json_equal(value, const) else f"expected {const!r}, got {_short(value)}"
+
+        return is_const
+    for union in ("anyOf", "oneOf"):
+        if keys == {union} and isinstance(schema[union], list):
+            # oneOf is read as anyOf: pydantic emits it only for disjoint (tagged) unions.
+            return _any_of([value_checker(sub, defs) for sub in schema[union]])
+    if keys <= {"type", "items"} and types == ["array"] and isinstance(schema.get("items"), dict):
+        item_check = value_checker(schema["items"], defs)
+
+        def array(value: Any) -> str | None:
+            problem = base(value)
+            if problem:
+                return problem
+            for i, item in enumerate(value):
+                problem = item_check(item)
+                if problem:
+                    return f"item {i}: {problem}"
+            return None
+
+        return array
+    return _jsonschema_check(schema, defs)
+
+
+def _any_of(subs: list[ValueCheck]) -> ValueCheck:
+    def run(value: Any) -> str | None:
+        for sub in subs:
+            if sub(value) is None:
+                return None
+        return " / ".join(e for e in (sub(value) for sub in subs) if e)
+
+    return run
+
+
+def _jsonschema_check(schema: dict[str, Any], defs: dict[str, Any] | None) -> ValueCheck:
+    import jsonschema
+
+    try:
+        validator = jsonschema.Draft202012Validator({**schema, "$defs": defs} if defs else schema)
+    except Exception:
+        return _ok
+
+    def run(value: Any) -> str | None:
+        try:
+            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+        except Exception:
+            return None  # a schema jsonschema cannot use: say nothing rather than guess
+        if error is None:
+            return None
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        return f"{where.lstrip('.') + ': ' if where else ''}{error.message}"
+
+    return run
 
 
 _PY_TO_JSON: dict[type, str] = {
@@ -111,7 +457,7 @@ _PY_TO_JSON: dict[type, str] = {
 
 def json_types(schema: dict[str, Any] | None) -> set[str] | None:
     """The JSON types a schema admits, or None when it admits anything (or cannot be told)."""
-    if not schema:
+    if not schema or not isinstance(schema, dict):
         return None
     if "const" in schema:
         value = schema["const"]
@@ -122,9 +468,9 @@ def json_types(schema: dict[str, Any] | None) -> set[str] | None:
     if isinstance(t, str):
         return {t}
     if isinstance(t, list):
-        return set(t)
+        return {x for x in t if isinstance(x, str)}
     for key in ("anyOf", "oneOf"):
-        if key in schema:
+        if key in schema and isinstance(schema[key], list):
             out: set[str] = set()
             for sub in schema[key]:
                 sub_types = json_types(sub) if isinstance(sub, dict) else None
@@ -139,20 +485,17 @@ def json_types(schema: dict[str, Any] | None) -> set[str] | None:
     return None
 
 
-def types_compatible(produced: set[str] | None, accepted: set[str] | None) -> bool:
+def types_compatible(produced: AbstractSet[str] | None, accepted: AbstractSet[str] | None) -> bool:
     """Whether a value of one of the ``produced`` JSON types can fit ``accepted``.
 
-    Lenient where pydantic's lax mode would convert: an integer fits a number, and anything fits a
-    string parameter only when it is a string (pydantic does not stringify numbers).
+    Lenient where pydantic's lax mode would convert: an integer fits a number, and a whole float
+    an integer; a number does not fit a string parameter (pydantic does not stringify numbers).
     """
     if produced is None or accepted is None:
         return True
-    widened = set(produced)
-    if "integer" in widened:
-        widened.add("number")
-    if "number" in accepted and "integer" in produced:
+    if produced & accepted:
         return True
-    if widened & accepted:
+    if "integer" in produced and "number" in accepted:
         return True
     # A float that happens to be whole fits an integer parameter in lax mode.
     return "number" in produced and "integer" in accepted
@@ -162,39 +505,50 @@ def subschema_at(schema: dict[str, Any] | None, path: Iterable[str | int]) -> di
     """The schema of the value at ``path`` inside a value of ``schema``.
 
     Returns ``None`` when the schema does not say (free-form object, missing schema): the caller
-    must then accept the path. Raises ``KeyError`` naming the first segment that the schema proves
-    cannot exist, so the validator can report ``unknown_field`` with the field's name.
+    must then accept the path. Raises ``KeyError(segment, position)`` for the first segment that
+    the schema proves cannot exist (a key an object does not declare, anything below a number or
+    string, a key into a list), so the validator can report ``unknown_field`` with its name.
     """
     node = schema
-    for segment in path:
+    for position, segment in enumerate(path):
         if not node:
             return None
         node = _unwrap_nullable(node)
-        if isinstance(segment, int):
-            if "items" in node and isinstance(node["items"], dict):
-                node = node["items"]
+        types = json_types(node)
+        if types is not None and not types & {"object", "array"}:
+            raise KeyError(segment, position)
+        # refs.lookup indexes a list with an int or with a key spelled as a number.
+        is_index = isinstance(segment, int) or segment.isdecimal()
+        if is_index and (types is None or "array" in types):
+            items = node.get("items")
+            if isinstance(items, dict):
+                node = items
                 continue
-            if "prefixItems" in node:
-                items = node["prefixItems"]
-                node = items[segment] if 0 <= segment < len(items) else None
+            prefix = node.get("prefixItems")
+            if isinstance(prefix, list):
+                index = int(segment)
+                node = prefix[index] if 0 <= index < len(prefix) else None
                 continue
-            return None
+            if types is not None and "object" not in types:
+                return None
+        if types is not None and "object" not in types:
+            raise KeyError(segment, position)
+        key = str(segment)
         props = node.get("properties")
-        if isinstance(props, dict):
-            if segment in props:
-                node = props[segment]
-                continue
-            extra = node.get("additionalProperties")
-            if extra is False or (extra is None and node.get("type") == "object" and props):
-                raise KeyError(segment)
-            node = extra if isinstance(extra, dict) else None
-            continue
         extra = node.get("additionalProperties")
-        if isinstance(extra, dict):
-            node = extra
-            continue
-        return None
+        if isinstance(props, dict):
+            if key in props:
+                node = props[key]
+                continue
+            if extra is False or (extra is None and node.get("type") == "object" and props):
+                raise KeyError(segment, position)
+        node = extra if isinstance(extra, dict) else None
     return node
+
+
+def _value_schema(node: dict[str, Any]) -> dict[str, Any] | None:
+    extra = node.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
 
 
 def _unwrap_nullable(node: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 whose arguments fit, or says why not.
 
 ``validate(plan, registry) -> list[Issue]`` never raises on bad input. It runs in time linear in
-steps + references: one pass over the steps, one over the references, one topological sort.
+steps + references: one pass over the steps (each argument string is classified once, each
+distinct ``(tool, output path)`` is looked up in a schema once), then Kahn's algorithm over the
+step indexes for cycles. Step order in the list does not matter.
+
 Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unknown_step``,
 ``cycle``, ``bad_reference``, ``unknown_field``, ``missing_argument``, ``unexpected_argument``,
 ``type_mismatch``, ``bad_condition``, ``empty_plan``.
@@ -11,16 +14,22 @@ Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unkn
 from __future__ import annotations
 
 import difflib
-import graphlib
 import re
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from .issues import Issue
+from .parse import _pause_gc, _resume_gc
 from .plan import CONDITION_OPS, Condition, Plan, Step
-from .refs import BadReference, Ref, Template, iter_refs, parse_string
+from .refs import BadReference, Ref, Template, parse_string
 from .registry import Tool, ToolRegistry
-from .schemas import json_types, subschema_at, types_compatible
+from .schemas import describe_types, json_type_of, json_types, subschema_at
+from .validate_args import (
+    ArgumentChecks,
+    ToolView,
+    Types,
+    Where,
+    has_dollar,
+)
 
 __all__ = ["ISSUE_CODES", "check_plan", "validate"]
 
@@ -39,99 +48,14 @@ ISSUE_CODES = (
     "unknown_tool",
 )
 
-_ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ORDERING_OPS = {"<", "<=", ">", ">="}
-_UNARY_OPS = {"is_none", "not_none"}
-
-_JSON_TYPE_NAMES = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "a boolean",
-    "array": "a list",
-    "object": "an object",
-    "null": "null",
-}
-
-
-def _type_of(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _describe_types(types: Iterable[str]) -> str:
-    return " or ".join(_JSON_TYPE_NAMES.get(t, t) for t in sorted(types))
-
-
-_PRIMITIVE_CHECKS: dict[str, Callable[[Any], bool]] = {
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)
-    or (isinstance(v, float) and v.is_integer()),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "array": lambda v: isinstance(v, list),
-    "object": lambda v: isinstance(v, dict),
-    "null": lambda v: v is None,
-}
-# Keywords that do not constrain a value (so a schema made only of these and "type" is "simple").
-_ANNOTATIONS = {"type", "description", "title", "default", "examples"}
-
-
-class _ArgChecker:
-    """Checks a literal argument value against a parameter schema, fast for the common cases."""
-
-    __slots__ = ("_check",)
-
-    def __init__(self, schema: dict[str, Any]) -> None:
-        t = schema.get("type")
-        if set(schema) <= _ANNOTATIONS and isinstance(t, str) and t in _PRIMITIVE_CHECKS:
-            self._check: Callable[[Any], str | None] = self._primitive(t)
-        elif not schema or set(schema) <= {"description", "title", "default"}:
-            self._check = lambda v: None
-        else:
-            self._check = self._full(schema)
-
-    @staticmethod
-    def _primitive(t: str) -> Callable[[Any], str | None]:
-        check = _PRIMITIVE_CHECKS[t]
-
-        def run(value: Any) -> str | None:
-            if check(value):
-                return None
-            return f"expected {_JSON_TYPE_NAMES[t]}, got {_type_of(value)} {_short(value)}"
-
-        return run
-
-    @staticmethod
-    def _full(schema: dict[str, Any]) -> Callable[[Any], str | None]:
-        import jsonschema
-
-        validator = jsonschema.Draft202012Validator(schema)
-
-        def run(value: Any) -> str | None:
-            error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-            if error is None:
-                return None
-            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
-            return f"{where.lstrip('.') + ': ' if where else ''}{error.message}"
-
-        return run
-
-    def __call__(self, value: Any) -> str | None:
-        return self._check(value)
+# A ``$step...`` written inside text without braces: read literally, which is never what was meant
+# when ``step`` is a step of the plan. ``$$`` is consumed first so an escaped dollar never matches.
+_LOOSE_REF_RE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)")
+_ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
+_UNARY_OPS = frozenset({"is_none", "not_none"})
+_CONTAINERS = frozenset({"string", "array", "object"})
+_EXAMPLE_CONDITION = '{"ref": "$weather.temp", "op": "<", "value": 0}'
+_UNSEEN = object()
 
 
 def _short(value: Any, limit: int = 40) -> str:
@@ -139,348 +63,562 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _contains_ref(value: Any) -> bool:
-    return any(True for _ in iter_refs(value))
+# --------------------------------------------------------------------------- the validator
 
 
-class _Validator:
+class _Validator(ArgumentChecks):
     def __init__(self, plan: Plan, registry: ToolRegistry) -> None:
         self.plan = plan
         self.registry = registry
         self.issues: list[Issue] = []
-        self.steps: dict[str, tuple[int, Step]] = {}
-        self.checkers: dict[tuple[str, str], _ArgChecker] = {}
+        self.index: dict[str, int] = {}
+        self.views: dict[str, ToolView | None] = {}
+        self.step_views: list[ToolView | None] = []
+        self.deps: list[list[int]] = []
+        # (tool name, path) -> the JSON types at that path of its output, or the KeyError saying
+        # which segment cannot exist.
+        self.fields: dict[tuple[str, tuple[str | int, ...]], Any] = {}
+        # (tool name, argument, produced types) -> whether a reference of those types fits.
+        self.fits: dict[tuple[str, str, Types], bool] = {}
 
-    def add(self, code: str, message: str, step: str | None = None, path: str = "",
-            hint: str | None = None) -> None:
-        self.issues.append(Issue(code, message, step=step, path=path, hint=hint))
+    def view(self, name: str) -> ToolView | None:
+        if name not in self.views:
+            self.views[name] = ToolView(self.registry.get(name)) if name in self.registry else None
+        return self.views[name]
 
-    # -- ids and tools
+    # -- ids
     def index_steps(self) -> None:
+        views = self.views
+        index = self.index
+        step_views = self.step_views
         for i, step in enumerate(self.plan.steps):
-            path = f"steps[{i}].id"
-            if not _ID_RE.match(step.id):
+            view = views.get(step.tool, _UNSEEN)
+            if view is _UNSEEN:
+                view = self.view(step.tool)
+            step_views.append(view)  # type: ignore[arg-type]
+            if not (step.id.isidentifier() and step.id.isascii()):  # [A-Za-z_][A-Za-z0-9_]*
+                suggestion = re.sub(r"\W", "_", step.id).lstrip("0123456789") or f"step{i + 1}"
                 self.add(
                     "invalid_id",
                     f"step id {step.id!r} is not an identifier",
                     step=step.id,
-                    path=path,
-                    hint="use letters, digits and '_', starting with a letter, e.g. "
-                    + repr(re.sub(r"\W", "_", step.id).lstrip("0123456789") or "step1"),
+                    path=f"steps[{i}].id",
+                    hint=f"use letters, digits and '_', starting with a letter: {suggestion!r}",
                 )
-            if step.id in self.steps:
-                first = self.steps[step.id][0]
+            first = index.setdefault(step.id, i)
+            if first != i:
                 self.add(
                     "duplicate_id",
                     f"step id {step.id!r} is used by steps {first} and {i}",
                     step=step.id,
-                    path=path,
+                    path=f"steps[{i}].id",
                     hint="give every step its own id",
                 )
-                continue
-            self.steps[step.id] = (i, step)
-
-    def tool_of(self, step_id: str) -> Tool | None:
-        entry = self.steps.get(step_id)
-        if entry is None:
-            return None
-        name = entry[1].tool
-        return self.registry.get(name) if name in self.registry else None
 
     def closest_step(self, name: str) -> str | None:
-        match = difflib.get_close_matches(name, list(self.steps), n=1, cutoff=0.6)
-        return f"did you mean ${match[0]}?" if match else (
-            f"known steps: {', '.join(list(self.steps)[:10])}" if self.steps else None
-        )
+        match = difflib.get_close_matches(name, list(self.index), n=1, cutoff=0.6)
+        if match:
+            return f"did you mean ${match[0]}?"
+        return f"known steps: {', '.join(list(self.index)[:10])}" if self.index else None
 
     # -- references
-    def check_ref(self, ref: Ref | BadReference, owner: str | None, path: str) -> set[str] | None:
-        """Report problems with one reference; return the JSON types it can produce (None = any)."""
+    def check_ref(
+        self,
+        ref: Ref | BadReference,
+        owner: str | None,
+        where: Where,
+        deps: list[int],
+        *,
+        absent_is_null: bool = False,
+    ) -> Types:
+        """Report problems with one reference and record its edge; return the JSON types the
+        reference can produce (None = unknown)."""
+        if type(ref) is Ref:
+            # The common case first: a known step whose output path was already looked up.
+            target = self.index.get(ref.step)
+            if target is not None and ref.step != owner:
+                producer = self.step_views[target]
+                if producer is not None:
+                    found = self.fields.get((producer.name, ref.path), _UNSEEN)
+                    if found is not _UNSEEN and type(found) is not KeyError:
+                        deps.append(target)
+                        return found  # type: ignore[no-any-return]
         if isinstance(ref, BadReference):
-            self.add("bad_reference", f"malformed reference {ref.text!r}: {ref.reason}",
-                     step=owner, path=path)
+            self.add(
+                "bad_reference",
+                f"malformed reference {ref.text!r}: {ref.reason}",
+                step=owner,
+                path=where,
+            )
             return None
-        if ref.step not in self.steps:
+        target = self.index.get(ref.step)
+        if target is None:
             self.add(
                 "unknown_step",
                 f"reference {ref} names step {ref.step!r}, which is not in the plan",
                 step=owner,
-                path=path,
-                hint=self.closest_step(ref.step) if ref.step != owner else None,
+                path=where,
+                hint=self.closest_step(ref.step),
             )
             return None
         if ref.step == owner:
-            self.add("cycle", f"step {owner!r} references its own output ({ref})",
-                     step=owner, path=path, hint=f"cycle: {owner} -> {owner}")
-            return None
-        producer = self.tool_of(ref.step)
-        if producer is None or producer.output_schema is None:
-            return None
-        try:
-            sub = subschema_at(producer.output_schema, ref.path)
-        except KeyError as missing:
-            field = missing.args[0]
-            props = _fields_at(producer.output_schema, ref.path, field)
-            close = difflib.get_close_matches(str(field), props, n=1, cutoff=0.5)
-            hint = f"did you mean {close[0]!r}?" if close else (
-                f"{producer.name} returns: {', '.join(props)}" if props else None
-            )
             self.add(
-                "unknown_field",
-                f"reference {ref}: {producer.name}'s output has no field {field!r}",
+                "cycle",
+                f"step {owner!r} references its own output ({ref})",
                 step=owner,
-                path=path,
-                hint=hint,
+                path=where,
+                hint=f"cycle: {owner} -> {owner}; a step can only use other steps' outputs",
             )
             return None
-        return json_types(sub)
-
-    # -- a step
-    def check_step(self, index: int, step: Step) -> None:
-        base = f"steps[{index}]"
-        tool = self.registry.get(step.tool) if step.tool in self.registry else None
-        if tool is None:
-            close = self.registry.closest(step.tool)
-            self.add(
-                "unknown_tool",
-                f"step {step.id!r} uses tool {step.tool!r}, which is not registered",
-                step=step.id,
-                path=f"{base}.tool",
-                hint=f"did you mean {close}?" if close else (
-                    f"available tools: {', '.join(self.registry.names()[:15])}"
-                    if len(self.registry) else "no tools are registered"
-                ),
-            )
-        for arg, value in step.args.items():
-            arg_path = f"{base}.args.{arg}"
-            produced = self._check_value_refs(step.id, value, arg_path)
-            if tool is None:
-                continue
-            schema = tool.properties.get(arg)
-            if schema is None:
-                extra = tool.parameters.get("additionalProperties")
-                if extra is True or isinstance(extra, dict):
-                    continue
-                params = list(tool.properties)
-                close = difflib.get_close_matches(arg, params, n=1, cutoff=0.5)
-                self.add(
-                    "unexpected_argument",
-                    f"{tool.name} has no argument {arg!r}",
-                    step=step.id,
-                    path=arg_path,
-                    hint=f"did you mean {close[0]!r}?" if close else (
-                        f"its arguments: {', '.join(params)}" if params else f"{tool.name} takes no arguments"
-                    ),
-                )
-                continue
-            self._check_type(tool, arg, schema, value, produced, step.id, arg_path)
-        if tool is not None:
-            for name in tool.parameters.get("required", []):
-                if name not in step.args:
-                    schema = tool.properties.get(name, {})
-                    types = json_types(schema)
-                    self.add(
-                        "missing_argument",
-                        f"{tool.name} needs argument {name!r}"
-                        + (f" ({_describe_types(types)})" if types else ""),
-                        step=step.id,
-                        path=f"{base}.args",
-                        hint=schema.get("description") if isinstance(schema, dict) else None,
-                    )
-        for j, dep in enumerate(step.depends_on):
-            dpath = f"{base}.depends_on[{j}]"
-            if dep == step.id:
-                self.add("cycle", f"step {step.id!r} depends on itself", step=step.id, path=dpath,
-                         hint=f"cycle: {step.id} -> {step.id}")
-            elif dep not in self.steps:
-                self.add("unknown_step", f"depends_on names step {dep!r}, which is not in the plan",
-                         step=step.id, path=dpath, hint=self.closest_step(dep))
-        if step.when is not None:
-            self.check_condition(step.when, step.id, f"{base}.when")
-
-    def _check_value_refs(self, owner: str, value: Any, path: str) -> set[str] | None:
-        """Check every reference in an argument; return the produced types for a whole-value ref."""
-        if isinstance(value, str):
-            if "$" not in value:
-                return {"string"}
-            parsed = parse_string(value)
-            if isinstance(parsed, Ref | BadReference):
-                return self.check_ref(parsed, owner, path)
-            if isinstance(parsed, Template):
-                for ref in parsed.refs:
-                    self.check_ref(ref, owner, path)
-            return {"string"}
-        for ref, sub in iter_refs(value, path):
-            self.check_ref(ref, owner, sub)
+        deps.append(target)
+        view = self.step_views[target]
+        if view is None:
+            return None
+        key = (view.name, ref.path)
+        if view.output is None:
+            self.fields[key] = None  # nothing to check: lets the inline path take it next time
+            return None
+        found = self.fields.get(key, _UNSEEN)
+        if found is _UNSEEN:
+            try:
+                types = json_types(subschema_at(view.output, ref.path))
+                found = frozenset(types) if types is not None else None
+            except KeyError as missing:
+                found = missing
+            self.fields[key] = found
+        if not isinstance(found, KeyError):
+            return found  # type: ignore[no-any-return]
+        segment, position = found.args[0], found.args[1]
+        if absent_is_null and position == len(ref.path) - 1:
+            return frozenset({"null"})  # is_none / not_none: an absent last key reads as null
+        self.add(
+            "unknown_field",
+            f"reference {ref}: {view.name}'s output has no field {segment!r}",
+            step=owner,
+            path=where,
+            hint=self._field_hint(view.tool, ref, segment, position),
+        )
         return None
 
-    def _check_type(self, tool: Tool, arg: str, schema: dict[str, Any], value: Any,
-                    produced: set[str] | None, owner: str, path: str) -> None:
-        if isinstance(value, str) and "$" in value and isinstance(parse_string(value), Ref):
-            accepted = json_types(schema)
-            if not types_compatible(produced, accepted):
-                assert produced is not None and accepted is not None
-                self.add(
-                    "type_mismatch",
-                    f"{tool.name}.{arg} takes {_describe_types(accepted)}, but {value} is "
-                    f"{_describe_types(produced)}",
-                    step=owner,
-                    path=path,
-                    hint="reference a field of the right type, or add a step that converts it",
-                )
+    @staticmethod
+    def _field_hint(tool: Tool, ref: Ref, segment: Any, position: int) -> str | None:
+        prefix = Ref(ref.step, ref.path[:position])
+        try:
+            node = subschema_at(tool.output_schema, ref.path[:position]) or {}
+        except KeyError:
+            return None
+        for key in ("anyOf", "oneOf"):
+            options = node.get(key)
+            for option in options if isinstance(options, list) else []:
+                if isinstance(option, dict) and "properties" in option:
+                    node = option
+        props = node.get("properties")
+        if isinstance(props, dict) and props:
+            close = difflib.get_close_matches(str(segment), list(props), n=1, cutoff=0.5)
+            if close:
+                return f"did you mean {Ref(ref.step, (*ref.path[:position], close[0]))}?"
+            return f"{prefix} has: {', '.join(props)}"
+        types = json_types(node)
+        if types:
+            return f"{prefix} is {describe_types(types)}; reference it whole"
+        return None
+
+    def check_text(self, value: str, owner: str | None, where: Where, deps: list[int]) -> str:
+        """Check the references of one string that holds a ``$``; return its kind: ``ref``,
+        ``template``, ``bad`` or ``literal``."""
+        parsed = parse_string(value)
+        if isinstance(parsed, Ref | BadReference):
+            self.check_ref(parsed, owner, where, deps)
+            return "ref" if isinstance(parsed, Ref) else "bad"
+        if isinstance(parsed, Template):
+            loose = False
+            for part in parsed.parts:
+                if isinstance(part, str):
+                    loose = loose or "$" in part
+                else:
+                    self.check_ref(part, owner, where, deps)
+            if loose:
+                self.check_loose(value, owner, where)
+            return "template"
+        self.check_loose(value, owner, where)
+        return "literal"
+
+    def check_loose(self, text: str, owner: str | None, where: Where) -> None:
+        """``"Wear $outfit.outfit"``: a reference without braces inside text stays literal text."""
+        for m in _LOOSE_REF_RE.finditer(text):
+            step = m.group(1)
+            if step is None or step not in self.index:
+                continue
+            body = step + (m.group(2) or "")
+            self.add(
+                "bad_reference",
+                f"{_short(text, 60)} mentions ${body} as plain text, so it will not be replaced",
+                step=owner,
+                path=where,
+                hint=f"inside text write ${{{body}}}; for the value itself write exactly "
+                f'"${body}"; for a literal dollar write $$',
+            )
             return
-        if _contains_ref(value):
-            if isinstance(value, str):
-                accepted = json_types(schema)
-                if accepted is not None and "string" not in accepted:
-                    self.add(
-                        "type_mismatch",
-                        f"{tool.name}.{arg} takes {_describe_types(accepted)}, but the value is "
-                        "text with ${...} interpolation",
-                        step=owner,
-                        path=path,
-                        hint=f"pass the value itself as a whole reference, e.g. \"$step.field\"",
+
+    # -- the steps
+    def check_steps(self) -> None:
+        """One pass over every step's arguments. This loop runs once per argument of a plan that
+        may have 100k steps, so the common cases (a literal, a reference to a known step whose
+        output path was seen before) are handled inline; anything else, and every issue, goes
+        through the methods below."""
+        step_views = self.step_views
+        fields = self.fields
+        fits = self.fits
+        index_of = self.index.get
+        all_deps = self.deps
+        for index, step in enumerate(self.plan.steps):
+            view = step_views[index]
+            deps: list[int] = []
+            all_deps.append(deps)
+            owner = step.id
+            if view is None:
+                self.unknown_tool(index, step)
+            args = step.args
+            for arg, value in args.items():
+                kind = type(value)
+                if kind is str and "$" in value:
+                    parsed = parse_string(value)
+                    if type(parsed) is not Ref:
+                        self.check_text_arg(view, owner, index, arg, value, parsed, deps)
+                        continue
+                    target = index_of(parsed.step)
+                    producer = step_views[target] if target is not None else None
+                    found = (
+                        fields.get((producer.name, parsed.path), _UNSEEN)
+                        if producer is not None and parsed.step != owner
+                        else _UNSEEN
                     )
+                    if found is _UNSEEN or type(found) is KeyError:
+                        produced = self.check_ref(parsed, owner, (index, arg), deps)
+                    else:
+                        deps.append(target)  # type: ignore[arg-type]
+                        produced = found  # type: ignore[assignment]
+                    if view is not None and not fits.get((view.name, arg, produced)):
+                        self.check_ref_arg(view, owner, index, arg, value, produced)
+                    continue
+                if (kind is list or kind is dict) and has_dollar(value):
+                    self.check_container(view, owner, index, arg, value, deps)
+                    continue
+                if view is None:
+                    continue
+                check = view.checks.get(arg)
+                if check is None:
+                    if arg not in view.props:
+                        self.unexpected(view, owner, index, arg)
+                        continue
+                    check = view.compiled(arg)
+                if value is None and arg not in view.required:
+                    continue  # an optional argument sent as null counts as absent
+                problem = check(value)
+                if problem is not None:
+                    self.type_issue(view, owner, index, arg, problem)
+            if view is not None:
+                for name in view.required:
+                    if name not in args:
+                        self.missing(view, owner, index, name)
+            if step.depends_on:
+                self.check_depends_on(index, step, deps)
+            if step.when is not None:
+                self.check_condition(step.when, owner, f"steps[{index}].when", deps)
+
+    def check_text_arg(
+        self,
+        view: ToolView | None,
+        owner: str,
+        index: int,
+        arg: str,
+        value: str,
+        parsed: str | Template | BadReference | Ref,
+        deps: list[int],
+    ) -> None:
+        if type(parsed) is Template:
+            loose = False
+            for part in parsed.parts:
+                if type(part) is str:
+                    loose = loose or "$" in part
+                else:
+                    self.check_ref(part, owner, (index, arg), deps)  # type: ignore[arg-type]
+            if loose:
+                self.check_loose(value, owner, (index, arg))
+            if view is not None:
+                accepted = view.accepted.get(arg, _UNSEEN)
+                if (
+                    accepted is _UNSEEN
+                    or arg not in view.props
+                    or (isinstance(accepted, frozenset) and "string" not in accepted)
+                ):
+                    self.check_template_arg(view, owner, index, arg)
             return
-        key = (tool.name, arg)
-        checker = self.checkers.get(key)
-        if checker is None:
-            checker = self.checkers[key] = _ArgChecker(schema)
-        problem = checker(value)
-        if problem is not None and not (value is None and arg not in tool.required):
-            self.add("type_mismatch", f"{tool.name}.{arg}: {problem}", step=owner, path=path,
-                     hint=schema.get("description"))
+        kind = self.check_text(value, owner, (index, arg), deps)
+        if view is None:
+            return
+        if kind == "literal":
+            self.check_literal(view, owner, index, arg, parsed)
+        else:
+            self.unexpected(view, owner, index, arg)
+
+    def unknown_tool(self, index: int, step: Step) -> None:
+        close = self.registry.closest(step.tool)
+        names = self.registry.names()
+        if close:
+            hint = f"did you mean {close}?"
+        elif names:
+            hint = f"available tools: {', '.join(names[:15])}"
+        else:
+            hint = "no tools are registered"
+        self.add(
+            "unknown_tool",
+            f"step {step.id!r} uses tool {step.tool!r}, which is not registered",
+            step=step.id,
+            path=f"steps[{index}].tool",
+            hint=hint,
+        )
+
+    def check_depends_on(self, index: int, step: Step, deps: list[int]) -> None:
+        for j, dep in enumerate(step.depends_on):
+            path = f"steps[{index}].depends_on[{j}]"
+            if dep == step.id:
+                self.add(
+                    "cycle",
+                    f"step {step.id!r} depends on itself",
+                    step=step.id,
+                    path=path,
+                    hint=f"cycle: {step.id} -> {step.id}; remove it from its own depends_on",
+                )
+            elif dep not in self.index:
+                self.add(
+                    "unknown_step",
+                    f"depends_on names step {dep!r}, which is not in the plan",
+                    step=step.id,
+                    path=path,
+                    hint=self.closest_step(dep),
+                )
+            else:
+                deps.append(self.index[dep])
 
     # -- conditions
-    def check_condition(self, cond: Condition, owner: str, path: str) -> None:
-        groups = [(k, v) for k, v in (("all", cond.all_), ("any", cond.any_)) if v is not None]
-        if groups:
-            key, items = groups[0]
+    def check_condition(self, cond: Condition, owner: str, path: str, deps: list[int]) -> None:
+        forms = [
+            name
+            for name, present in (
+                ("all", cond.all_ is not None),
+                ("any", cond.any_ is not None),
+                ("not", cond.not_ is not None),
+                ("ref", cond.ref is not None),
+            )
+            if present
+        ]
+        if len(forms) > 1:
+            self.add(
+                "bad_condition",
+                f"a condition is one of all/any/not/ref, but this one has {' and '.join(forms)}",
+                step=owner,
+                path=path,
+                hint='nest them: {"all": [{"ref": ...}, {"any": [...]}]}',
+            )
+        for key, items in (("all", cond.all_), ("any", cond.any_)):
+            if items is None:
+                continue
             if not items:
-                self.add("bad_condition", f"'{key}' needs at least one condition", step=owner,
-                         path=f"{path}.{key}")
+                self.add(
+                    "bad_condition",
+                    f"'{key}' needs at least one condition",
+                    step=owner,
+                    path=f"{path}.{key}",
+                    hint=f'e.g. {{"{key}": [{_EXAMPLE_CONDITION}]}}',
+                )
             for i, sub in enumerate(items):
-                self.check_condition(sub, owner, f"{path}.{key}[{i}]")
+                self.check_condition(sub, owner, f"{path}.{key}[{i}]", deps)
             return
         if cond.not_ is not None:
-            self.check_condition(cond.not_, owner, f"{path}.not")
+            self.check_condition(cond.not_, owner, f"{path}.not", deps)
             return
-        example = '{"ref": "$weather.temp", "op": "<", "value": 0}'
         if cond.ref is None:
-            self.add("bad_condition", "the condition has no 'ref' (nor all/any/not)", step=owner,
-                     path=path, hint=f"write it as {example}")
+            self.add(
+                "bad_condition",
+                "the condition has no 'ref' (nor all/any/not)",
+                step=owner,
+                path=path,
+                hint=f"write it as {_EXAMPLE_CONDITION}",
+            )
             return
-        ref_types: set[str] | None = None
+        self.check_leaf(cond, owner, path, deps)
+
+    def check_leaf(self, cond: Condition, owner: str, path: str, deps: list[int]) -> None:
+        op = cond.op
+        known_op = isinstance(op, str) and op in CONDITION_OPS
+        ref_types: Types = None
         parsed = parse_string(cond.ref) if isinstance(cond.ref, str) else None
-        if not isinstance(parsed, Ref | BadReference):
-            self.add("bad_condition", f"'ref' must be a reference like \"$weather.temp\", not "
-                     f"{_short(cond.ref)}", step=owner, path=f"{path}.ref", hint=f"e.g. {example}")
+        if isinstance(parsed, Ref | BadReference):
+            unary = known_op and op in _UNARY_OPS
+            ref_types = self.check_ref(parsed, owner, f"{path}.ref", deps, absent_is_null=unary)
         else:
-            ref_types = self.check_ref(parsed, owner, f"{path}.ref")
-        if cond.op not in CONDITION_OPS:
-            close = difflib.get_close_matches(str(cond.op), CONDITION_OPS, n=1, cutoff=0.4)
-            self.add("bad_condition", f"unknown condition operator {cond.op!r}", step=owner,
-                     path=f"{path}.op",
-                     hint=(f"did you mean {close[0]!r}? " if close else "")
-                     + f"operators: {', '.join(CONDITION_OPS)}")
+            self.add(
+                "bad_condition",
+                f"'ref' must be a reference like \"$weather.temp\", not {_short(cond.ref)}",
+                step=owner,
+                path=f"{path}.ref",
+                hint=f"e.g. {_EXAMPLE_CONDITION}",
+            )
+        if not known_op:
+            close = difflib.get_close_matches(str(op), CONDITION_OPS, n=1, cutoff=0.4)
+            self.add(
+                "bad_condition",
+                f"unknown condition operator {op!r}",
+                step=owner,
+                path=f"{path}.op",
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"operators: {', '.join(CONDITION_OPS)}",
+            )
             return
         value = cond.value
-        if isinstance(value, str) and "$" in value:
-            vparsed = parse_string(value)
-            if isinstance(vparsed, Ref | BadReference):
-                self.check_ref(vparsed, owner, f"{path}.value")
-                return
-        if cond.op in _UNARY_OPS:
+        if (
+            isinstance(value, str)
+            and "$" in value
+            and self.check_text(value, owner, f"{path}.value", deps) in ("ref", "bad")
+        ):
             return
-        if cond.op == "in" and not isinstance(value, list | str | dict):
-            self.add("bad_condition", f"'in' needs a list (or text) to look in, got "
-                     f"{_type_of(value)}", step=owner, path=f"{path}.value")
+        if op in _UNARY_OPS:
             return
-        if cond.op in _ORDERING_OPS:
-            if not isinstance(value, int | float | str) or isinstance(value, bool):
-                self.add("bad_condition", f"'{cond.op}' compares numbers or text, not "
-                         f"{_type_of(value)} {_short(value)}", step=owner, path=f"{path}.value")
-                return
-            if ref_types is not None:
-                vtype = "string" if isinstance(value, str) else "number"
-                numeric = {"integer", "number"}
-                fits = bool(ref_types & numeric) if vtype == "number" else "string" in ref_types
-                if not fits:
-                    self.add(
-                        "bad_condition",
-                        f"'{cond.op}' compares {cond.ref} ({_describe_types(ref_types)}) with "
-                        f"{_type_of(value)} {_short(value)}: they cannot be ordered",
-                        step=owner,
-                        path=f"{path}.value",
-                    )
+        problem = _incomparable(str(op), ref_types, value)
+        if problem:
+            self.add(
+                "bad_condition",
+                f"'{cond.ref} {op} {_short(value)}': {problem}",
+                step=owner,
+                path=f"{path}.value",
+                hint="compare numbers with numbers and text with text; 'in' needs a list",
+            )
 
     # -- the graph
     def check_cycles(self) -> None:
-        graph: dict[str, list[str]] = {}
-        for sid, (_i, step) in self.steps.items():
-            graph[sid] = [d for d in step.dependencies() if d in self.steps and d != sid]
-        try:
-            graphlib.TopologicalSorter(graph).prepare()
-        except graphlib.CycleError as exc:
-            cycle: list[str] = list(exc.args[1])
-            # graphlib reports the cycle reversed (each node's predecessor follows it).
-            cycle.reverse()
-            text = " -> ".join(cycle)
+        """Kahn's algorithm over step indexes; each cycle left is walked once and reported as
+        ``a -> b -> a`` (``a`` waits for ``b``)."""
+        n = len(self.deps)
+        if _in_order(self.deps):
+            return  # every step waits only on steps before it in the list: no cycle possible
+        waiting = [len(d) for d in self.deps]
+        dependents: list[list[int]] = [[] for _ in range(n)]
+        for i, deps in enumerate(self.deps):
+            for d in deps:
+                dependents[d].append(i)
+        ready = [i for i in range(n) if not waiting[i]]
+        done = 0
+        while ready:
+            node = ready.pop()
+            done += 1
+            for child in dependents[node]:
+                waiting[child] -= 1
+                if not waiting[child]:
+                    ready.append(child)
+        if done == n:
+            return
+        seen: set[int] = set()
+        steps = self.plan.steps
+        for start in range(n):
+            if not waiting[start] or start in seen:
+                continue
+            walk: dict[int, int] = {}
+            node = start
+            while node not in walk and node not in seen:
+                walk[node] = len(walk)
+                # A node left waiting always waits on another node left waiting.
+                node = next(d for d in self.deps[node] if waiting[d])
+            seen.update(walk)
+            if node not in walk:
+                continue  # led into a cycle already reported
+            cycle = list(walk)[walk[node] :]
+            first = cycle.index(min(cycle))
+            cycle = cycle[first:] + cycle[:first]
+            text = " -> ".join(steps[i].id for i in [*cycle, cycle[0]])
             self.add(
                 "cycle",
                 f"the steps depend on each other in a circle: {text}",
-                step=cycle[0],
-                path=f"steps[{self.steps[cycle[0]][0]}]",
+                step=steps[cycle[0]].id,
+                path=f"steps[{cycle[0]}]",
                 hint=f"cycle: {text}; remove one of these references",
             )
 
     def check_answer(self) -> None:
         answer = self.plan.answer
-        if not answer or "$" not in answer:
-            return
-        for ref, _ in iter_refs(answer):
-            self.check_ref(ref, None, "answer")
+        if answer and "$" in answer:
+            self.check_text(answer, None, "answer", [])
 
     def run(self) -> list[Issue]:
         if not self.plan.steps and not self.plan.answer:
-            self.add("empty_plan", "the plan has no steps and no answer",
-                     hint="add steps that use the tools, or an answer if no tool is needed")
+            self.add(
+                "empty_plan",
+                "the plan has no steps and no answer",
+                hint="add steps that use the tools, or an answer if no tool is needed",
+            )
             return self.issues
         self.index_steps()
-        for i, step in enumerate(self.plan.steps):
-            self.check_step(i, step)
+        self.check_steps()
         self.check_answer()
         self.check_cycles()
         return self.issues
 
 
-def _fields_at(schema: dict[str, Any], path: tuple[Any, ...], missing: Any) -> list[str]:
-    """The field names available where ``missing`` was looked up (for hints)."""
-    prefix: list[Any] = []
-    for seg in path:
-        if seg == missing:
-            break
-        prefix.append(seg)
-    try:
-        node = subschema_at(schema, prefix)
-    except KeyError:
-        return []
-    if not isinstance(node, dict):
-        return []
-    for key in ("anyOf", "oneOf"):
-        for option in node.get(key, []) if isinstance(node.get(key), list) else []:
-            if isinstance(option, dict) and "properties" in option:
-                node = option
-    props = node.get("properties", {})
-    return list(props) if isinstance(props, dict) else []
+def _in_order(deps: list[list[int]]) -> bool:
+    """Whether every edge points to an earlier step: how plans are usually written, and a proof
+    of acyclicity that costs one look at each edge and allocates nothing."""
+    for i, step_deps in enumerate(deps):
+        for d in step_deps:
+            if d >= i:
+                return False
+    return True
+
+
+def _incomparable(op: str, ref_types: Types, value: Any) -> str | None:
+    """Why ``ref op value`` can never be evaluated, judging by the declared types, or None."""
+    if isinstance(value, str) and "$" in value and not isinstance(parse_string(value), str):
+        return None  # the value is (or holds) a reference: its type is known only at run time
+    value_type = json_type_of(value)
+    numeric = value_type in ("integer", "number")
+    if op in _ORDERING_OPS:
+        if not (numeric or value_type == "string"):
+            return f"'{op}' orders numbers or text, not {describe_types([value_type])}"
+        if ref_types is not None:
+            fits = ref_types & {"integer", "number"} if numeric else "string" in ref_types
+            if not fits:
+                return (
+                    f"the reference is {describe_types(ref_types)}, which cannot be ordered "
+                    f"against {describe_types([value_type])}"
+                )
+        return None
+    if op == "in":
+        if value_type not in _CONTAINERS:
+            return f"'in' looks inside a list, text or object, not {describe_types([value_type])}"
+        if value_type == "string" and ref_types is not None and "string" not in ref_types:
+            return (
+                f"only text can be found inside text; the reference is {describe_types(ref_types)}"
+            )
+        return None
+    if op == "contains" and ref_types is not None:
+        if not ref_types & _CONTAINERS:
+            return (
+                f"'contains' looks inside a list, text or object; the reference is "
+                f"{describe_types(ref_types)}"
+            )
+        if ref_types <= {"string", "null"} and value_type != "string":
+            return f"text can only contain text, not {describe_types([value_type])}"
+    return None
 
 
 def validate(plan: Plan, registry: ToolRegistry) -> list[Issue]:
     """Every issue in ``plan`` against ``registry``; an empty list means the plan is valid."""
+    was_enabled = _pause_gc()
     try:
         return _Validator(plan, registry).run()
-    except Exception as exc:  # noqa: BLE001 - validate never raises on bad input
+    except Exception as exc:  # validate never raises on bad input
         return [Issue("bad_plan", f"the plan could not be validated ({type(exc).__name__}: {exc})")]
+    finally:
+        _resume_gc(was_enabled)
 
 
 def check_plan(plan: Plan, registry: ToolRegistry) -> Plan:
@@ -491,4 +629,3 @@ def check_plan(plan: Plan, registry: ToolRegistry) -> Plan:
     if issues:
         raise PlanInvalidError(f"the plan has {len(issues)} issue(s)", issues)
     return plan
-

@@ -1,0 +1,23 @@
+"""Shared fixtures: the seed's weather -> outfit tools, loaded the way ``--tools`` loads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tooldag.loading import load_tools
+from tooldag.registry import ToolRegistry
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture
+def examples_dir() -> Path:
+    return EXAMPLES
+
+
+@pytest.fixture
+def weather_registry() -> ToolRegistry:
+    """get_weather -> {location, temp, condition}, recommend_outfit -> {outfit}, send_alert."""
+    return ToolRegistry(load_tools(str(EXAMPLES / "weather_tools.py")))

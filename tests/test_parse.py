@@ -1,0 +1,464 @@
+"""The lenient parser on what LLMs actually write, and its promise: a Plan or PlanParseError."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tooldag.errors import PlanParseError
+from tooldag.parse import extract_json, parse_plan
+from tooldag.plan import Plan
+
+SEED = {
+    "goal": "Weather and outfit",
+    "steps": [
+        {"id": "weather", "tool": "get_weather", "args": {"location": "London"}},
+        {
+            "id": "outfit",
+            "tool": "recommend_outfit",
+            "args": {"temperature": "$weather.temp", "condition": "$weather.condition"},
+        },
+    ],
+    "answer": "Wear ${outfit.outfit}",
+}
+SEED_JSON = json.dumps(SEED, indent=2)
+# What every seed-shaped reply below must come out as.
+SEED_STEPS = [
+    ("weather", "get_weather", {"location": "London"}),
+    (
+        "outfit",
+        "recommend_outfit",
+        {"temperature": "$weather.temp", "condition": "$weather.condition"},
+    ),
+]
+
+
+def shape(plan: Plan) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(s.id, s.tool, s.args) for s in plan.steps]
+
+
+def parse_issues(text: Any) -> list[str]:
+    with pytest.raises(PlanParseError) as error:
+        parse_plan(text)
+    assert error.value.issues, "a parse error always carries issues"
+    return [issue.code for issue in error.value.issues]
+
+
+# Replies that hold the seed plan, written the ways models write it.
+SEED_REPLIES = {
+    "bare json": SEED_JSON,
+    "fenced json": f"```json\n{SEED_JSON}\n```",
+    "fence without language": f"```\n{SEED_JSON}\n```",
+    "fence with JSON in capitals and no final newline": f"```JSON\n{SEED_JSON}```",
+    "chatty prose before and after": (
+        "Sure! Here is the plan you asked for:\n\n"
+        f"{SEED_JSON}\n\nLet me know if you want me to run it."
+    ),
+    "prose with brackets before the plan": (
+        "I will do this in [2] steps (weather, then outfit) {roughly}:\n" + SEED_JSON
+    ),
+    "thinking block then fenced plan": (
+        "<think>The user wants {weather}. I need get_weather first.</think>\n"
+        f"```json\n{SEED_JSON}\n```"
+    ),
+    "two fences, python first": (
+        "```python\nprint('hello')\n```\nand the plan:\n```json\n" + SEED_JSON + "\n```"
+    ),
+    "byte order mark and whitespace": "\ufeff  \n" + SEED_JSON + "\n\n",
+    "trailing commas": SEED_JSON.replace('"London"', '"London",').replace("}\n  ]", "},\n  ]"),
+    "python literal dict": repr(SEED),
+    "json encoded twice": json.dumps(SEED_JSON),
+    "plan wrapper": json.dumps({"plan": SEED}),
+    "plan wrapper with thoughts": json.dumps({"thoughts": "easy", "plan": SEED}),
+    "tasks key and tool_name/parameters aliases": json.dumps(
+        {
+            "objective": "Weather and outfit",
+            "tasks": [
+                {
+                    "step_id": "weather",
+                    "tool_name": "get_weather",
+                    "parameters": {"location": "London"},
+                },
+                {
+                    "step_id": "outfit",
+                    "toolName": "recommend_outfit",
+                    "params": {"temperature": "$weather.temp", "condition": "$weather.condition"},
+                },
+            ],
+        }
+    ),
+    "name/arguments aliases with arguments as a JSON string": json.dumps(
+        [
+            {"id": "weather", "name": "get_weather", "arguments": '{"location": "London"}'},
+            {
+                "id": "outfit",
+                "name": "recommend_outfit",
+                "arguments": json.dumps(SEED["steps"][1]["args"]),  # type: ignore[index]
+            },
+        ]
+    ),
+    "openai tool_calls": json.dumps(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "weather",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"location": "London"}'},
+                },
+                {
+                    "id": "outfit",
+                    "type": "function",
+                    "function": {
+                        "name": "recommend_outfit",
+                        "arguments": json.dumps(SEED["steps"][1]["args"]),  # type: ignore[index]
+                    },
+                },
+            ],
+        }
+    ),
+    "bare list of steps": json.dumps(SEED["steps"]),
+    "steps keyed by id": json.dumps(
+        {
+            "steps": {
+                "weather": {"tool": "get_weather", "args": {"location": "London"}},
+                "outfit": {"tool": "recommend_outfit", "args": SEED["steps"][1]["args"]},  # type: ignore[index]
+            }
+        }
+    ),
+    "action/input aliases": json.dumps(
+        [
+            {"id": "weather", "action": "get_weather", "input": {"location": "London"}},
+            {"id": "outfit", "action": "recommend_outfit", "input": SEED["steps"][1]["args"]},  # type: ignore[index]
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("reply", list(SEED_REPLIES.values()), ids=list(SEED_REPLIES))
+def test_llm_reply_shapes_give_the_seed_plan(reply: str) -> None:
+    assert shape(parse_plan(reply)) == SEED_STEPS
+
+
+def test_goal_and_answer_are_kept() -> None:
+    plan = parse_plan(f"```json\n{SEED_JSON}\n```")
+    assert plan.goal == "Weather and outfit"
+    assert plan.answer == "Wear ${outfit.outfit}"
+    assert plan.dependencies() == {"weather": (), "outfit": ("weather",)}
+
+
+def test_single_step_object_is_a_one_step_plan() -> None:
+    plan = parse_plan('{"tool": "get_weather", "args": {"location": "Paris"}}')
+    assert shape(plan) == [("step1", "get_weather", {"location": "Paris"})]
+
+
+def test_depends_on_as_a_string_or_comma_list() -> None:
+    plan = parse_plan(
+        [
+            {"id": "a", "tool": "t"},
+            {"id": "b", "tool": "t", "depends_on": "a"},
+            {"id": "c", "tool": "t", "dependencies": "a, b"},
+            {"id": "d", "tool": "t", "after": ["$c"]},
+        ]
+    )
+    assert [s.depends_on for s in plan.steps] == [[], ["a"], ["a", "b"], ["c"]]
+
+
+def test_numeric_ids_are_renamed_and_references_follow() -> None:
+    plan = parse_plan(
+        json.dumps(
+            {
+                "steps": [
+                    {"id": 1, "tool": "get_weather", "args": {"location": "Oslo"}},
+                    {
+                        "id": 2,
+                        "tool": "recommend_outfit",
+                        "args": {"temperature": "$1.temp", "condition": "${1.condition}"},
+                        "depends_on": [1],
+                        "when": {"ref": "$1.temp", "op": "<", "value": 30},
+                    },
+                ],
+                "answer": "Wear ${2.outfit} (costs $$1.50)",
+            }
+        )
+    )
+    assert plan.ids == ["step1", "step2"]
+    second = plan.steps[1]
+    assert second.args == {"temperature": "$step1.temp", "condition": "${step1.condition}"}
+    assert second.depends_on == ["step1"]
+    assert second.when is not None and second.when.ref == "$step1.temp"
+    assert plan.answer == "Wear ${step2.outfit} (costs $$1.50)"
+
+
+def test_missing_ids_are_numbered_by_position() -> None:
+    plan = parse_plan([{"tool": "a"}, {"tool": "b"}])
+    assert plan.ids == ["step1", "step2"]
+
+
+def test_seed_style_condition_is_normalised() -> None:
+    plan = parse_plan(
+        [
+            {"id": "weather", "tool": "get_weather", "args": {"location": "Oslo"}},
+            {
+                "id": "alert",
+                "tool": "send_alert",
+                "args": {"message": "cold"},
+                "condition": {"field": "weather.temp", "operator": "<", "value": 0},
+            },
+            {
+                "id": "warm",
+                "tool": "send_alert",
+                "args": {"message": "warm"},
+                "if": {"all": [{"left": "${weather.temp}", "cmp": ">", "right": 25}]},
+            },
+        ]
+    )
+    alert, warm = plan.steps[1].when, plan.steps[2].when
+    assert alert is not None and alert.to_json() == {"ref": "$weather.temp", "op": "<", "value": 0}
+    assert warm is not None and warm.to_json() == {
+        "all": [{"ref": "$weather.temp", "op": ">", "value": 25}]
+    }
+
+
+def test_input_dicts_are_not_mutated_and_the_plan_owns_its_args() -> None:
+    raw = [{"id": 1, "tool": "t", "args": {"x": "$1.y"}}, {"id": "b", "tool": "t", "args": {}}]
+    before = json.loads(json.dumps(raw))
+    plan = parse_plan(raw)
+    plan.steps[1].args["new"] = 1
+    assert raw == before
+
+
+def test_a_plan_passes_through_unchanged() -> None:
+    plan = parse_plan(SEED_JSON)
+    assert parse_plan(plan) is plan
+
+
+def test_bytes_are_decoded() -> None:
+    assert shape(parse_plan(SEED_JSON.encode())) == SEED_STEPS
+
+
+# --------------------------------------------------------------------------- reported, not guessed
+
+
+@pytest.mark.parametrize("cut", [40, 120, len(SEED_JSON) - 3])
+def test_truncated_json_is_reported_not_guessed(cut: int) -> None:
+    text = "Here is the plan:\n```json\n" + SEED_JSON[:cut]
+    with pytest.raises(PlanParseError) as error:
+        parse_plan(text)
+    (issue,) = error.value.issues
+    assert issue.code == "truncated_json"
+    assert "cut off" in issue.message and issue.hint
+
+
+def test_truncated_after_a_complete_first_step_is_still_truncated() -> None:
+    # The first step is a complete object: taking it for the plan would drop the rest silently.
+    text = SEED_JSON[: SEED_JSON.index('"id": "outfit"')]
+    assert parse_issues(text) == ["truncated_json"]
+
+
+def test_syntax_error_is_reported_with_its_position_not_a_fragment() -> None:
+    text = SEED_JSON.replace('"London"', '"London" "units": "c"')
+    with pytest.raises(PlanParseError) as error:
+        parse_plan(text)
+    (issue,) = error.value.issues
+    assert issue.code == "not_json"
+    assert "line 8 column 30" in issue.message
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "not_json"),
+        ("   \n\t ", "not_json"),
+        ("I cannot help with that.", "not_json"),
+        ("42", "bad_plan"),
+        ('"just a string"', "bad_plan"),
+        ("null", "bad_plan"),
+        ('{"steps": "get the weather"}', "bad_plan"),
+        ('{"steps": [42]}', "bad_step"),
+        ('{"steps": [{"id": "a"}]}', "bad_step"),
+        ('{"steps": [{"id": "a", "tool": 7}]}', "bad_step"),
+        ('{"steps": [{"id": "a", "tool": "t", "args": [1, 2]}]}', "bad_args"),
+        ('{"steps": [{"id": "a", "tool": "t", "args": "location=London"}]}', "bad_args"),
+        ('{"steps": [{"id": ["a"], "tool": "t"}]}', "invalid_id"),
+        ('{"steps": [{"id": "a", "tool": "t", "depends_on": {"x": 1}}]}', "bad_step"),
+        ('{"steps": [{"id": "a", "tool": "t", "when": "weather is cold"}]}', "bad_condition"),
+        ('{"steps": [{"id": "a", "tool": "t", "when": {"all": "x"}}]}', "bad_condition"),
+    ],
+)
+def test_unusable_replies_get_a_clear_issue(text: str, code: str) -> None:
+    assert parse_issues(text)[0] == code
+
+
+def test_deeply_nested_junk_is_a_parse_error_not_a_crash() -> None:
+    assert parse_issues("[" * 5000 + "]" * 5000)
+    assert parse_issues('{"steps": ' + "[" * 3000 + "]" * 3000 + "}")
+    deep: Any = {"ref": "$a.b", "op": "==", "value": 1}
+    for _ in range(400):
+        deep = {"not": deep}
+    # Either outcome is fine (pydantic may refuse the depth); a crash is not.
+    with contextlib.suppress(PlanParseError):
+        parse_plan(json.dumps([{"id": "a", "tool": "t", "when": deep}]))
+
+
+def test_python_literal_values_become_json_values() -> None:
+    plan = parse_plan("{'steps': [{'id': 'a', 'tool': 't', 'args': {'xs': (1, 2), 'flag': True}}]}")
+    assert plan.steps[0].args == {"xs": [1, 2], "flag": True}
+    json.dumps(plan.to_json())
+
+
+def test_extract_json_prefers_the_json_fence() -> None:
+    text = '```\n[1, 2]\n```\n```json\n{"a": 1}\n```'
+    assert extract_json(text) == {"a": 1}
+
+
+# --------------------------------------------------------------------------- the promise
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "tool",
+                    "args",
+                    "steps",
+                    "plan",
+                    "name",
+                    "arguments",
+                    "depends_on",
+                    "when",
+                    "ref",
+                    "op",
+                    "value",
+                    "all",
+                    "any",
+                    "not",
+                    "goal",
+                    "answer",
+                    "function",
+                    "x",
+                ]
+            )
+            | st.text(max_size=5),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+def _check_promise(source: Any) -> None:
+    try:
+        plan = parse_plan(source)
+    except PlanParseError as error:
+        assert error.issues and all(issue.code and issue.message for issue in error.issues)
+    else:
+        assert isinstance(plan, Plan)
+        json.dumps(plan.to_json())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=300))
+def test_parse_plan_on_any_text_returns_a_plan_or_raises_plan_parse_error(text: str) -> None:
+    _check_promise(text)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(_json_values)
+def test_parse_plan_on_any_json_value_returns_a_plan_or_raises_plan_parse_error(value: Any) -> None:
+    _check_promise(value)
+    _check_promise(json.dumps(value))
+    _check_promise("Here you go:\n```json\n" + json.dumps(value) + "\n```")
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_prefix_of_a_plan_parses_or_is_reported(data: st.DataObject) -> None:
+    cut = data.draw(st.integers(min_value=0, max_value=len(SEED_JSON)))
+    _check_promise(SEED_JSON[:cut])
+
+
+_canonical_steps = st.lists(
+    st.builds(
+        lambda i, tool, args, deps: {"id": f"s{i}", "tool": tool, "args": args, "depends_on": deps},
+        st.integers(0, 3),
+        st.sampled_from(["get_weather", "notify"]),
+        st.dictionaries(st.sampled_from(["x", "y"]), st.integers() | st.just("$s0.v"), max_size=2),
+        st.lists(st.sampled_from(["s0", "s1"]), max_size=2),
+    ),
+    min_size=1,
+    max_size=3,
+)
+# One near miss each: what the normaliser changes, or what pydantic alone would read differently.
+_NEAR_MISSES: dict[str, Any] = {
+    "id with blanks": ("id", " s9 "),
+    "numeric id": ("id", "7"),
+    "integer id": ("id", 7),
+    "tool with blanks": ("tool", "notify "),
+    "dependency with $": ("depends_on", ["$s0"]),
+    "dependency as text": ("depends_on", "s0"),
+    "numeric dependency": ("depends_on", ["1"]),
+    "timeout true": ("timeout", True),
+    "timeout text": ("timeout", "5"),
+    "negative timeout": ("timeout", -1),
+    "good timeout": ("timeout", 2.5),
+    "description number": ("description", 3),
+    "seed-style condition": ("when", {"field": "s0.v", "operator": "<", "value": 1}),
+    "field alias only": ("when", {"field": "$s0.v"}),
+    "ref without $": ("when", {"ref": "s0.v", "op": "<", "value": 1}),
+    "ref as template": ("when", {"ref": "${s0.v}", "op": "<", "value": 1}),
+    "nested alias": ("when", {"not": {"left": "$s0.v", "op": "==", "right": 1}}),
+    "canonical condition": ("when", {"all": [{"ref": "$s0.v", "op": "<", "value": 1}]}),
+    "alias key": ("tool_name", "notify"),
+}
+
+
+@st.composite
+def _near_canonical_plans(draw: st.DrawFn) -> dict[str, Any]:
+    steps = draw(_canonical_steps)
+    for name in draw(st.lists(st.sampled_from(sorted(_NEAR_MISSES)), max_size=2)):
+        key, value = _NEAR_MISSES[name]
+        draw(st.sampled_from(steps))[key] = value
+    plan: dict[str, Any] = {"goal": "g", "steps": steps, "answer": draw(_answers)}
+    plan_miss = draw(st.sampled_from([None, None, None, ("goal", 3), ("answer", 7)]))
+    if plan_miss:
+        plan[plan_miss[0]] = plan_miss[1]
+    return plan
+
+
+_answers = st.sampled_from(["${s0.v}", None])
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_near_canonical_plans())
+def test_json_text_and_the_decoded_value_parse_to_the_same_plan(data: dict[str, Any]) -> None:
+    """Canonical JSON text takes a fast path (pydantic reads it directly); the value takes the
+    normaliser. Both must agree on every input, including the almost-canonical ones."""
+    text = json.dumps(data)
+    try:
+        from_value = parse_plan(data).to_json()
+    except PlanParseError as error:
+        with pytest.raises(PlanParseError) as again:
+            parse_plan(text)
+        assert [i.code for i in again.value.issues] == [i.code for i in error.issues]
+        return
+    assert parse_plan(text).to_json() == from_value
+
+
+@pytest.mark.parametrize("miss", sorted(_NEAR_MISSES))
+def test_each_near_miss_parses_the_same_from_text_and_from_the_value(miss: str) -> None:
+    key, value = _NEAR_MISSES[miss]
+    for deps in ([], ["s0"]):
+        step = {"id": "s1", "tool": "notify", "args": {"x": "$s0.v"}, "depends_on": deps}
+        data = {"goal": "g", "steps": [{"id": "s0", "tool": "notify"}, {**step, key: value}]}
+        assert parse_plan(json.dumps(data)).to_json() == parse_plan(data).to_json()

@@ -1,0 +1,51 @@
+"""The code stays ruff-clean, formatted, and mypy-strict-clean (src/ and the tool packs).
+
+Run here, not only by hand, so that a clean clone's CI rejects a change that breaks them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINTED = ["src", "tests", "tools", "benchmarks", "examples", "notebooks"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+def test_ruff_finds_nothing() -> None:
+    done = _run("ruff", "check", "--no-cache", *LINTED)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_ruff_format_is_applied() -> None:
+    done = _run("ruff", "format", "--check", "--no-cache", *LINTED)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("target", ["src/tooldag", "tools"])
+def test_mypy_strict_is_clean(target: str, tmp_path: Path) -> None:
+    # The packs are installed as tooldag.packs; mypy finds tooldag itself through MYPYPATH.
+    done = _run(
+        "mypy",
+        "--strict",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        target,
+        env={"MYPYPATH": str(ROOT / "src")},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,525 @@
+"""The tool registry: @tool, the seed's register/execute, schema-only tools, registration errors."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+import sys
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pytest
+import typing_extensions
+from pydantic import BaseModel, Field
+
+from tooldag.errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
+from tooldag.registry import (
+    Compensation,
+    RetryPolicy,
+    Tool,
+    ToolCategory,
+    ToolContext,
+    ToolRegistry,
+    tool,
+)
+
+# --------------------------------------------------------------------------- @tool
+
+
+def test_bare_decorator_makes_a_tool_that_still_calls_the_function() -> None:
+    @tool
+    def add(a: int, b: int = 2) -> int:
+        """Add two numbers."""
+        return a + b
+
+    assert isinstance(add, Tool)
+    assert add.name == "add"
+    assert add.description == "Add two numbers."
+    assert add(1) == 3
+    assert add.parameters["required"] == ["a"]
+    assert add.parameters["properties"]["b"]["default"] == 2
+    assert add.output_schema == {"type": "integer"}
+
+
+def test_decorator_options_set_name_description_and_metadata() -> None:
+    policy = RetryPolicy(attempts=5)
+    undo = Compensation("cancel_booking", {"booking_id": "$output.id"})
+
+    @tool(
+        name="book",
+        description="Book a room.",
+        side_effects=True,
+        idempotent=True,
+        timeout=3,
+        retry=policy,
+        compensate=undo,
+        category=ToolCategory.COMMUNICATION,
+        version="2.1.0",
+    )
+    def make_booking(room: str) -> dict[str, str]:
+        """Ignored summary."""
+        return {"id": room}
+
+    assert make_booking.name == "book"
+    assert make_booking.description == "Book a room."
+    assert make_booking.idempotent and make_booking.side_effects
+    assert make_booking.timeout == 3.0
+    assert make_booking.retry is policy
+    assert make_booking.compensate == undo
+    assert make_booking.category == "communication"
+    assert make_booking.version == "2.1.0"
+
+
+def test_unknown_decorator_option_is_a_registration_error_listing_valid_ones() -> None:
+    with pytest.raises(RegistrationError, match=r"unknown option.*side_effect.*valid:"):
+
+        @tool(side_effect=False)  # type: ignore[call-overload, untyped-decorator]
+        def f(x: int) -> int:
+            return x
+
+
+async def test_async_tool_is_detected_and_runs_through_execute_and_aexecute() -> None:
+    @tool
+    async def slow_double(x: int) -> int:
+        """Double, later."""
+        await asyncio.sleep(0)
+        return 2 * x
+
+    registry = ToolRegistry([slow_double])
+    assert slow_double.is_async
+    assert await registry.aexecute("slow_double", x=4) == 8
+    # execute() works from inside a running loop too (it runs the coroutine on a helper thread).
+    assert registry.execute("slow_double", x="5") == 10
+
+
+def test_sync_tool_runs_in_a_thread_through_aexecute() -> None:
+    @tool
+    def double(x: int) -> int:
+        return 2 * x
+
+    assert not double.is_async
+    assert asyncio.run(ToolRegistry([double]).aexecute("double", x=3)) == 6
+
+
+def _google(location: str, units: str = "c") -> None:
+    """Current weather.
+
+    Looks it up in a service.
+
+    Args:
+        location (str): City name,
+            e.g. "London".
+        units: "c" or "f".
+
+    Returns:
+        The weather.
+    """
+
+
+def _sphinx(location: str, units: str = "c") -> None:
+    """Current weather.
+
+    :param str location: City name,
+        e.g. "London".
+    :type location: str
+    :param units: "c" or "f".
+    :returns: the weather
+    :rtype: dict
+    """
+
+
+def _numpy(location: str, units: str = "c") -> None:
+    """Current weather.
+
+    Parameters
+    ----------
+    location : str
+        City name,
+        e.g. "London".
+    units : {"c", "f"}, optional
+        "c" or "f".
+
+    Returns
+    -------
+    dict
+        The weather.
+    """
+
+
+@pytest.mark.parametrize("func", [_google, _sphinx, _numpy], ids=["google", "sphinx", "numpy"])
+def test_docstring_styles_give_the_same_descriptions(func: Any) -> None:
+    made = tool(name="weather")(func)
+    props = made.parameters["properties"]
+    assert props["location"]["description"] == 'City name, e.g. "London".'
+    assert props["units"]["description"] == '"c" or "f".'
+    assert made.description.startswith("Current weather.")
+    assert "Returns" not in made.description and ":param" not in made.description
+
+
+def test_function_without_docstring_gets_a_description_from_its_name() -> None:
+    @tool
+    def get_exchange_rate(base: str) -> float:
+        return 1.0
+
+    assert get_exchange_rate.description == "get exchange rate"
+    assert "description" not in get_exchange_rate.parameters["properties"]["base"]
+
+
+class WeatherModel(BaseModel):
+    temp: float
+    condition: str
+
+
+class WeatherTD(typing_extensions.TypedDict):
+    temp: float
+    condition: str
+
+
+class StdWeatherTD(typing.TypedDict):
+    temp: float
+    condition: str
+
+
+@dataclasses.dataclass
+class WeatherDC:
+    temp: float
+    condition: str
+
+
+@pytest.mark.parametrize(
+    "annotation",
+    [WeatherModel, WeatherTD, StdWeatherTD, WeatherDC],
+    ids=["pydantic", "typing_extensions.TypedDict", "typing.TypedDict", "dataclass"],
+)
+def test_output_schema_comes_from_the_return_annotation(annotation: Any) -> None:
+    def weather(city: str) -> Any:
+        raise NotImplementedError
+
+    weather.__annotations__["return"] = annotation
+    schema = tool(weather).output_schema
+    assert schema is not None
+    assert schema["type"] == "object"
+    assert schema["properties"]["temp"]["type"] == "number"
+    assert schema["properties"]["condition"]["type"] == "string"
+    assert set(schema["required"]) == {"temp", "condition"}
+
+
+@pytest.mark.parametrize(
+    ("annotation", "expected"),
+    [(float, {"type": "number"}), (list[str], {"type": "array", "items": {"type": "string"}})],
+)
+def test_plain_return_types_give_plain_output_schemas(annotation: Any, expected: Any) -> None:
+    def f() -> Any:
+        raise NotImplementedError
+
+    f.__annotations__["return"] = annotation
+    assert tool(f).output_schema == expected
+
+
+def test_no_return_annotation_or_any_means_no_output_schema() -> None:
+    @tool
+    def f(x: int):  # type: ignore[no-untyped-def]
+        return x
+
+    @tool
+    def g(x: int) -> Any:
+        return x
+
+    assert f.output_schema is None and g.output_schema is None
+
+
+class Address(BaseModel):
+    street: str
+    city: str
+
+
+class Line(typing.TypedDict, total=False):
+    sku: str
+    qty: typing.Required[int]
+
+
+class Item(typing.TypedDict):
+    sku: Annotated[str, Field(description="stock keeping unit")]
+    kind: Literal["a", "b"]
+
+
+def test_nested_typing_typeddict_in_arguments_works_on_3_11() -> None:
+    @tool
+    def order(lines: list[Line], ship_to: Address | None = None) -> StdWeatherTD:
+        return {"temp": 1.0, "condition": "ok"}
+
+    props = order.parameters["properties"]
+    item = props["lines"]["items"]
+    assert item["required"] == ["qty"]
+    assert set(item["properties"]) == {"sku", "qty"}
+    # $defs are inlined: the schema is self-contained.
+    assert "$defs" not in order.parameters
+    assert ToolRegistry([order]).execute("order", lines=[{"qty": "2"}])["temp"] == 1.0
+
+
+def test_tool_context_parameter_is_hidden_from_the_schema_and_filled_in() -> None:
+    seen: list[ToolContext] = []
+
+    @tool
+    def send(message: str, ctx: ToolContext) -> str:
+        seen.append(ctx)
+        return message
+
+    @tool
+    def send_maybe(message: str, ctx: ToolContext | None = None) -> str:
+        return message
+
+    assert send.context_param == "ctx"
+    assert send_maybe.context_param == "ctx"
+    assert list(send.parameters["properties"]) == ["message"]
+    assert list(send_maybe.parameters["properties"]) == ["message"]
+    assert ToolRegistry([send]).execute("send", message="hi") == "hi"
+    assert seen[0].step_id == "send" and seen[0].idempotency_key == "direct:send"
+    given = ToolContext(run_id="r1", step_id="s1", attempt=2)
+    ToolRegistry([send]).execute("send", message="hi", ctx=given)
+    assert seen[1] is given
+
+
+# --------------------------------------------------------------------------- the seed's form
+
+
+class WeatherArgs(BaseModel):
+    location: str = Field(description="City name")
+    days: int = 1
+
+
+def get_weather(location: str, days: int = 1) -> dict[str, Any]:
+    return {"location": location, "days": days, "temp": 18}
+
+
+def test_seed_register_and_execute() -> None:
+    registry = ToolRegistry()
+    made = registry.register(
+        name="get_weather",
+        description="Current weather for a place.",
+        category=ToolCategory.DATA,
+        version="1.2.0",
+        parameters_schema=WeatherArgs,
+        function=get_weather,
+    )
+    assert made is registry.get("get_weather")
+    assert made.category == "data" and made.version == "1.2.0"
+    assert made.parameters["properties"]["location"]["description"] == "City name"
+    assert registry.execute("get_weather", location="London", days="3") == {
+        "location": "London",
+        "days": 3,
+        "temp": 18,
+    }
+
+
+def test_execute_names_the_tool_and_the_field_of_a_bad_argument() -> None:
+    registry = ToolRegistry()
+    registry.register(
+        name="get_weather",
+        description="Current weather.",
+        parameters_schema=WeatherArgs,
+        function=get_weather,
+    )
+    with pytest.raises(ToolArgumentError) as bad_type:
+        registry.execute("get_weather", location="London", days="soon")
+    assert bad_type.value.tool == "get_weather" and bad_type.value.field == "days"
+    assert "get_weather.days" in str(bad_type.value)
+    with pytest.raises(ToolArgumentError) as missing:
+        registry.execute("get_weather", days=2)
+    assert missing.value.field == "location"
+
+
+def test_execute_of_an_unknown_tool_suggests_the_closest_name() -> None:
+    registry = ToolRegistry()
+    registry.register(name="get_weather", description="w", parameters_schema=WeatherArgs)
+    with pytest.raises(ToolNotFoundError, match="did you mean get_weather"):
+        registry.execute("get_wether", location="x")
+
+
+def test_optional_argument_sent_as_null_counts_as_absent() -> None:
+    @tool
+    def search(query: str, limit: int = 5) -> list[str]:
+        return [query] * limit
+
+    # OpenAI strict mode makes optional properties nullable: null means "leave it out".
+    assert ToolRegistry([search]).execute("search", query="q", limit=None) == ["q"] * 5
+
+
+# --------------------------------------------------------------------------- schema-only tools
+
+_SCHEMA_TOOL = {
+    "name": "lookup_order",
+    "description": "Find an order.",
+    "parameters": {
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}, "verbose": {"type": "boolean"}},
+        "required": ["order_id"],
+    },
+    "output_schema": {"type": "object", "properties": {"status": {"type": "string"}}},
+    "side_effects": False,
+    "retry": {"attempts": 2},
+    "owner": "billing",
+}
+
+
+def test_schema_only_tool_validates_arguments_but_cannot_run() -> None:
+    registry = ToolRegistry()
+    made = registry.add_schema_tool(
+        "lookup_order",
+        "Find an order.",
+        _SCHEMA_TOOL["parameters"],  # type: ignore[arg-type]
+        output_schema={"type": "object", "properties": {"status": {"type": "string"}}},
+        side_effects=False,
+    )
+    assert made.function is None and not made.side_effects
+    assert made.validate_args({"order_id": "A1"}) == {"order_id": "A1"}
+    with pytest.raises(ToolArgumentError) as missing:
+        made.validate_args({"verbose": True})
+    assert missing.value.field == "order_id"
+    with pytest.raises(ToolArgumentError) as extra:
+        registry.get("lookup_order").validate_args({"order_id": "A1", "verbose": "yes"})
+    assert extra.value.field == "verbose"
+    with pytest.raises(ToolArgumentError, match="schema-only"):
+        registry.execute("lookup_order", order_id="A1")
+
+
+def test_schema_only_tools_from_a_json_file(tmp_path: Path) -> None:
+    second = {
+        "type": "function",  # OpenAI's function-calling shape is read as well
+        "function": {
+            "name": "refund",
+            "description": "Refund an order.",
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+        },
+    }
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps([_SCHEMA_TOOL, second]), encoding="utf-8")
+    registry = ToolRegistry.from_json(path)
+    assert registry.names() == ["lookup_order", "refund"]
+    lookup = registry.get("lookup_order")
+    assert lookup.output_schema == _SCHEMA_TOOL["output_schema"]
+    assert lookup.retry == RetryPolicy(attempts=2)
+    assert lookup.metadata == {"owner": "billing"}
+    assert not lookup.side_effects
+    assert registry.get("refund").to_dict()["callable"] is False
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "not valid JSON"),
+        ('{"name": "x"}', "expected a JSON list"),
+        ('[{"description": "no name"}]', "item 0 must be an object with a 'name'"),
+        ('[{"name": "x", "parameters": {"type": "array"}}]', "type 'object'"),
+        ('[{"name": "x", "parameters": {"type": "object", "required": 3}}]', "not a valid JSON"),
+        ('[{"name": "x", "output_schema": "text"}]', "output_schema must be a JSON Schema"),
+        ('[{"name": "x", "retry": {"tries": 3}}]', "'retry' must be"),
+        ('[{"name": "x", "side_effects": "no"}]', "'side_effects' must be true or false"),
+        ('[{"name": "x"}, {"name": "x"}]', "already registered"),
+        ('[{"name": "bad name"}]', "invalid tool name"),
+    ],
+)
+def test_bad_tools_file_is_a_config_error_saying_what_is_wrong(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "tools.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        ToolRegistry.from_json(path)
+
+
+# --------------------------------------------------------------------------- registration errors
+
+
+def test_duplicate_name_is_refused_unless_replace() -> None:
+    @tool
+    def ping() -> str:
+        return "pong"
+
+    registry = ToolRegistry([ping])
+    with pytest.raises(RegistrationError, match="already registered"):
+        registry.add(ping)
+    registry.add(ping, replace=True)
+    assert len(registry) == 1
+
+
+@pytest.mark.parametrize("name", ["get weather", "1st", "x" * 65, "naïve", ""])
+def test_invalid_tool_names_are_refused(name: str) -> None:
+    def f() -> None:
+        return None
+
+    with pytest.raises(RegistrationError, match="invalid tool name"):
+        tool(name=name)(f)
+
+
+def test_parameter_type_that_json_schema_cannot_express_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="cannot be expressed in JSON Schema"):
+
+        @tool
+        def connect(sock: socket.socket) -> None:
+            return None
+
+
+@pytest.mark.parametrize("star", ["args", "kwargs"])
+def test_star_args_and_kwargs_are_refused(star: str) -> None:
+    def varargs(*args: int) -> None:
+        return None
+
+    def varkw(**kwargs: int) -> None:
+        return None
+
+    func = varargs if star == "args" else varkw
+    prefix = "*" if star == "args" else "**"
+    with pytest.raises(RegistrationError, match=rf"\{prefix}{star} cannot be described"):
+        tool(func)
+
+
+def test_seed_register_with_a_non_model_schema_is_refused() -> None:
+    with pytest.raises(RegistrationError, match="pydantic model class or a JSON Schema"):
+        ToolRegistry().register(name="x", description="x", parameters_schema=42)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_openai_tools_export_is_strict_function_calling_format() -> None:
+    @tool
+    def search(query: str, limit: int = 5) -> list[str]:
+        """Search.
+
+        Args:
+            query: Words to look for.
+            limit: At most this many.
+        """
+        return []
+
+    (exported,) = ToolRegistry([search]).openai_tools()
+    function = exported["function"]
+    assert exported["type"] == "function"
+    assert function["strict"] is True
+    assert function["parameters"]["required"] == ["query", "limit"]
+    assert function["parameters"]["properties"]["limit"]["type"] == ["integer", "null"]
+
+
+def test_tool_with_a_free_form_argument_is_exported_non_strict() -> None:
+    @tool
+    def post(url: str, payload: dict[str, Any]) -> None:
+        return None
+
+    function = post.openai_schema()["function"]
+    assert "strict" not in function
+    assert function["parameters"]["properties"]["payload"]["additionalProperties"] is True
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the typing.TypedDict rebuild is 3.11-only")
+def test_annotated_descriptions_survive_the_typeddict_rebuild() -> None:
+    @tool
+    def stock(item: Item) -> None:
+        return None
+
+    props = stock.parameters["properties"]["item"]["properties"]
+    assert props["sku"]["description"] == "stock keeping unit"
+    assert props["kind"]["enum"] == ["a", "b"]

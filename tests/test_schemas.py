@@ -1,0 +1,366 @@
+"""Schema exports: OpenAI strict-mode function schemas and the plan schema for structured output."""
+
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, Literal
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+from tooldag.registry import ToolRegistry, tool
+from tooldag.schemas import inline_refs, json_types, strict_schema, subschema_at, types_compatible
+
+# OpenAI's documented strict-mode subset, written out here rather than imported from the code
+# under test, so the test checks the rules and not the implementation's idea of them.
+STRICT_ALLOWED = {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "enum",
+    "const",
+    "anyOf",
+    "$ref",
+    "$defs",
+    "description",
+    "pattern",
+    "format",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minItems",
+    "maxItems",
+}
+
+
+def assert_strict(schema: dict[str, Any]) -> None:
+    """Walk ``schema`` and fail on anything OpenAI's strict mode rejects."""
+    root_defs = schema.get("$defs", {})
+    assert schema.get("type") == "object", "the root must be an object"
+
+    def walk(node: Any, where: str) -> None:
+        assert isinstance(node, dict), f"{where}: a schema must be an object"
+        unsupported = set(node) - STRICT_ALLOWED
+        assert not unsupported, f"{where}: unsupported keywords {sorted(unsupported)}"
+        assert {"type", "anyOf", "$ref", "enum", "const"} & set(node), f"{where}: no type"
+        if "$ref" in node:
+            name = node["$ref"].removeprefix("#/$defs/")
+            assert name in root_defs, f"{where}: dangling {node['$ref']}"
+        types = node.get("type")
+        types = [types] if isinstance(types, str) else types or []
+        if "enum" in node and "null" in types:
+            assert None in node["enum"], f"{where}: nullable enum without null"
+        if "object" in types:
+            props = node.get("properties")
+            assert isinstance(props, dict), f"{where}: object without properties"
+            assert node.get("additionalProperties") is False, f"{where}: additionalProperties"
+            assert sorted(node.get("required", [])) == sorted(props), f"{where}: required"
+            for name, sub in props.items():
+                walk(sub, f"{where}.{name}")
+        if "array" in types:
+            walk(node.get("items"), f"{where}[]")
+        for i, option in enumerate(node.get("anyOf", [])):
+            walk(option, f"{where}|{i}")
+        for name, sub in node.get("$defs", {}).items():
+            walk(sub, f"{where}.$defs.{name}")
+
+    walk(schema, "$")
+
+
+class Address(BaseModel):
+    street: str
+    city: str = "London"
+
+
+class Person(BaseModel):
+    name: str
+    address: Address
+    previous: list[Address] = []
+
+
+class Node(BaseModel):
+    label: str
+    children: list[Node] = []
+    address: Address | None = None
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"]
+    meows: bool
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"]
+    barks: bool
+
+
+@tool
+def create_issue(
+    title: str,
+    body: str,
+    definitions: list[str],
+    default: int | None = None,
+    labels: list[str] = [],  # noqa: B006 - a default the schema shows, never mutated
+    priority: Literal["low", "high"] = "low",
+    score: Annotated[float, Field(ge=0, le=1)] = 0.5,
+    code: Annotated[str, Field(min_length=2, max_length=8)] = "AB",
+) -> dict[str, str]:
+    """Open an issue.
+
+    Args:
+        title: One line.
+        body: The details.
+        definitions: Glossary entries.
+        default: Arguments may be named like keywords.
+        labels: Tags.
+        priority: How urgent.
+        score: Confidence.
+        code: A short code.
+    """
+    return {}
+
+
+@tool
+def register_person(person: Person, note: str | None = None) -> Person:
+    """Register a person."""
+    return person
+
+
+Pet = Annotated[Cat | Dog, Field(discriminator="kind")]
+
+
+@tool
+def grow(tree: Node, pet: Pet, pair: tuple[int, str] = (1, "a")) -> None:
+    """A recursive model, a tagged union and a tuple."""
+
+
+TOOLS = [create_issue, register_person, grow]
+
+
+@pytest.mark.parametrize("made", TOOLS, ids=lambda t: t.name)
+def test_function_schema_passes_openai_strict_rules(made: Any) -> None:
+    exported = made.openai_schema(strict=True)["function"]
+    assert exported["strict"] is True
+    assert_strict(exported["parameters"])
+
+
+def test_strict_export_keeps_arguments_named_like_keywords() -> None:
+    props = create_issue.openai_schema()["function"]["parameters"]["properties"]
+    assert {"title", "definitions", "default"} <= set(props)
+    assert props["title"] == {"type": "string", "description": "One line."}
+
+
+def test_optional_arguments_become_nullable_and_required_ones_do_not() -> None:
+    props = create_issue.openai_schema()["function"]["parameters"]["properties"]
+    assert props["body"]["type"] == "string"
+    assert props["labels"]["type"] == ["array", "null"]
+    assert props["priority"]["enum"] == ["low", "high", None]
+    assert {"type": "null"} in props["default"]["anyOf"]
+
+
+def test_strict_schema_still_accepts_what_the_tool_accepts() -> None:
+    params = create_issue.openai_schema()["function"]["parameters"]
+    strict_args: dict[str, Any] = {
+        "title": "t",
+        "body": "b",
+        "definitions": [],
+        "default": None,
+        "labels": None,
+        "priority": None,
+        "score": 0.5,
+        "code": None,
+    }
+    jsonschema.Draft202012Validator(params).validate(strict_args)
+    # ... and what a strict-mode model sends is valid for the tool itself (null = left out).
+    create_issue.validate_args(strict_args)
+
+
+def test_unsupported_constraints_are_dropped_and_unions_become_anyof() -> None:
+    params = grow.openai_schema()["function"]["parameters"]
+    assert "minLength" not in str(create_issue.openai_schema())
+    pet = params["properties"]["pet"]
+    assert "oneOf" not in pet and "discriminator" not in pet
+    assert len(pet["anyOf"]) == 2
+    assert params["properties"]["pair"]["items"] == {
+        "anyOf": [{"type": "integer"}, {"type": "string"}]
+    }
+
+
+def test_nested_models_are_inlined_and_recursive_ones_kept_in_defs() -> None:
+    person = register_person.parameters
+    assert "$defs" not in person
+    assert person["properties"]["person"]["properties"]["address"]["properties"]["city"]
+    tree = grow.parameters
+    assert set(tree["$defs"]) == {"Node"}
+    node = tree["$defs"]["Node"]
+    assert node["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    # Address, used inside the recursive Node, is inlined there (no dangling $ref).
+    assert node["properties"]["address"]["anyOf"][0]["properties"]["street"]
+
+
+def test_inline_refs_leaves_no_dangling_reference_for_mutual_recursion() -> None:
+    schema = {
+        "$defs": {
+            "A": {"type": "object", "properties": {"b": {"$ref": "#/$defs/B"}}},
+            "B": {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}}},
+            "C": {"type": "string"},
+        },
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/A"}, "c": {"$ref": "#/$defs/C"}},
+    }
+    out = inline_refs(schema)
+    assert out["properties"]["c"] == {"type": "string"}
+    text = str(out)
+    for name in ("A", "B"):
+        if f"#/$defs/{name}" in text:
+            assert name in out["$defs"]
+    jsonschema.Draft202012Validator(out).validate({"a": {"b": {"a": {}}}, "c": "x"})
+
+
+def test_strict_schema_does_not_mutate_its_input() -> None:
+    before = copy.deepcopy(create_issue.parameters)
+    strict_schema(create_issue.parameters)
+    assert create_issue.parameters == before
+
+
+def test_free_form_argument_is_exported_without_strict() -> None:
+    @tool
+    def post(url: str, payload: dict[str, Any], extra: Any = None) -> None:
+        return None
+
+    exported = post.openai_schema()["function"]
+    assert "strict" not in exported
+    assert exported["parameters"] == post.parameters
+
+
+# --------------------------------------------------------------------------- the plan schema
+
+
+def test_per_tool_plan_schema_is_strict_and_names_each_tool(weather_registry: ToolRegistry) -> None:
+    schema = weather_registry.plan_schema()
+    assert_strict(schema)
+    variants = schema["properties"]["steps"]["items"]["anyOf"]
+    assert [v["properties"]["tool"]["enum"] for v in variants] == [
+        ["get_weather"],
+        ["recommend_outfit"],
+        ["send_alert"],
+    ]
+    outfit_args = variants[1]["properties"]["args"]
+    temperature = outfit_args["properties"]["temperature"]
+    # A number argument also takes a "$step.field" reference string.
+    assert [o["type"] for o in temperature["anyOf"]] == ["number", "string"]
+    assert "$step_id.field" in temperature["anyOf"][1]["description"]
+
+
+def test_plan_schema_accepts_the_seed_plan(weather_registry: ToolRegistry) -> None:
+    plan: dict[str, Any] = {
+        "goal": "outfit",
+        "steps": [
+            {
+                "id": "weather",
+                "tool": "get_weather",
+                "args": {"location": "London"},
+                "depends_on": [],
+                "when": None,
+            },
+            {
+                "id": "outfit",
+                "tool": "recommend_outfit",
+                "args": {"temperature": "$weather.temp", "condition": "$weather.condition"},
+                "depends_on": [],
+                "when": {"ref": "$weather.temp", "op": ">", "value": -50},
+            },
+        ],
+        "answer": "Wear ${outfit.outfit}",
+    }
+    jsonschema.Draft202012Validator(weather_registry.plan_schema()).validate(plan)
+    with pytest.raises(jsonschema.ValidationError):
+        bad = copy.deepcopy(plan)
+        bad["steps"][0]["tool"] = "get_wether"
+        jsonschema.Draft202012Validator(weather_registry.plan_schema()).validate(bad)
+
+
+def test_plan_schema_hoists_recursive_definitions_to_the_root() -> None:
+    schema = ToolRegistry([grow, create_issue]).plan_schema(per_tool=True)
+    assert_strict(schema)
+    assert "grow__Node" in schema["$defs"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_plan_schema_falls_back_to_a_tool_enum_with_free_form_args() -> None:
+    registry = ToolRegistry([create_issue, register_person])
+    schema = registry.plan_schema(per_tool=False)
+    step = schema["properties"]["steps"]["items"]
+    assert step["properties"]["tool"]["enum"] == ["create_issue", "register_person"]
+    assert step["properties"]["args"] == {"type": "object"}
+
+
+def test_plan_schema_is_not_per_tool_when_a_tool_has_free_form_arguments() -> None:
+    @tool
+    def post(url: str, payload: dict[str, Any]) -> None:
+        return None
+
+    schema = ToolRegistry([post, create_issue]).plan_schema()
+    assert "anyOf" not in schema["properties"]["steps"]["items"]
+
+
+# --------------------------------------------------------------------------- type helpers
+
+
+@pytest.mark.parametrize(
+    ("schema", "types"),
+    [
+        ({"type": "string"}, {"string"}),
+        ({"anyOf": [{"type": "integer"}, {"type": "null"}]}, {"integer", "null"}),
+        ({"enum": ["a", 1, None]}, {"string", "integer", "null"}),
+        ({"const": True}, {"boolean"}),
+        ({"properties": {}}, {"object"}),
+        ({"anyOf": [{"type": "string"}, {}]}, None),
+        ({}, None),
+    ],
+)
+def test_json_types(schema: dict[str, Any], types: set[str] | None) -> None:
+    assert json_types(schema) == types
+
+
+@pytest.mark.parametrize(
+    ("produced", "accepted", "fits"),
+    [
+        ({"integer"}, {"number"}, True),
+        ({"number"}, {"integer"}, True),
+        ({"string"}, {"number"}, False),
+        ({"number"}, {"string"}, False),
+        ({"string", "null"}, {"string"}, True),
+        (None, {"string"}, True),
+    ],
+)
+def test_types_compatible(produced: set[str] | None, accepted: set[str], fits: bool) -> None:
+    assert types_compatible(produced, accepted) is fits
+
+
+def test_subschema_at_walks_keys_and_indexes_and_names_the_missing_segment() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "results": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"url": {"type": "string"}}},
+            },
+            "temp": {"type": "number"},
+        },
+    }
+    assert subschema_at(schema, ["results", 0, "url"]) == {"type": "string"}
+    with pytest.raises(KeyError) as missing:
+        subschema_at(schema, ["results", 0, "link"])
+    assert missing.value.args == ("link", 2)
+    with pytest.raises(KeyError) as below_number:
+        subschema_at(schema, ["temp", "value"])
+    assert below_number.value.args == ("value", 1)
+    with pytest.raises(KeyError):
+        subschema_at(schema, ["results", "url"])  # a key into a list
+    assert subschema_at({"type": "object"}, ["anything", 3]) is None

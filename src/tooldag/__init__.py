@@ -9,7 +9,9 @@ The public API is re-exported here; ``tooldag.__all__`` is sorted and tested.
 
 from __future__ import annotations
 
-from .agent import Session, aplan_and_run, plan_and_run
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .durable import DurableExecutor, StatefulWorkflowExecutor, resume
 from .errors import (
     BudgetExceededError,
@@ -40,18 +42,48 @@ from .events import Event, EventBus, EventType
 from .executor import Executor, RunHandle, run_plan
 from .graph import to_mermaid
 from .issues import Issue
-from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
 from .loading import load_registry
 from .monitor import Monitor
 from .parse import parse_plan
 from .plan import Condition, Plan, Step
-from .planner import Planner
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
 from .store import RunInfo, RunStore, StoreWarning
 from .validate import validate
 
+if TYPE_CHECKING:
+    from .agent import Session, aplan_and_run, plan_and_run
+    from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
+    from .planner import Planner
+
 __version__ = "0.1.0"
+
+# The LLM side imports the openai SDK, which takes about half a second: load it on first use so
+# that `import tooldag` (and `tooldag validate`, `exec`, `runs`) stay quick (PEP 562).
+_LAZY = {
+    "LLMClient": "llm",
+    "LLMReply": "llm",
+    "OutputMode": "llm",
+    "Planner": "planner",
+    "Session": "agent",
+    "UsageMeter": "llm",
+    "aplan_and_run": "agent",
+    "plan_and_run": "agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tooldag' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "BudgetExceededError",

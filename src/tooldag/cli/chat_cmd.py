@@ -22,8 +22,6 @@ from rich.text import Text
 
 from ..approval import ApprovalMode
 from ..errors import PlanError
-from ..llm import LLMClient
-from ..planner import Planner
 from ..result import RunStatus
 from ..store import RunStore
 from ..views import plan_view, usage_text
@@ -40,6 +38,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
+    from ..llm import LLMClient
     from ..repl import Chat
 
 __all__ = ["llm_configured", "register"]
@@ -208,6 +207,10 @@ def _llm(args: argparse.Namespace) -> LLMClient | None:
     if not llm_configured():
         err_console.print(_NO_LLM, markup=False, highlight=False, soft_wrap=True)
         return None
+    # Imported here, not at the top: the openai SDK takes half a second to import, and the
+    # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
+    from ..llm import LLMClient
+
     return LLMClient.from_env(model=args.model)
 
 
@@ -295,6 +298,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     registry = registry_from_args(args)
     goal = " ".join(args.goal)
+    from ..planner import Planner
+
     planner = Planner(registry, llm)
 
     async def plan() -> Any:

@@ -24,6 +24,7 @@ from ..graph import to_mermaid
 from ..plan import Plan
 from ..result import RunResult, RunStatus, StepRecord, StepStatus
 from ..store import INTERRUPTED, RunInfo, RunStore
+from ..views import runs_table
 from .common import (
     EXIT_CANCELLED,
     EXIT_FAILED,
@@ -156,10 +157,6 @@ def _status(status: str) -> str:
     return f"[{colour}]{status}[/]" if colour else status
 
 
-def _counts(info: RunInfo) -> str:
-    return ", ".join(f"{n} {s}" for s, n in sorted(info.step_counts.items())) or "-"
-
-
 # --------------------------------------------------------------------------- list / show / graph
 
 
@@ -172,22 +169,7 @@ def _list(args: argparse.Namespace) -> int:
         if not infos:
             console.print(f"no runs in {store.path}", markup=False)
             return EXIT_OK
-    short = "%Y-%m-%d %H:%M"
-    rows = [
-        [i.id, i.status, i.goal, _counts(i), _when(i.created_at, short), _when(i.updated_at, short)]
-        for i in infos
-    ]
-    headers = ["ID", "STATUS", "GOAL", "STEPS", "CREATED", "UPDATED"]
-    # Only the goal gives way on a narrow terminal: ids and times stay whole and copyable.
-    others = sum(max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers) if c != 2)
-    room = max(8, console.width - others - 2 * (len(headers) - 1) - 1)
-    table = Table(box=None, pad_edge=False)
-    for header in headers:
-        table.add_column(header, no_wrap=True)
-    for row in rows:
-        goal = row[2] if len(row[2]) <= room else row[2][: room - 1] + "…"
-        table.add_row(escape(row[0]), _status(row[1]), escape(goal), row[3], row[4], row[5])
-    console.print(table)
+    console.print(runs_table(infos))
     return EXIT_OK
 
 

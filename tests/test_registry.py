@@ -16,6 +16,8 @@ import typing_extensions
 from pydantic import BaseModel, Field
 
 from tooldag.errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
+from tooldag.executor import Executor
+from tooldag.plan import Plan
 from tooldag.registry import (
     Compensation,
     RetryPolicy,
@@ -281,6 +283,40 @@ def test_tool_context_parameter_is_hidden_from_the_schema_and_filled_in() -> Non
     given = ToolContext(run_id="r1", step_id="s1", attempt=2)
     ToolRegistry([send]).execute("send", message="hi", ctx=given)
     assert seen[1] is given
+
+
+async def test_an_optional_tool_context_parameter_is_the_context_in_every_spelling() -> None:
+    # Optional lets a tool be called directly without a context; each spelling must still be
+    # hidden from the LLM and filled in, directly and by the executor (tools/mail.py's case).
+    seen: list[tuple[str, ToolContext | None]] = []
+
+    @tool
+    def optional_form(message: str, ctx: typing.Optional[ToolContext] = None) -> str:  # noqa: UP045
+        seen.append(("optional_form", ctx))
+        return message
+
+    @tool
+    def none_first(message: str, ctx: None | ToolContext = None) -> str:  # noqa: RUF036
+        seen.append(("none_first", ctx))
+        return message
+
+    for made in (optional_form, none_first):
+        assert made.context_param == "ctx"
+        assert list(made.parameters["properties"]) == ["message"]
+        assert list(made.openai_schema()["function"]["parameters"]["properties"]) == ["message"]
+    registry = ToolRegistry([optional_form, none_first])
+    registry.execute("optional_form", message="hi")
+    registry.execute("none_first", message="hi")
+    plan = Plan.model_validate(
+        {"steps": [{"id": "a", "tool": "optional_form", "args": {"message": "hi"}}]}
+    )
+    result = await Executor(registry).run(plan, run_id="run-9")
+    assert result.ok, result.error
+    assert seen == [
+        ("optional_form", ToolContext("direct", "optional_form")),
+        ("none_first", ToolContext("direct", "none_first")),
+        ("optional_form", ToolContext("run-9", "a", 1)),
+    ]
 
 
 # --------------------------------------------------------------------------- the seed's form

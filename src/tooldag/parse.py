@@ -12,7 +12,9 @@ error as ``not_json`` naming the line and column. A complete object found *insid
 (the first step of a truncated plan) is not taken for the plan.
 
 :func:`parse_plan` returns a ``Plan`` or raises :class:`PlanParseError` whose ``issues`` say what
-is wrong; it raises nothing else on any input.
+is wrong; it raises nothing else on any input. Getting the JSON out of the text is
+:mod:`tooldag.jsontext`'s half (:func:`extract_json`, re-exported here); this module turns the
+decoded value into the canonical plan.
 
 >>> reply = 'Sure! ```json\\n[{"id": "a", "tool_name": "now", "parameters": {}}]\\n```'
 >>> parse_plan(reply).steps[0].tool
@@ -21,7 +23,6 @@ is wrong; it raises nothing else on any input.
 
 from __future__ import annotations
 
-import ast
 import gc
 import json
 import re
@@ -32,19 +33,13 @@ import pydantic
 
 from .errors import PlanParseError
 from .issues import Issue
+
+# extract_json is re-exported: it was defined here, and callers import it from here.
+from .jsontext import extract_json, lenient_loads
 from .plan import Condition, Plan
 from .refs import parse_ref
 
 __all__ = ["extract_json", "normalize_plan_data", "parse_plan"]
-
-_FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)(?:```|\Z)", re.S)
-_TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
-_OPEN_RE = re.compile(r"[{\[]")
-# Strings (either quote) and brackets: the tokens that decide where a bracketed value ends.
-_STRUCT_RE = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|[{}\[\]]')
-_JSON_LANGS = ("json", "jsonc", "json5", "javascript", "js")
-# Bound the search through prose, so that junk text stays cheap to reject.
-_MAX_ATTEMPTS = 50
 
 _STEP_LIST_KEYS = ("steps", "tasks", "actions", "tool_calls", "calls", "nodes", "plan")
 _TOOL_KEYS = ("tool", "tool_name", "toolName", "name", "function", "action")
@@ -64,202 +59,6 @@ class _Problem(Exception):
     def __init__(self, issue: Issue) -> None:
         self.issue = issue
         super().__init__(issue.message)
-
-
-# --------------------------------------------------------------------------- finding the JSON
-
-
-def _loads(text: str) -> Any:
-    """json.loads, then the forgivable variants: trailing commas, Python literals."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        error = exc
-    fixed = _TRAILING_COMMA_RE.sub(r"\1", text)
-    if fixed != text:
-        try:
-            return json.loads(fixed)
-        except json.JSONDecodeError:
-            pass
-    if text.lstrip()[:1] in ("{", "["):
-        try:
-            # Models sometimes answer in Python syntax (single quotes, True/None). literal_eval
-            # only builds literals: no names, no calls.
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-            value = None
-        if isinstance(value, dict | list):
-            return _jsonable(value)
-    raise error
-
-
-def _jsonable(value: Any, depth: int = 0) -> Any:
-    """A Python literal as the JSON it stands for: tuples and sets become lists, keys strings."""
-    if depth > 200:
-        raise ValueError("nested too deeply")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v, depth + 1) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, complex):
-        return str(value)
-    return value
-
-
-def _scan(text: str, start: int) -> tuple[int | None, int]:
-    """Where the bracketed value starting at ``start`` ends (None if it never closes), and the
-    bracket depth left open at the end of the text."""
-    depth = 0
-    for m in _STRUCT_RE.finditer(text, start):
-        first = m.group()[0]
-        if first in "{[":
-            depth += 1
-        elif first in "}]":
-            depth -= 1
-            if depth <= 0:
-                return m.end(), 0
-    return None, depth
-
-
-def _previous_char(text: str, pos: int) -> str:
-    i = pos - 1
-    while i >= 0 and text[i] in " \t\r\n":
-        i -= 1
-    return text[i] if i >= 0 else ""
-
-
-def _plan_like(value: Any) -> bool:
-    return isinstance(value, dict) or (
-        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-    )
-
-
-def _syntax_text(exc: json.JSONDecodeError) -> str:
-    return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-
-
-def _truncation_issue(text: str, depth: int) -> Issue:
-    return Issue(
-        "truncated_json",
-        f"the JSON plan is cut off mid-way (it ends at line {text.count(chr(10)) + 1} with "
-        f"{depth} unclosed bracket(s)); the reply was probably truncated",
-        hint="send the complete plan; if it is long, use fewer steps",
-    )
-
-
-def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
-    """Look for a plan inside prose.
-
-    Returns (a plan-like value or None, a truncation issue, a syntax error, the first other list
-    seen as a last resort). Positions inside a value already tried are skipped, and so are values
-    nested in JSON that was cut off: a part of broken JSON is never taken for the plan.
-    """
-    decoder = json.JSONDecoder()
-    truncation: Issue | None = None
-    syntax: str | None = None
-    other: Any = None
-    skip_until = 0
-    attempts = 0
-    for m in _OPEN_RE.finditer(text):
-        pos = m.start()
-        if pos < skip_until:
-            continue
-        if truncation is not None and _previous_char(text, pos) in "[,:{":
-            continue
-        attempts += 1
-        if attempts > _MAX_ATTEMPTS:
-            break
-        try:
-            value, end = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            scanned_end, depth = _scan(text, pos)
-            if scanned_end is None:
-                if truncation is None and depth > 0:
-                    truncation = _truncation_issue(text, depth)
-                continue
-            end = scanned_end
-            try:
-                value = _loads(text[pos:end])
-            except (json.JSONDecodeError, RecursionError, ValueError):
-                if syntax is None and isinstance(exc, json.JSONDecodeError):
-                    syntax = _syntax_text(exc)
-                skip_until = end
-                continue
-        if _plan_like(value):
-            return value, truncation, syntax, other
-        if isinstance(value, list) and other is None:
-            other = value
-        skip_until = end
-    return None, truncation, syntax, other
-
-
-def extract_json(text: str) -> Any:
-    """The JSON value a reply holds: a fenced block, the whole text, or the first object (or list
-    of objects) in the prose.
-
-    Raises :class:`PlanParseError` with a ``not_json`` or ``truncated_json`` issue.
-    """
-    return _extract(text, unwrap=True)
-
-
-def _extract(text: str, *, unwrap: bool) -> Any:
-    stripped = text.strip().lstrip("\ufeff").strip()
-    if not stripped:
-        raise PlanParseError("empty plan", [Issue("not_json", "the plan text is empty")])
-    fences = _FENCE_RE.findall(stripped)
-    # Prefer fences labelled json, then any fence, then the raw text.
-    candidates: list[str] = [body for lang, body in fences if lang.lower() in _JSON_LANGS]
-    candidates += [body for lang, body in fences if lang.lower() not in _JSON_LANGS]
-    candidates.append(stripped)
-    truncation: Issue | None = None
-    syntax: str | None = None
-    fallback: Any = None
-    for candidate in candidates:
-        candidate = candidate.strip()
-        if not candidate:
-            continue
-        try:
-            value = _loads(candidate)
-        except (json.JSONDecodeError, RecursionError, ValueError) as exc:
-            if syntax is None and candidate[0] in "{[" and isinstance(exc, json.JSONDecodeError):
-                syntax = _syntax_text(exc)
-        else:
-            if unwrap and isinstance(value, str) and value.strip()[:1] in ("{", "["):
-                return _extract(value, unwrap=False)  # JSON encoded twice
-            return value
-        found, truncated, error, other = _search(candidate)
-        if found is not None:
-            return found
-        truncation = truncation or truncated
-        syntax = syntax or error
-        fallback = other if fallback is None else fallback
-    if truncation is not None:
-        raise PlanParseError("the plan JSON is incomplete", [truncation])
-    if syntax is not None:
-        raise PlanParseError(
-            "the plan JSON is malformed",
-            [
-                Issue(
-                    "not_json",
-                    f"the JSON plan has a syntax error: {syntax}",
-                    hint="send valid JSON: double-quoted keys and strings, commas between items",
-                )
-            ],
-        )
-    if fallback is not None:
-        return fallback
-    raise PlanParseError(
-        "no JSON plan found",
-        [
-            Issue(
-                "not_json",
-                "no JSON object or list was found in the text",
-                hint='reply with one JSON object: {"goal": ..., "steps": [...], "answer": ...}',
-            )
-        ],
-    )
 
 
 # --------------------------------------------------------------------------- normalising
@@ -454,7 +253,7 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
     step["tool"] = tool.strip()
     if isinstance(args, str):
         try:
-            args = _loads(args) if args.strip() else {}
+            args = lenient_loads(args) if args.strip() else {}
         except (json.JSONDecodeError, RecursionError, ValueError):
             raise _Problem(
                 Issue(

@@ -1,0 +1,239 @@
+"""What a tool *is*: the :class:`Tool` record and the metadata types it carries.
+
+Kept apart from :mod:`tooldag.registry`, which builds tools (the ``@tool`` decorator, the seed's
+``register`` form, JSON loading) and holds them: these types are what the executor, validator and
+planner read, and they need none of that machinery. ``tooldag.registry`` re-exports every name
+here, so ``from tooldag.registry import Tool`` keeps working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+import pydantic
+from pydantic import BaseModel
+
+from .errors import RegistrationError, ToolArgumentError
+from .schemas import inline_refs, json_types, strict_loses_meaning, strict_schema
+
+__all__ = ["Compensation", "RetryPolicy", "Tool", "ToolCategory", "ToolContext"]
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+class ToolCategory(StrEnum):
+    """The seed's categories; any string is accepted as a category too."""
+
+    DATA = "data"
+    COMPUTATION = "computation"
+    COMMUNICATION = "communication"
+    SEARCH = "search"
+    FILE = "file"
+    SYSTEM = "system"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently the executor retries a *transient* failure of this tool."""
+
+    attempts: int = 3
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    jitter: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Compensation:
+    """The undo of a step: call ``tool`` with ``args``, where references ``$args.x`` and
+    ``$output.y`` read the compensated step's own arguments and output.
+
+    >>> Compensation("release_inventory", {"reservation_id": "$output.reservation_id"})
+    Compensation(tool='release_inventory', args={'reservation_id': '$output.reservation_id'})
+    """
+
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """What a tool may ask for by declaring a parameter annotated ``ToolContext`` (or
+    ``ToolContext | None``).
+
+    ``idempotency_key`` is ``"<run id>:<step id>"``: the same for every attempt and every resume of
+    the step, so a tool with side effects can make a repeat harmless (the in-flight step of a
+    crashed run runs again: at-least-once).
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int = 1
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.step_id}"
+
+
+@dataclass(eq=False)
+class Tool:
+    """A registered tool. Calling it calls the underlying function directly (no validation)."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    category: str = ToolCategory.OTHER.value
+    version: str = "1.0.0"
+    side_effects: bool = True
+    idempotent: bool = False
+    timeout: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    compensate: Compensation | None = None
+    args_model: type[BaseModel] | None = None
+    context_param: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
+            raise RegistrationError(
+                f"invalid tool name {self.name!r}: use letters, digits, '_' or '-', starting "
+                "with a letter or '_', at most 64 characters (OpenAI's function-name rule)"
+            )
+        params = self.parameters or {"type": "object", "properties": {}}
+        if (
+            not isinstance(params, dict)
+            or params.get("type", "object") != "object"
+            or not isinstance(params.get("properties", {}), dict)
+        ):
+            raise RegistrationError(
+                f"tool {self.name!r}: its parameters must be a JSON Schema of type 'object' with "
+                '\'properties\', e.g. {"type": "object", "properties": {"city": {"type": '
+                '"string"}}, "required": ["city"]}'
+            )
+        if self.output_schema is not None and not isinstance(self.output_schema, dict):
+            raise RegistrationError(
+                f"tool {self.name!r}: output_schema must be a JSON Schema object or null, not "
+                f"{type(self.output_schema).__name__}"
+            )
+        self.parameters = inline_refs(params)
+        if self.output_schema is not None:
+            self.output_schema = inline_refs(self.output_schema)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.function is None:
+            raise ToolArgumentError(
+                self.name, "schema-only tool: it has no Python function to call"
+            )
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+    @property
+    def is_async(self) -> bool:
+        return self.function is not None and inspect.iscoroutinefunction(self.function)
+
+    @cached_property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.parameters.get("required", []))
+
+    @cached_property
+    def properties(self) -> dict[str, Any]:
+        props = self.parameters.get("properties", {})
+        return props if isinstance(props, dict) else {}
+
+    @cached_property
+    def _schema_validator(self) -> Any:
+        import jsonschema
+
+        return jsonschema.Draft202012Validator(self.parameters)
+
+    def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate (and, for Python tools, convert) arguments; ToolArgumentError names the field.
+
+        An optional argument sent as ``null`` counts as absent: OpenAI's strict mode makes optional
+        properties nullable, so that is how a model in strict mode leaves one out.
+        """
+        args = {
+            k: v
+            for k, v in args.items()
+            if not (
+                v is None and k not in self.required and not _admits_null(self.properties.get(k))
+            )
+        }
+        if self.args_model is not None:
+            try:
+                model = self.args_model.model_validate(dict(args))
+            except pydantic.ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"]) or None
+                raise ToolArgumentError(self.name, err["msg"], field=loc) from None
+            # Keep validated python values (nested models stay models, as the function expects).
+            return {name: getattr(model, name) for name in type(model).model_fields}
+        errors = sorted(
+            self._schema_validator.iter_errors(dict(args)), key=lambda e: [str(p) for p in e.path]
+        )
+        if errors:
+            first = errors[0]
+            loc = ".".join(str(p) for p in first.absolute_path) or None
+            if loc is None and first.validator in ("required", "additionalProperties"):
+                # Top-level errors have an empty path; name the argument they are about.
+                if first.validator == "required":
+                    names = [n for n in first.validator_value if n not in args]
+                else:
+                    names = sorted(set(args) - set(self.properties))
+                loc = names[0] if names else None
+            raise ToolArgumentError(self.name, first.message, field=loc)
+        return dict(args)
+
+    def openai_schema(self, *, strict: bool = True) -> dict[str, Any]:
+        """This tool in OpenAI's function-calling format (strict-mode compliant when ``strict``).
+
+        Strict mode cannot express a free-form argument (``dict[str, Any]``, ``Any``): it would
+        only let the model send ``{}``. Such a tool is exported non-strict instead of crippled.
+        """
+        strict = strict and not strict_loses_meaning(self.parameters)
+        params = strict_schema(self.parameters) if strict else self.parameters
+        function: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": params,
+        }
+        if strict:
+            function["strict"] = True
+        return {"type": "function", "function": function}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form used by ``tooldag tools --json``; :meth:`ToolRegistry.load_json` reads
+        it back as a schema-only tool."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+            "output_schema": self.output_schema,
+            "category": self.category,
+            "version": self.version,
+            "side_effects": self.side_effects,
+            "idempotent": self.idempotent,
+            "timeout": self.timeout,
+            "retry": dataclasses.asdict(self.retry),
+            "compensate": dataclasses.asdict(self.compensate) if self.compensate else None,
+            "metadata": self.metadata,
+            "callable": self.function is not None,
+        }
+
+
+def _admits_null(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return True
+    types = json_types(schema)
+    return types is None or "null" in types

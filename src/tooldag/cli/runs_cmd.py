@@ -71,35 +71,32 @@ def register(subparsers: Any) -> None:
     actions = runs.add_subparsers(dest="runs_action", metavar="ACTION")
     runs.set_defaults(handler=lambda args: _usage(runs))
 
-    p = actions.add_parser(
-        "list",
-        parents=[common],
-        help="stored runs, newest first",
-        epilog="examples:\n  tooldag runs list\n  tooldag runs list --status failed --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    def action(name: str, help: str, *examples: str) -> argparse.ArgumentParser:
+        return actions.add_parser(  # type: ignore[no-any-return]
+            name,
+            parents=[common],
+            help=help,
+            epilog="examples:\n" + "\n".join(f"  tooldag runs {e}" for e in examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = action("list", "stored runs, newest first", "list", "list --status failed --json")
     p.add_argument("--status", choices=_STATUSES, help="only runs with this status")
     p.add_argument("--limit", type=int, metavar="N", help="at most N runs")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=_list)
 
-    p = actions.add_parser(
-        "show",
-        parents=[common],
-        help="a run: plan, steps, timeline, errors",
-        epilog="examples:\n  tooldag runs show 3f2a9c1b7d4e\n  tooldag runs show ID --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = action(
+        "show", "a run: plan, steps, timeline, errors", "show 3f2a9c1b7d4e", "show ID --json"
     )
     p.add_argument("run_id", metavar="ID")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_show)
 
-    p = actions.add_parser(
+    p = action(
         "resume",
-        parents=[common],
-        help="continue a failed, paused or interrupted run",
-        epilog="examples:\n  tooldag runs resume 3f2a9c1b7d4e --tools my_tools.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "continue a failed, paused or interrupted run",
+        "resume 3f2a9c1b7d4e --tools my_tools.py",
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
@@ -107,24 +104,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the RunResult as JSON")
     p.set_defaults(handler=_resume)
 
-    p = actions.add_parser(
+    p = action(
         "cancel",
-        parents=[common],
-        help="compensate a stopped run's steps and mark it cancelled",
-        epilog="examples:\n  tooldag runs cancel 3f2a9c1b7d4e --tools my_tools.py",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "compensate a stopped run's steps and mark it cancelled",
+        "cancel 3f2a9c1b7d4e --tools my_tools.py",
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
     p.set_defaults(handler=_cancel)
 
-    p = actions.add_parser(
-        "graph",
-        parents=[common],
-        help="the run's plan as Mermaid, by status",
-        epilog="examples:\n  tooldag runs graph 3f2a9c1b7d4e > run.mmd",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = action("graph", "the run's plan as Mermaid, by status", "graph 3f2a9c1b7d4e > run.mmd")
     p.add_argument("run_id", metavar="ID")
     p.set_defaults(handler=_graph)
 

@@ -5,25 +5,28 @@ store, sessions, and running inside a live event loop."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import respx
 from typing_extensions import TypedDict
 
 from tooldag.agent import Session, aplan_and_run, plan_and_run
 from tooldag.errors import PermanentToolError, PlanRejected
-from tooldag.events import Event, EventType
+from tooldag.events import Event, EventBus, EventType
 from tooldag.llm import LLMClient
 from tooldag.plan import Plan, Step
 from tooldag.registry import Compensation, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
 from tooldag.store import RunStore
 from tooldag.testing import FakeLLMServer, Reply, ScriptedLLM, mock_openai
+from tooldag.testing.respx_helpers import OPENAI_BASE_URL
 
 CALLS: Counter[str] = Counter()
 RELEASED: list[str] = []
@@ -95,6 +98,17 @@ def plan(restaurant: str, extra: list[dict[str, Any]] | None = None) -> dict[str
         ],
         "answer": "Booked ${booking.restaurant} (${booking.booking_id}); it is ${weather.temp} C.",
     }
+
+
+# After the booking, a second one that fails: the first booking is left to undo.
+FAILING_SECOND_BOOKING = [
+    {
+        "id": "second",
+        "tool": "book_table",
+        "args": {"restaurant": "Closed Cafe", "guests": 2},
+        "depends_on": ["booking"],
+    }
+]
 
 
 @pytest.fixture(autouse=True)
@@ -184,19 +198,9 @@ async def test_a_failed_step_is_replanned_and_completed_steps_are_not_run_again(
 async def test_spent_replans_fail_the_run_and_compensate_every_attempt(
     router: respx.MockRouter, tools: ToolRegistry
 ) -> None:
-    # Each plan books a table, then a step that needs a closed restaurant fails.
-    def attempt(name: str) -> dict[str, Any]:
-        extra = [
-            {
-                "id": "second",
-                "tool": "book_table",
-                "args": {"restaurant": "Closed Cafe", "guests": 2},
-                "depends_on": ["booking"],
-            }
-        ]
-        return plan(name, extra)
-
-    mock_openai(router, [attempt("Bistro One"), attempt("Bistro Two")])
+    # Each plan books a table, then a second booking fails.
+    attempts = [plan(name, FAILING_SECOND_BOOKING) for name in ("Bistro One", "Bistro Two")]
+    mock_openai(router, attempts)
     result = await aplan_and_run(GOAL, tools=tools, llm=llm(), max_replans=1)
     assert result.status is RunStatus.FAILED
     assert "gave up after 1 replan(s)" in (result.error or "")
@@ -242,15 +246,7 @@ async def test_approve_step_is_asked_for_side_effecting_steps_only(
 async def test_a_spent_budget_ends_the_run_budget_exceeded_and_compensates(
     router: respx.MockRouter, tools: ToolRegistry
 ) -> None:
-    extra = [
-        {
-            "id": "second",
-            "tool": "book_table",
-            "args": {"restaurant": "Closed Cafe", "guests": 2},
-            "depends_on": ["booking"],
-        }
-    ]
-    script = mock_openai(router, [plan("Bistro One", extra), plan("Open Bistro")])
+    script = mock_openai(router, [plan("Bistro One", FAILING_SECOND_BOOKING), plan("Open Bistro")])
     result = await aplan_and_run(GOAL, tools=tools, llm=llm(), max_llm_calls=1)
     assert result.status is RunStatus.BUDGET_EXCEEDED
     assert "1 of 1 calls" in (result.error or "")
@@ -395,3 +391,48 @@ async def test_cancelling_the_run_compensates_what_it_did(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert RELEASED == ["B-Open Bistro"]
+
+
+async def test_cancelling_while_the_llm_replans_compensates_what_ran_exactly_once(
+    router: respx.MockRouter, tools: ToolRegistry
+) -> None:
+    script = ScriptedLLM([plan("Bistro One", FAILING_SECOND_BOOKING), plan("Open Bistro")])
+    replanning = asyncio.Event()
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        if script.requests:  # the replan: held until the run is cancelled
+            replanning.set()
+            await asyncio.Event().wait()
+        answer = script.respond(json.loads(request.content))
+        return httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+
+    router.post(f"{OPENAI_BASE_URL}/chat/completions").mock(side_effect=reply)
+    events: list[Event] = []
+    task = asyncio.create_task(aplan_and_run(GOAL, tools=tools, llm=llm(), on_event=events.append))
+    await replanning.wait()
+    assert RELEASED == []  # a replan may still follow: nothing is undone yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert RELEASED == ["B-Bistro One"]
+    assert CALLS["release_table"] == 1
+    finished = [e.data for e in events if e.type is EventType.RUN_FINISHED]
+    assert finished[-1]["status"] == "cancelled"
+
+
+async def test_a_replanned_run_streams_to_its_one_final_run_finished(
+    router: respx.MockRouter, tools: ToolRegistry
+) -> None:
+    mock_openai(router, [plan("Closed Cafe"), plan("Open Bistro")])
+    bus = EventBus()
+    task = asyncio.create_task(aplan_and_run(GOAL, tools=tools, llm=llm(), bus=bus))
+    seen = [event async for event in bus.stream()]  # subscribed before the task's first step
+    result = await task
+    finished = [e.data for e in seen if e.type is EventType.RUN_FINISHED]
+    assert [(d["status"], d["final"]) for d in finished] == [
+        ("failed", False),
+        ("succeeded", False),
+        ("succeeded", True),
+    ]
+    assert "Closed Cafe is closed today" in finished[0]["error"]
+    assert finished[-1]["answer"] == result.answer and seen[-1].type is EventType.RUN_FINISHED

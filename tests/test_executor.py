@@ -102,7 +102,12 @@ async def test_chain_passes_typed_outputs_and_renders_the_answer() -> None:
     kinds = [e.type for e in events.all]
     assert kinds[0] is EventType.RUN_STARTED and kinds[-1] is EventType.RUN_FINISHED
     assert events.all[0].data["plan"] == plan.to_json()
-    assert events.all[-1].data == {"status": "succeeded", "answer": result.answer}
+    assert events.all[-1].data == {
+        "status": "succeeded",
+        "answer": result.answer,
+        "error": None,
+        "final": True,
+    }
     assert events.at(EventType.STEP_SUCCEEDED, "weather") < events.at(
         EventType.STEP_STARTED, "outfit"
     )
@@ -120,6 +125,17 @@ async def test_succeeded_event_carries_the_output_by_reference() -> None:
     (done,) = events.of(EventType.STEP_SUCCEEDED, "a")
     assert done.data["output"] is result.outputs["a"]
     assert done.duration is not None and done.duration >= 0
+
+
+async def test_run_finished_carries_the_runs_error_and_whether_it_is_final() -> None:
+    executor = Executor(BASIC)
+    events = Events(executor.bus)
+    failed = await executor.run(plan_of(step("bad", "boom")))
+    await executor.run(plan_of(step("ok", "echo", value=1)), final=False)
+    first, second = (e.data for e in events.of(EventType.RUN_FINISHED))
+    assert failed.error is not None and "boom: the tool broke" in failed.error
+    assert first["error"] == failed.error and first["final"] is True
+    assert second["error"] is None and second["final"] is False
 
 
 async def test_events_can_be_followed_with_an_async_iterator() -> None:

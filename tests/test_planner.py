@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,9 @@ from typing_extensions import TypedDict
 
 from tooldag.errors import BudgetExceededError, PlanRejected
 from tooldag.events import Event, EventBus, EventType
+from tooldag.executor import Executor
 from tooldag.llm import LLMClient, OutputMode, UsageMeter
+from tooldag.loading import load_registry
 from tooldag.plan import Plan
 from tooldag.planner import Planner, reusable_outputs
 from tooldag.registry import ToolRegistry, tool
@@ -295,3 +298,26 @@ async def test_an_endpoint_without_json_schema_still_gets_plans(
     modes = [r["response_format"]["type"] for r in script.requests]
     assert modes == ["json_schema", "json_object", "json_object"]  # the fallback is remembered
     assert planner.usage.calls == 2  # rejected requests cost no call
+
+
+async def test_compensation_only_tools_are_not_offered_but_still_undo_their_steps(
+    router: respx.MockRouter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLDAG_WORKSPACE", str(tmp_path))
+    registry = load_registry(["files"])
+    steps = [
+        {"id": "w", "tool": "write_file", "args": {"path": "a.txt", "content": "hi"}},
+        {"id": "r", "tool": "read_file", "args": {"path": "missing.txt"}, "depends_on": ["w"]},
+    ]
+    script = mock_openai(router, [{"goal": "g", "steps": steps}])
+    plan = await Planner(registry, llm()).plan("write a.txt, then read missing.txt")
+    system = script.requests[0]["messages"][0]["content"]
+    schema = script.requests[0]["response_format"]["json_schema"]["schema"]
+    assert "- write_file(" in system and "restore_file(" not in system
+    assert "# Tools (3)" in system
+    assert "write_file" in json.dumps(schema) and "restore_file" not in json.dumps(schema)
+    # Still in the registry: the failed run's write is undone by it.
+    result = await Executor(registry).run(plan)
+    assert result.steps["r"].status is StepStatus.FAILED
+    assert result.steps["w"].status is StepStatus.COMPENSATED
+    assert not (tmp_path / "a.txt").exists()

@@ -300,6 +300,20 @@ def test_plan_schema_falls_back_to_a_tool_enum_with_free_form_args() -> None:
     assert step["properties"]["args"] == {"type": "object"}
 
 
+@pytest.mark.parametrize("per_tool", [None, True, False])
+def test_plan_schema_of_an_empty_registry_is_strict_and_allows_only_no_steps(
+    per_tool: bool | None,
+) -> None:
+    schema = ToolRegistry().plan_schema(per_tool=per_tool)
+    assert_strict(schema)
+    assert "enum" not in schema["properties"]["steps"]["items"]["properties"]["tool"]
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate({"goal": "g", "steps": [], "answer": "nothing to do"})
+    step = {"id": "a", "tool": "anything", "args": {}, "depends_on": [], "when": None}
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({"goal": "g", "steps": [step], "answer": None})
+
+
 def test_plan_schema_is_not_per_tool_when_a_tool_has_free_form_arguments() -> None:
     @tool
     def post(url: str, payload: dict[str, Any]) -> None:

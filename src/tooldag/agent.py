@@ -11,8 +11,11 @@ What it promises:
 - Failures go back to the LLM (at most ``max_replans`` times) with the completed results; a step
   the new plan keeps unchanged is not run again, its output is reused.
 - While a replan may still follow, nothing is compensated; when the run is given up (replans
-  spent, replanning impossible, a budget spent, a plan refused) every step that succeeded with
-  side effects, in any attempt, is compensated, last finished first.
+  spent, replanning impossible, a budget spent, a plan refused, cancelled at any point, also
+  while the LLM replans) every step that succeeded with side effects, in any attempt, is
+  compensated once, last finished first.
+- Each execution's ``run_finished`` event says ``final: false``; the run's own last one says
+  ``final: true`` (what :meth:`EventBus.stream` waits for).
 - ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
   LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
 - ``approve(plan)`` sees each plan before it runs, and ``approve_step(step)`` each side-effecting
@@ -158,9 +161,22 @@ class _Agent:
         )
         self.plans: list[Plan] = []
         self.attempts = _Attempts()
+        self.last: RunResult | None = None
+        """The latest execution's result (the one a replan builds on)."""
         self.started_at = time.time()
 
     async def run(self) -> RunResult:
+        try:
+            return await self.plan_and_execute()
+        except asyncio.CancelledError:
+            # Abandoned (Ctrl-C in the REPL, a cancelled task) wherever it was: in an execution,
+            # while the LLM replans, in an approval hook. Every attempt's side effects are undone
+            # before the cancellation goes on.
+            with contextlib.suppress(Exception):
+                await self.give_up(self.last, RunStatus.CANCELLED, "cancelled")
+            raise
+
+    async def plan_and_execute(self) -> RunResult:
         try:
             plan = await self.planner.plan(self.goal, self.context)
         except BudgetExceededError as exc:
@@ -168,16 +184,15 @@ class _Agent:
         except (PlanRejected, LLMError) as exc:
             self.finish(None, RunStatus.FAILED, str(exc))  # journals the end of the run
             raise
-        result: RunResult | None = None
         replans = 0
         while True:
             self.plans.append(plan)
             refusal = await self.refusal(plan)
             if refusal is not None:
-                return await self.give_up(result, RunStatus.REJECTED, refusal)
-            reuse = reusable_outputs(plan, self.plans[-2], result) if result is not None else {}
-            result = await self.execute(plan, reuse, result)
-            self.attempts.add(result, len(self.plans))
+                return await self.give_up(self.last, RunStatus.REJECTED, refusal)
+            previous = self.last
+            reuse = reusable_outputs(plan, self.plans[-2], previous) if previous is not None else {}
+            result = await self.execute(plan, reuse)
             if result.status is not RunStatus.FAILED or replans >= self.max_replans:
                 status = result.status
                 error = result.error
@@ -198,21 +213,21 @@ class _Agent:
                     f"replanning failed: {exc}; first failure: {result.error}",
                 )
 
-    async def execute(
-        self, plan: Plan, reuse: Mapping[str, Any], previous: RunResult | None
-    ) -> RunResult:
-        handle = self.executor.start(plan, run_id=self.run_id, reuse=reuse)
+    async def execute(self, plan: Plan, reuse: Mapping[str, Any]) -> RunResult:
+        """Run ``plan``; its result becomes :attr:`last` and its side effects are recorded."""
+        # Not final: a replan, compensation or approval may follow; finish() emits the final one.
+        handle = self.executor.start(plan, run_id=self.run_id, reuse=reuse, final=False)
         try:
-            return await handle.wait()
+            result = await handle.wait()
         except asyncio.CancelledError:
-            # Cancelled (Ctrl-C in the REPL, a cancelled task): the run is abandoned, so every
-            # attempt's side effects are undone before the cancellation goes on.
+            # The caller (run) compensates; first stop this execution and record what it did.
             handle.cancel()
             with contextlib.suppress(Exception):
                 self.attempts.add(await handle.wait(), len(self.plans))
-            with contextlib.suppress(Exception):
-                await self.give_up(previous, RunStatus.CANCELLED, "cancelled")
             raise
+        self.attempts.add(result, len(self.plans))
+        self.last = result
+        return result
 
     def tool_llm_call(self, reply: LLMReply) -> None:
         """An LLM call made by a tool during the run: journalled like the planner's."""
@@ -236,7 +251,10 @@ class _Agent:
         """Undo every side effect of every attempt, then finish with ``status``."""
         undone: dict[str, StepRecord] = {}
         if self.attempts.done:
-            ledger = RunResult(run_id=self.run_id, status=status, steps=self.attempts.done)
+            # Taken off the ledger first: a cancellation arriving during this compensation must
+            # not undo the same steps a second time.
+            steps, self.attempts.done = self.attempts.done, {}
+            ledger = RunResult(run_id=self.run_id, status=status, steps=steps)
             compensated = await self.executor.compensate(ledger)
             undone = compensated.steps
             if compensated.error:
@@ -270,15 +288,10 @@ class _Agent:
                 "steps": {k: v.model_copy() for k, v in base.steps.items()},
             }
         )
-        if result is None or status is not result.status or error != result.error:
-            # The executor's own run_finished said something else (or there was no execution).
-            self.bus.emit(
-                Event(
-                    EventType.RUN_FINISHED,
-                    run_id=self.run_id,
-                    data={"status": status.value, "answer": final.answer, "error": error},
-                )
-            )
+        # The executions' run_finished events were not final: this one ends the run for
+        # consumers (EventBus.stream, the store), with what the run as a whole came to.
+        data = {"status": status.value, "answer": final.answer, "error": error, "final": True}
+        self.bus.emit(Event(EventType.RUN_FINISHED, run_id=self.run_id, data=data))
         return final
 
 

@@ -63,6 +63,10 @@ class Event:
 EventCallback = Callable[[Event], None]
 
 
+def _run_over(event: Event) -> bool:
+    return event.type is EventType.RUN_FINISHED and event.data.get("final", True) is not False
+
+
 class EventBus:
     """Delivers events, in order, to callbacks and async iterators.
 
@@ -98,10 +102,11 @@ class EventBus:
     async def stream(self, until: Callable[[Event], bool] | None = None) -> AsyncIterator[Event]:
         """Yield events as they are emitted (from the loop this is iterated on).
 
-        Stops after the first event for which ``until(event)`` is true; by default after
-        ``run_finished``.
+        Stops after the first event for which ``until(event)`` is true; by default after the
+        final ``run_finished`` (a replanned run has one per execution, all but the last with
+        ``data["final"]`` false; one without the key is final).
         """
-        stop = until or (lambda e: e.type is EventType.RUN_FINISHED)
+        stop = until or _run_over
         queue: asyncio.Queue[Event] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 

@@ -138,11 +138,15 @@ class Executor:
         *,
         run_id: str | None = None,
         reuse: Mapping[str, Any] | None = None,
+        final: bool = True,
     ) -> RunHandle:
         """Start running ``plan`` on the running loop and return at once.
 
         ``reuse`` maps step ids to outputs of steps completed before (a resume, a replan): they are
-        not run again and count as succeeded. Raises PlanInvalidError for duplicate ids or a cycle.
+        not run again and count as succeeded. ``final=False`` says that more may follow under the
+        same run id (a caller that may replan): the ``run_finished`` event then carries
+        ``final: false`` and the caller emits the run's final one. Raises PlanInvalidError for
+        duplicate ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -150,7 +154,7 @@ class Executor:
             raise RunStateError(
                 "Executor.start() needs a running event loop; from sync code use run_plan()"
             ) from None
-        run = Run(self, plan, run_id or uuid.uuid4().hex[:12], reuse)
+        run = Run(self, plan, run_id or uuid.uuid4().hex[:12], reuse, final=final)
         task = loop.create_task(run.main(), name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)
 
@@ -160,9 +164,11 @@ class Executor:
         *,
         run_id: str | None = None,
         reuse: Mapping[str, Any] | None = None,
+        final: bool = True,
     ) -> RunResult:
-        """Run ``plan`` to the end. Cancelling the caller cancels the run (with compensation)."""
-        handle = self.start(plan, run_id=run_id, reuse=reuse)
+        """Run ``plan`` to the end (``final`` as in :meth:`start`). Cancelling the caller cancels
+        the run (with compensation)."""
+        handle = self.start(plan, run_id=run_id, reuse=reuse, final=final)
         try:
             return await handle.wait()
         except asyncio.CancelledError:

@@ -5,6 +5,9 @@ the tools: ``tool`` is a one-value enum and ``args`` that tool's own strict argu
 which every argument also accepts a reference string. Past OpenAI's size limits (or with a tool
 whose arguments strict mode cannot express) it falls back to one step shape with ``tool`` as an
 enum and free-form ``args``, which cannot be strict.
+
+Tools marked ``metadata["compensation_only"]`` (``restore_file``) are left out: they exist to undo
+other steps, never to be planned (:func:`planner_tools`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from .plan import CONDITION_OPS
 from .schemas import strict_loses_meaning, strict_schema
 
 if TYPE_CHECKING:
-    from .registry import ToolRegistry
+    from collections.abc import Iterable
 
-__all__ = ["PER_TOOL_LIMIT", "plan_json_schema"]
+    from .registry import Tool
+
+__all__ = ["PER_TOOL_LIMIT", "plan_json_schema", "planner_tools"]
 
 # OpenAI caps strict schemas (about 5000 properties, 1000 enum values, 10 levels of nesting);
 # beyond this many tools the per-tool union is too big to be worth it.
@@ -63,9 +68,10 @@ def _condition_schema() -> dict[str, Any]:
     return {"anyOf": [leaf, group]}
 
 
-def _step(tool_name: str | None, args: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    # A one-value enum rather than ``const``: every strict-mode implementation takes enum.
-    tool: dict[str, Any] = {"type": "string", "enum": [tool_name] if tool_name else names}
+def _step(names: list[str], args: dict[str, Any]) -> dict[str, Any]:
+    # A one-value enum rather than ``const``: every strict-mode implementation takes enum. Strict
+    # mode rejects an empty enum; with no names the caller forbids steps altogether.
+    tool: dict[str, Any] = {"type": "string", "enum": names} if names else {"type": "string"}
     return {
         "type": "object",
         "properties": {
@@ -80,32 +86,46 @@ def _step(tool_name: str | None, args: dict[str, Any], names: list[str]) -> dict
     }
 
 
-def plan_json_schema(registry: ToolRegistry, *, per_tool: bool | None = None) -> dict[str, Any]:
+def planner_tools(registry: Iterable[Tool]) -> list[Tool]:
+    """The tools a planner is offered: all but those marked ``compensation_only``, which stay in
+    the registry so that compensation can call them."""
+    return [t for t in registry if not t.metadata.get("compensation_only")]
+
+
+def plan_json_schema(registry: Iterable[Tool], *, per_tool: bool | None = None) -> dict[str, Any]:
     """A JSON Schema that every plan over ``registry`` fits (strict-mode compliant per tool).
 
     ``per_tool=None`` chooses: per tool while the registry is small enough and every tool's
     arguments survive strict mode (a free-form ``dict`` argument would be forced to ``{}``).
     """
-    names = registry.names()
+    tools = planner_tools(registry)
+    names = [t.name for t in tools]
     if per_tool is None:
         per_tool = 0 < len(names) <= PER_TOOL_LIMIT and not any(
-            strict_loses_meaning(t.parameters) for t in registry
+            strict_loses_meaning(t.parameters) for t in tools
         )
     defs: dict[str, Any] = {"condition": _condition_schema()}
     if per_tool and names:
         variants = []
-        for t in registry:
+        for t in tools:
             args = _hoist_defs(strict_schema(t.parameters), t.name, defs)
             args["properties"] = {k: _accepts_ref(v) for k, v in args.get("properties", {}).items()}
-            variants.append(_step(t.name, args, names))
+            variants.append(_step([t.name], args))
         step: dict[str, Any] = {"anyOf": variants} if len(variants) > 1 else variants[0]
     else:
-        step = _step(None, {"type": "object"}, names)
+        # Free-form args; with no tools, an empty strict object (no step can occur anyway).
+        free: dict[str, Any] = {"type": "object"}
+        if not names:
+            free.update(properties={}, required=[], additionalProperties=False)
+        step = _step(names, free)
+    steps: dict[str, Any] = {"type": "array", "items": step}
+    if not names:
+        steps["maxItems"] = 0  # nothing to call: the only plan is one without steps
     return {
         "type": "object",
         "properties": {
             "goal": {"type": "string"},
-            "steps": {"type": "array", "items": step},
+            "steps": steps,
             "answer": {
                 "type": ["string", "null"],
                 "description": "final answer template over step outputs, e.g. 'It is ${w.temp} C'",

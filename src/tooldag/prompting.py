@@ -29,6 +29,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .issues import Issue
 from .plan import Plan
+from .plan_schema import planner_tools
 from .registry import Tool, ToolRegistry
 from .result import RunResult, StepStatus
 
@@ -257,8 +258,10 @@ def tool_catalogue(registry: ToolRegistry | Iterable[Tool]) -> str:
 
 
 def system_prompt(registry: ToolRegistry) -> str:
-    """The planner's system prompt: catalogue, plan format, reference rules, an example."""
-    return render("system.j2", catalogue=tool_catalogue(registry), tool_count=len(registry))
+    """The planner's system prompt: catalogue (without compensation-only tools), plan format,
+    reference rules, an example."""
+    tools = planner_tools(registry)
+    return render("system.j2", catalogue=tool_catalogue(tools), tool_count=len(tools))
 
 
 def _context_blocks(context: Any, budget: _Budget) -> list[str]:

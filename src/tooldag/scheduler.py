@@ -149,11 +149,18 @@ class Run:
     """
 
     def __init__(
-        self, executor: Executor, plan: Plan, run_id: str, reuse: Mapping[str, Any] | None
+        self,
+        executor: Executor,
+        plan: Plan,
+        run_id: str,
+        reuse: Mapping[str, Any] | None,
+        *,
+        final: bool = True,
     ) -> None:
         self.ex = executor
         self.plan = plan
         self.run_id = run_id
+        self.final = final
         self.bus = executor.bus
         self.clock = _Clock()
         self.steps: dict[str, Step] = {}
@@ -635,7 +642,8 @@ class Run:
             for sid, r in records.items()
             if r.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATED)
         }
-        data = {"status": status.value, "answer": answer}
+        error = "; ".join(problems) or None
+        data = {"status": status.value, "answer": answer, "error": error, "final": self.final}
         duration = finished_at - self.started_at
         self.send(Event(EventType.RUN_FINISHED, self.run_id, None, 0, duration, data))
         return RunResult(
@@ -645,7 +653,7 @@ class Run:
             answer=answer,
             steps=records,
             plans=[self.plan],
-            error="; ".join(problems) or None,
+            error=error,
             started_at=self.started_at,
             finished_at=finished_at,
         )

@@ -3,16 +3,20 @@ reading, writing with an undo, listing."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tooldag.packs.files import PRIVATE_DIR
 
 from packs_fixtures import pack_registry
 from tooldag.errors import PermanentToolError, ToolArgumentError
 from tooldag.executor import Executor
 from tooldag.parse import parse_plan
 from tooldag.refs import resolve
+from tooldag.registry import ToolContext
 from tooldag.result import StepStatus
 
 registry = pack_registry("files")
@@ -155,10 +159,12 @@ def test_write_file_creates_a_file_and_its_compensation_removes_it(workspace: Pa
         "existed": False,
         "previous_content": None,
         "created_dirs": ["reports", "reports/2024"],
+        "repeated": False,
     }
     assert (workspace / "reports/2024/summary.md").read_text(encoding="utf-8") == "# Summary\n"
     assert compensate(args, out) == {"path": "reports/2024/summary.md", "action": "removed"}
-    assert list(workspace.iterdir()) == []  # the directories it made are gone too
+    # The directories it made are gone too; only the stash of originals stays (pruned by age).
+    assert [p.name for p in workspace.iterdir()] == [PRIVATE_DIR]
 
 
 def test_write_file_replaces_a_file_and_its_compensation_restores_it(workspace: Path) -> None:
@@ -187,6 +193,79 @@ def test_restore_file_keeps_a_created_directory_that_is_no_longer_empty(workspac
     (workspace / "new" / "b.txt").write_text("written by someone else", encoding="utf-8")
     compensate(args, out)
     assert sorted(p.name for p in (workspace / "new").iterdir()) == ["b.txt"]
+
+
+# --------------------------------------------------------------------------- re-runs (stash)
+
+
+def test_a_rerun_with_the_same_key_reports_and_restores_the_true_original(workspace: Path) -> None:
+    (workspace / "notes.txt").write_text("original", encoding="utf-8")
+    args = {"path": "notes.txt", "content": "new"}
+    ctx = ToolContext(run_id="run1", step_id="write")
+    first = registry.execute("write_file", **args, ctx=ctx)
+    # The process dies before the output is recorded; the resumed run calls the step again.
+    second = registry.execute("write_file", **args, ctx=ToolContext("run1", "write", attempt=2))
+    assert first["repeated"] is False and second["repeated"] is True
+    assert second["existed"] is True and second["previous_content"] == "original"
+    assert compensate(args, second)["action"] == "restored"
+    assert (workspace / "notes.txt").read_text(encoding="utf-8") == "original"
+
+
+def test_a_rerun_of_a_write_that_created_the_file_still_removes_it_and_its_dirs(
+    workspace: Path,
+) -> None:
+    args = {"path": "out/deep/new.txt", "content": "x"}
+    ctx = ToolContext(run_id="run1", step_id="write")
+    registry.execute("write_file", **args, ctx=ctx)
+    again = registry.execute("write_file", **args, ctx=ctx)
+    assert again["existed"] is False and again["previous_content"] is None
+    assert again["created_dirs"] == ["out", "out/deep"]
+    assert compensate(args, again)["action"] == "removed"
+    assert not (workspace / "out").exists()
+
+
+def test_another_step_writing_the_same_file_sees_the_first_steps_content(
+    workspace: Path,
+) -> None:
+    (workspace / "notes.txt").write_text("original", encoding="utf-8")
+    registry.execute("write_file", path="notes.txt", content="one", ctx=ToolContext("r", "a"))
+    out = registry.execute("write_file", path="notes.txt", content="two", ctx=ToolContext("r", "b"))
+    assert out["previous_content"] == "one" and out["repeated"] is False
+
+
+def test_the_same_key_with_other_content_is_a_new_write_not_a_rerun(workspace: Path) -> None:
+    # Every direct registry call of write_file shares one key; only a true repeat reuses it.
+    (workspace / "notes.txt").write_text("original", encoding="utf-8")
+    registry.execute("write_file", path="notes.txt", content="one")
+    out = registry.execute("write_file", path="notes.txt", content="two")
+    assert out["previous_content"] == "one" and out["repeated"] is False
+
+
+def test_the_stash_is_hidden_from_list_files_and_refused_to_the_tools(workspace: Path) -> None:
+    registry.execute("write_file", path="a.txt", content="a", ctx=ToolContext("r", "s"))
+    assert (workspace / PRIVATE_DIR / "stash").is_dir()
+    listed = registry.execute("list_files", pattern="*", recursive=True)
+    assert [e["path"] for e in listed["entries"]] == ["a.txt"]
+    (stashed,) = (workspace / PRIVATE_DIR / "stash").iterdir()
+    inside = f"{PRIVATE_DIR}/stash/{stashed.name}"
+    for tool, extra in [("read_file", {}), ("write_file", {"content": "forged"})]:
+        with pytest.raises(PermanentToolError, match="own records"):
+            registry.execute(tool, path=inside, **extra)
+    with pytest.raises(PermanentToolError, match="own records"):
+        registry.execute("list_files", directory=PRIVATE_DIR)
+    (workspace / "alias").symlink_to(workspace / PRIVATE_DIR, target_is_directory=True)
+    with pytest.raises(PermanentToolError, match="own records"):
+        registry.execute("read_file", path=f"alias/stash/{stashed.name}")
+
+
+def test_stash_entries_older_than_a_week_are_pruned(workspace: Path) -> None:
+    registry.execute("write_file", path="old.txt", content="a", ctx=ToolContext("r", "old"))
+    (old,) = (workspace / PRIVATE_DIR / "stash").iterdir()
+    eight_days_ago = time.time() - 8 * 24 * 3600
+    os.utime(old, (eight_days_ago, eight_days_ago))
+    registry.execute("write_file", path="new.txt", content="b", ctx=ToolContext("r", "new"))
+    remaining = list((workspace / PRIVATE_DIR / "stash").iterdir())
+    assert len(remaining) == 1 and remaining[0] != old
 
 
 def test_write_file_metadata_declares_side_effects_and_its_undo() -> None:

@@ -234,6 +234,20 @@ async def test_through_the_executor_the_message_id_is_derived_from_run_and_step(
     assert msg["Message-ID"] == f"<{digest}@example.com>"
 
 
+async def test_without_a_context_each_message_gets_a_fresh_message_id(handler: Handler) -> None:
+    send = registry.get("send_email")
+    args = {"to": "ann@example.org", "subject": "Hi", "body": "Hello"}
+    first = await asyncio.to_thread(send, **args)
+    second = await asyncio.to_thread(send, **args)
+    assert first["message_id"] != second["message_id"]
+    received = [
+        email.message_from_bytes(envelope.content, policy=email.policy.default)["Message-ID"]
+        for envelope, _ in handler.messages
+        if isinstance(envelope.content, bytes)
+    ]
+    assert received == [first["message_id"], second["message_id"]]
+
+
 # --------------------------------------------------------------------------- login and TLS
 
 
@@ -404,5 +418,6 @@ def test_an_unreachable_server_is_transient(monkeypatch: pytest.MonkeyPatch) -> 
 def test_send_email_is_side_effecting_and_has_no_undo() -> None:
     t = registry.get("send_email")
     assert t.side_effects is True and t.idempotent is False and t.compensate is None
-    assert "context" not in t.properties  # the executor fills it in; the LLM never sees it
+    # The executor fills the context in; the LLM never sees it.
+    assert t.context_param == "ctx" and "ctx" not in t.properties
     assert t.output_schema is not None and t.category == "communication"

@@ -279,10 +279,13 @@ def test_tool_context_parameter_is_hidden_from_the_schema_and_filled_in() -> Non
     assert list(send.parameters["properties"]) == ["message"]
     assert list(send_maybe.parameters["properties"]) == ["message"]
     assert ToolRegistry([send]).execute("send", message="hi") == "hi"
-    assert seen[0].step_id == "send" and seen[0].idempotency_key == "direct:send"
+    assert seen[0].step_id == "send" and seen[0].run_id.startswith("direct-")
+    ToolRegistry([send]).execute("send", message="hi again")
+    assert seen[1].idempotency_key != seen[0].idempotency_key  # two calls, two operations
+    seen.clear()
     given = ToolContext(run_id="r1", step_id="s1", attempt=2)
     ToolRegistry([send]).execute("send", message="hi", ctx=given)
-    assert seen[1] is given
+    assert seen[0] is given
 
 
 async def test_an_optional_tool_context_parameter_is_the_context_in_every_spelling() -> None:
@@ -312,11 +315,12 @@ async def test_an_optional_tool_context_parameter_is_the_context_in_every_spelli
     )
     result = await Executor(registry).run(plan, run_id="run-9")
     assert result.ok, result.error
-    assert seen == [
-        ("optional_form", ToolContext("direct", "optional_form")),
-        ("none_first", ToolContext("direct", "none_first")),
-        ("optional_form", ToolContext("run-9", "a", 1)),
+    assert [(name, ctx.step_id) for name, ctx in seen[:2]] == [
+        ("optional_form", "optional_form"),
+        ("none_first", "none_first"),
     ]
+    assert all(ctx.run_id.startswith("direct-") for _, ctx in seen[:2])
+    assert seen[2] == ("optional_form", ToolContext("run-9", "a", 1))
 
 
 # --------------------------------------------------------------------------- the seed's form

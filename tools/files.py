@@ -6,6 +6,14 @@ lead out are refused. ``write_file`` returns what it replaced, and its compensat
 ``restore_file`` puts that back (or removes the file it created), so an abandoned run leaves the
 workspace as it found it.
 
+A crashed run runs its in-flight step again (at-least-once), and that second ``write_file`` would
+see its own first write as "what it replaced". So before changing anything, ``write_file`` keeps
+what it found in a stash, ``.tooldag/stash/<sha256 of idempotency key and path>.json`` in the
+workspace, and an attempt with the same key, path and content reports the stashed original
+instead. The stash is hidden from ``list_files`` and refused to every files tool; entries older
+than seven days are pruned on each write (a run resumed later than that reports the file as it
+finds it).
+
 Known limit: the check and the open are two system calls, so a process racing to swap a
 directory for a symlink in between could escape; the guard is against mistaken or hostile
 *plans*, not against hostile local processes.
@@ -14,15 +22,19 @@ directory for a symlink in between could escape; the guard is against mistaken o
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import os
+import tempfile
+import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from typing_extensions import TypedDict
 
 from tooldag.errors import PermanentToolError, TransientToolError
-from tooldag.registry import Compensation, RetryPolicy, tool
+from tooldag.registry import Compensation, RetryPolicy, ToolContext, tool
 
 from ._common import workspace_path, workspace_root
 
@@ -32,6 +44,7 @@ __all__ = [
     "FileListing",
     "FileRestored",
     "FileWritten",
+    "PRIVATE_DIR",
     "list_files",
     "read_file",
     "restore_file",
@@ -41,6 +54,9 @@ __all__ = [
 # Beyond this a file is not something to hand an LLM, nor to keep a copy of in a run's journal.
 MAX_FILE_BYTES = 1_000_000
 _NO_RETRY = RetryPolicy(attempts=1)
+# The workspace-relative home of the tools' own bookkeeping; no files tool reads or lists it.
+PRIVATE_DIR = ".tooldag"
+_STASH_TTL = 7 * 24 * 3600.0
 
 
 def _os_error(exc: OSError, rel: str, doing: str) -> PermanentToolError | TransientToolError:
@@ -59,6 +75,18 @@ def _os_error(exc: OSError, rel: str, doing: str) -> PermanentToolError | Transi
 
 def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix() or "."
+
+
+def _user_path(path: str, root: Path) -> Path:
+    """``workspace_path``, also refusing the tools' private directory: a plan that could write a
+    stash entry could choose what a later compensation "restores"."""
+    target = workspace_path(path, root=root)
+    if target.is_relative_to(root / PRIVATE_DIR):
+        raise PermanentToolError(
+            f"{path!r} is inside {PRIVATE_DIR}/, where tooldag keeps its own records; "
+            "use another path"
+        )
+    return target
 
 
 def _read_text(path: Path, rel: str) -> str:
@@ -102,7 +130,7 @@ def read_file(
         max_chars: The most characters to return.
     """
     root = workspace_root()
-    target = workspace_path(path, root=root)
+    target = _user_path(path, root)
     rel = _relative(target, root)
     text = _read_text(target, rel)
     return FileContent(
@@ -126,6 +154,14 @@ class FileWritten(TypedDict):
     created_dirs: Annotated[
         list[str], Field(description="Directories created for it, outermost first")
     ]
+    repeated: Annotated[
+        bool,
+        Field(
+            description="True if an earlier attempt of this step had already recorded what "
+            "the file held (the step ran again after a crash); the fields above describe the "
+            "workspace before that first attempt"
+        ),
+    ]
 
 
 def _missing_parents(target: Path, root: Path) -> list[Path]:
@@ -135,6 +171,90 @@ def _missing_parents(target: Path, root: Path) -> list[Path]:
         missing.append(parent)
         parent = parent.parent
     return list(reversed(missing))
+
+
+# --------------------------------------------------------------------------- stash
+
+
+def _stash_dir(root: Path) -> Path:
+    folder = root / PRIVATE_DIR / "stash"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        resolved = folder.resolve(strict=True)
+    except OSError as exc:
+        raise _os_error(exc, f"{PRIVATE_DIR}/stash", "create") from None
+    if not resolved.is_relative_to(root):
+        raise PermanentToolError(
+            f"{PRIVATE_DIR}/ in the workspace leads outside it; remove that symlink"
+        )
+    return resolved
+
+
+def _stash_file(root: Path, key: str, rel: str) -> Path:
+    # The path is part of the name so that calls sharing a key (every direct registry call of
+    # write_file does) but writing different files keep separate originals.
+    digest = hashlib.sha256(f"{key}\0{rel}".encode()).hexdigest()
+    return _stash_dir(root) / f"{digest}.json"
+
+
+def _load_stash(entry: Path, key: str, rel: str, content_sha: str) -> dict[str, Any] | None:
+    """The stashed record of an earlier attempt of this very write, or None.
+
+    A record for the same key and path but other content is not a repeat (a crash re-runs a step
+    with the same arguments): it is replaced. An unreadable record is ignored, as if absent.
+    """
+    try:
+        record = json.loads(entry.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (
+        isinstance(record, dict)
+        and record.get("key") == key
+        and record.get("path") == rel
+        and record.get("content_sha256") == content_sha
+        and isinstance(record.get("existed"), bool)
+        and isinstance(record.get("previous_content"), str | None)
+        and isinstance(record.get("created_dirs"), list)
+    ):
+        return record
+    return None
+
+
+def _save_stash(entry: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` so that a crash leaves either the whole new record or none of it."""
+    folder = entry.parent
+    _prune_stash(folder)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, ensure_ascii=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, entry)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise _os_error(exc, f"{PRIVATE_DIR}/stash", "write") from None
+
+
+def _prune_stash(folder: Path) -> None:
+    """Drop records (and temp files of killed writes) older than a week: one is only needed
+    until its run ends, and a run is not resumed that late."""
+    cutoff = time.time() - _STASH_TTL
+    try:
+        for item in folder.iterdir():
+            try:
+                if item.stat().st_mtime < cutoff:
+                    item.unlink()
+            except OSError:
+                continue
+    except OSError:
+        return
+
+
+# --------------------------------------------------------------------------- write / restore
 
 
 @tool(
@@ -156,6 +276,7 @@ def _missing_parents(target: Path, root: Path) -> list[Path]:
 def write_file(
     path: Annotated[str, Field(min_length=1, max_length=1024)],
     content: Annotated[str, Field(max_length=MAX_FILE_BYTES)],
+    ctx: ToolContext | None = None,
 ) -> FileWritten:
     """Write a UTF-8 text file in the workspace, replacing it if it exists (parent directories
     are created). Undone by restore_file if the run is abandoned.
@@ -165,16 +286,41 @@ def write_file(
         content: The full new text of the file.
     """
     root = workspace_root()
-    target = workspace_path(path, root=root)
+    target = _user_path(path, root)
     rel = _relative(target, root)
     if target == root or target.is_dir():
         raise PermanentToolError(f"{path!r} is a directory; give a file path")
-    existed = target.exists()
-    previous = _read_text(target, rel) if existed else None
     data = content.encode("utf-8")
     if len(data) > MAX_FILE_BYTES:
         raise PermanentToolError(f"the content is over {MAX_FILE_BYTES} bytes; split it up")
-    parents = _missing_parents(target, root)
+    content_sha = hashlib.sha256(data).hexdigest()
+    key = ctx.idempotency_key if ctx is not None else None
+    stash = _stash_file(root, key, rel) if key is not None else None
+    record = None
+    if stash is not None and key is not None:
+        record = _load_stash(stash, key, rel, content_sha)
+    if record is not None:
+        existed: bool = record["existed"]
+        previous: str | None = record["previous_content"]
+        created = [str(d) for d in record["created_dirs"]]
+    else:
+        existed = target.exists()
+        previous = _read_text(target, rel) if existed else None
+        created = [_relative(p, root) for p in _missing_parents(target, root)]
+        if stash is not None:
+            # Recorded before the file changes: a crash after this point re-runs the step, and
+            # the re-run must report this original, not its own first write.
+            _save_stash(
+                stash,
+                {
+                    "key": key,
+                    "path": rel,
+                    "content_sha256": content_sha,
+                    "existed": existed,
+                    "previous_content": previous,
+                    "created_dirs": created,
+                },
+            )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -185,7 +331,8 @@ def write_file(
         bytes_written=len(data),
         existed=existed,
         previous_content=previous,
-        created_dirs=[_relative(p, root) for p in parents],
+        created_dirs=created,
+        repeated=record is not None,
     )
 
 
@@ -214,7 +361,7 @@ def restore_file(
         created_dirs: write_file's "created_dirs".
     """
     root = workspace_root()
-    target = workspace_path(path, root=root)
+    target = _user_path(path, root)
     rel = _relative(target, root)
     try:
         if existed:
@@ -228,7 +375,7 @@ def restore_file(
         else:
             action = "unchanged"
         for directory in reversed(created_dirs or []):
-            folder = workspace_path(directory, root=root)
+            folder = _user_path(directory, root)
             if folder != root and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     except OSError as exc:
@@ -275,7 +422,8 @@ def list_files(
     recursive: bool = False,
     max_entries: Annotated[int, Field(ge=1, le=10_000)] = 500,
 ) -> FileListing:
-    """List the files and directories in a workspace directory, sorted by path.
+    """List the files and directories in a workspace directory, sorted by path (tooldag's own
+    .tooldag directory is left out).
 
     Args:
         directory: Relative to the workspace; "." is the workspace itself.
@@ -284,7 +432,7 @@ def list_files(
         max_entries: The most entries to return.
     """
     root = workspace_root()
-    base = workspace_path(directory, root=root)
+    base = _user_path(directory, root)
     if not base.is_dir():
         raise PermanentToolError(
             f"{directory!r} is not a directory in the workspace; list '.' to see what is there"
@@ -294,8 +442,12 @@ def list_files(
         # os.walk(followlinks=False) never enters a symlinked directory, so a link pointing out
         # of the workspace cannot expose what lies beyond it.
         for current, dirs, files in os.walk(base, followlinks=False):
-            dirs.sort()
             here = Path(current)
+            if here == root:
+                # In place, so that os.walk does not descend into tooldag's own records either.
+                dirs[:] = [d for d in dirs if d != PRIVATE_DIR]
+                files = [f for f in files if f != PRIVATE_DIR]
+            dirs.sort()
             found.extend(here / n for n in sorted(dirs + files) if fnmatch.fnmatch(n, pattern))
             if not recursive or len(found) > max_entries:
                 break

@@ -1,9 +1,10 @@
 """Mail pack: send a plain-text email over SMTP.
 
 Sending mail cannot be undone, so ``send_email`` declares side effects and no compensation (the
-REPL asks before running it). When the executor passes a :class:`ToolContext`, the Message-ID
-is derived from the run and step ids, so a step that runs again after a crash sends a message
-that mail systems can recognise as the same one.
+REPL asks before running it). With a :class:`ToolContext` (the executor and the registry pass
+one) the Message-ID is derived from its idempotency key (run and step ids), so a step that runs
+again after a crash sends a message that mail systems can recognise as the same one; a plain
+function call without one gets a fresh Message-ID.
 
 Configuration (read at call time; nothing is sent until ``TOOLDAG_SMTP_HOST`` is set):
 
@@ -40,10 +41,6 @@ from tooldag.registry import RetryPolicy, ToolContext, tool
 from ._common import env_bool, env_float, env_int
 
 __all__ = ["EmailSent", "SmtpSettings", "send_email"]
-
-# The registry only recognises a parameter annotated exactly ``ToolContext``; this default stands
-# for "called outside the executor" (registry.execute, direct calls), with no ids to derive from.
-_NO_CONTEXT = ToolContext(run_id="", step_id="")
 
 
 @dataclass(frozen=True)
@@ -138,11 +135,11 @@ def _message(
     to: list[tuple[str, str]],
     subject: str,
     body: str,
-    context: ToolContext,
+    ctx: ToolContext | None,
 ) -> EmailMessage:
     domain = settings.envelope_sender.rpartition("@")[2] or "tooldag.invalid"
-    if context is not _NO_CONTEXT:
-        digest = hashlib.sha256(context.idempotency_key.encode("utf-8")).hexdigest()[:32]
+    if ctx is not None:
+        digest = hashlib.sha256(ctx.idempotency_key.encode("utf-8")).hexdigest()[:32]
         message_id = f"<{digest}@{domain}>"
     else:
         message_id = make_msgid(domain=domain)
@@ -244,7 +241,7 @@ def send_email(
     to: Annotated[str, Field(min_length=3, max_length=2000)],
     subject: Annotated[str, Field(max_length=500)],
     body: Annotated[str, Field(max_length=500_000)],
-    context: ToolContext = _NO_CONTEXT,
+    ctx: ToolContext | None = None,
 ) -> EmailSent:
     """Send a plain-text email (cannot be undone).
 
@@ -263,7 +260,7 @@ def send_email(
             f"refusing to send the SMTP password to {settings.host} unencrypted: set "
             "TOOLDAG_SMTP_STARTTLS=1 or TOOLDAG_SMTP_SSL=1"
         )
-    msg = _message(settings, pairs, subject, body, context)
+    msg = _message(settings, pairs, subject, body, ctx)
     try:
         refused = _send(settings, msg, recipients)
     except (smtplib.SMTPException, OSError) as exc:

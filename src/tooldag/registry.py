@@ -32,6 +32,7 @@ import json
 import re
 import types
 import typing
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, get_type_hints, overload
@@ -453,8 +454,12 @@ class ToolRegistry:
         if t.function is None:
             raise ToolArgumentError(name, "schema-only tool: it has no Python function to call")
         if t.context_param:
-            # A direct call is its own one-step run: the key still identifies it.
-            args[t.context_param] = context or ToolContext(run_id="direct", step_id=name)
+            # A direct call is its own one-step run with a fresh id: two direct calls are two
+            # different operations, and must not share an idempotency key (a mail tool derives
+            # its Message-ID from it). Pass ``ctx=`` to repeat one on purpose.
+            args[t.context_param] = context or ToolContext(
+                run_id=f"direct-{uuid.uuid4().hex[:12]}", step_id=name
+            )
         return t, args
 
     # -- exports

@@ -5,6 +5,8 @@ runs, their plan versions, one row per (run id, step id) and an append-only even
 fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record` as a *critical*
 callback, so a failed write propagates to the executor and a step's output is committed before the
 step counts as done (write-ahead). Outputs live once, in the step row; events reference it.
+Which rows each event writes is :mod:`tooldag.journal`'s business; this module owns the connection,
+the transactions and the reads.
 
 Outputs that JSON cannot express are stored in their JSON form when pydantic knows one (models,
 dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
@@ -28,7 +30,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,26 +40,22 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from .errors import RunStateError, StoreError
 from .events import Event, EventBus, EventType
+from .journal import Journal
 from .plan import Plan
 from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from .store_schema import (
     CURRENT_SCHEMA_VERSION,
-    HEAVY_KEYS,
     INTERRUPTED,
     JSON_FALLBACK_KEY,
     MIGRATIONS,
     Migration,
     RunInfo,
     StoreWarning,
-    dumps_json,
-    error_json,
-    error_text,
     forget_live,
     loads_json,
     mark_live,
     owner_gone,
     owner_identity,
-    plan_json,
     with_counts,
 )
 
@@ -110,7 +108,7 @@ class RunStore:
         self._key = self.path if self.path == ":memory:" else os.path.realpath(self.path)
         self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._plans_seen: dict[str, str] = {}  # run id -> last plan JSON written (dedup)
+        self._journal = Journal()
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA")
         try:
@@ -234,217 +232,12 @@ class RunStore:
 
     def record(self, event: Event) -> None:
         """Journal one event in one transaction; raises :class:`StoreError` if it cannot."""
-        handler = self._HANDLERS.get(event.type)
-        data = event.data
-        light = {k: v for k, v in data.items() if k not in HEAVY_KEYS} if data else None
         with self._write(f"{event.type.value} of run {event.run_id}") as db:
-            if handler is not None:
-                handler(self, db, event)
-            db.execute(
-                "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.run_id,
-                    event.type.value,
-                    event.step_id,
-                    event.attempt,
-                    event.ts,
-                    event.duration,
-                    dumps_json(light) if light else None,
-                ),
-            )
+            self._journal.write(db, event)
         if event.type is EventType.RUN_STARTED:
             mark_live(self._key, event.run_id)
         elif event.type is EventType.RUN_FINISHED:
             forget_live(self._key, event.run_id)
-
-    def _ensure_run(self, db: sqlite3.Connection, run_id: str, ts: float, goal: str = "") -> None:
-        db.execute(
-            "INSERT OR IGNORE INTO runs (id, goal, status, created_at, updated_at) "
-            "VALUES (?, ?, 'pending', ?, ?)",
-            (run_id, goal, ts, ts),
-        )
-
-    def _add_plan(self, db: sqlite3.Connection, run_id: str, plan: Any, ts: float) -> None:
-        """Store ``plan`` as the run's next version, unless it equals the latest one."""
-        text = json.dumps(plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
-        if self._plans_seen.get(run_id) == text:
-            return
-        latest = db.execute(
-            "SELECT version, plan FROM plans WHERE run_id = ? ORDER BY version DESC LIMIT 1",
-            (run_id,),
-        ).fetchone()
-        if latest is None or latest["plan"] != text:
-            version = 1 if latest is None else latest["version"] + 1
-            db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (run_id, version, text, ts))
-        self._plans_seen[run_id] = text
-
-    def _owner_args(self) -> tuple[int, str, str | None]:
-        return owner_identity()
-
-    def _on_run_started(self, db: sqlite3.Connection, e: Event) -> None:
-        goal = str(e.data.get("goal") or "")
-        self._ensure_run(db, e.run_id, e.ts, goal)
-        db.execute(
-            "UPDATE runs SET status = 'running', goal = CASE WHEN ? != '' THEN ? ELSE goal END, "
-            "updated_at = ?, finished_at = NULL, error = NULL, owner_pid = ?, owner_host = ?, "
-            "owner_token = ? WHERE id = ?",
-            (goal, goal, e.ts, *self._owner_args(), e.run_id),
-        )
-        if e.data.get("plan") is not None:
-            self._add_plan(db, e.run_id, e.data["plan"], e.ts)
-
-    def _on_plan_created(self, db: sqlite3.Connection, e: Event) -> None:
-        plan = e.data.get("plan")
-        goal = str(plan_json(plan).get("goal") or "") if plan is not None else ""
-        self._ensure_run(db, e.run_id, e.ts, goal)
-        if plan is not None:
-            self._add_plan(db, e.run_id, plan, e.ts)
-        db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (e.ts, e.run_id))
-
-    def _on_llm_call(self, db: sqlite3.Connection, e: Event) -> None:
-        # One event is one call, whatever a "calls" field in its usage says.
-        usage = e.data.get("usage") or {}
-        if not isinstance(usage, Mapping):  # a Usage dataclass or an SDK object
-            usage = getattr(usage, "to_dict", lambda: vars(usage))()
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
-        total = usage.get("total_tokens")
-        self._ensure_run(db, e.run_id, e.ts)
-        db.execute(
-            "UPDATE runs SET prompt_tokens = prompt_tokens + ?, "
-            "completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?, "
-            "llm_calls = llm_calls + 1, updated_at = ? WHERE id = ?",
-            (
-                prompt,
-                completion,
-                int(total) if total is not None else prompt + completion,
-                e.ts,
-                e.run_id,
-            ),
-        )
-
-    def _on_run_finished(self, db: sqlite3.Connection, e: Event) -> None:
-        status = RunStatus(str(e.data.get("status") or RunStatus.FAILED.value))
-        answer = e.data.get("answer")
-        error = e.data.get("error")
-        db.execute(
-            "UPDATE runs SET status = ?, answer = ?, error = ?, updated_at = ?, "
-            "finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
-            (
-                status.value,
-                None if answer is None else str(answer),
-                None if error is None else str(error),
-                e.ts,
-                status.finished and status is not RunStatus.PAUSED,
-                e.ts,
-                e.run_id,
-            ),
-        )
-
-    def _on_step_started(self, db: sqlite3.Connection, e: Event) -> None:
-        args = e.data.get("args")
-        db.execute(
-            "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
-            "tool = COALESCE(excluded.tool, tool), status = 'running',"
-            " attempts = excluded.attempts, args = excluded.args, output = NULL, error = NULL,"
-            " reason = NULL, reused = 0,"
-            " finished_at = NULL, started_at = CASE WHEN excluded.attempts > 1 AND"
-            " status = 'running' THEN started_at ELSE excluded.started_at END",
-            (
-                e.run_id,
-                e.step_id,
-                e.data.get("tool"),
-                max(e.attempt, 1),
-                None if args is None else dumps_json(args),
-                e.ts,
-            ),
-        )
-
-    def _upsert_end(
-        self,
-        db: sqlite3.Connection,
-        e: Event,
-        status: StepStatus,
-        *,
-        output: str | None = None,
-        error: str | None = None,
-        reason: str | None = None,
-    ) -> None:
-        db.execute(
-            "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
-            " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
-            " DO UPDATE SET tool = COALESCE(excluded.tool, tool), status = excluded.status,"
-            " attempts = MAX(attempts, excluded.attempts), output = excluded.output,"
-            " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at",
-            (e.run_id, e.step_id, e.data.get("tool"), status.value, e.attempt, output, error,
-             reason, e.ts),
-        )  # fmt: skip
-
-    def _on_step_succeeded(self, db: sqlite3.Connection, e: Event) -> None:
-        what = f"the output of step {e.step_id!r} (run {e.run_id})"
-        output = dumps_json(e.data.get("output"), what=what)
-        self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
-
-    def _on_step_failed(self, db: sqlite3.Connection, e: Event) -> None:
-        self._upsert_end(db, e, StepStatus.FAILED, error=error_json(e.data.get("error")))
-
-    def _on_step_retrying(self, db: sqlite3.Connection, e: Event) -> None:
-        db.execute(
-            "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
-            "WHERE run_id = ? AND step_id = ?",
-            (e.attempt, error_json(e.data.get("error")), e.run_id, e.step_id),
-        )
-
-    def _on_step_ended(self, db: sqlite3.Connection, e: Event) -> None:
-        status = _END_STATUS[e.type]
-        reason = e.data.get("reason")
-        self._upsert_end(db, e, status, reason=None if reason is None else str(reason))
-
-    def _on_step_reused(self, db: sqlite3.Connection, e: Event) -> None:
-        # The output is already in the row (that is where reuse read it from): not written again.
-        updated = db.execute(
-            "UPDATE steps SET status = 'succeeded', reused = 1 WHERE run_id = ? AND step_id = ?",
-            (e.run_id, e.step_id),
-        ).rowcount
-        if not updated:
-            what = f"the reused output of step {e.step_id!r} (run {e.run_id})"
-            output = dumps_json(e.data.get("output"), what=what)
-            self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
-            db.execute(
-                "UPDATE steps SET reused = 1 WHERE run_id = ? AND step_id = ?",
-                (e.run_id, e.step_id),
-            )
-
-    def _on_compensation(self, db: sqlite3.Connection, e: Event) -> None:
-        if e.type is EventType.STEP_COMPENSATED:
-            db.execute(
-                "UPDATE steps SET status = 'compensated' WHERE run_id = ? AND step_id = ?",
-                (e.run_id, e.step_id),
-            )
-        else:  # the step's effect stands: keep it succeeded, say why it could not be undone
-            db.execute(
-                "UPDATE steps SET reason = ? WHERE run_id = ? AND step_id = ?",
-                (f"compensation failed: {error_text(e.data.get('error'))}", e.run_id, e.step_id),
-            )
-
-    _HANDLERS: dict[EventType, Callable[[RunStore, sqlite3.Connection, Event], None]] = {
-        EventType.RUN_STARTED: _on_run_started,
-        EventType.RUN_FINISHED: _on_run_finished,
-        EventType.PLAN_CREATED: _on_plan_created,
-        EventType.LLM_CALL: _on_llm_call,
-        EventType.STEP_STARTED: _on_step_started,
-        EventType.STEP_RETRYING: _on_step_retrying,
-        EventType.STEP_SUCCEEDED: _on_step_succeeded,
-        EventType.STEP_FAILED: _on_step_failed,
-        EventType.STEP_SKIPPED: _on_step_ended,
-        EventType.STEP_BLOCKED: _on_step_ended,
-        EventType.STEP_CANCELLED: _on_step_ended,
-        EventType.STEP_REUSED: _on_step_reused,
-        EventType.STEP_COMPENSATED: _on_compensation,
-        EventType.STEP_COMPENSATION_FAILED: _on_compensation,
-    }
 
     # -- writing: ownership
     def claim(
@@ -462,7 +255,7 @@ class RunStore:
             if info is None:
                 if plan is None:
                     raise RunStateError(self._missing(run_id), run_id=run_id)
-                self._ensure_run(db, run_id, now, plan.goal)
+                self._journal.ensure_run(db, run_id, now, plan.goal)
             elif info.status == RunStatus.RUNNING.value:
                 raise RunStateError(
                     f"run {run_id} is already running (process {info.owner_pid} on "
@@ -474,10 +267,10 @@ class RunStore:
             db.execute(
                 "UPDATE runs SET status = 'running', updated_at = ?, finished_at = NULL, "
                 "owner_pid = ?, owner_host = ?, owner_token = ? WHERE id = ?",
-                (now, *self._owner_args(), run_id),
+                (now, *owner_identity(), run_id),
             )
             if plan is not None:
-                self._add_plan(db, run_id, plan, now)
+                self._journal.add_plan(db, run_id, plan, now)
             claimed = self._info(db, run_id)
         mark_live(self._key, run_id)
         assert claimed is not None
@@ -668,12 +461,6 @@ _INFO_SQL = (
     "(SELECT e.ts FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1) AS last_event "
     "FROM runs r"
 )
-
-_END_STATUS = {
-    EventType.STEP_SKIPPED: StepStatus.SKIPPED,
-    EventType.STEP_BLOCKED: StepStatus.BLOCKED,
-    EventType.STEP_CANCELLED: StepStatus.CANCELLED,
-}
 
 
 def _not_allowed(run_id: str, status: str) -> str:

@@ -42,7 +42,6 @@ from .agent import Session
 from .approval import ApprovalMode, Approver
 from .durable import DurableExecutor
 from .errors import PlanError, PlanParseError, TooldagError
-from .events import Event, EventType
 from .executor import Executor
 from .graph import to_mermaid
 from .llm import LLMClient
@@ -352,23 +351,14 @@ class Chat:
         return result
 
     async def _after_cancel(self, watch: RunWatch) -> RunResult:
-        """Make sure what the cancelled run did is undone and the run recorded ``cancelled``.
-
-        ``aplan_and_run`` compensates when cancelled during an execution, but not while the LLM
-        replans; the journal is the ledger for that case: every step it still holds as
-        succeeded is compensated, last finished first (a no-op when the agent did it already).
-        """
+        """The cancelled run as the journal has it (``aplan_and_run`` has already compensated
+        what it did and recorded it ``cancelled``, wherever the cancel landed)."""
         watch.display.stop()
         stored = self._stored(watch.run_id)
-        if stored is None:  # cancelled before anything was journalled: nothing to undo
+        if stored is None:  # cancelled before anything was journalled: nothing to show
             return RunResult(run_id=watch.run_id, status=RunStatus.CANCELLED)
-        await Executor(self.registry, bus=watch.bus).compensate(stored)
-        if watch.last_status != RunStatus.CANCELLED.value:
-            data = {"status": RunStatus.CANCELLED.value, "error": "cancelled (Ctrl-C)"}
-            watch.bus.emit(Event(EventType.RUN_FINISHED, run_id=watch.run_id, data=data))
-        result = self._stored(watch.run_id) or stored
-        self.session.usage += result.usage  # Session.arun counts only the runs that return
-        return result.model_copy(update={"status": RunStatus.CANCELLED})
+        self.session.usage += stored.usage  # Session.arun counts only the runs that return
+        return stored.model_copy(update={"status": RunStatus.CANCELLED})
 
     def _stored(self, run_id: str) -> RunResult | None:
         if self.store is None or self.store.get_run(run_id) is None:

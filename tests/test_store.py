@@ -168,6 +168,17 @@ def test_step_output_lives_once_in_its_step_row_not_in_events(store: RunStore) -
     assert all('"output"' not in d and '"steps"' not in d for (d,) in event_data)
 
 
+def test_a_run_between_an_execution_and_its_replan_still_reads_running(store: RunStore) -> None:
+    start(store)
+    failed = {"status": "failed", "error": "b failed", "final": False}
+    store.record(ev(EventType.RUN_FINISHED, data=failed))
+    info = store.get_run("r1")
+    assert info is not None and info.status == "running" and info.finished_at is None
+    store.record(ev(EventType.RUN_FINISHED, data={"status": "succeeded", "final": True}))
+    info = store.get_run("r1")
+    assert info is not None and info.status == "succeeded" and info.finished_at is not None
+
+
 def test_load_result_rebuilds_the_run(store: RunStore) -> None:
     start(store)
     succeed(store, "a", 3)

@@ -125,6 +125,10 @@ class Journal:
 
     def _on_run_finished(self, db: sqlite3.Connection, e: Event) -> None:
         status = RunStatus(str(e.data.get("status") or RunStatus.FAILED.value))
+        if e.data.get("final") is False:
+            # One execution of a run the agent goes on with (it replans next): the run is still
+            # running, and must not read as failed or finished meanwhile.
+            status = RunStatus.RUNNING
         answer = e.data.get("answer")
         error = e.data.get("error")
         db.execute(

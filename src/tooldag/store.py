@@ -236,7 +236,7 @@ class RunStore:
             self._journal.write(db, event)
         if event.type is EventType.RUN_STARTED:
             mark_live(self._key, event.run_id)
-        elif event.type is EventType.RUN_FINISHED:
+        elif event.type is EventType.RUN_FINISHED and event.data.get("final") is not False:
             forget_live(self._key, event.run_id)
 
     # -- writing: ownership

@@ -49,8 +49,9 @@ from .invoke import Invoker
 from .plan import Plan
 from .registry import ToolRegistry
 from .result import RunResult
+from .run_outcome import render_answer
 from .saga import compensate_records
-from .scheduler import Run, render_answer
+from .scheduler import Run
 
 __all__ = ["Executor", "RunHandle", "render_answer", "run_plan"]
 

@@ -11,7 +11,8 @@ limit and, if its tool has one, of its tool's limit; without a free slot it wait
 ``max_concurrency`` tool calls run, whatever the width of the graph, and a fan-out of 10,000 steps
 costs 10,000 queue entries, not 10,000 parked tasks.
 
-:class:`Run` is the executor's machinery; use :class:`tooldag.executor.Executor`.
+:class:`Run` is the executor's machinery; use :class:`tooldag.executor.Executor`. What a finished
+run reports (status, problems, answer) is worked out in :mod:`tooldag.run_outcome`.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from .events import Event, EventType
 from .invoke import Invoker, error_of, is_transient
 from .issues import Issue
 from .plan import Plan, Step
-from .refs import BadReference, Ref, lookup, parse_ref, parse_string, render_text, resolve
+from .refs import parse_ref, resolve
 from .registry import Tool
 from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus
+from .run_outcome import BAD_STATUSES, render_answer, run_problems, run_status
 from .saga import compensate_records
 
 if TYPE_CHECKING:
@@ -46,7 +48,6 @@ __all__ = ["Run", "render_answer"]
 
 log = logging.getLogger("tooldag.executor")
 
-_BAD = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
 _PENDING = StepStatus.PENDING
 
 
@@ -108,38 +109,6 @@ class _Launch:
 
 def _names(ids: list[str]) -> str:
     return ", ".join(repr(i) for i in ids)
-
-
-def render_answer(
-    template: str | None,
-    outputs: Mapping[str, Any],
-    records: Mapping[str, StepRecord] | None = None,
-) -> str | None:
-    """Render a plan's ``answer`` over step outputs.
-
-    A reference that cannot be read (its step was skipped, failed, blocked, or its output lacks the
-    key) renders as a bracketed placeholder saying why, never as an error.
-    """
-    if template is None:
-        return None
-    parsed = parse_string(template)
-    if isinstance(parsed, str | BadReference):
-        return parsed if isinstance(parsed, str) else template
-    parts = (parsed,) if isinstance(parsed, Ref) else parsed.parts
-    out: list[str] = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-        elif part.step in outputs:
-            try:
-                out.append(render_text(lookup(part, outputs)))
-            except ReferenceResolutionError as exc:
-                out.append(f"[{part} unavailable: {exc.reason}]")
-        else:
-            record = records.get(part.step) if records is not None else None
-            why = f"{part.step} {record.status.value}" if record else f"no step {part.step!r}"
-            out.append(f"[{part} unavailable: {why}]")
-    return "".join(out)
 
 
 class Run:
@@ -326,7 +295,7 @@ class Run:
             self.complete(sid)
             return
         step = self.steps[sid]
-        bad = [d for d in self.deps[sid] if states[d].status in _BAD]
+        bad = [d for d in self.deps[sid] if states[d].status in BAD_STATUSES]
         if bad:
             self.block(sid, bad)
             return
@@ -577,7 +546,7 @@ class Run:
         for sid in graphlib.TopologicalSorter(self.deps).static_order():
             if states[sid].status is not _PENDING:
                 continue
-            bad = [d for d in self.deps[sid] if states[d].status in _BAD]
+            bad = [d for d in self.deps[sid] if states[d].status in BAD_STATUSES]
             if bad:
                 state = self.finish(sid, StepStatus.BLOCKED, self.needs(bad))
                 self.emit(EventType.STEP_BLOCKED, sid, reason=state.reason, blocked_by=bad)
@@ -585,42 +554,13 @@ class Run:
                 state = self.finish(sid, StepStatus.CANCELLED, f"not started: {reason}")
                 self.emit(EventType.STEP_CANCELLED, sid, reason=state.reason)
 
-    def status(self) -> RunStatus:
-        states = self.states.values()
-        if self.cancel_requested:
-            return RunStatus.CANCELLED
-        if self.fatal or any(s.status in _BAD for s in states):
-            return RunStatus.FAILED
-        if any(s.status is _PENDING for s in states):
-            return RunStatus.PAUSED if self.pause_requested else RunStatus.FAILED
-        return RunStatus.SUCCEEDED
-
-    def problems(self, records: Mapping[str, StepRecord]) -> list[str]:
-        """What went wrong, in a few lines (RunResult.error)."""
-        problems: list[str] = []
-        if self.cancel_requested:
-            problems.append("the run was cancelled")
-        if self.fatal:
-            problems.append(self.fatal)
-        failed = [r for r in records.values() if r.status is StepStatus.FAILED]
-        for record in failed[:3]:
-            message = record.error.message if record.error else "failed"
-            if not message.startswith(f"step {record.id!r}"):
-                message = f"step {record.id!r} failed: {message}"
-            problems.append(message)
-        if len(failed) > 3:
-            problems.append(f"{len(failed) - 3} more steps failed")
-        blocked = [r.id for r in records.values() if r.status is StepStatus.BLOCKED]
-        if blocked:
-            problems.append(f"blocked: {', '.join(blocked)}")
-        return problems
-
     async def conclude(self) -> RunResult:
         self.finishing = True
         self.settle_unstarted()
-        status = self.status()
         records = {sid: state.record() for sid, state in self.states.items()}
-        problems = self.problems(records)
+        cancelled, fatal = self.cancel_requested, self.fatal
+        status = run_status(records, cancelled=cancelled, paused=self.pause_requested, fatal=fatal)
+        problems = run_problems(records, cancelled=cancelled, fatal=fatal)
         answer = render_answer(self.plan.answer, self.outputs, records)
         if status in (RunStatus.FAILED, RunStatus.CANCELLED) and self.ex.compensate_on_failure:
             # A pool of its own: the run's threads may still be held by cancelled sync tools.

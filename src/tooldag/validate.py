@@ -19,17 +19,12 @@ from typing import Any
 
 from .issues import Issue
 from .parse import _pause_gc, _resume_gc
-from .plan import CONDITION_OPS, Condition, Plan, Step
+from .plan import Plan, Step
 from .refs import BadReference, Ref, Template, parse_string
 from .registry import Tool, ToolRegistry
-from .schemas import describe_types, json_type_of, json_types, subschema_at
-from .validate_args import (
-    ArgumentChecks,
-    ToolView,
-    Types,
-    Where,
-    has_dollar,
-)
+from .schemas import describe_types, json_types, subschema_at
+from .validate_args import ToolView, Types, Where, has_dollar
+from .validate_conditions import ConditionChecks, short
 
 __all__ = ["ISSUE_CODES", "check_plan", "validate"]
 
@@ -51,22 +46,13 @@ ISSUE_CODES = (
 # A ``$step...`` written inside text without braces: read literally, which is never what was meant
 # when ``step`` is a step of the plan. ``$$`` is consumed first so an escaped dollar never matches.
 _LOOSE_REF_RE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)")
-_ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
-_UNARY_OPS = frozenset({"is_none", "not_none"})
-_CONTAINERS = frozenset({"string", "array", "object"})
-_EXAMPLE_CONDITION = '{"ref": "$weather.temp", "op": "<", "value": 0}'
 _UNSEEN = object()
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- the validator
 
 
-class _Validator(ArgumentChecks):
+class _Validator(ConditionChecks):
     def __init__(self, plan: Plan, registry: ToolRegistry) -> None:
         self.plan = plan
         self.registry = registry
@@ -252,7 +238,7 @@ class _Validator(ArgumentChecks):
             body = step + (m.group(2) or "")
             self.add(
                 "bad_reference",
-                f"{_short(text, 60)} mentions ${body} as plain text, so it will not be replaced",
+                f"{short(text, 60)} mentions ${body} as plain text, so it will not be replaced",
                 step=owner,
                 path=where,
                 hint=f"inside text write ${{{body}}}; for the value itself write exactly "
@@ -401,100 +387,6 @@ class _Validator(ArgumentChecks):
             else:
                 deps.append(self.index[dep])
 
-    # -- conditions
-    def check_condition(self, cond: Condition, owner: str, path: str, deps: list[int]) -> None:
-        forms = [
-            name
-            for name, present in (
-                ("all", cond.all_ is not None),
-                ("any", cond.any_ is not None),
-                ("not", cond.not_ is not None),
-                ("ref", cond.ref is not None),
-            )
-            if present
-        ]
-        if len(forms) > 1:
-            self.add(
-                "bad_condition",
-                f"a condition is one of all/any/not/ref, but this one has {' and '.join(forms)}",
-                step=owner,
-                path=path,
-                hint='nest them: {"all": [{"ref": ...}, {"any": [...]}]}',
-            )
-        for key, items in (("all", cond.all_), ("any", cond.any_)):
-            if items is None:
-                continue
-            if not items:
-                self.add(
-                    "bad_condition",
-                    f"'{key}' needs at least one condition",
-                    step=owner,
-                    path=f"{path}.{key}",
-                    hint=f'e.g. {{"{key}": [{_EXAMPLE_CONDITION}]}}',
-                )
-            for i, sub in enumerate(items):
-                self.check_condition(sub, owner, f"{path}.{key}[{i}]", deps)
-            return
-        if cond.not_ is not None:
-            self.check_condition(cond.not_, owner, f"{path}.not", deps)
-            return
-        if cond.ref is None:
-            self.add(
-                "bad_condition",
-                "the condition has no 'ref' (nor all/any/not)",
-                step=owner,
-                path=path,
-                hint=f"write it as {_EXAMPLE_CONDITION}",
-            )
-            return
-        self.check_leaf(cond, owner, path, deps)
-
-    def check_leaf(self, cond: Condition, owner: str, path: str, deps: list[int]) -> None:
-        op = cond.op
-        known_op = isinstance(op, str) and op in CONDITION_OPS
-        ref_types: Types = None
-        parsed = parse_string(cond.ref) if isinstance(cond.ref, str) else None
-        if isinstance(parsed, Ref | BadReference):
-            unary = known_op and op in _UNARY_OPS
-            ref_types = self.check_ref(parsed, owner, f"{path}.ref", deps, absent_is_null=unary)
-        else:
-            self.add(
-                "bad_condition",
-                f"'ref' must be a reference like \"$weather.temp\", not {_short(cond.ref)}",
-                step=owner,
-                path=f"{path}.ref",
-                hint=f"e.g. {_EXAMPLE_CONDITION}",
-            )
-        if not known_op:
-            close = difflib.get_close_matches(str(op), CONDITION_OPS, n=1, cutoff=0.4)
-            self.add(
-                "bad_condition",
-                f"unknown condition operator {op!r}",
-                step=owner,
-                path=f"{path}.op",
-                hint=(f"did you mean {close[0]!r}? " if close else "")
-                + f"operators: {', '.join(CONDITION_OPS)}",
-            )
-            return
-        value = cond.value
-        if (
-            isinstance(value, str)
-            and "$" in value
-            and self.check_text(value, owner, f"{path}.value", deps) in ("ref", "bad")
-        ):
-            return
-        if op in _UNARY_OPS:
-            return
-        problem = _incomparable(str(op), ref_types, value)
-        if problem:
-            self.add(
-                "bad_condition",
-                f"'{cond.ref} {op} {_short(value)}': {problem}",
-                step=owner,
-                path=f"{path}.value",
-                hint="compare numbers with numbers and text with text; 'in' needs a list",
-            )
-
     # -- the graph
     def check_cycles(self) -> None:
         """Kahn's algorithm over step indexes; each cycle left is walked once and reported as
@@ -572,42 +464,6 @@ def _in_order(deps: list[list[int]]) -> bool:
             if d >= i:
                 return False
     return True
-
-
-def _incomparable(op: str, ref_types: Types, value: Any) -> str | None:
-    """Why ``ref op value`` can never be evaluated, judging by the declared types, or None."""
-    if isinstance(value, str) and "$" in value and not isinstance(parse_string(value), str):
-        return None  # the value is (or holds) a reference: its type is known only at run time
-    value_type = json_type_of(value)
-    numeric = value_type in ("integer", "number")
-    if op in _ORDERING_OPS:
-        if not (numeric or value_type == "string"):
-            return f"'{op}' orders numbers or text, not {describe_types([value_type])}"
-        if ref_types is not None:
-            fits = ref_types & {"integer", "number"} if numeric else "string" in ref_types
-            if not fits:
-                return (
-                    f"the reference is {describe_types(ref_types)}, which cannot be ordered "
-                    f"against {describe_types([value_type])}"
-                )
-        return None
-    if op == "in":
-        if value_type not in _CONTAINERS:
-            return f"'in' looks inside a list, text or object, not {describe_types([value_type])}"
-        if value_type == "string" and ref_types is not None and "string" not in ref_types:
-            return (
-                f"only text can be found inside text; the reference is {describe_types(ref_types)}"
-            )
-        return None
-    if op == "contains" and ref_types is not None:
-        if not ref_types & _CONTAINERS:
-            return (
-                f"'contains' looks inside a list, text or object; the reference is "
-                f"{describe_types(ref_types)}"
-            )
-        if ref_types <= {"string", "null"} and value_type != "string":
-            return f"text can only contain text, not {describe_types([value_type])}"
-    return None
 
 
 def validate(plan: Plan, registry: ToolRegistry) -> list[Issue]:

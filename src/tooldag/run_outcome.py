@@ -1,0 +1,88 @@
+"""What a finished run reports: its status, what went wrong, and its rendered answer.
+
+Pure functions of the step records, kept apart from the scheduler (:mod:`tooldag.scheduler`),
+which drives the run and calls them once, when the run concludes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ReferenceResolutionError
+from .refs import BadReference, Ref, lookup, parse_string, render_text
+from .result import RunStatus, StepRecord, StepStatus
+
+__all__ = ["BAD_STATUSES", "render_answer", "run_problems", "run_status"]
+
+# A step in one of these blocks its dependants and fails the run.
+BAD_STATUSES = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
+
+
+def render_answer(
+    template: str | None,
+    outputs: Mapping[str, Any],
+    records: Mapping[str, StepRecord] | None = None,
+) -> str | None:
+    """Render a plan's ``answer`` over step outputs.
+
+    A reference that cannot be read (its step was skipped, failed, blocked, or its output lacks the
+    key) renders as a bracketed placeholder saying why, never as an error.
+    """
+    if template is None:
+        return None
+    parsed = parse_string(template)
+    if isinstance(parsed, str | BadReference):
+        return parsed if isinstance(parsed, str) else template
+    parts = (parsed,) if isinstance(parsed, Ref) else parsed.parts
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif part.step in outputs:
+            try:
+                out.append(render_text(lookup(part, outputs)))
+            except ReferenceResolutionError as exc:
+                out.append(f"[{part} unavailable: {exc.reason}]")
+        else:
+            record = records.get(part.step) if records is not None else None
+            why = f"{part.step} {record.status.value}" if record else f"no step {part.step!r}"
+            out.append(f"[{part} unavailable: {why}]")
+    return "".join(out)
+
+
+def run_status(
+    records: Mapping[str, StepRecord], *, cancelled: bool, paused: bool, fatal: str | None
+) -> RunStatus:
+    """The status of a run whose steps ended as ``records``; a run left with pending steps is
+    paused only if a pause was asked for."""
+    if cancelled:
+        return RunStatus.CANCELLED
+    if fatal or any(r.status in BAD_STATUSES for r in records.values()):
+        return RunStatus.FAILED
+    if any(r.status is StepStatus.PENDING for r in records.values()):
+        return RunStatus.PAUSED if paused else RunStatus.FAILED
+    return RunStatus.SUCCEEDED
+
+
+def run_problems(
+    records: Mapping[str, StepRecord], *, cancelled: bool, fatal: str | None
+) -> list[str]:
+    """What went wrong, in a few lines (RunResult.error)."""
+    problems: list[str] = []
+    if cancelled:
+        problems.append("the run was cancelled")
+    if fatal:
+        problems.append(fatal)
+    failed = [r for r in records.values() if r.status is StepStatus.FAILED]
+    for record in failed[:3]:
+        message = record.error.message if record.error else "failed"
+        if not message.startswith(f"step {record.id!r}"):
+            message = f"step {record.id!r} failed: {message}"
+        problems.append(message)
+    if len(failed) > 3:
+        problems.append(f"{len(failed) - 3} more steps failed")
+    blocked = [r.id for r in records.values() if r.status is StepStatus.BLOCKED]
+    if blocked:
+        problems.append(f"blocked: {', '.join(blocked)}")
+    return problems

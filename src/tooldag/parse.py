@@ -38,6 +38,7 @@ from .issues import Issue
 from .jsontext import extract_json, lenient_loads
 from .plan import Condition, Plan
 from .refs import parse_ref
+from .schemas import json_type_of
 
 __all__ = ["extract_json", "normalize_plan_data", "parse_plan"]
 
@@ -211,7 +212,7 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
         raise _Problem(
             Issue(
                 "bad_step",
-                f"step {index} is a {type(raw).__name__}, not an object",
+                f"step {index} is a {json_type_of(raw)}, not an object",
                 path=path,
                 hint='write each step as {"id": ..., "tool": ..., "args": {...}}',
             )
@@ -232,7 +233,7 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
         raise _Problem(
             Issue(
                 "invalid_id",
-                f"step {index} has an id of type {type(step_id).__name__}",
+                f"step {index} has an id of type {json_type_of(step_id)}",
                 path=f"{path}.{id_key}",
                 hint="use a short identifier such as 'weather'",
             )
@@ -244,7 +245,7 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
                 "bad_step",
                 f"step {step_id!r} names no tool"
                 if tool is None
-                else f"step {step_id!r} has a tool of type {type(tool).__name__}, not a name",
+                else f"step {step_id!r} has a tool of type {json_type_of(tool)}, not a name",
                 step=str(step_id),
                 path=f"{path}.tool",
                 hint="give each step a 'tool' with the name of a registered tool",
@@ -270,7 +271,7 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
         raise _Problem(
             Issue(
                 "bad_args",
-                f"the arguments of step {step_id!r} are a {type(args).__name__}, not an object",
+                f"the arguments of step {step_id!r} are a {json_type_of(args)}, not an object",
                 step=str(step_id),
                 path=f"{path}.{args_key}",
                 hint="give 'args' as a JSON object of argument names to values",
@@ -339,7 +340,7 @@ def normalize_plan_data(data: Any) -> dict[str, Any]:
         raise _Problem(
             Issue(
                 "bad_plan",
-                f"a plan must be a JSON object or a list of steps, not {type(data).__name__}",
+                f"a plan must be a JSON object or a list of steps, not {json_type_of(data)}",
                 hint='reply with {"goal": ..., "steps": [...], "answer": ...}',
             )
         )
@@ -363,7 +364,7 @@ def normalize_plan_data(data: Any) -> dict[str, Any]:
         raise _Problem(
             Issue(
                 "bad_plan",
-                f"'{steps_key}' must be a list of steps, not {type(steps).__name__}",
+                f"'{steps_key}' must be a list of steps, not {json_type_of(steps)}",
                 path=steps_key or "steps",
                 hint='write "steps": [{"id": ..., "tool": ..., "args": {...}}, ...]',
             )

@@ -563,3 +563,16 @@ def test_annotated_descriptions_survive_the_typeddict_rebuild() -> None:
     props = stock.parameters["properties"]["item"]["properties"]
     assert props["sku"]["description"] == "stock keeping unit"
     assert props["kind"]["enum"] == ["a", "b"]
+
+
+def test_summary_is_the_first_paragraph_on_one_line() -> None:
+    @tool
+    def wrapped(x: int) -> int:
+        """Double a number, the long way round,
+        over two lines.
+
+        More detail that listings leave out.
+        """
+        return 2 * x
+
+    assert wrapped.summary == "Double a number, the long way round, over two lines."

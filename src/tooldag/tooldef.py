@@ -139,6 +139,11 @@ class Tool:
         return f"<Tool {self.name}>"
 
     @property
+    def summary(self) -> str:
+        """The description's first paragraph on one line (for tables and short listings)."""
+        return " ".join(self.description.strip().split("\n\n", 1)[0].split())
+
+    @property
     def is_async(self) -> bool:
         return self.function is not None and inspect.iscoroutinefunction(self.function)
 

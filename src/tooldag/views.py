@@ -329,8 +329,7 @@ def tools_table(registry: ToolRegistry) -> Table:
         if tool.metadata.get("compensation_only"):
             continue
         effects = Text("side effects", style="yellow") if tool.side_effects else Text("read-only")
-        first = tool.description.strip().splitlines()[0] if tool.description.strip() else ""
-        table.add_row(tool.name, tool.category, effects, first)
+        table.add_row(tool.name, tool.category, effects, tool.summary)
     return table
 
 

@@ -110,7 +110,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
             params or "-",
             returns,
             "yes" if t.side_effects else "no",
-            t.description.splitlines()[0] if t.description else "",
+            t.summary,
         )
     console.print(table)
     return EXIT_OK

@@ -177,6 +177,9 @@ async def test_status_flip_to_interrupted_then_resume_reruns_only_the_in_flight_
     db.commit()
     db.close()
     assert store.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
+    stuck = runner.get_state("r1")
+    assert stuck is not None and stuck.status is RunStatus.INTERRUPTED and not stuck.ok
+    assert stuck.steps["c"].status is StepStatus.RUNNING and "runs resume r1" in (stuck.error or "")
     resumed = await runner.aresume("r1")
     assert resumed.ok and resumed.outputs == {"a": 2, "b": 3, "c": 4}
     assert tools.calls == {"a": 1, "b": 1, "c": 2}
@@ -191,7 +194,8 @@ async def test_an_executor_that_died_in_this_process_leaves_an_interrupted_run(
     await tools.entered["b"].wait()
     assert store.get_run("r1").status == "running"  # type: ignore[union-attr]
     store.release("r1")  # what the run's owner does when it dies without finishing
-    assert store.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
+    assert store.get_run("r1").status is RunStatus.INTERRUPTED  # type: ignore[union-attr]
+    assert store.load_result("r1").status is RunStatus.INTERRUPTED
     tools.hold["b"].set()
     await task
 

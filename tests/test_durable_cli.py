@@ -202,3 +202,10 @@ def test_a_run_left_running_by_a_dead_process_lists_as_interrupted(
     code, out, _ = run_cli(capsys, "runs", "list", "--json", "--store", str(db))
     assert code == 0
     assert {r["id"]: r["status"] for r in json.loads(out)}["stuck"] == "interrupted"
+    code, out, _ = run_cli(capsys, "runs", "show", "stuck", "--json", "--store", str(db))
+    shown = json.loads(out)
+    assert code == 0 and shown["status"] == "interrupted" and "runs resume stuck" in shown["error"]
+    code, out, _ = run_cli(
+        capsys, "runs", "list", "--status", "interrupted", "--json", "--store", str(db)
+    )
+    assert code == 0 and [r["id"] for r in json.loads(out)] == ["stuck"]

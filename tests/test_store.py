@@ -453,12 +453,29 @@ def test_a_running_run_whose_process_is_gone_reads_as_interrupted(store: RunStor
     raw_db.commit()
     raw_db.close()
     info = store.get_run("r1")
-    assert (
-        info is not None and info.status == INTERRUPTED and info.stored_status is RunStatus.RUNNING
-    )
-    assert [r.id for r in store.list_runs(status=INTERRUPTED)] == ["r1"]
+    assert info is not None and info.status is RunStatus.INTERRUPTED
+    assert info.stored_status is RunStatus.RUNNING and info.to_json()["status"] == "interrupted"
+    assert [r.id for r in store.list_runs(status=RunStatus.INTERRUPTED)] == ["r1"]
+    assert [r.id for r in store.list_runs(status=INTERRUPTED)] == ["r1"]  # the string still works
     assert store.list_runs(status="running") == []
-    assert "runs resume r1" in (store.load_result("r1").error or "")
+    loaded = store.load_result("r1")
+    assert loaded.status is RunStatus.INTERRUPTED and loaded.finished_at is None
+    assert "runs resume r1" in (loaded.error or "")
+    assert loaded.to_json()["status"] == "interrupted"
+
+
+def test_the_interrupted_string_is_the_run_status_member() -> None:
+    assert INTERRUPTED == RunStatus.INTERRUPTED.value == "interrupted"
+    assert RunStatus(INTERRUPTED) is RunStatus.INTERRUPTED
+    # Nothing executes an interrupted run any more, yet it may be resumed, like a paused one.
+    assert RunStatus.INTERRUPTED.finished and RunStatus.PAUSED.finished
+
+
+def test_set_status_refuses_interrupted_which_is_read_not_stored(store: RunStore) -> None:
+    start(store)
+    with pytest.raises(StoreError, match="store failed or cancelled instead"):
+        store.set_status("r1", RunStatus.INTERRUPTED)
+    assert store.get_run("r1").stored_status is RunStatus.RUNNING  # type: ignore[union-attr]
 
 
 def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None:
@@ -471,10 +488,11 @@ def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None
         db.execute("UPDATE runs SET owner_pid = ?, owner_token = NULL", (sleeper.pid,))
         db.commit()
         db.close()
-        assert store.get_run("r1").status == "running"  # type: ignore[union-attr]
+        assert store.get_run("r1").status is RunStatus.RUNNING  # type: ignore[union-attr]
+        assert store.load_result("r1").status is RunStatus.RUNNING
     finally:
         sleeper.communicate(b"")
-    assert store.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
+    assert store.get_run("r1").status is RunStatus.INTERRUPTED  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- concurrency

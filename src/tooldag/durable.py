@@ -43,16 +43,16 @@ from .plan import Plan
 from .registry import ToolRegistry
 from .result import RunResult, RunStatus
 from .reuse import reusable_outputs
-from .store import INTERRUPTED, RunStore
+from .store import RunStore
 
 __all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
 
 # What each operation accepts, besides a run that does not exist yet (start only).
-_STARTABLE = frozenset(
-    {"pending", "failed", "paused", INTERRUPTED, "cancelled", "rejected", "budget_exceeded"}
+_RESUMABLE = frozenset(
+    {RunStatus.PENDING, RunStatus.FAILED, RunStatus.PAUSED, RunStatus.INTERRUPTED}
 )
-_RESUMABLE = frozenset({"pending", "failed", "paused", INTERRUPTED})
-_CANCELLABLE = frozenset({"pending", "failed", "paused", INTERRUPTED, "budget_exceeded"})
+_STARTABLE = _RESUMABLE | {RunStatus.CANCELLED, RunStatus.REJECTED, RunStatus.BUDGET_EXCEEDED}
+_CANCELLABLE = _RESUMABLE | {RunStatus.BUDGET_EXCEEDED}
 
 
 class DurableExecutor:
@@ -175,7 +175,7 @@ class DurableExecutor:
             self.store.claim(run_id, allow=_CANCELLABLE)
         except RunStateError as exc:
             info = self.store.get_run(run_id)
-            if info is not None and info.status == RunStatus.RUNNING.value:
+            if info is not None and info.status is RunStatus.RUNNING:
                 raise RunStateError(
                     f"run {run_id} is running in process {info.owner_pid} on {info.owner_host}: "
                     "stop it there (Ctrl-C cancels and compensates), or kill it and cancel again",

@@ -41,9 +41,14 @@ class RunStatus(StrEnum):
     PAUSED = "paused"
     REJECTED = "rejected"
     BUDGET_EXCEEDED = "budget_exceeded"
+    # Never stored: the store reads a run as interrupted when its row says running but the
+    # process that owns it is gone. Such a run can be resumed, like a failed or paused one.
+    INTERRUPTED = "interrupted"
 
     @property
     def finished(self) -> bool:
+        """No execution of the run is going on. Not the same as final: a failed, paused or
+        interrupted run is finished yet may be resumed."""
         return self not in (RunStatus.PENDING, RunStatus.RUNNING)
 
 

@@ -245,7 +245,7 @@ class RunStore:
     ) -> RunInfo:
         """Atomically mark ``run_id`` running in this process (creating it when ``plan`` is given).
 
-        ``allow`` lists the statuses (``"interrupted"`` included) the run may be in; anything else,
+        ``allow`` lists the statuses (``interrupted`` included) the run may be in; anything else,
         and a run running in a live process, raises :class:`RunStateError`. Two processes
         claiming the same run cannot both win.
         """
@@ -256,7 +256,7 @@ class RunStore:
                 if plan is None:
                     raise RunStateError(self._missing(run_id), run_id=run_id)
                 self._journal.ensure_run(db, run_id, now, plan.goal)
-            elif info.status == RunStatus.RUNNING.value:
+            elif info.status is RunStatus.RUNNING:
                 raise RunStateError(
                     f"run {run_id} is already running (process {info.owner_pid} on "
                     f"{info.owner_host}); wait for it, or stop that process and resume the run",
@@ -282,6 +282,11 @@ class RunStore:
 
     def set_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         """Overwrite a run's status (what ``cancel`` of a stopped run uses)."""
+        if status is RunStatus.INTERRUPTED:
+            raise StoreError(
+                f"cannot store run {run_id} as interrupted: a run reads as interrupted when its "
+                "owner process is gone; store failed or cancelled instead"
+            )
         now = time.time()
         with self._write(f"the status of run {run_id}") as db:
             db.execute(
@@ -335,8 +340,8 @@ class RunStore:
             return with_counts(info, self._counts([run_id]).get(run_id, {}))
 
     def list_runs(self, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
-        """Runs, newest first; ``status`` may be any run status or ``"interrupted"``."""
-        derived = status in (RunStatus.RUNNING.value, INTERRUPTED)
+        """Runs, newest first; ``status`` may be any run status (``interrupted`` included)."""
+        derived = status in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
         sql, params = _INFO_SQL, []
         if status is not None:
             sql += " WHERE r.status = ?"
@@ -405,7 +410,8 @@ class RunStore:
 
     def load_result(self, run_id: str) -> RunResult:
         """The run as a :class:`RunResult`, rebuilt from the store (steps of the latest plan that
-        never started are ``pending``)."""
+        never started are ``pending``). A run whose owner process is gone has the status
+        :attr:`RunStatus.INTERRUPTED`, and an error that says how to resume it."""
         info = self.get_run(run_id)
         if info is None:
             raise RunStateError(self._missing(run_id), run_id=run_id)
@@ -442,7 +448,7 @@ class RunStore:
             )
         return RunResult(
             run_id=run_id,
-            status=info.stored_status,
+            status=info.status,
             outputs={k: s.output for k, s in steps.items() if s.status is StepStatus.SUCCEEDED},
             answer=info.answer,
             steps=steps,

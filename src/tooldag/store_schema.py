@@ -47,7 +47,8 @@ __all__ = [
     "with_counts",
 ]
 
-INTERRUPTED = "interrupted"
+# The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
+INTERRUPTED = RunStatus.INTERRUPTED.value
 JSON_FALLBACK_KEY = "__tooldag_unserializable__"
 _REPR_LIMIT = 2000
 
@@ -253,8 +254,8 @@ def owner_gone(
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """A run's row: what ``tooldag runs list`` shows. ``status`` reads ``"interrupted"`` for a run
-    stored as running whose process is gone."""
+    """A run's row: what ``tooldag runs list`` shows. ``status`` is
+    :attr:`RunStatus.INTERRUPTED` for a run stored as running whose process is gone."""
 
     id: str
     goal: str
@@ -272,14 +273,14 @@ class RunInfo:
     step_counts: dict[str, int] = field(default_factory=dict)
 
     @property
-    def status(self) -> str:
-        return INTERRUPTED if self.interrupted else self.stored_status.value
+    def status(self) -> RunStatus:
+        return RunStatus.INTERRUPTED if self.interrupted else self.stored_status
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "goal": self.goal,
-            "status": self.status,
+            "status": self.status.value,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,

@@ -55,7 +55,7 @@ RUN_STATUS_STYLES: dict[str, str] = {
     RunStatus.CANCELLED.value: "magenta",
     RunStatus.REJECTED.value: "dark_orange",
     RunStatus.BUDGET_EXCEEDED.value: "red",
-    "interrupted": "magenta",
+    RunStatus.INTERRUPTED.value: "magenta",
 }
 
 _REF_STYLE = "cyan"

@@ -23,7 +23,7 @@ from ..events import Event, EventType
 from ..graph import to_mermaid
 from ..plan import Plan
 from ..result import RunResult, RunStatus, StepRecord, StepStatus
-from ..store import INTERRUPTED, RunInfo, RunStore
+from ..store import RunInfo, RunStore
 from ..views import runs_table
 from .common import (
     EXIT_CANCELLED,
@@ -39,7 +39,7 @@ from .common import (
 
 __all__ = ["register"]
 
-_STATUSES = [s.value for s in RunStatus] + [INTERRUPTED]
+_STATUSES = [s.value for s in RunStatus]
 _COLOURS = {
     "succeeded": "green",
     "failed": "red",
@@ -189,7 +189,6 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_json()
         out.update(
-            status=info.status,
             goal=info.goal,
             created_at=info.created_at,
             updated_at=info.updated_at,
@@ -285,7 +284,7 @@ def _print_errors(info: RunInfo, result: RunResult) -> None:
         console.print(escape(f"  {step.id}: {step.error.type}: {step.error.message}"))
     if result.error:
         console.print(escape(f"  run: {result.error}"))
-    if info.status in ("failed", "paused"):  # an interrupted run's error already says so
+    if info.status in (RunStatus.FAILED, RunStatus.PAUSED):  # an interrupted one's error says so
         console.print(f"\n`tooldag runs resume {escape(info.id)}` continues it.")
 
 

@@ -147,6 +147,32 @@ class RunResult(BaseModel):
             return None
         return self.finished_at - self.started_at
 
+    def _repr_markdown_(self) -> str:
+        """How a result shows in Jupyter: status, answer, then one table row per step."""
+
+        def cell(text: object) -> str:
+            return str(text).replace("|", "\\|").replace("\n", " ")
+
+        took = f" in {self.duration:.2f}s" if self.duration is not None else ""
+        lines = [f"**run {self.run_id}: {self.status.value}**{took}", ""]
+        if self.answer is not None:
+            lines += [f"> {cell(self.answer)}", ""]
+        if self.steps:
+            lines += [
+                "| step | tool | status | attempts | time | error / reason |",
+                "|---|---|---|---:|---:|---|",
+            ]
+            for r in self.steps.values():
+                took_step = f"{r.duration:.3f}s" if r.duration is not None else ""
+                why = f"{r.error.type}: {r.error.message}" if r.error else (r.reason or "")
+                lines.append(
+                    f"| {cell(r.id)} | {cell(r.tool)} | {r.status.value} | {r.attempts} | "
+                    f"{took_step} | {cell(why)} |"
+                )
+        if self.usage.calls:
+            lines += ["", f"{self.usage.total_tokens:,} tokens in {self.usage.calls} LLM call(s)"]
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``--json`` prints): status, answer, outputs, steps, usage."""
         return {

@@ -1,0 +1,33 @@
+"""RunResult as people see it in Jupyter (``_repr_markdown_``)."""
+
+from __future__ import annotations
+
+from tooldag import ToolRegistry, parse_plan, run_plan, tool
+
+
+@tool(side_effects=False)
+def divide(a: float, b: float) -> dict[str, float]:
+    """Divide a by b."""
+    return {"q": a / b}
+
+
+def test_markdown_shows_status_answer_and_one_row_per_step() -> None:
+    plan = parse_plan(
+        {
+            "steps": [
+                {"id": "ok", "tool": "divide", "args": {"a": 1, "b": 4}},
+                {"id": "bad", "tool": "divide", "args": {"a": 1, "b": 0}},
+                {"id": "after", "tool": "divide", "args": {"a": "$bad.q", "b": 1}},
+            ],
+            "answer": "a|b is ${ok.q}",
+        }
+    )
+    result = run_plan(plan, ToolRegistry([divide]))
+    text = result._repr_markdown_()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"**run {result.run_id}: failed**")
+    assert "> a\\|b is 0.25" in lines  # a pipe in the answer cannot break the table
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split("|")[1].strip() for row in rows] == ["ok", "bad", "after"]
+    assert "| failed | 1 |" in rows[1] and "ZeroDivisionError" in rows[1]
+    assert "| blocked | 0 |" in rows[2] and "needs bad" in rows[2]

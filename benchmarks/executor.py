@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tooldag.executor import Executor
+from tooldag.execution.executor import Executor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry, tool
 

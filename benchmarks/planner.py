@@ -22,11 +22,11 @@ from typing import Any
 from typing_extensions import TypedDict
 
 from tooldag.agent import aplan_and_run
-from tooldag.llm import LLMReply, OutputMode
-from tooldag.loading import load_registry
-from tooldag.planner import Planner
-from tooldag.prompting import system_prompt, tool_line
+from tooldag.llm.client import LLMReply, OutputMode
+from tooldag.planning.planner import Planner
+from tooldag.planning.prompting import system_prompt, tool_line
 from tooldag.registry import ToolRegistry, tool
+from tooldag.registry.loading import load_registry
 from tooldag.result import Usage
 from tooldag.testing import FakeLLMServer
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tooldag.durable.store import RunStore
 from tooldag.events import Event, EventType
-from tooldag.executor import Executor
+from tooldag.execution.executor import Executor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry, tool
-from tooldag.store import RunStore
 
 
 @tool(side_effects=False)

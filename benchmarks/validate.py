@@ -22,10 +22,10 @@ from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
-from tooldag.parse import parse_plan
-from tooldag.refs import parse_string
+from tooldag.plan.parse import parse_plan
+from tooldag.plan.refs import parse_string
 from tooldag.registry import ToolRegistry, tool
-from tooldag.validate import validate
+from tooldag.validate.validator import validate
 
 __all__ = ["build_plan", "build_registry", "main", "time_once"]
 
@@ -200,7 +200,7 @@ def time_once(text: str, registry: ToolRegistry) -> tuple[float, int, float]:
 
     The reference parser's cache is emptied first: every run parses every string, as the first
     validation of a new plan does. parse_plan and validate pause the cyclic collector (see
-    ``tooldag.parse._pause_gc``); the pass it makes over the plan's objects once it resumes is
+    ``tooldag.plan.parse._pause_gc``); the pass it makes over the plan's objects once it resumes is
     real work a program pays while it keeps the plan, so it is timed and reported apart.
     """
     parse_string.cache_clear()

@@ -72,7 +72,7 @@ def real_model(note: str = "") -> list[Cell]:
             USE_REAL_MODEL = False  # True: plan with OPENAI_API_KEY / OPENAI_BASE_URL / TOOLDAG_MODEL
 
             if USE_REAL_MODEL:
-                from tooldag.llm import LLMClient
+                from tooldag.llm.client import LLMClient
 
                 server.stop()
                 llm = LLMClient.from_env()
@@ -284,7 +284,7 @@ QUICKSTART: list[Cell] = [
     ),
     code(
         """
-        from tooldag.graph import to_mermaid
+        from tooldag.observe.mermaid import to_mermaid
 
         statuses = {sid: record.status for sid, record in result.steps.items()}
         display(Markdown(f"```mermaid\\n{to_mermaid(result.plan, statuses)}\\n```"))
@@ -292,7 +292,7 @@ QUICKSTART: list[Cell] = [
     ),
     code(
         """
-        from tooldag.plotting import plot_dag
+        from tooldag.observe.plotting import plot_dag
 
         plot_dag(result.plan, statuses);
         """
@@ -544,8 +544,8 @@ TOOLS: list[Cell] = [
         """
         from IPython.display import Markdown
 
-        from tooldag.parse import parse_plan
-        from tooldag.validate import validate
+        from tooldag.plan.parse import parse_plan
+        from tooldag.validate.validator import validate
 
         bad = parse_plan(
             {
@@ -635,7 +635,7 @@ TOOLS: list[Cell] = [
     code(
         """
         from tooldag import load_registry
-        from tooldag.loading import builtin_packs
+        from tooldag.registry.loading import builtin_packs
 
         print(builtin_packs())
         calc = load_registry(["calc"])
@@ -811,7 +811,7 @@ PARALLEL: list[Cell] = [
     code(
         """
         from tooldag.agent import plan_and_run
-        from tooldag.monitor import Monitor
+        from tooldag.observe.monitor import Monitor
 
         monitor = Monitor()
         result = plan_and_run(GOAL, tools=pipeline, llm=llm, on_event=monitor)
@@ -833,8 +833,8 @@ PARALLEL: list[Cell] = [
         """
         from IPython.display import Markdown, display
 
-        from tooldag.graph import to_mermaid
-        from tooldag.plotting import plot_dag
+        from tooldag.observe.mermaid import to_mermaid
+        from tooldag.observe.plotting import plot_dag
 
         plan = result.plan
         display(Markdown(f"```mermaid\\n{to_mermaid(plan)}\\n```"))
@@ -852,7 +852,7 @@ PARALLEL: list[Cell] = [
     ),
     code(
         """
-        from tooldag.plotting import gantt
+        from tooldag.observe.plotting import gantt
 
         gantt(result);
         """
@@ -870,7 +870,7 @@ PARALLEL: list[Cell] = [
         import time
 
         from tooldag import EventBus
-        from tooldag.executor import run_plan
+        from tooldag.execution.executor import run_plan
 
 
         def timed_run(**executor_options):
@@ -1079,7 +1079,7 @@ CONDITIONS: list[Cell] = [
         from pathlib import Path
 
         from tooldag.agent import plan_and_run
-        from tooldag.store import RunStore
+        from tooldag.durable.store import RunStore
 
         scratch = tempfile.TemporaryDirectory(prefix="tooldag-04-")  # removed at the end
         workdir = Path(scratch.name)
@@ -1124,8 +1124,8 @@ CONDITIONS: list[Cell] = [
     ),
     code(
         """
-        from tooldag.graph import to_mermaid
-        from tooldag.plotting import plot_dag
+        from tooldag.observe.mermaid import to_mermaid
+        from tooldag.observe.plotting import plot_dag
 
         lisbon = results["Lisbon"]
         statuses = {sid: record.status for sid, record in lisbon.steps.items()}
@@ -1201,7 +1201,7 @@ CONDITIONS: list[Cell] = [
     code(
         """
         from tooldag import EventType
-        from tooldag.durable import StatefulWorkflowExecutor
+        from tooldag.durable.runner import StatefulWorkflowExecutor
 
         runs = StatefulWorkflowExecutor(reporting, store=store)
 
@@ -1266,7 +1266,7 @@ CONDITIONS: list[Cell] = [
     ),
     code(
         """
-        from tooldag.durable import resume
+        from tooldag.durable.runner import resume
 
         reopened = RunStore(workdir / "runs.db")
         resumed = resume("weekly-report", reporting, store=reopened)
@@ -1279,7 +1279,7 @@ CONDITIONS: list[Cell] = [
     ),
     code(
         """
-        from tooldag.plotting import gantt
+        from tooldag.observe.plotting import gantt
 
         gantt(resumed, title="the resumed run: process reused, the rest ran");
         """
@@ -1624,7 +1624,7 @@ FAILURES: list[Cell] = [
         """
         import matplotlib.pyplot as plt
 
-        from tooldag.plotting import plot_dag
+        from tooldag.observe.plotting import plot_dag
 
         ENDINGS = {EventType.STEP_SUCCEEDED, EventType.STEP_FAILED, EventType.STEP_BLOCKED}
         first_run = {}
@@ -1685,7 +1685,7 @@ FAILURES: list[Cell] = [
     ),
     code(
         """
-        from tooldag.plotting import gantt
+        from tooldag.observe.plotting import gantt
 
         gantt(events, title="Atlantis: two plans, then compensation");
         """
@@ -1852,7 +1852,7 @@ MONITORING: list[Cell] = [
         """
         from tooldag import EventBus
         from tooldag.agent import plan_and_run
-        from tooldag.monitor import Monitor
+        from tooldag.observe.monitor import Monitor
 
         bus = EventBus()
         monitor = Monitor(bus)
@@ -1928,7 +1928,7 @@ MONITORING: list[Cell] = [
     ),
     code(
         """
-        from tooldag.plotting import gantt
+        from tooldag.observe.plotting import gantt
 
         ax = gantt(events, title="morning briefing")
         """
@@ -2044,7 +2044,7 @@ MONITORING: list[Cell] = [
     ),
     code(
         """
-        from tooldag.store import RunStore
+        from tooldag.durable.store import RunStore
 
         with RunStore(":memory:") as store:
             STOCK_API["calls"] = 0

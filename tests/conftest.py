@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.loading import load_tools
 from tooldag.registry import ToolRegistry
+from tooldag.registry.loading import load_tools
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

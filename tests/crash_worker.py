@@ -24,11 +24,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from tooldag.durable import DurableExecutor
+from tooldag.durable.runner import DurableExecutor
+from tooldag.durable.store import RunStore
 from tooldag.events import Event, EventBus, EventType
 from tooldag.plan import Plan
 from tooldag.registry import ToolContext, ToolRegistry, tool
-from tooldag.store import RunStore
 
 __all__ = ["PHASES", "PLAN", "STEPS", "registry"]
 

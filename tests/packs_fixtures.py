@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.loading import load_tools
 from tooldag.registry import ToolRegistry
+from tooldag.registry.loading import load_tools
 
 __all__ = ["fake_dns", "make_sqlite", "pack_registry"]
 

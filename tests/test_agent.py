@@ -18,13 +18,13 @@ import respx
 from typing_extensions import TypedDict
 
 from tooldag.agent import Session, aplan_and_run, plan_and_run
+from tooldag.durable.store import RunStore
 from tooldag.errors import PermanentToolError, PlanRejected
 from tooldag.events import Event, EventBus, EventType
-from tooldag.llm import LLMClient
+from tooldag.llm.client import LLMClient
 from tooldag.plan import Plan, Step
 from tooldag.registry import Compensation, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
-from tooldag.store import RunStore
 from tooldag.testing import FakeLLMServer, Reply, ScriptedLLM, mock_openai
 from tooldag.testing.respx_helpers import OPENAI_BASE_URL
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tooldag.cli import main
 from tooldag.testing import FakeLLMServer
+from tooldag.ui.cli import main
 
 _LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "TOOLDAG_MODEL")
 

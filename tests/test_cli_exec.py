@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tooldag.cli import main
+from tooldag.ui.cli import main
 
 TOOLS = textwrap.dedent(
     '''

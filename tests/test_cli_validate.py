@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.cli import main
+from tooldag.ui.cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 WEATHER_TOOLS = str(EXAMPLES / "weather_tools.py")

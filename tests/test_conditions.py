@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tooldag.conditions import describe, evaluate, evaluate_explained
 from tooldag.errors import ConditionError, ReferenceResolutionError
 from tooldag.plan import Condition
+from tooldag.plan.conditions import describe, evaluate, evaluate_explained
 
 OUT: dict[str, Any] = {
     "weather": {"temp": -3, "condition": "light snow", "tags": ["cold", "wet"], "alert": None},

@@ -21,11 +21,11 @@ from types import ModuleType
 
 import pytest
 
-from tooldag.cli import main as cli_main
-from tooldag.durable import resume
-from tooldag.executor import run_plan
+from tooldag.durable.runner import resume
+from tooldag.durable.store import INTERRUPTED, RunStore
+from tooldag.execution.executor import run_plan
 from tooldag.result import RunStatus
-from tooldag.store import INTERRUPTED, RunStore
+from tooldag.ui.cli import main as cli_main
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 

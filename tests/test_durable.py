@@ -12,13 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.durable import DurableExecutor, StatefulWorkflowExecutor, resume, reusable_outputs
+from tooldag.durable.runner import (
+    DurableExecutor,
+    StatefulWorkflowExecutor,
+    resume,
+    reusable_outputs,
+)
+from tooldag.durable.store import INTERRUPTED, RunStore
 from tooldag.errors import PlanInvalidError, RunStateError
 from tooldag.events import Event, EventBus, EventType
 from tooldag.plan import Plan
 from tooldag.registry import Compensation, ToolContext, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
-from tooldag.store import INTERRUPTED, RunStore
 
 CHAIN = Plan.model_validate(
     {

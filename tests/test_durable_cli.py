@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.cli import main
-from tooldag.durable import DurableExecutor
+from tooldag.durable.runner import DurableExecutor
+from tooldag.durable.store import RunStore
 from tooldag.events import Event, EventType
-from tooldag.loading import load_tools
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry
-from tooldag.store import RunStore
+from tooldag.registry.loading import load_tools
+from tooldag.ui.cli import main
 
 TOOLS = '''
 import os

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from tooldag import Plan, ToolContext, ToolRegistry, tool
 from tooldag.errors import ConfigError, PlanInvalidError, RunStateError, StoreError
 from tooldag.events import Event, EventBus, EventType
-from tooldag.executor import Executor, RunHandle, render_answer, run_plan
+from tooldag.execution.executor import Executor, RunHandle, render_answer, run_plan
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0

@@ -16,7 +16,7 @@ from test_executor import Events, plan_of, step
 from tooldag import Compensation, Plan, RetryPolicy, ToolRegistry, tool
 from tooldag.errors import PermanentToolError, TransientToolError
 from tooldag.events import EventType
-from tooldag.executor import Executor, RunHandle
+from tooldag.execution.executor import Executor, RunHandle
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0

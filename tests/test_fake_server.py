@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from tooldag.errors import LLMResponseError
-from tooldag.llm import LLMClient, OutputMode
+from tooldag.llm.client import LLMClient, OutputMode
 from tooldag.testing import Disconnect, ErrorReply, FakeLLMServer, Reply
 
 PLAN = {
@@ -141,7 +141,7 @@ def test_one_client_works_across_event_loops() -> None:
 def test_a_subprocess_configured_by_env_reaches_the_server() -> None:
     code = (
         "import asyncio\n"
-        "from tooldag.llm import LLMClient\n"
+        "from tooldag.llm.client import LLMClient\n"
         "print(asyncio.run(LLMClient.from_env().complete('what is the weather')).text)\n"
     )
     with FakeLLMServer(rules={"weather": "sunny"}) as server:

@@ -13,7 +13,7 @@ import pytest
 import respx
 
 from tooldag.errors import BudgetExceededError, LLMConfigError, LLMResponseError
-from tooldag.llm import LLMClient, OutputMode, UsageMeter
+from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
 from tooldag.testing import Disconnect, ErrorReply, Reply, Stall, mock_openai
 
 KEY = "sk-test-SECRET-0123456789"

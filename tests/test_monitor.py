@@ -13,8 +13,8 @@ from test_executor import plan_of, step
 from tooldag import ToolRegistry, tool
 from tooldag.errors import RunStateError
 from tooldag.events import Event, EventType
-from tooldag.executor import Executor
-from tooldag.monitor import Monitor
+from tooldag.execution.executor import Executor
+from tooldag.observe.monitor import Monitor
 
 GATE_TIMEOUT = 5.0
 
@@ -190,8 +190,8 @@ def test_an_unknown_run_is_a_clear_error() -> None:
 
 async def test_a_resumed_runs_journal_shows_only_the_last_execution() -> None:
     from tooldag import PermanentToolError
-    from tooldag.durable import DurableExecutor
-    from tooldag.store import RunStore
+    from tooldag.durable.runner import DurableExecutor
+    from tooldag.durable.store import RunStore
 
     broken = {"b": True}
 

@@ -13,9 +13,9 @@ from tooldag.packs.files import PRIVATE_DIR
 
 from packs_fixtures import pack_registry
 from tooldag.errors import PermanentToolError, ToolArgumentError
-from tooldag.executor import Executor
-from tooldag.parse import parse_plan
-from tooldag.refs import resolve
+from tooldag.execution.executor import Executor
+from tooldag.plan.parse import parse_plan
+from tooldag.plan.refs import resolve
 from tooldag.registry import ToolContext
 from tooldag.result import StepStatus
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tooldag.loading import builtin_packs, load_registry, load_tools
-from tooldag.prompting import tool_line
+from tooldag.planning.prompting import tool_line
 from tooldag.registry import Tool
+from tooldag.registry.loading import builtin_packs, load_registry, load_tools
 
 PACKS = {
     "calc": {"calculate", "statistics"},

@@ -25,8 +25,8 @@ from tooldag.packs.mail import SmtpSettings
 
 from packs_fixtures import pack_registry
 from tooldag.errors import PermanentToolError, ToolArgumentError, TransientToolError
-from tooldag.executor import Executor
-from tooldag.parse import parse_plan
+from tooldag.execution.executor import Executor
+from tooldag.plan.parse import parse_plan
 from tooldag.result import StepStatus
 
 registry = pack_registry("mail")

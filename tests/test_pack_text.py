@@ -10,7 +10,7 @@ from tooldag.packs import text
 
 from packs_fixtures import pack_registry
 from tooldag.errors import PermanentToolError, ToolArgumentError, TransientToolError
-from tooldag.llm import LLMClient
+from tooldag.llm.client import LLMClient
 from tooldag.testing import Disconnect, ErrorReply, mock_openai
 
 registry = pack_registry("text")

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tooldag.errors import PlanParseError
-from tooldag.parse import extract_json, parse_plan
 from tooldag.plan import Plan
+from tooldag.plan.parse import extract_json, parse_plan
 
 SEED = {
     "goal": "Weather and outfit",

@@ -14,12 +14,12 @@ from typing_extensions import TypedDict
 
 from tooldag.errors import BudgetExceededError, PlanRejected
 from tooldag.events import Event, EventBus, EventType
-from tooldag.executor import Executor
-from tooldag.llm import LLMClient, OutputMode, UsageMeter
-from tooldag.loading import load_registry
+from tooldag.execution.executor import Executor
+from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
 from tooldag.plan import Plan
-from tooldag.planner import Planner, reusable_outputs
+from tooldag.planning.planner import Planner, reusable_outputs
 from tooldag.registry import ToolRegistry, tool
+from tooldag.registry.loading import load_registry
 from tooldag.result import RunResult, RunStatus, StepError, StepRecord, StepStatus
 from tooldag.testing import Reply, ScriptedLLM, mock_openai
 

@@ -20,11 +20,11 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from tooldag.errors import ConfigError, PlanInvalidError
 from tooldag.events import Event, EventBus, EventType
-from tooldag.executor import run_plan
-from tooldag.graph import STATUS_COLOURS
-from tooldag.monitor import Monitor
+from tooldag.execution.executor import run_plan
+from tooldag.observe.mermaid import STATUS_COLOURS
+from tooldag.observe.monitor import Monitor
+from tooldag.observe.plotting import Span, gantt, plot_dag, timeline_bars
 from tooldag.plan import Plan
-from tooldag.plotting import Span, gantt, plot_dag, timeline_bars
 from tooldag.registry import ToolRegistry, tool
 from tooldag.result import RunResult, RunStatus, StepRecord, StepStatus
 

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tooldag.errors import ReferenceResolutionError
-from tooldag.refs import (
+from tooldag.plan.refs import (
     BadReference,
     Ref,
     Template,

@@ -16,7 +16,7 @@ import typing_extensions
 from pydantic import BaseModel, Field
 
 from tooldag.errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
-from tooldag.executor import Executor
+from tooldag.execution.executor import Executor
 from tooldag.plan import Plan
 from tooldag.registry import (
     Compensation,

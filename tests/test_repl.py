@@ -23,12 +23,12 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
-from tooldag.approval import ApprovalMode
+from tooldag.durable.store import RunStore
 from tooldag.errors import PermanentToolError
 from tooldag.registry import Compensation, ToolRegistry, tool
-from tooldag.repl import Chat
-from tooldag.store import RunStore
 from tooldag.testing import FakeLLMServer, Stall
+from tooldag.ui.approval import ApprovalMode
+from tooldag.ui.repl import Chat
 
 CALLS: Counter[str] = Counter()
 BROKEN = {"flaky": False}

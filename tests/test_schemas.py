@@ -10,7 +10,13 @@ import pytest
 from pydantic import BaseModel, Field
 
 from tooldag.registry import ToolRegistry, tool
-from tooldag.schemas import inline_refs, json_types, strict_schema, subschema_at, types_compatible
+from tooldag.registry.schemas import (
+    inline_refs,
+    json_types,
+    strict_schema,
+    subschema_at,
+    types_compatible,
+)
 
 # OpenAI's documented strict-mode subset, written out here rather than imported from the code
 # under test, so the test checks the rules and not the implementation's idea of them.

@@ -16,9 +16,9 @@ from pydantic import BaseModel
 from tooldag import Compensation, Plan, ToolCategory, ToolRegistry, tool
 from tooldag.errors import PermanentToolError
 from tooldag.events import Event, EventType
-from tooldag.executor import Executor, run_plan
-from tooldag.graph import to_mermaid
-from tooldag.monitor import Monitor
+from tooldag.execution.executor import Executor, run_plan
+from tooldag.observe.mermaid import to_mermaid
+from tooldag.observe.monitor import Monitor
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0

@@ -17,11 +17,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from tooldag.errors import RunStateError, StoreError
-from tooldag.events import Event, EventBus, EventType
-from tooldag.plan import Plan
-from tooldag.result import RunStatus, StepStatus
-from tooldag.store import (
+from tooldag.durable.store import (
     CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
     JSON_FALLBACK_KEY,
@@ -29,6 +25,10 @@ from tooldag.store import (
     StoreWarning,
     default_store_path,
 )
+from tooldag.errors import RunStateError, StoreError
+from tooldag.events import Event, EventBus, EventType
+from tooldag.plan import Plan
+from tooldag.result import RunStatus, StepStatus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -500,7 +500,7 @@ def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None
 WRITER = """
 import sys
 from tooldag.events import Event, EventType
-from tooldag.store import RunStore
+from tooldag.durable.store import RunStore
 
 path, run, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = RunStore(path)

@@ -11,10 +11,10 @@ import pytest
 
 from tooldag.errors import PlanInvalidError
 from tooldag.issues import Issue
-from tooldag.parse import parse_plan
 from tooldag.plan import Plan
+from tooldag.plan.parse import parse_plan
 from tooldag.registry import ToolRegistry, tool
-from tooldag.validate import ISSUE_CODES, check_plan, validate
+from tooldag.validate.validator import ISSUE_CODES, check_plan, validate
 
 WEATHER = {"id": "weather", "tool": "get_weather", "args": {"location": "London"}}
 OUTFIT = {

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tooldag.plan import CONDITION_OPS, Plan
 from tooldag.registry import ToolRegistry, tool
-from tooldag.validate import ISSUE_CODES, validate
+from tooldag.validate.validator import ISSUE_CODES, validate
 
 
 class Number(TypedDict):

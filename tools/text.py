@@ -1,7 +1,7 @@
 """Text pack: summarise a text and extract information from it, with the configured LLM.
 
 The LLM is the one the rest of tooldag uses, configured from the environment
-(:meth:`tooldag.llm.LLMClient.from_env`: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
+(:meth:`tooldag.LLMClient.from_env`: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
 ``TOOLDAG_MODEL``, ...). The prompts are ``prompts/text_summarize.j2`` and
 ``prompts/text_extract.j2``; the text goes in as delimited data, never as template or as
 instructions. A text longer than ``TOOLDAG_TEXT_MAX_CHARS`` (default 60000) is cut to that
@@ -24,7 +24,7 @@ from tooldag.errors import (
     TransientToolError,
 )
 from tooldag.llm import LLMClient
-from tooldag.prompting import delimit, render
+from tooldag.planning.prompting import delimit, render
 from tooldag.registry import RetryPolicy, tool
 
 from ._common import env_int, truncate

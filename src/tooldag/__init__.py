@@ -12,7 +12,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .durable import DurableExecutor, StatefulWorkflowExecutor, resume
+from .durable import (
+    DurableExecutor,
+    RunInfo,
+    RunStore,
+    StatefulWorkflowExecutor,
+    StoreWarning,
+    resume,
+)
 from .errors import (
     BudgetExceededError,
     ConditionError,
@@ -39,22 +46,20 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .executor import Executor, RunHandle, run_plan
-from .graph import to_mermaid
+from .execution import Executor, RunHandle, run_plan
 from .issues import Issue
-from .loading import load_registry
-from .monitor import Monitor
-from .parse import parse_plan
+from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
+from .plan.parse import parse_plan
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
+from .registry.loading import load_registry
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
-from .store import RunInfo, RunStore, StoreWarning
 from .validate import validate
 
 if TYPE_CHECKING:
     from .agent import Session, aplan_and_run, plan_and_run
     from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
-    from .planner import Planner
+    from .planning.planner import Planner
 
 __version__ = "0.1.0"
 
@@ -64,7 +69,7 @@ _LAZY = {
     "LLMClient": "llm",
     "LLMReply": "llm",
     "OutputMode": "llm",
-    "Planner": "planner",
+    "Planner": "planning.planner",
     "Session": "agent",
     "UsageMeter": "llm",
     "aplan_and_run": "agent",

@@ -1,5 +1,5 @@
 import sys
 
-from tooldag.cli import main
+from tooldag.ui.cli import main
 
 sys.exit(main())

@@ -40,16 +40,16 @@ from typing import Any, TypeAlias
 import openai
 
 from ._sync import run_sync
+from .durable.store import RunStore
 from .errors import BudgetExceededError, LLMError, PlanRejected
 from .events import Event, EventBus, EventCallback, EventType
-from .executor import Executor
-from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
-from .loading import load_registry, load_tools
-from .plan import Plan
-from .planner import Planner, reusable_outputs
-from .registry import Tool, ToolRegistry, tool
+from .execution.executor import Executor
+from .llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
+from .plan.model import Plan
+from .planning.planner import Planner, reusable_outputs
+from .registry.loading import load_registry, load_tools
+from .registry.registry import Tool, ToolRegistry, tool
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
-from .store import RunStore
 
 __all__ = [
     "ApproveHook",
@@ -320,7 +320,8 @@ async def aplan_and_run(
     :class:`RunStore` or a path) journals the run. ``max_llm_calls``/``max_tokens`` are the run's
     budgets. ``context`` is shown to the planner as data (earlier answers, see :class:`Session`).
     ``on_event`` (or ``bus``) sees every event. ``executor_options`` go to
-    :class:`~tooldag.executor.Executor` (``max_concurrency``, ``tool_limits``, ``default_timeout``).
+    :class:`~tooldag.execution.executor.Executor` (``max_concurrency``, ``tool_limits``,
+    ``default_timeout``).
 
     Raises :class:`PlanRejected` when no valid first plan comes back (nothing ran), and
     :class:`LLMError` subclasses when the LLM cannot be reached or configured.

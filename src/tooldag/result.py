@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .plan import Plan
+from .plan.model import Plan
 
 __all__ = ["RunResult", "RunStatus", "StepError", "StepRecord", "StepStatus", "Usage"]
 

@@ -2,8 +2,9 @@
 encoding of values (with the documented fallback for what JSON cannot express), the :class:`RunInfo`
 row, and the probe that tells a live run owner from a dead one.
 
-Kept apart from :mod:`tooldag.store` so that the store module is the SQLite plumbing alone; every
-public name here is re-exported from :mod:`tooldag.store`, which is where users import them from.
+Kept apart from :mod:`tooldag.durable.store` so that the store module is the SQLite plumbing alone;
+every public name here is re-exported from :mod:`tooldag.durable.store`, which is where users import
+them from.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from .errors import StoreError
-from .plan import Plan
-from .result import RunStatus, StepError, Usage
+from ..errors import StoreError
+from ..plan.model import Plan
+from ..result import RunStatus, StepError, Usage
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",
@@ -54,7 +55,7 @@ _REPR_LIMIT = 2000
 
 
 class StoreWarning(UserWarning):
-    """A value was stored in a lossy form (see the :mod:`tooldag.store` docstring)."""
+    """A value was stored in a lossy form (see the :mod:`tooldag.durable.store` docstring)."""
 
 
 @dataclass(frozen=True, slots=True)

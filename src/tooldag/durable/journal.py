@@ -1,9 +1,9 @@
 """How the run store turns executor events into rows: one handler per event type.
 
-Kept apart from :mod:`tooldag.store`, which owns the connection, the transactions and the reads:
-a :class:`Journal` only writes, inside a transaction the store has opened, so every event's rows
-and its line in the event log are committed together or not at all. It is internal; users go
-through :class:`~tooldag.store.RunStore`.
+Kept apart from :mod:`tooldag.durable.store`, which owns the connection, the transactions and the
+reads: a :class:`Journal` only writes, inside a transaction the store has opened, so every event's
+rows and its line in the event log are committed together or not at all. It is internal; users go
+through :class:`~tooldag.durable.store.RunStore`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .events import Event, EventType
-from .result import RunStatus, StepStatus
-from .store_schema import (
+from ..events import Event, EventType
+from ..result import RunStatus, StepStatus
+from ._schema import (
     HEAVY_KEYS,
     dumps_json,
     error_json,

@@ -1,7 +1,7 @@
 """Durable runs: start, resume, pause and cancel runs whose every step is journalled in a RunStore.
 
 This is the seed's ``StatefulWorkflowExecutor`` contract on top of
-:class:`~tooldag.executor.Executor` and :class:`~tooldag.store.RunStore`:
+:class:`~tooldag.execution.executor.Executor` and :class:`~tooldag.durable.store.RunStore`:
 
 - ``start(run_id, plan)`` runs a plan under an id. Starting an id that is running (in any live
   process) or completed raises :class:`RunStateError`; an id that failed, paused, was interrupted
@@ -35,14 +35,14 @@ import concurrent.futures
 import threading
 from typing import Any
 
-from ._sync import run_sync
-from .errors import RunStateError
-from .events import Event, EventType
-from .executor import Executor, RunHandle
-from .plan import Plan
-from .registry import ToolRegistry
-from .result import RunResult, RunStatus
-from .reuse import reusable_outputs
+from .._sync import run_sync
+from ..errors import RunStateError
+from ..events import Event, EventType
+from ..execution.executor import Executor, RunHandle
+from ..plan.model import Plan
+from ..plan.reuse import reusable_outputs
+from ..registry.registry import ToolRegistry
+from ..result import RunResult, RunStatus
 from .store import RunStore
 
 __all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
@@ -213,7 +213,7 @@ async def aresume(
     run_id: str, registry: ToolRegistry, store: RunStore | None = None, **executor_options: Any
 ) -> RunResult:
     """Continue a failed, paused or interrupted run (see :meth:`DurableExecutor.aresume`); ``store``
-    defaults to the store at :func:`~tooldag.store.default_store_path`."""
+    defaults to the store at :func:`~tooldag.durable.store.default_store_path`."""
     own = store is None
     runner = DurableExecutor(registry, store=store, **executor_options)
     try:

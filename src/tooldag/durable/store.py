@@ -4,9 +4,9 @@ One file (WAL mode, a busy timeout, ``BEGIN IMMEDIATE`` writes retried on ``SQLI
 runs, their plan versions, one row per (run id, step id) and an append-only event log. The store is
 fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record` as a *critical*
 callback, so a failed write propagates to the executor and a step's output is committed before the
-step counts as done (write-ahead). Outputs live once, in the step row; events reference it.
-Which rows each event writes is :mod:`tooldag.journal`'s business; this module owns the connection,
-the transactions and the reads.
+step counts as done (write-ahead). Outputs live once, in the step row; events reference it. Which
+rows each event writes is :mod:`tooldag.durable.journal`'s business; this module owns the
+connection, the transactions and the reads.
 
 Outputs that JSON cannot express are stored in their JSON form when pydantic knows one (models,
 dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
@@ -38,12 +38,11 @@ from typing import Any
 import platformdirs
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .errors import RunStateError, StoreError
-from .events import Event, EventBus, EventType
-from .journal import Journal
-from .plan import Plan
-from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
-from .store_schema import (
+from ..errors import RunStateError, StoreError
+from ..events import Event, EventBus, EventType
+from ..plan.model import Plan
+from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+from ._schema import (
     CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
     JSON_FALLBACK_KEY,
@@ -58,6 +57,7 @@ from .store_schema import (
     owner_identity,
     with_counts,
 )
+from .journal import Journal
 
 __all__ = [
     "CURRENT_SCHEMA_VERSION",

@@ -1,10 +1,10 @@
 """The executor: runs a plan's steps the moment their inputs exist, in parallel, and reports every
 transition as an event.
 
-Scheduling is event-driven (:mod:`tooldag.scheduler`): a step starts the moment its last
-dependency finishes, within a global and per-tool concurrency limit; :mod:`tooldag.invoke` calls
-the tools (thread pool for sync ones, timeouts, tenacity retries of transient errors) and
-:mod:`tooldag.saga` undoes what an abandoned run did.
+Scheduling is event-driven (:mod:`tooldag.execution.run`): a step starts the moment its last
+dependency finishes, within a global and per-tool concurrency limit; :mod:`tooldag.execution.invoke`
+calls the tools (thread pool for sync ones, timeouts, tenacity retries of transient errors) and
+:mod:`tooldag.execution.saga` undoes what an abandoned run did.
 
 >>> from tooldag import Plan, ToolRegistry, tool
 >>> @tool
@@ -42,16 +42,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._sync import run_sync
-from .errors import ConfigError, RunStateError
-from .events import EventBus
+from .._sync import run_sync
+from ..errors import ConfigError, RunStateError
+from ..events import EventBus
+from ..plan.model import Plan
+from ..registry.registry import ToolRegistry
+from ..result import RunResult
 from .invoke import Invoker
-from .plan import Plan
-from .registry import ToolRegistry
-from .result import RunResult
-from .run_outcome import render_answer
+from .outcome import render_answer
+from .run import Run
 from .saga import compensate_records
-from .scheduler import Run
 
 __all__ = ["Executor", "RunHandle", "render_answer", "run_plan"]
 

@@ -28,9 +28,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from .errors import PermanentToolError, ToolArgumentError, ToolError
-from .registry import Tool, ToolContext
-from .result import StepError
+from ..errors import PermanentToolError, ToolArgumentError, ToolError
+from ..registry.registry import Tool, ToolContext
+from ..result import StepError
 
 __all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
 

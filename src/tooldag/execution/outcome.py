@@ -1,6 +1,6 @@
 """What a finished run reports: its status, what went wrong, and its rendered answer.
 
-Pure functions of the step records, kept apart from the scheduler (:mod:`tooldag.scheduler`),
+Pure functions of the step records, kept apart from the scheduler (:mod:`tooldag.execution.run`),
 which drives the run and calls them once, when the run concludes.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import ReferenceResolutionError
-from .refs import BadReference, Ref, lookup, parse_string, render_text
-from .result import RunStatus, StepRecord, StepStatus
+from ..errors import ReferenceResolutionError
+from ..plan.refs import BadReference, Ref, lookup, parse_string, render_text
+from ..result import RunStatus, StepRecord, StepStatus
 
 __all__ = ["BAD_STATUSES", "render_answer", "run_problems", "run_status"]
 

@@ -11,8 +11,8 @@ limit and, if its tool has one, of its tool's limit; without a free slot it wait
 ``max_concurrency`` tool calls run, whatever the width of the graph, and a fan-out of 10,000 steps
 costs 10,000 queue entries, not 10,000 parked tasks.
 
-:class:`Run` is the executor's machinery; use :class:`tooldag.executor.Executor`. What a finished
-run reports (status, problems, answer) is worked out in :mod:`tooldag.run_outcome`.
+:class:`Run` is the executor's machinery; use :class:`tooldag.execution.executor.Executor`. What a
+finished run reports (status, problems, answer) is worked out in :mod:`tooldag.execution.outcome`.
 """
 
 from __future__ import annotations
@@ -29,16 +29,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .conditions import evaluate_explained
-from .errors import PlanInvalidError, ReferenceResolutionError
-from .events import Event, EventType
+from ..errors import PlanInvalidError, ReferenceResolutionError
+from ..events import Event, EventType
+from ..issues import Issue
+from ..plan.conditions import evaluate_explained
+from ..plan.model import Plan, Step
+from ..plan.refs import parse_ref, resolve
+from ..registry.registry import Tool
+from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus
 from .invoke import Invoker, error_of, is_transient
-from .issues import Issue
-from .plan import Plan, Step
-from .refs import parse_ref, resolve
-from .registry import Tool
-from .result import RunResult, RunStatus, StepError, StepRecord, StepStatus
-from .run_outcome import BAD_STATUSES, render_answer, run_problems, run_status
+from .outcome import BAD_STATUSES, render_answer, run_problems, run_status
 from .saga import compensate_records
 
 if TYPE_CHECKING:

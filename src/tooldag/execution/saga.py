@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from .events import Event, EventBus, EventType
+from ..events import Event, EventBus, EventType
+from ..plan.refs import resolve
+from ..registry.registry import ToolRegistry
+from ..result import StepRecord, StepStatus
 from .invoke import Invoker, error_of
-from .refs import resolve
-from .registry import ToolRegistry
-from .result import StepRecord, StepStatus
 
 __all__ = ["compensate_records"]
 

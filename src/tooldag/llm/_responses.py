@@ -2,8 +2,8 @@
 :class:`Completion`, which failures are worth retrying (and how long the server asked to wait),
 and the error messages that say what to fix.
 
-Kept apart from :mod:`tooldag.llm`, which holds the client (configuration, output modes, the retry
-loop, usage and budgets); nothing here keeps state or talks to the network.
+Kept apart from :mod:`tooldag.llm.client`, which holds the client (configuration, output modes, the
+retry loop, usage and budgets); nothing here keeps state or talks to the network.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import openai
 
-from .errors import LLMError, LLMResponseError
-from .result import Usage
+from ..errors import LLMError, LLMResponseError
+from ..result import Usage
 
 __all__ = [
     "Completion",

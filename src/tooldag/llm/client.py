@@ -37,8 +37,9 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import BudgetExceededError, LLMConfigError, LLMError
-from .llm_responses import (
+from ..errors import BudgetExceededError, LLMConfigError, LLMError
+from ..result import Usage
+from ._responses import (
     MODE_REJECTIONS,
     Completion,
     StreamAccumulator,
@@ -49,7 +50,6 @@ from .llm_responses import (
     status_error,
     transport_error,
 )
-from .result import Usage
 
 __all__ = [
     "DEFAULT_MODEL",

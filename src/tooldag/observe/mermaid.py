@@ -1,6 +1,6 @@
 """The plan as a Mermaid flowchart, optionally coloured by step status (the seed's ``visualize()``).
 
->>> from tooldag.plan import Plan
+>>> from tooldag.plan.model import Plan
 >>> plan = Plan.model_validate({"steps": [
 ...     {"id": "a", "tool": "t", "args": {}}, {"id": "b", "tool": "t", "args": {"x": "$a"}}]})
 >>> print(to_mermaid(plan))
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .plan import Plan
-from .result import StepStatus
+from ..plan.model import Plan
+from ..result import StepStatus
 
 __all__ = ["STATUS_COLOURS", "to_mermaid"]
 

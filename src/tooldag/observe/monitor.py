@@ -6,7 +6,7 @@ what each step did and when. It answers the seed's ``get_workflow_summary`` and
 (rich) in which steps that ran at the same time visibly overlap.
 
 >>> from tooldag import Plan, ToolRegistry, tool
->>> from tooldag.executor import Executor
+>>> from tooldag.execution.executor import Executor
 >>> @tool
 ... def ping() -> str:
 ...     return "pong"
@@ -35,11 +35,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import RunStateError
-from .events import Event, EventBus, EventType
-from .graph import to_mermaid
-from .plan import Plan
-from .result import RunStatus, StepStatus
+from ..errors import RunStateError
+from ..events import Event, EventBus, EventType
+from ..plan.model import Plan
+from ..result import RunStatus, StepStatus
+from .mermaid import to_mermaid
 
 __all__ = ["Monitor", "STATUS_STYLES"]
 

@@ -1,12 +1,12 @@
 """Pictures of runs for notebooks: a Gantt chart of when each step ran, and the plan as a graph.
 
-People judge "did the branches overlap?" and "where did the time go?" faster from a chart than
-from a table, so :func:`gantt` draws one row per step from what a run left behind: a
-:class:`~tooldag.result.RunResult`, a :class:`~tooldag.monitor.Monitor`, its
+People judge "did the branches overlap?" and "where did the time go?" faster from a chart than from
+a table, so :func:`gantt` draws one row per step from what a run left behind: a
+:class:`~tooldag.result.RunResult`, a :class:`~tooldag.observe.monitor.Monitor`, its
 ``get_step_timeline()`` rows, or the events themselves (live, or ``RunStore.events(run_id)``).
 Events are the richest source: every attempt of a retried step is its own bar segment.
-:func:`plot_dag` draws a plan left to right, coloured like :func:`tooldag.graph.to_mermaid`, for
-front ends that do not render Mermaid.
+:func:`plot_dag` draws a plan left to right, coloured like
+:func:`tooldag.observe.mermaid.to_mermaid`, for front ends that do not render Mermaid.
 
 matplotlib is optional (``pip install 'tooldag[notebooks]'``) and imported only when drawing;
 :func:`timeline_bars`, the data behind the chart, needs nothing.
@@ -22,12 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, PlanInvalidError
-from .events import Event, EventType
-from .graph import STATUS_COLOURS
+from ..errors import ConfigError, PlanInvalidError
+from ..events import Event, EventType
+from ..plan.model import Plan
+from ..result import RunResult, StepStatus
+from .mermaid import STATUS_COLOURS
 from .monitor import Monitor
-from .plan import Plan
-from .result import RunResult, StepStatus
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -4,7 +4,7 @@ A reply is prose around JSON more often than bare JSON: a fenced ```json block, 
 before or after it, trailing commas, Python literals (single quotes, ``True``/``None``), JSON
 encoded twice. :func:`extract_json` gets the value out of all of those, and tells a reply that was
 cut off (``truncated_json``) from one with a syntax error (``not_json``, naming the line and
-column) rather than guessing. Turning the value into a plan is :mod:`tooldag.parse`'s job; the
+column) rather than guessing. Turning the value into a plan is :mod:`tooldag.plan.parse`'s job; the
 two halves are separate modules so that each stays small enough to read.
 
 >>> extract_json('Here it is: {"steps": [],}')
@@ -18,8 +18,8 @@ import json
 import re
 from typing import Any
 
-from .errors import PlanParseError
-from .issues import Issue
+from ..errors import PlanParseError
+from ..issues import Issue
 
 __all__ = ["extract_json", "lenient_loads"]
 

@@ -25,8 +25,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import ConditionError, ReferenceResolutionError
-from .plan import CONDITION_OPS, Condition
+from ..errors import ConditionError, ReferenceResolutionError
+from .model import CONDITION_OPS, Condition
 from .refs import BadReference, Ref, lookup, parse_string, resolve
 
 __all__ = ["describe", "evaluate", "evaluate_explained"]

@@ -13,7 +13,7 @@ error as ``not_json`` naming the line and column. A complete object found *insid
 
 :func:`parse_plan` returns a ``Plan`` or raises :class:`PlanParseError` whose ``issues`` say what
 is wrong; it raises nothing else on any input. Getting the JSON out of the text is
-:mod:`tooldag.jsontext`'s half (:func:`extract_json`, re-exported here); this module turns the
+:mod:`tooldag.plan._jsontext`'s half (:func:`extract_json`, re-exported here); this module turns the
 decoded value into the canonical plan.
 
 >>> reply = 'Sure! ```json\\n[{"id": "a", "tool_name": "now", "parameters": {}}]\\n```'
@@ -31,14 +31,14 @@ from typing import Any
 
 import pydantic
 
-from .errors import PlanParseError
-from .issues import Issue
+from ..errors import PlanParseError
+from ..issues import Issue
+from ..registry.schemas import json_type_of
 
 # extract_json is re-exported: it was defined here, and callers import it from here.
-from .jsontext import extract_json, lenient_loads
-from .plan import Condition, Plan
+from ._jsontext import extract_json, lenient_loads
+from .model import Condition, Plan
 from .refs import parse_ref
-from .schemas import json_type_of
 
 __all__ = ["extract_json", "normalize_plan_data", "parse_plan"]
 

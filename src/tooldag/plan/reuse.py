@@ -13,7 +13,7 @@ import graphlib
 from collections.abc import Mapping
 from typing import Any
 
-from .plan import Plan, Step
+from .model import Plan, Step
 
 __all__ = ["reusable_outputs", "same_call"]
 

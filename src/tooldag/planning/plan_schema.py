@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .plan import CONDITION_OPS
-from .schemas import strict_loses_meaning, strict_schema
+from ..plan.model import CONDITION_OPS
+from ..registry.schemas import strict_loses_meaning, strict_schema
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .registry import Tool
+    from ..registry.registry import Tool
 
 __all__ = ["PER_TOOL_LIMIT", "plan_json_schema", "planner_tools"]
 

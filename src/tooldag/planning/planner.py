@@ -18,17 +18,17 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import PlanParseError, PlanRejected
-from .events import Event, EventBus, EventType
-from .issues import Issue
-from .llm import LLMClient, LLMReply, OutputMode, UsageMeter
-from .parse import parse_plan
-from .plan import Plan, Step
+from ..errors import PlanParseError, PlanRejected
+from ..events import Event, EventBus, EventType
+from ..issues import Issue
+from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
+from ..plan.model import Plan, Step
+from ..plan.parse import parse_plan
+from ..plan.reuse import reusable_outputs as shared_reusable_outputs
+from ..registry.registry import ToolRegistry
+from ..result import RunResult, StepStatus, Usage
+from ..validate.validator import validate
 from .prompting import repair_prompt, replan_prompt, system_prompt, user_prompt
-from .registry import ToolRegistry
-from .result import RunResult, StepStatus, Usage
-from .reuse import reusable_outputs as shared_reusable_outputs
-from .validate import validate
 
 __all__ = ["Planner", "completed_steps", "reusable_outputs"]
 
@@ -47,7 +47,7 @@ def completed_steps(previous: Plan, result: RunResult) -> dict[str, Step]:
 
 def reusable_outputs(plan: Plan, previous: Plan, result: RunResult) -> dict[str, Any]:
     """Outputs of ``result`` that ``plan``'s steps can reuse instead of running again (the rule
-    is :func:`tooldag.reuse.reusable_outputs`: same call, and every dependency reused too)."""
+    is :func:`tooldag.plan.reuse.reusable_outputs`: same call, and every dependency reused too)."""
     done = completed_steps(previous, result)
     outputs = {sid: result.outputs.get(sid, result.steps[sid].output) for sid in done}
     ids = set(plan.ids)

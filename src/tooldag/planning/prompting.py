@@ -27,11 +27,11 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .issues import Issue
-from .plan import Plan
+from ..issues import Issue
+from ..plan.model import Plan
+from ..registry.registry import Tool, ToolRegistry
+from ..result import RunResult, StepStatus
 from .plan_schema import planner_tools
-from .registry import Tool, ToolRegistry
-from .result import RunResult, StepStatus
 
 __all__ = [
     "OUTPUT_BUDGET",

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-from .errors import ConfigError, TooldagError
+from ..errors import ConfigError, TooldagError
 from .registry import Tool, ToolRegistry
 
 __all__ = ["builtin_packs", "load_registry", "load_tools", "tools_of_module"]

@@ -19,7 +19,7 @@ and optionally a Python callable (sync or async). Three ways to declare one:
 The seed's explicit form ``registry.register(name=..., parameters_schema=Model, function=...)``
 and schema-only tools (``registry.add_schema_tool(...)``, ``ToolRegistry.from_json(path)``) are the
 other two. The types that define a tool (:class:`Tool`, :class:`ToolContext`, ...) live in
-:mod:`tooldag.tooldef` and are re-exported here.
+:mod:`tooldag.registry.tool` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ from typing import Any, get_type_hints, overload
 import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from .errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
-from .introspect import parse_docstring, typeddict_compat
+from ..errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
+from ._docstrings import parse_docstring, typeddict_compat
 
 # The definition types live in tooldef; they are re-exported here, where users import them from.
-from .tooldef import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext
+from .tool import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext
 
 __all__ = [
     "Compensation",
@@ -434,7 +434,7 @@ class ToolRegistry:
         t, args = self._prepare(name, kwargs)
         assert t.function is not None
         if t.is_async:
-            from ._sync import run_sync
+            from .._sync import run_sync
 
             return run_sync(t.function(**args))
         return t.function(**args)
@@ -468,8 +468,9 @@ class ToolRegistry:
         return [t.openai_schema(strict=strict) for t in self]
 
     def plan_schema(self, *, per_tool: bool | None = None) -> dict[str, Any]:
-        """A JSON Schema for a whole plan, for structured output (:mod:`tooldag.plan_schema`)."""
-        from .plan_schema import plan_json_schema
+        """A JSON Schema for a whole plan, for structured output
+        (:mod:`tooldag.planning.plan_schema`)."""
+        from ..planning.plan_schema import plan_json_schema
 
         return plan_json_schema(self, per_tool=per_tool)
 

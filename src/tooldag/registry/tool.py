@@ -1,9 +1,9 @@
 """What a tool *is*: the :class:`Tool` record and the metadata types it carries.
 
-Kept apart from :mod:`tooldag.registry`, which builds tools (the ``@tool`` decorator, the seed's
-``register`` form, JSON loading) and holds them: these types are what the executor, validator and
-planner read, and they need none of that machinery. ``tooldag.registry`` re-exports every name
-here, so ``from tooldag.registry import Tool`` keeps working.
+Kept apart from :mod:`tooldag.registry.registry`, which builds tools (the ``@tool`` decorator, the
+seed's ``register`` form, JSON loading) and holds them: these types are what the executor, validator
+and planner read, and they need none of that machinery. The package, ``tooldag.registry``,
+re-exports the public names, so ``from tooldag.registry import Tool`` is the import to use.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel
 
-from .errors import RegistrationError, ToolArgumentError
+from ..errors import RegistrationError, ToolArgumentError
 from .schemas import inline_refs, json_types, strict_loses_meaning, strict_schema
 
 __all__ = ["Compensation", "RetryPolicy", "Tool", "ToolCategory", "ToolContext"]

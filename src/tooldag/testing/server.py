@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .script import FakeResponse, Rule, ScriptedLLM, ScriptItem, Stall
 
 if TYPE_CHECKING:
-    from ..llm import LLMClient
+    from ..llm.client import LLMClient
 
 __all__ = ["FAKE_API_KEY", "FakeLLMServer", "main"]
 
@@ -180,8 +180,8 @@ class FakeLLMServer(ScriptedLLM):
         }
 
     def client(self, **options: Any) -> LLMClient:
-        """An :class:`~tooldag.llm.LLMClient` configured for this server."""
-        from ..llm import LLMClient
+        """An :class:`~tooldag.llm.client.LLMClient` configured for this server."""
+        from ..llm.client import LLMClient
 
         return LLMClient.from_env(env=self.env(), **options)
 

@@ -17,8 +17,8 @@ from enum import StrEnum
 from rich.console import Console
 from rich.text import Text
 
-from .plan import Plan, Step
-from .registry import ToolRegistry
+from ..plan.model import Plan, Step
+from ..registry.registry import ToolRegistry
 from .views import args_text, plan_view, step_details
 
 __all__ = ["ApprovalMode", "Approver", "Ask"]

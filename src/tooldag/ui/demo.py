@@ -31,12 +31,12 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
+from ..durable.store import RunStore
+from ..llm.client import LLMClient
+from ..registry.loading import load_registry
+from ..testing import FakeLLMServer
 from .approval import ApprovalMode
-from .llm import LLMClient
-from .loading import load_registry
 from .repl import Chat
-from .store import RunStore
-from .testing import FakeLLMServer
 
 __all__ = ["DEMO_GOALS", "build_workspace", "run_demo", "scripted_planner"]
 

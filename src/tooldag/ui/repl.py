@@ -1,7 +1,7 @@
 """``tooldag chat``: goals in, a visible plan, approval, live progress, an answer.
 
 :class:`Chat` does one thing per call (run a goal, plan one, run or edit the last plan, resume a
-stored run) and draws it with :mod:`tooldag.views`; :meth:`Chat.repl` is the prompt_toolkit loop
+stored run) and draws it with :mod:`tooldag.ui.views`; :meth:`Chat.repl` is the prompt_toolkit loop
 around it, with a persistent history, multi-line editing (Alt-Enter) and slash commands.
 ``tooldag run`` and ``tooldag demo`` drive the same class.
 
@@ -38,21 +38,21 @@ from prompt_toolkit.output import Output
 from rich.console import Console
 from rich.text import Text
 
-from .agent import Session
+from ..agent import Session
+from ..durable.runner import DurableExecutor
+from ..durable.store import RunStore, default_store_path
+from ..errors import PlanError, PlanParseError, TooldagError
+from ..execution.executor import Executor
+from ..llm.client import LLMClient
+from ..observe.mermaid import to_mermaid
+from ..observe.monitor import Monitor
+from ..plan.model import Plan
+from ..plan.parse import parse_plan
+from ..planning.planner import Planner
+from ..registry.registry import ToolRegistry
+from ..result import RunResult, RunStatus
+from ..validate.validator import validate
 from .approval import ApprovalMode, Approver
-from .durable import DurableExecutor
-from .errors import PlanError, PlanParseError, TooldagError
-from .executor import Executor
-from .graph import to_mermaid
-from .llm import LLMClient
-from .monitor import Monitor
-from .parse import parse_plan
-from .plan import Plan
-from .planner import Planner
-from .registry import ToolRegistry
-from .result import RunResult, RunStatus
-from .store import RunStore, default_store_path
-from .validate import validate
 from .views import (
     LiveArea,
     RunWatch,

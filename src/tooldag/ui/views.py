@@ -19,15 +19,15 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .errors import RunStateError
-from .events import Event, EventBus, EventType
-from .issues import Issue
-from .monitor import STATUS_STYLES, Monitor
-from .plan import Plan, Step
-from .refs import Ref, Template, parse_string
-from .registry import ToolRegistry
-from .result import RunResult, RunStatus, StepStatus, Usage
-from .store import RunInfo
+from ..durable.store import RunInfo
+from ..errors import RunStateError
+from ..events import Event, EventBus, EventType
+from ..issues import Issue
+from ..observe.monitor import STATUS_STYLES, Monitor
+from ..plan.model import Plan, Step
+from ..plan.refs import Ref, Template, parse_string
+from ..registry.registry import ToolRegistry
+from ..result import RunResult, RunStatus, StepStatus, Usage
 
 __all__ = [
     "LiveArea",

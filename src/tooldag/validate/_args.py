@@ -1,7 +1,7 @@
 """The half of the validator that looks at values: a step's arguments against its tool's schema.
 
-:class:`ArgumentChecks` is mixed into the validator (:mod:`tooldag.validate`), which walks the
-plan and the references; these methods judge one argument at a time: unknown or missing
+:class:`ArgumentChecks` is mixed into the validator (:mod:`tooldag.validate.validator`), which walks
+the plan and the references; these methods judge one argument at a time: unknown or missing
 arguments, literals that do not fit, references whose declared type cannot fit, ``${...}`` text
 given to a parameter that does not take text.
 """
@@ -12,9 +12,9 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
-from .issues import Issue
-from .registry import Tool
-from .schemas import (
+from ..issues import Issue
+from ..registry.registry import Tool
+from ..registry.schemas import (
     ValueCheck,
     describe_types,
     json_type_of,

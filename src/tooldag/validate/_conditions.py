@@ -1,7 +1,7 @@
 """The half of the validator that judges ``when`` conditions: their form, operators and types.
 
-:class:`ConditionChecks` is mixed into the validator (:mod:`tooldag.validate`), which walks the
-plan and the references; these methods judge one condition tree: one form per node
+:class:`ConditionChecks` is mixed into the validator (:mod:`tooldag.validate.validator`), which
+walks the plan and the references; these methods judge one condition tree: one form per node
 (all/any/not/ref), a known operator, and a value that can be compared with what the reference
 declares.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from .plan import CONDITION_OPS, Condition
-from .refs import BadReference, Ref, parse_string
-from .schemas import describe_types, json_type_of
-from .validate_args import ArgumentChecks, Types, Where
+from ..plan.model import CONDITION_OPS, Condition
+from ..plan.refs import BadReference, Ref, parse_string
+from ..registry.schemas import describe_types, json_type_of
+from ._args import ArgumentChecks, Types, Where
 
 __all__ = ["ConditionChecks", "short"]
 

@@ -17,14 +17,14 @@ import difflib
 import re
 from typing import Any
 
-from .issues import Issue
-from .parse import _pause_gc, _resume_gc
-from .plan import Plan, Step
-from .refs import BadReference, Ref, Template, parse_string
-from .registry import Tool, ToolRegistry
-from .schemas import describe_types, json_types, subschema_at
-from .validate_args import ToolView, Types, Where, has_dollar
-from .validate_conditions import ConditionChecks, short
+from ..issues import Issue
+from ..plan.model import Plan, Step
+from ..plan.parse import _pause_gc, _resume_gc
+from ..plan.refs import BadReference, Ref, Template, parse_string
+from ..registry.registry import Tool, ToolRegistry
+from ..registry.schemas import describe_types, json_types, subschema_at
+from ._args import ToolView, Types, Where, has_dollar
+from ._conditions import ConditionChecks, short
 
 __all__ = ["ISSUE_CODES", "check_plan", "validate"]
 
@@ -479,7 +479,7 @@ def validate(plan: Plan, registry: ToolRegistry) -> list[Issue]:
 
 def check_plan(plan: Plan, registry: ToolRegistry) -> Plan:
     """``validate`` and raise :class:`PlanInvalidError` with the issues if there are any."""
-    from .errors import PlanInvalidError
+    from ..errors import PlanInvalidError
 
     issues = validate(plan, registry)
     if issues:

@@ -20,10 +20,10 @@ __all__ = ["build_parser", "main"]
 
 # Command modules, in the order their commands appear in --help.
 _COMMAND_MODULES = [
-    "tooldag.cli.validate_cmd",
-    "tooldag.cli.exec_cmd",
-    "tooldag.cli.runs_cmd",
-    "tooldag.cli.chat_cmd",
+    "tooldag.ui.cli.validate_cmd",
+    "tooldag.ui.cli.exec_cmd",
+    "tooldag.ui.cli.runs_cmd",
+    "tooldag.ui.cli.chat_cmd",
 ]
 
 _EPILOG = """examples:

@@ -1,7 +1,8 @@
 """``tooldag chat``, ``run``, ``plan`` and ``demo``: the commands that talk to an LLM.
 
-``chat`` is the REPL (:mod:`tooldag.repl`); ``run`` does one goal the same way and exits; ``plan``
-only plans; ``demo`` replays scripted LLM answers so that tooldag can be tried with no API key.
+``chat`` is the REPL (:mod:`tooldag.ui.repl`); ``run`` does one goal the same way and exits;
+``plan`` only plans; ``demo`` replays scripted LLM answers so that tooldag can be tried with no API
+key.
 
 Exit codes: 0 success, 1 the run failed or was refused (or no valid plan came back), 2 usage or
 configuration error (no LLM configured), 130 cancelled.
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from ...durable.store import RunStore
+from ...errors import PlanError
+from ...result import RunStatus
 from ..approval import ApprovalMode
-from ..errors import PlanError
-from ..result import RunStatus
-from ..store import RunStore
 from ..views import plan_view, usage_text
 from .common import (
     EXIT_CANCELLED,
@@ -38,7 +39,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..llm import LLMClient
+    from ...llm.client import LLMClient
     from ..repl import Chat
 
 __all__ = ["llm_configured", "register"]
@@ -209,7 +210,7 @@ def _llm(args: argparse.Namespace) -> LLMClient | None:
         return None
     # Imported here, not at the top: the openai SDK takes half a second to import, and the
     # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
-    from ..llm import LLMClient
+    from ...llm.client import LLMClient
 
     return LLMClient.from_env(model=args.model)
 
@@ -298,7 +299,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     registry = registry_from_args(args)
     goal = " ".join(args.goal)
-    from ..planner import Planner
+    from ...planning.planner import Planner
 
     planner = Planner(registry, llm)
 

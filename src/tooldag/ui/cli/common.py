@@ -11,11 +11,11 @@ from typing import Any
 
 from rich.console import Console
 
-from ..errors import ConfigError, PlanParseError, TooldagError
-from ..loading import load_registry
-from ..parse import parse_plan
-from ..plan import Plan
-from ..registry import ToolRegistry
+from ...errors import ConfigError, PlanParseError, TooldagError
+from ...plan.model import Plan
+from ...plan.parse import parse_plan
+from ...registry.loading import load_registry
+from ...registry.registry import ToolRegistry
 
 __all__ = [
     "EXIT_CANCELLED",

@@ -24,15 +24,15 @@ from typing import Any
 from rich.live import Live
 from rich.markup import escape
 
-from ..durable import DurableExecutor
-from ..errors import PlanParseError
-from ..executor import Executor
-from ..monitor import Monitor
-from ..plan import Plan
-from ..registry import ToolRegistry
-from ..result import RunResult, RunStatus
-from ..store import RunStore
-from ..validate import validate
+from ...durable.runner import DurableExecutor
+from ...durable.store import RunStore
+from ...errors import PlanParseError
+from ...execution.executor import Executor
+from ...observe.monitor import Monitor
+from ...plan.model import Plan
+from ...registry.registry import ToolRegistry
+from ...result import RunResult, RunStatus
+from ...validate.validator import validate
 from ..views import print_result, progress_view
 from .common import (
     EXIT_CANCELLED,

@@ -18,12 +18,12 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from ..durable import DurableExecutor
-from ..events import Event, EventType
-from ..graph import to_mermaid
-from ..plan import Plan
-from ..result import RunResult, RunStatus, StepRecord, StepStatus
-from ..store import RunInfo, RunStore
+from ...durable.runner import DurableExecutor
+from ...durable.store import RunInfo, RunStore
+from ...events import Event, EventType
+from ...observe.mermaid import to_mermaid
+from ...plan.model import Plan
+from ...result import RunResult, RunStatus, StepRecord, StepStatus
 from ..views import runs_table
 from .common import (
     EXIT_CANCELLED,

@@ -8,9 +8,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import PlanParseError
-from ..graph import to_mermaid
-from ..validate import validate
+from ...errors import PlanParseError
+from ...observe.mermaid import to_mermaid
+from ...validate.validator import validate
 from .common import (
     EXIT_FAILED,
     EXIT_OK,

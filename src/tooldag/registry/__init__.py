@@ -1,0 +1,27 @@
+"""Tools and the registry that holds them.
+
+:mod:`~tooldag.registry.tool` defines a :class:`Tool` and its metadata, ``@tool`` builds one from
+a typed function (descriptions from its docstring, :mod:`~tooldag.registry._docstrings`),
+:mod:`~tooldag.registry.schemas` holds the JSON Schema helpers shared with the validator, and
+:mod:`~tooldag.registry.loading` turns ``--tools`` specs and the built-in packs into a registry.
+"""
+
+from .registry import (
+    Compensation,
+    RetryPolicy,
+    Tool,
+    ToolCategory,
+    ToolContext,
+    ToolRegistry,
+    tool,
+)
+
+__all__ = [
+    "Compensation",
+    "RetryPolicy",
+    "Tool",
+    "ToolCategory",
+    "ToolContext",
+    "ToolRegistry",
+    "tool",
+]

@@ -1,8 +1,11 @@
 """The validator: the only judge of a plan. ``validate(plan, registry)`` returns issues, never
 raises.
 
-:mod:`~tooldag.validate.validator` walks the plan; :mod:`~tooldag.validate._args` checks arguments
-against the tools' schemas and :mod:`~tooldag.validate._conditions` the ``when`` conditions.
+:mod:`~tooldag.validate.validator` walks the plan and owns the state of one validation; what it
+judges is in :mod:`~tooldag.validate._references` (``$step.path`` against the steps and their
+output schemas), :mod:`~tooldag.validate._args` (arguments against the tools' schemas) and
+:mod:`~tooldag.validate._conditions` (the ``when`` conditions), which all report through
+:mod:`~tooldag.validate._report`.
 """
 
 from .validator import ISSUE_CODES, check_plan, validate

@@ -1,9 +1,10 @@
-"""The half of the validator that looks at values: a step's arguments against its tool's schema.
+"""The argument checks: one step's argument values against its tool's schema.
 
-:class:`ArgumentChecks` is mixed into the validator (:mod:`tooldag.validate.validator`), which walks
-the plan and the references; these methods judge one argument at a time: unknown or missing
-arguments, literals that do not fit, references whose declared type cannot fit, ``${...}`` text
-given to a parameter that does not take text.
+Kept apart from the walker (:mod:`~tooldag.validate.validator`), which visits every argument and
+resolves references: these functions judge one argument at a time and only report, to the
+:class:`~tooldag.validate._report.Report` they are given: unknown or missing arguments, literals
+that do not fit, references whose declared type cannot fit, ``${...}`` text given to a parameter
+that does not take text, containers of the wrong type.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import difflib
 from collections.abc import Iterator
 from typing import Any
 
-from ..issues import Issue
 from ..registry.registry import Tool
 from ..registry.schemas import (
     ValueCheck,
@@ -22,11 +22,20 @@ from ..registry.schemas import (
     types_compatible,
     value_checker,
 )
+from ._report import Report, Types
 
-__all__ = ["ArgumentChecks", "ToolView", "Types", "Where", "has_dollar", "issue_path", "strings_in"]
-
-# The JSON types a value can have, None when unknown.
-Types = frozenset[str] | None
+__all__ = [
+    "ToolView",
+    "check_container_arg",
+    "check_literal",
+    "check_ref_arg",
+    "check_template_arg",
+    "has_dollar",
+    "missing",
+    "strings_in",
+    "type_issue",
+    "unexpected",
+]
 
 
 class ToolView:
@@ -36,6 +45,7 @@ class ToolView:
         "accepted",
         "checks",
         "defs",
+        "fits",
         "name",
         "open",
         "output",
@@ -58,6 +68,8 @@ class ToolView:
         self.defs: dict[str, Any] | None = defs if isinstance(defs, dict) else None
         self.checks: dict[str, ValueCheck] = {}
         self.accepted: dict[str, Types] = {}
+        # (argument, types a reference produces) -> whether such a reference fits the argument.
+        self.fits: dict[tuple[str, Types], bool] = {}
 
     def compiled(self, arg: str) -> ValueCheck:
         check = self.checks.get(arg)
@@ -102,154 +114,136 @@ def strings_in(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from strings_in(item, f"{path}[{i}]")
 
 
-# Where an issue is: a JSON path, or (step index, argument) turned into one only when an issue is
-# reported (most arguments have none, and a plan may have 100k steps).
-Where = str | tuple[int, str]
+def missing(report: Report, view: ToolView, owner: str, index: int, name: str) -> None:
+    """Report that the step at ``index`` lacks the required argument ``name``."""
+    types = view.types(name)
+    report.add(
+        "missing_argument",
+        f"{view.name} needs argument {name!r}" + (f" ({describe_types(types)})" if types else ""),
+        step=owner,
+        path=f"steps[{index}].args",
+        hint=view.description(name) or f"add {name!r} to the step's args",
+    )
 
 
-def issue_path(where: Where) -> str:
-    """The JSON path an issue reports for ``where``."""
-    return where if isinstance(where, str) else f"steps[{where[0]}].args.{where[1]}"
+def type_issue(
+    report: Report, view: ToolView, owner: str, index: int, arg: str, problem: str
+) -> None:
+    """Report that a literal value of ``arg`` does not fit its schema (``problem`` says how)."""
+    report.add(
+        "type_mismatch",
+        f"{view.name}.{arg}: {problem}",
+        step=owner,
+        path=(index, arg),
+        hint=view.description(arg),
+    )
 
 
-class ArgumentChecks:
-    """The checks of one step's arguments against its tool's schema, mixed into the validator.
+def unexpected(report: Report, view: ToolView, owner: str, index: int, arg: str) -> bool:
+    """Report ``arg`` if the tool takes no such argument; return whether it was reported."""
+    if arg in view.props or view.open:
+        return False
+    params = list(view.props)
+    close = difflib.get_close_matches(arg, params, n=1, cutoff=0.5)
+    if close:
+        hint = f"did you mean {close[0]!r}?"
+    elif params:
+        hint = f"its arguments: {', '.join(params)}"
+    else:
+        hint = f"{view.name} takes no arguments"
+    report.add(
+        "unexpected_argument",
+        f"{view.name} has no argument {arg!r}",
+        step=owner,
+        path=(index, arg),
+        hint=hint,
+    )
+    return True
 
-    The validator provides ``issues`` (where :meth:`add` reports), :meth:`check_text` (the
-    references in one string) and the ``fits`` cache.
-    """
 
-    issues: list[Issue]
-    fits: dict[tuple[str, str, Types], bool]
+def check_literal(
+    report: Report, view: ToolView, owner: str, index: int, arg: str, value: Any
+) -> None:
+    """A value without references: the argument exists and the value fits its schema."""
+    if arg not in view.props:
+        unexpected(report, view, owner, index, arg)
+        return
+    if value is None and arg not in view.required:
+        return
+    problem = view.compiled(arg)(value)
+    if problem is not None:
+        type_issue(report, view, owner, index, arg, problem)
 
-    def add(
-        self,
-        code: str,
-        message: str,
-        step: str | None = None,
-        path: Where = "",
-        hint: str | None = None,
-    ) -> None:
-        self.issues.append(Issue(code, message, step=step, path=issue_path(path), hint=hint))
 
-    def check_text(self, value: str, owner: str | None, where: Where, deps: list[int]) -> str:
-        raise NotImplementedError
-
-    def missing(self, view: ToolView, owner: str, index: int, name: str) -> None:
-        types = view.types(name)
-        self.add(
-            "missing_argument",
-            f"{view.name} needs argument {name!r}"
-            + (f" ({describe_types(types)})" if types else ""),
+def check_ref_arg(
+    report: Report,
+    view: ToolView,
+    owner: str,
+    index: int,
+    arg: str,
+    value: str,
+    produced: Types,
+) -> None:
+    """A whole-value reference (``value``) whose target declares ``produced``: can it fit?"""
+    if arg not in view.props:
+        unexpected(report, view, owner, index, arg)
+        return
+    key = (arg, produced)
+    fits = view.fits.get(key)
+    if fits is None:
+        fits = view.fits[key] = types_compatible(produced, view.types(arg))
+    if not fits:
+        accepted = view.types(arg)
+        assert produced is not None and accepted is not None
+        report.add(
+            "type_mismatch",
+            f"{view.name}.{arg} takes {describe_types(accepted)}, but {value} is "
+            f"{describe_types(produced)}",
             step=owner,
-            path=f"steps[{index}].args",
-            hint=view.description(name) or f"add {name!r} to the step's args",
+            path=(index, arg),
+            hint="reference a field of the right type, or add a step that converts it",
         )
 
-    def type_issue(self, view: ToolView, owner: str, index: int, arg: str, problem: str) -> None:
-        self.add(
+
+def check_template_arg(report: Report, view: ToolView, owner: str, index: int, arg: str) -> None:
+    """Text with ``${...}`` interpolation: the argument exists and takes text."""
+    if unexpected(report, view, owner, index, arg):
+        return
+    accepted = view.types(arg)
+    if accepted is not None and "string" not in accepted:
+        report.add(
             "type_mismatch",
-            f"{view.name}.{arg}: {problem}",
+            f"{view.name}.{arg} takes {describe_types(accepted)}, but the value is "
+            "text with ${...} interpolation",
+            step=owner,
+            path=(index, arg),
+            hint='pass the value itself as a whole reference, e.g. "$step.field"',
+        )
+
+
+def check_container_arg(
+    report: Report,
+    view: ToolView,
+    owner: str,
+    index: int,
+    arg: str,
+    value: Any,
+    has_refs: bool,
+) -> None:
+    """A list or object with ``$`` inside, whose references the walker has checked: if it has any,
+    only its own type can be checked now, else it is checked as a literal."""
+    if not has_refs:
+        check_literal(report, view, owner, index, arg, value)
+        return
+    if unexpected(report, view, owner, index, arg):
+        return
+    accepted = view.types(arg)
+    if accepted is not None and json_type_of(value) not in accepted:
+        report.add(
+            "type_mismatch",
+            f"{view.name}.{arg} takes {describe_types(accepted)}, not "
+            f"{describe_types([json_type_of(value)])}",
             step=owner,
             path=(index, arg),
             hint=view.description(arg),
         )
-
-    def unexpected(self, view: ToolView, owner: str, index: int, arg: str) -> bool:
-        if arg in view.props or view.open:
-            return False
-        params = list(view.props)
-        close = difflib.get_close_matches(arg, params, n=1, cutoff=0.5)
-        if close:
-            hint = f"did you mean {close[0]!r}?"
-        elif params:
-            hint = f"its arguments: {', '.join(params)}"
-        else:
-            hint = f"{view.name} takes no arguments"
-        self.add(
-            "unexpected_argument",
-            f"{view.name} has no argument {arg!r}",
-            step=owner,
-            path=(index, arg),
-            hint=hint,
-        )
-        return True
-
-    def check_literal(self, view: ToolView, owner: str, index: int, arg: str, value: Any) -> None:
-        if arg not in view.props:
-            self.unexpected(view, owner, index, arg)
-            return
-        if value is None and arg not in view.required:
-            return
-        problem = view.compiled(arg)(value)
-        if problem is not None:
-            self.type_issue(view, owner, index, arg, problem)
-
-    def check_ref_arg(
-        self, view: ToolView, owner: str, index: int, arg: str, value: str, produced: Types
-    ) -> None:
-        if arg not in view.props:
-            self.unexpected(view, owner, index, arg)
-            return
-        key = (view.name, arg, produced)
-        fits = self.fits.get(key)
-        if fits is None:
-            fits = self.fits[key] = types_compatible(produced, view.types(arg))
-        if not fits:
-            accepted = view.types(arg)
-            assert produced is not None and accepted is not None
-            self.add(
-                "type_mismatch",
-                f"{view.name}.{arg} takes {describe_types(accepted)}, but {value} is "
-                f"{describe_types(produced)}",
-                step=owner,
-                path=(index, arg),
-                hint="reference a field of the right type, or add a step that converts it",
-            )
-
-    def check_template_arg(self, view: ToolView, owner: str, index: int, arg: str) -> None:
-        if self.unexpected(view, owner, index, arg):
-            return
-        accepted = view.types(arg)
-        if accepted is not None and "string" not in accepted:
-            self.add(
-                "type_mismatch",
-                f"{view.name}.{arg} takes {describe_types(accepted)}, but the value is "
-                "text with ${...} interpolation",
-                step=owner,
-                path=(index, arg),
-                hint='pass the value itself as a whole reference, e.g. "$step.field"',
-            )
-
-    def check_container(
-        self,
-        view: ToolView | None,
-        owner: str,
-        index: int,
-        arg: str,
-        value: Any,
-        deps: list[int],
-    ) -> None:
-        """A list or object with ``$`` inside: check its references; if it has any, only its own
-        type can be checked now, else it is checked as a literal."""
-        has_refs = False
-        for text, sub in strings_in(value, issue_path((index, arg))):
-            if "$" in text and self.check_text(text, owner, sub, deps) != "literal":
-                has_refs = True
-        if view is None:
-            return
-        if not has_refs:
-            self.check_literal(view, owner, index, arg, value)
-            return
-        if self.unexpected(view, owner, index, arg):
-            return
-        accepted = view.types(arg)
-        if accepted is not None and json_type_of(value) not in accepted:
-            self.add(
-                "type_mismatch",
-                f"{view.name}.{arg} takes {describe_types(accepted)}, not "
-                f"{describe_types([json_type_of(value)])}",
-                step=owner,
-                path=(index, arg),
-                hint=view.description(arg),
-            )

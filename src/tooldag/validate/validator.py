@@ -6,6 +6,12 @@ steps + references: one pass over the steps (each argument string is classified 
 distinct ``(tool, output path)`` is looked up in a schema once), then Kahn's algorithm over the
 step indexes for cycles. Step order in the list does not matter.
 
+The walker (:class:`_Validator`) owns the state of one validation: the report, the step index, each
+step's tool and the dependency edges. What it judges is in plain functions and one small class
+that it hands exactly what they need: the references (:mod:`~tooldag.validate._references`), the
+arguments (:mod:`~tooldag.validate._args`) and the ``when`` conditions
+(:mod:`~tooldag.validate._conditions`).
+
 Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unknown_step``,
 ``cycle``, ``bad_reference``, ``unknown_field``, ``missing_argument``, ``unexpected_argument``,
 ``type_mismatch``, ``bad_condition``, ``empty_plan``.
@@ -13,18 +19,27 @@ Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unkn
 
 from __future__ import annotations
 
-import difflib
 import re
-from typing import Any
 
 from ..issues import Issue
 from ..plan.model import Plan, Step
 from ..plan.parse import _pause_gc, _resume_gc
 from ..plan.refs import BadReference, Ref, Template, parse_string
-from ..registry.registry import Tool, ToolRegistry
-from ..registry.schemas import describe_types, json_types, subschema_at
-from ._args import ToolView, Types, Where, has_dollar
-from ._conditions import ConditionChecks, short
+from ..registry.registry import ToolRegistry
+from ._args import (
+    ToolView,
+    check_container_arg,
+    check_literal,
+    check_ref_arg,
+    check_template_arg,
+    has_dollar,
+    missing,
+    type_issue,
+    unexpected,
+)
+from ._conditions import check_condition
+from ._references import UNSEEN, Fields, References
+from ._report import Report
 
 __all__ = ["ISSUE_CODES", "check_plan", "validate"]
 
@@ -43,29 +58,20 @@ ISSUE_CODES = (
     "unknown_tool",
 )
 
-# A ``$step...`` written inside text without braces: read literally, which is never what was meant
-# when ``step`` is a step of the plan. ``$$`` is consumed first so an escaped dollar never matches.
-_LOOSE_REF_RE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)")
-_UNSEEN = object()
 
+class _Validator:
+    """One validation of ``plan`` against ``registry``: :meth:`run` walks it once."""
 
-# --------------------------------------------------------------------------- the validator
-
-
-class _Validator(ConditionChecks):
     def __init__(self, plan: Plan, registry: ToolRegistry) -> None:
         self.plan = plan
         self.registry = registry
-        self.issues: list[Issue] = []
+        self.report = Report()
         self.index: dict[str, int] = {}
         self.views: dict[str, ToolView | None] = {}
         self.step_views: list[ToolView | None] = []
         self.deps: list[list[int]] = []
-        # (tool name, path) -> the JSON types at that path of its output, or the KeyError saying
-        # which segment cannot exist.
-        self.fields: dict[tuple[str, tuple[str | int, ...]], Any] = {}
-        # (tool name, argument, produced types) -> whether a reference of those types fits.
-        self.fits: dict[tuple[str, str, Types], bool] = {}
+        self.fields: Fields = {}
+        self.refs = References(self.index, self.step_views, self.fields, self.report)
 
     def view(self, name: str) -> ToolView | None:
         if name not in self.views:
@@ -77,14 +83,15 @@ class _Validator(ConditionChecks):
         views = self.views
         index = self.index
         step_views = self.step_views
+        add = self.report.add
         for i, step in enumerate(self.plan.steps):
-            view = views.get(step.tool, _UNSEEN)
-            if view is _UNSEEN:
+            view = views.get(step.tool, UNSEEN)
+            if view is UNSEEN:
                 view = self.view(step.tool)
-            step_views.append(view)  # type: ignore[arg-type]
+            step_views.append(view)
             if not (step.id.isidentifier() and step.id.isascii()):  # [A-Za-z_][A-Za-z0-9_]*
                 suggestion = re.sub(r"\W", "_", step.id).lstrip("0123456789") or f"step{i + 1}"
-                self.add(
+                add(
                     "invalid_id",
                     f"step id {step.id!r} is not an identifier",
                     step=step.id,
@@ -93,7 +100,7 @@ class _Validator(ConditionChecks):
                 )
             first = index.setdefault(step.id, i)
             if first != i:
-                self.add(
+                add(
                     "duplicate_id",
                     f"step id {step.id!r} is used by steps {first} and {i}",
                     step=step.id,
@@ -101,160 +108,16 @@ class _Validator(ConditionChecks):
                     hint="give every step its own id",
                 )
 
-    def closest_step(self, name: str) -> str | None:
-        match = difflib.get_close_matches(name, list(self.index), n=1, cutoff=0.6)
-        if match:
-            return f"did you mean ${match[0]}?"
-        return f"known steps: {', '.join(list(self.index)[:10])}" if self.index else None
-
-    # -- references
-    def check_ref(
-        self,
-        ref: Ref | BadReference,
-        owner: str | None,
-        where: Where,
-        deps: list[int],
-        *,
-        absent_is_null: bool = False,
-    ) -> Types:
-        """Report problems with one reference and record its edge; return the JSON types the
-        reference can produce (None = unknown)."""
-        if type(ref) is Ref:
-            # The common case first: a known step whose output path was already looked up.
-            target = self.index.get(ref.step)
-            if target is not None and ref.step != owner:
-                producer = self.step_views[target]
-                if producer is not None:
-                    found = self.fields.get((producer.name, ref.path), _UNSEEN)
-                    if found is not _UNSEEN and type(found) is not KeyError:
-                        deps.append(target)
-                        return found  # type: ignore[no-any-return]
-        if isinstance(ref, BadReference):
-            self.add(
-                "bad_reference",
-                f"malformed reference {ref.text!r}: {ref.reason}",
-                step=owner,
-                path=where,
-            )
-            return None
-        target = self.index.get(ref.step)
-        if target is None:
-            self.add(
-                "unknown_step",
-                f"reference {ref} names step {ref.step!r}, which is not in the plan",
-                step=owner,
-                path=where,
-                hint=self.closest_step(ref.step),
-            )
-            return None
-        if ref.step == owner:
-            self.add(
-                "cycle",
-                f"step {owner!r} references its own output ({ref})",
-                step=owner,
-                path=where,
-                hint=f"cycle: {owner} -> {owner}; a step can only use other steps' outputs",
-            )
-            return None
-        deps.append(target)
-        view = self.step_views[target]
-        if view is None:
-            return None
-        key = (view.name, ref.path)
-        if view.output is None:
-            self.fields[key] = None  # nothing to check: lets the inline path take it next time
-            return None
-        found = self.fields.get(key, _UNSEEN)
-        if found is _UNSEEN:
-            try:
-                types = json_types(subschema_at(view.output, ref.path))
-                found = frozenset(types) if types is not None else None
-            except KeyError as missing:
-                found = missing
-            self.fields[key] = found
-        if not isinstance(found, KeyError):
-            return found  # type: ignore[no-any-return]
-        segment, position = found.args[0], found.args[1]
-        if absent_is_null and position == len(ref.path) - 1:
-            return frozenset({"null"})  # is_none / not_none: an absent last key reads as null
-        self.add(
-            "unknown_field",
-            f"reference {ref}: {view.name}'s output has no field {segment!r}",
-            step=owner,
-            path=where,
-            hint=self._field_hint(view.tool, ref, segment, position),
-        )
-        return None
-
-    @staticmethod
-    def _field_hint(tool: Tool, ref: Ref, segment: Any, position: int) -> str | None:
-        prefix = Ref(ref.step, ref.path[:position])
-        try:
-            node = subschema_at(tool.output_schema, ref.path[:position]) or {}
-        except KeyError:
-            return None
-        for key in ("anyOf", "oneOf"):
-            options = node.get(key)
-            for option in options if isinstance(options, list) else []:
-                if isinstance(option, dict) and "properties" in option:
-                    node = option
-        props = node.get("properties")
-        if isinstance(props, dict) and props:
-            close = difflib.get_close_matches(str(segment), list(props), n=1, cutoff=0.5)
-            if close:
-                return f"did you mean {Ref(ref.step, (*ref.path[:position], close[0]))}?"
-            return f"{prefix} has: {', '.join(props)}"
-        types = json_types(node)
-        if types:
-            return f"{prefix} is {describe_types(types)}; reference it whole"
-        return None
-
-    def check_text(self, value: str, owner: str | None, where: Where, deps: list[int]) -> str:
-        """Check the references of one string that holds a ``$``; return its kind: ``ref``,
-        ``template``, ``bad`` or ``literal``."""
-        parsed = parse_string(value)
-        if isinstance(parsed, Ref | BadReference):
-            self.check_ref(parsed, owner, where, deps)
-            return "ref" if isinstance(parsed, Ref) else "bad"
-        if isinstance(parsed, Template):
-            loose = False
-            for part in parsed.parts:
-                if isinstance(part, str):
-                    loose = loose or "$" in part
-                else:
-                    self.check_ref(part, owner, where, deps)
-            if loose:
-                self.check_loose(value, owner, where)
-            return "template"
-        self.check_loose(value, owner, where)
-        return "literal"
-
-    def check_loose(self, text: str, owner: str | None, where: Where) -> None:
-        """``"Wear $outfit.outfit"``: a reference without braces inside text stays literal text."""
-        for m in _LOOSE_REF_RE.finditer(text):
-            step = m.group(1)
-            if step is None or step not in self.index:
-                continue
-            body = step + (m.group(2) or "")
-            self.add(
-                "bad_reference",
-                f"{short(text, 60)} mentions ${body} as plain text, so it will not be replaced",
-                step=owner,
-                path=where,
-                hint=f"inside text write ${{{body}}}; for the value itself write exactly "
-                f'"${body}"; for a literal dollar write $$',
-            )
-            return
-
     # -- the steps
     def check_steps(self) -> None:
         """One pass over every step's arguments. This loop runs once per argument of a plan that
         may have 100k steps, so the common cases (a literal, a reference to a known step whose
         output path was seen before) are handled inline; anything else, and every issue, goes
-        through the methods below."""
+        through the reference checks and the argument checks."""
+        report = self.report
+        refs = self.refs
         step_views = self.step_views
         fields = self.fields
-        fits = self.fits
         index_of = self.index.get
         all_deps = self.deps
         for index, step in enumerate(self.plan.steps):
@@ -275,42 +138,44 @@ class _Validator(ConditionChecks):
                     target = index_of(parsed.step)
                     producer = step_views[target] if target is not None else None
                     found = (
-                        fields.get((producer.name, parsed.path), _UNSEEN)
+                        fields.get((producer.name, parsed.path), UNSEEN)
                         if producer is not None and parsed.step != owner
-                        else _UNSEEN
+                        else UNSEEN
                     )
-                    if found is _UNSEEN or type(found) is KeyError:
-                        produced = self.check_ref(parsed, owner, (index, arg), deps)
+                    if found is UNSEEN or type(found) is KeyError:
+                        produced = refs.check_ref(parsed, owner, (index, arg), deps)
                     else:
                         deps.append(target)  # type: ignore[arg-type]
-                        produced = found  # type: ignore[assignment]
-                    if view is not None and not fits.get((view.name, arg, produced)):
-                        self.check_ref_arg(view, owner, index, arg, value, produced)
+                        produced = found
+                    if view is not None and not view.fits.get((arg, produced)):
+                        check_ref_arg(report, view, owner, index, arg, value, produced)
                     continue
                 if (kind is list or kind is dict) and has_dollar(value):
-                    self.check_container(view, owner, index, arg, value, deps)
+                    has_refs = refs.check_nested(value, owner, index, arg, deps)
+                    if view is not None:
+                        check_container_arg(report, view, owner, index, arg, value, has_refs)
                     continue
                 if view is None:
                     continue
                 check = view.checks.get(arg)
                 if check is None:
                     if arg not in view.props:
-                        self.unexpected(view, owner, index, arg)
+                        unexpected(report, view, owner, index, arg)
                         continue
                     check = view.compiled(arg)
                 if value is None and arg not in view.required:
                     continue  # an optional argument sent as null counts as absent
                 problem = check(value)
                 if problem is not None:
-                    self.type_issue(view, owner, index, arg, problem)
+                    type_issue(report, view, owner, index, arg, problem)
             if view is not None:
                 for name in view.required:
                     if name not in args:
-                        self.missing(view, owner, index, name)
+                        missing(report, view, owner, index, name)
             if step.depends_on:
                 self.check_depends_on(index, step, deps)
             if step.when is not None:
-                self.check_condition(step.when, owner, f"steps[{index}].when", deps)
+                check_condition(step.when, owner, f"steps[{index}].when", deps, refs, report)
 
     def check_text_arg(
         self,
@@ -322,31 +187,27 @@ class _Validator(ConditionChecks):
         parsed: str | Template | BadReference | Ref,
         deps: list[int],
     ) -> None:
+        """A string argument with a ``$`` that is not a whole reference: a template, a malformed
+        reference, or text whose ``$`` is literal."""
+        report = self.report
         if type(parsed) is Template:
-            loose = False
-            for part in parsed.parts:
-                if type(part) is str:
-                    loose = loose or "$" in part
-                else:
-                    self.check_ref(part, owner, (index, arg), deps)  # type: ignore[arg-type]
-            if loose:
-                self.check_loose(value, owner, (index, arg))
+            self.refs.check_template(parsed, value, owner, (index, arg), deps)
             if view is not None:
-                accepted = view.accepted.get(arg, _UNSEEN)
+                accepted = view.accepted.get(arg, UNSEEN)
                 if (
-                    accepted is _UNSEEN
+                    accepted is UNSEEN
                     or arg not in view.props
                     or (isinstance(accepted, frozenset) and "string" not in accepted)
                 ):
-                    self.check_template_arg(view, owner, index, arg)
+                    check_template_arg(report, view, owner, index, arg)
             return
-        kind = self.check_text(value, owner, (index, arg), deps)
+        kind = self.refs.check_text(value, owner, (index, arg), deps)
         if view is None:
             return
         if kind == "literal":
-            self.check_literal(view, owner, index, arg, parsed)
+            check_literal(report, view, owner, index, arg, parsed)
         else:
-            self.unexpected(view, owner, index, arg)
+            unexpected(report, view, owner, index, arg)
 
     def unknown_tool(self, index: int, step: Step) -> None:
         close = self.registry.closest(step.tool)
@@ -357,7 +218,7 @@ class _Validator(ConditionChecks):
             hint = f"available tools: {', '.join(names[:15])}"
         else:
             hint = "no tools are registered"
-        self.add(
+        self.report.add(
             "unknown_tool",
             f"step {step.id!r} uses tool {step.tool!r}, which is not registered",
             step=step.id,
@@ -369,7 +230,7 @@ class _Validator(ConditionChecks):
         for j, dep in enumerate(step.depends_on):
             path = f"steps[{index}].depends_on[{j}]"
             if dep == step.id:
-                self.add(
+                self.report.add(
                     "cycle",
                     f"step {step.id!r} depends on itself",
                     step=step.id,
@@ -377,12 +238,12 @@ class _Validator(ConditionChecks):
                     hint=f"cycle: {step.id} -> {step.id}; remove it from its own depends_on",
                 )
             elif dep not in self.index:
-                self.add(
+                self.report.add(
                     "unknown_step",
                     f"depends_on names step {dep!r}, which is not in the plan",
                     step=step.id,
                     path=path,
-                    hint=self.closest_step(dep),
+                    hint=self.refs.closest_step(dep),
                 )
             else:
                 deps.append(self.index[dep])
@@ -428,7 +289,7 @@ class _Validator(ConditionChecks):
             first = cycle.index(min(cycle))
             cycle = cycle[first:] + cycle[:first]
             text = " -> ".join(steps[i].id for i in [*cycle, cycle[0]])
-            self.add(
+            self.report.add(
                 "cycle",
                 f"the steps depend on each other in a circle: {text}",
                 step=steps[cycle[0]].id,
@@ -439,21 +300,21 @@ class _Validator(ConditionChecks):
     def check_answer(self) -> None:
         answer = self.plan.answer
         if answer and "$" in answer:
-            self.check_text(answer, None, "answer", [])
+            self.refs.check_text(answer, None, "answer", [])
 
     def run(self) -> list[Issue]:
         if not self.plan.steps and not self.plan.answer:
-            self.add(
+            self.report.add(
                 "empty_plan",
                 "the plan has no steps and no answer",
                 hint="add steps that use the tools, or an answer if no tool is needed",
             )
-            return self.issues
+            return self.report.issues
         self.index_steps()
         self.check_steps()
         self.check_answer()
         self.check_cycles()
-        return self.issues
+        return self.report.issues
 
 
 def _in_order(deps: list[list[int]]) -> bool:

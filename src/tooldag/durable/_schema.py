@@ -1,6 +1,6 @@
-"""What the run store writes and reads, apart from how: the schema and its migrations, the JSON
-encoding of values (with the documented fallback for what JSON cannot express), the :class:`RunInfo`
-row, and the probe that tells a live run owner from a dead one.
+"""What the run store writes and reads, apart from how: the JSON encoding of values (with the
+documented fallback for what JSON cannot express), the :class:`RunInfo` row, and the probe that
+tells a live run owner from a dead one.
 
 Kept apart from :mod:`tooldag.durable.store` so that the store module is the SQLite plumbing alone;
 every public name here is re-exported from :mod:`tooldag.durable.store`, which is where users import
@@ -28,12 +28,9 @@ from ..plan.model import Plan
 from ..result import RunStatus, StepError, Usage
 
 __all__ = [
-    "CURRENT_SCHEMA_VERSION",
     "HEAVY_KEYS",
     "INTERRUPTED",
     "JSON_FALLBACK_KEY",
-    "MIGRATIONS",
-    "Migration",
     "RunInfo",
     "StoreWarning",
     "dumps_json",
@@ -57,46 +54,6 @@ _REPR_LIMIT = 2000
 class StoreWarning(UserWarning):
     """A value was stored in a lossy form (see the :mod:`tooldag.durable.store` docstring)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step. Released migrations are never edited: add a new one instead."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "runs, plans, steps and the event log",
-        (
-            """CREATE TABLE runs (
-                id TEXT PRIMARY KEY, goal TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
-                created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL,
-                answer TEXT, error TEXT,
-                prompt_tokens INTEGER NOT NULL DEFAULT 0,
-                completion_tokens INTEGER NOT NULL DEFAULT 0,
-                total_tokens INTEGER NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0,
-                owner_pid INTEGER, owner_host TEXT, owner_token TEXT)""",
-            "CREATE INDEX runs_by_created ON runs(created_at)",
-            """CREATE TABLE plans (
-                run_id TEXT NOT NULL, version INTEGER NOT NULL, plan TEXT NOT NULL,
-                created_at REAL NOT NULL, PRIMARY KEY (run_id, version))""",
-            """CREATE TABLE steps (
-                run_id TEXT NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
-                reason TEXT, started_at REAL, finished_at REAL, reused INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (run_id, step_id))""",
-            """CREATE TABLE events (
-                seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, type TEXT NOT NULL, step_id TEXT,
-                attempt INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, duration REAL, data TEXT)""",
-            "CREATE INDEX events_by_run ON events(run_id, seq)",
-        ),
-    ),
-)
-CURRENT_SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # Keys whose values live in the runs/steps/plans rows: never copied into the event log.
 HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})

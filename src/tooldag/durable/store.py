@@ -42,12 +42,10 @@ from ..errors import RunStateError, StoreError
 from ..events import Event, EventBus, EventType
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
 from ._schema import (
-    CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
     JSON_FALLBACK_KEY,
-    MIGRATIONS,
-    Migration,
     RunInfo,
     StoreWarning,
     forget_live,

@@ -1,6 +1,5 @@
-"""What the run store writes and reads, apart from how: the JSON encoding of values (with the
-documented fallback for what JSON cannot express), the :class:`RunInfo` row, and the probe that
-tells a live run owner from a dead one.
+"""What the run store reads, apart from how: the :class:`RunInfo` row, and the probe that tells a
+live run owner from a dead one.
 
 Kept apart from :mod:`tooldag.durable.store` so that the store module is the SQLite plumbing alone;
 every public name here is re-exported from :mod:`tooldag.durable.store`, which is where users import
@@ -10,130 +9,28 @@ them from.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
 import sys
 import threading
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import to_jsonable_python
-
-from ..errors import StoreError
-from ..plan.model import Plan
-from ..result import RunStatus, StepError, Usage
+from ..result import RunStatus, Usage
 
 __all__ = [
-    "HEAVY_KEYS",
     "INTERRUPTED",
-    "JSON_FALLBACK_KEY",
     "RunInfo",
-    "StoreWarning",
-    "dumps_json",
-    "error_json",
-    "error_text",
     "forget_live",
-    "loads_json",
     "mark_live",
     "owner_gone",
     "owner_identity",
-    "plan_json",
     "with_counts",
 ]
 
 # The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
 INTERRUPTED = RunStatus.INTERRUPTED.value
-JSON_FALLBACK_KEY = "__tooldag_unserializable__"
-_REPR_LIMIT = 2000
-
-
-class StoreWarning(UserWarning):
-    """A value was stored in a lossy form (see the :mod:`tooldag.durable.store` docstring)."""
-
-
-# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
-HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
-
-
-# --------------------------------------------------------------------------- JSON
-
-_fast_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _marker(obj: Any) -> dict[str, Any]:
-    kind = type(obj)
-    text = repr(obj)
-    if len(text) > _REPR_LIMIT:
-        text = text[:_REPR_LIMIT] + "..."
-    return {JSON_FALLBACK_KEY: {"type": f"{kind.__module__}.{kind.__qualname__}", "repr": text}}
-
-
-def dumps_json(value: Any, *, what: str | None = None) -> str:
-    """JSON text of ``value``; the documented fallback (and a warning when ``what`` is given)."""
-    try:
-        return _fast_dumps(value)
-    except (TypeError, ValueError):
-        pass
-    lossy: list[str] = []
-
-    def fallback(obj: Any) -> Any:
-        lossy.append(type(obj).__qualname__)
-        return _marker(obj)
-
-    try:
-        text = _fast_dumps(to_jsonable_python(value, fallback=fallback, bytes_mode="base64"))
-    except Exception:  # circular structures, exotic __eq__/__hash__: keep the whole repr
-        lossy.append(type(value).__qualname__)
-        text = _fast_dumps(_marker(value))
-    if lossy and what is not None:
-        kinds = ", ".join(sorted(set(lossy)))
-        warnings.warn(
-            f"{what} is not JSON-serialisable ({kinds}); stored as its repr under "
-            f"{JSON_FALLBACK_KEY!r}: return JSON data or a pydantic model to store it faithfully",
-            StoreWarning,
-            stacklevel=3,
-        )
-    return text
-
-
-def loads_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
-
-
-def plan_json(plan: Any) -> dict[str, Any]:
-    if isinstance(plan, Plan):
-        return plan.to_json()
-    if isinstance(plan, Mapping):
-        return dict(plan)
-    raise StoreError(f"cannot store a plan of type {type(plan).__name__}: pass a Plan or a dict")
-
-
-def error_json(error: Any) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, StepError):
-        return error.model_dump_json()
-    if isinstance(error, BaseException):
-        return dumps_json({"type": type(error).__name__, "message": str(error), "transient": False})
-    if isinstance(error, Mapping):
-        return dumps_json(
-            {
-                "type": str(error.get("type", "Error")),
-                "message": str(error.get("message", "")),
-                "transient": bool(error.get("transient", False)),
-            }
-        )
-    return dumps_json({"type": "Error", "message": str(error), "transient": False})
-
-
-def error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    return str(error)
 
 
 # --------------------------------------------------------------------------- liveness

@@ -15,16 +15,13 @@ from typing import Any
 
 from ..events import Event, EventType
 from ..result import RunStatus, StepStatus
-from ._schema import (
-    HEAVY_KEYS,
-    dumps_json,
-    error_json,
-    error_text,
-    owner_identity,
-    plan_json,
-)
+from ._codec import dumps_json, error_json, error_text, plan_json
+from ._schema import owner_identity
 
 __all__ = ["Journal"]
+
+# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
+HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
 
 
 class Journal:

@@ -42,14 +42,12 @@ from ..errors import RunStateError, StoreError
 from ..events import Event, EventBus, EventType
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
 from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
 from ._schema import (
     INTERRUPTED,
-    JSON_FALLBACK_KEY,
     RunInfo,
-    StoreWarning,
     forget_live,
-    loads_json,
     mark_live,
     owner_gone,
     owner_identity,

@@ -1,5 +1,4 @@
-"""What the run store reads, apart from how: the :class:`RunInfo` row, and the probe that tells a
-live run owner from a dead one.
+"""What the run store reads, apart from how: the :class:`RunInfo` row.
 
 Kept apart from :mod:`tooldag.durable.store` so that the store module is the SQLite plumbing alone;
 every public name here is re-exported from :mod:`tooldag.durable.store`, which is where users import
@@ -9,12 +8,7 @@ them from.
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
-import sys
-import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..result import RunStatus, Usage
@@ -22,86 +16,11 @@ from ..result import RunStatus, Usage
 __all__ = [
     "INTERRUPTED",
     "RunInfo",
-    "forget_live",
-    "mark_live",
-    "owner_gone",
-    "owner_identity",
     "with_counts",
 ]
 
 # The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
 INTERRUPTED = RunStatus.INTERRUPTED.value
-
-
-# --------------------------------------------------------------------------- liveness
-
-_HOST = socket.gethostname()
-# (store file, run id) of runs executing in this process: a row owned by this pid but absent here
-# belongs to an executor that died with an exception, so it counts as interrupted.
-_LIVE: set[tuple[str, str]] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()  # fields from 3 (state) on: comm may hold spaces
-
-
-def _process_token(pid: int) -> str | None:
-    """The process start time (Linux): tells a live owner from a recycled pid."""
-    fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else None
-
-
-_SELF_TOKEN = _process_token(os.getpid())
-
-
-def _owner_alive(pid: int | None, host: str | None, token: str | None) -> bool:
-    if pid is None or host != _HOST or sys.platform == "win32":
-        return True  # another machine (or no way to probe): assume it is still working
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    fields = _proc_stat(pid)
-    if fields is not None:
-        if fields[0] in ("Z", "X"):
-            return False
-        if token is not None and len(fields) > 19 and fields[19] != token:
-            return False
-    return True
-
-
-def owner_identity() -> tuple[int, str, str | None]:
-    """(pid, host, start-time token) of this process, as stored in a run row it owns."""
-    return (os.getpid(), _HOST, _SELF_TOKEN)
-
-
-def mark_live(store_key: str, run_id: str) -> None:
-    """Note that this process is executing ``run_id`` of the store at ``store_key``."""
-    with _LIVE_LOCK:
-        _LIVE.add((store_key, run_id))
-
-
-def forget_live(store_key: str, run_id: str) -> None:
-    """This process no longer executes ``run_id`` (it finished or its executor died)."""
-    with _LIVE_LOCK:
-        _LIVE.discard((store_key, run_id))
-
-
-def owner_gone(
-    store_key: str, run_id: str, pid: int | None, host: str | None, token: str | None
-) -> bool:
-    """Whether the process recorded as running ``run_id`` is gone (the run is interrupted)."""
-    if pid == os.getpid() and host == _HOST and token == _SELF_TOKEN:
-        with _LIVE_LOCK:
-            return (store_key, run_id) not in _LIVE
-    return not _owner_alive(pid, host, token)
 
 
 # --------------------------------------------------------------------------- RunInfo

@@ -16,7 +16,7 @@ from typing import Any
 from ..events import Event, EventType
 from ..result import RunStatus, StepStatus
 from ._codec import dumps_json, error_json, error_text, plan_json
-from ._schema import owner_identity
+from ._liveness import owner_identity
 
 __all__ = ["Journal"]
 

@@ -43,14 +43,11 @@ from ..events import Event, EventBus, EventType
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
+from ._liveness import forget_live, mark_live, owner_gone, owner_identity
 from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
 from ._schema import (
     INTERRUPTED,
     RunInfo,
-    forget_live,
-    mark_live,
-    owner_gone,
-    owner_identity,
     with_counts,
 )
 from .journal import Journal

@@ -6,7 +6,10 @@ fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record`
 callback, so a failed write propagates to the executor and a step's output is committed before the
 step counts as done (write-ahead). Outputs live once, in the step row; events reference it. Which
 rows each event writes is :mod:`tooldag.durable.journal`'s business; this module owns the
-connection, the transactions and the reads.
+connection, the transactions, the reads and what they return (:class:`RunInfo`). The schema is in
+:mod:`~tooldag.durable._migrations`, the JSON encoding in :mod:`~tooldag.durable._codec` and the
+probe of a run owner's process in :mod:`~tooldag.durable._liveness`; their public names are
+re-exported here.
 
 Outputs that JSON cannot express are stored in their JSON form when pydantic knows one (models,
 dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
@@ -25,6 +28,7 @@ survives the process being killed; only a power loss may drop the last few commi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -32,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +50,6 @@ from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Us
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
 from ._liveness import forget_live, mark_live, owner_gone, owner_identity
 from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
-from ._schema import (
-    INTERRUPTED,
-    RunInfo,
-    with_counts,
-)
 from .journal import Journal
 
 __all__ = [
@@ -65,11 +65,63 @@ __all__ = [
 ]
 
 
+# The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
+INTERRUPTED = RunStatus.INTERRUPTED.value
+
+
 def default_store_path() -> Path:
     """``$TOOLDAG_HOME/runs.sqlite3``, else ``runs.sqlite3`` in the user's data directory."""
     home = os.environ.get("TOOLDAG_HOME")
     base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("tooldag"))
     return base / "runs.sqlite3"
+
+
+# --------------------------------------------------------------------------- the read model
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run's row: what ``tooldag runs list`` shows. ``status`` is
+    :attr:`RunStatus.INTERRUPTED` for a run stored as running whose process is gone."""
+
+    id: str
+    goal: str
+    stored_status: RunStatus
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    answer: str | None
+    error: str | None
+    usage: Usage
+    plan_versions: int
+    owner_pid: int | None
+    owner_host: str | None
+    interrupted: bool
+    step_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus.INTERRUPTED if self.interrupted else self.stored_status
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "goal": self.goal,
+            "status": self.status.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+            "answer": self.answer,
+            "error": self.error,
+            "usage": self.usage.to_dict(),
+            "plan_versions": self.plan_versions,
+            "steps": dict(self.step_counts),
+            "owner": f"{self.owner_pid}@{self.owner_host}" if self.owner_pid else None,
+        }
+
+
+def _with_counts(info: RunInfo, counts: dict[str, int]) -> RunInfo:
+    return dataclasses.replace(info, step_counts=counts)
 
 
 # --------------------------------------------------------------------------- the store
@@ -330,7 +382,7 @@ class RunStore:
             info = self._info(self._conn, run_id)
             if info is None:
                 return None
-            return with_counts(info, self._counts([run_id]).get(run_id, {}))
+            return _with_counts(info, self._counts([run_id]).get(run_id, {}))
 
     def list_runs(self, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first; ``status`` may be any run status (``interrupted`` included)."""
@@ -347,7 +399,7 @@ class RunStore:
             if derived:
                 infos = [i for i in infos if i.status == status][:limit]
             counts = self._counts([i.id for i in infos])
-        return [with_counts(i, counts.get(i.id, {})) for i in infos]
+        return [_with_counts(i, counts.get(i.id, {})) for i in infos]
 
     def _counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}

@@ -1,8 +1,9 @@
-"""The walkthrough notebooks run top to bottom, offline, in a kernel of this very interpreter; the
-committed files are exactly what ``notebooks/_build.py`` generates, without outputs, and small.
+"""The walkthroughs: each ``notebooks/NN_name.py`` (jupytext percent format) is the source of the
+``.ipynb`` beside it, committed with its outputs.
 
-Each notebook is executed from a copy in a temporary directory (its working directory too), so
-no output ever lands in the repository.
+The sources run top to bottom, offline, in a kernel of this very interpreter, from a temporary
+working directory (``notebooks/execute.py``, which also writes the committed files); every
+``.ipynb`` holds exactly its source's cells, executed, and stays small.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import shutil
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
+import jupytext
 import nbformat
 import pytest
-from ipykernel.kernelspec import write_kernel_spec
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
+from nbformat import NotebookNode
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NAMES = [
@@ -40,14 +39,13 @@ CHARTS = {
     "06_monitoring": 2,
 }
 NOTEBOOK_TIMEOUT = 120.0  # seconds for a whole notebook; each runs in a few
-CELL_TIMEOUT = 60
-MAX_BYTES = 40_000  # committed without outputs, a notebook is text only
-KERNEL = "tooldag-tests"
+MAX_BYTES = 150_000  # outputs included; the charts are most of it
+FORMATS = "ipynb,py:percent"
 
 
-def _load_builder() -> ModuleType:
+def _load_executor() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "tooldag_notebooks_build", NOTEBOOKS / "_build.py"
+        "tooldag_notebooks_execute", NOTEBOOKS / "execute.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -55,71 +53,84 @@ def _load_builder() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
-    """A kernelspec that launches this interpreter, whatever kernels the machine has installed
-    (a user-level ``python3`` kernel may point at another Python without tooldag)."""
-    root = tmp_path_factory.mktemp("kernels")
-    write_kernel_spec(root / KERNEL, overrides={"display_name": "tooldag tests"})
-    return KernelSpecManager(kernel_dirs=[str(root)])
+executor = _load_executor()
 
 
-@pytest.mark.parametrize("name", NAMES)
-async def test_notebook_runs_offline_from_top_to_bottom(
-    name: str, tmp_path: Path, kernel_specs: KernelSpecManager
-) -> None:
-    copy = tmp_path / f"{name}.ipynb"
-    shutil.copyfile(NOTEBOOKS / copy.name, copy)
-    nb = nbformat.read(copy, as_version=4)
-    kernel = AsyncKernelManager(kernel_name=KERNEL, kernel_spec_manager=kernel_specs)
-    client = NotebookClient(
-        nb, km=kernel, timeout=CELL_TIMEOUT, resources={"metadata": {"path": str(tmp_path)}}
-    )
-    # IPython's history and profile go to the temporary directory, not the user's home.
-    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
-    try:
-        # A cell that raises (a failed assert included) fails the test with its traceback.
-        # nbclient leaves a kernel it was handed running unless told to clean it up.
-        await asyncio.wait_for(client.async_execute(env=env, cleanup_kc=True), NOTEBOOK_TIMEOUT)
-    finally:
-        if kernel.has_kernel:
-            await kernel.shutdown_kernel(now=True)
-    charts = [
-        out
+def _committed(name: str) -> NotebookNode:
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def _charts(nb: NotebookNode) -> int:
+    return sum(
+        "image/png" in output.get("data", {})
         for cell in nb.cells
         if cell.cell_type == "code"
-        for out in cell.outputs
-        if "image/png" in out.get("data", {})
-    ]
-    assert len(charts) == CHARTS[name]
+        for output in cell.outputs
+    )
+
+
+def _texts(nb: NotebookNode) -> list[str]:
+    """Every text an output shows (charts left out: base64 may spell anything)."""
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            texts.append(output.get("text", ""))
+            texts.extend(v for k, v in output.get("data", {}).items() if k != "image/png")
+    return [text if isinstance(text, str) else str(text) for text in texts]
+
+
+def test_every_notebook_has_a_source_and_its_ipynb() -> None:
+    assert [source.stem for source in executor.SOURCES] == NAMES
+    assert sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb")) == NAMES
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+async def test_notebook_runs_offline_from_top_to_bottom(name: str, tmp_path: Path) -> None:
+    # A cell that raises (a failed assert included) fails the test with its traceback.
+    nb = await asyncio.wait_for(
+        executor.execute(NOTEBOOKS / f"{name}.py", tmp_path), NOTEBOOK_TIMEOUT
+    )
+    assert _charts(nb) == CHARTS[name]
+    assert not [text for text in _texts(nb) if str(tmp_path) in text]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_ipynb_holds_exactly_the_cells_of_its_source(name: str) -> None:
+    source = NOTEBOOKS / f"{name}.py"
+    expected = executor.read_source(source)
+    committed = _committed(name)
+    assert [(c.id, c.cell_type, c.source) for c in committed.cells] == [
+        (c.id, c.cell_type, c.source) for c in expected.cells
+    ], "the .ipynb is stale: run `python notebooks/execute.py` and commit both files"
+    assert committed.metadata.jupytext.formats == expected.metadata.jupytext.formats == FORMATS
+    # What `jupytext --sync` would write from the .ipynb is the source as committed, byte for
+    # byte, so syncing from either side (or saving in Jupyter) changes nothing.
+    assert jupytext.writes(committed, "py:percent") == source.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_committed_notebook_has_no_outputs_and_is_small(name: str) -> None:
+def test_committed_notebook_has_its_outputs_and_is_small(name: str) -> None:
     path = NOTEBOOKS / f"{name}.ipynb"
-    nb = nbformat.read(path, as_version=4)
+    nb = _committed(name)
     nbformat.validate(nb)
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    assert [(c.outputs, c.execution_count) for c in code] == [([], None)] * len(code)
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1))
+    assert [o for cell in code for o in cell.outputs if o.output_type == "error"] == []
+    assert _charts(nb) == CHARTS[name]
     assert path.stat().st_size < MAX_BYTES
+    # Nothing that names the machine that ran it: no paths, no interpreter version, no timing.
+    here = [str(p) + os.sep for p in (NOTEBOOKS.parent, Path.home(), tempfile.gettempdir())]
+    assert [t for t in _texts(nb) if any(p in t for p in here)] == []
+    assert "version" not in nb.metadata.language_info
+    assert all("execution" not in cell.metadata for cell in code)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_notebook_starts_the_fake_server_and_shows_how_to_use_a_real_model(name: str) -> None:
-    nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    nb = executor.read_source(NOTEBOOKS / f"{name}.py")
     code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
     assert "FakeLLMServer(" in code[0] and ".start()" in code[0]
     switch = next(source for source in code if "USE_REAL_MODEL" in source)
     assert "USE_REAL_MODEL = False" in switch and "LLMClient.from_env()" in switch
-
-
-def test_committed_notebooks_are_what_the_generator_writes() -> None:
-    expected = _load_builder().build()
-    assert sorted(expected) == sorted(f"{name}.ipynb" for name in NAMES)
-    assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(expected)
-    stale = [
-        filename
-        for filename, text in expected.items()
-        if (NOTEBOOKS / filename).read_text(encoding="utf-8") != text
-    ]
-    assert stale == [], "run `python notebooks/_build.py` and commit the notebooks"

@@ -1,4 +1,5 @@
-"""The code stays ruff-clean, formatted, and mypy-strict-clean (src/ and the tool packs).
+"""The code stays ruff-clean, formatted, and mypy-strict-clean (src/, the tool packs and the
+notebooks' jupytext sources).
 
 Run here, not only by hand, so that a clean clone's CI rejects a change that breaks them.
 """
@@ -37,7 +38,7 @@ def test_ruff_format_is_applied() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("target", ["src/tooldag", "tools"])
+@pytest.mark.parametrize("target", ["src/tooldag", "tools", "notebooks"])
 def test_mypy_strict_is_clean(target: str, tmp_path: Path) -> None:
     # The packs are installed as tooldag.packs; mypy finds tooldag itself through MYPYPATH.
     done = _run(

@@ -293,6 +293,18 @@ async def test_runs_lists_the_journal_and_resume_finishes_a_failed_run(
     assert re.search(r"second\s+flaky\s+succeeded", screen)  # /show of the resumed run
 
 
+async def test_resume_of_a_finished_run_says_which_runs_resume_and_runs_nothing(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    await h.session("sum it", "/quit")
+    screen = await h.session("/resume", "/quit")
+    assert "is succeeded: only pending, failed, paused or interrupted runs can be resumed" in (
+        screen
+    )
+    assert CALLS["add"] == 1
+
+
 async def test_an_unknown_command_says_so_and_prints_the_help(
     make: Callable[..., Harness],
 ) -> None:

@@ -51,6 +51,18 @@ class RunStatus(StrEnum):
         interrupted run is finished yet may be resumed."""
         return self not in (RunStatus.PENDING, RunStatus.RUNNING)
 
+    @property
+    def resumable(self) -> bool:
+        """Whether a resume may continue a run in this status: one that never started
+        (pending), failed, was paused, or whose process died (interrupted). Succeeded,
+        cancelled, rejected and over-budget runs are done: start a new run instead."""
+        return self in (
+            RunStatus.PENDING,
+            RunStatus.FAILED,
+            RunStatus.PAUSED,
+            RunStatus.INTERRUPTED,
+        )
+
 
 class StepError(BaseModel):
     """A failure as a value: never handed downstream as if it were output."""

@@ -516,14 +516,10 @@ class Chat:
         if info is None:
             self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
             return None
-        if info.status not in ("failed", "paused", "interrupted", "pending"):
-            self.console.print(
-                Text(
-                    f"run {run_id} is {info.status}: only failed, paused or interrupted runs "
-                    "can be resumed",
-                    style="red",
-                )
-            )
+        if not info.status.resumable:
+            which = _either([s.value for s in RunStatus if s.resumable])
+            message = f"run {run_id} is {info.status}: only {which} runs can be resumed"
+            self.console.print(Text(message, style="red"))
             return None
         stored = self.store.load_result(run_id)
         if stored.plan is not None:
@@ -590,6 +586,11 @@ class Chat:
         self.session.clear()
         self.console.clear()
         self.console.print(Text("earlier goals forgotten: the next goal starts fresh", style="dim"))
+
+
+def _either(words: list[str]) -> str:
+    """``a, b or c``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def _being_cancelled() -> bool:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
 from tooldag.events import Event, EventType
+from tooldag.observe.monitor import Monitor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry
 from tooldag.registry.loading import load_tools
 from tooldag.ui.cli import main
+from tooldag.ui.views import runs_table
 
 TOOLS = '''
 import os
@@ -104,6 +108,23 @@ def test_runs_list_on_an_empty_store_says_so(
 ) -> None:
     code, out, _ = run_cli(capsys, "runs", "list", "--store", str(tmp_path / "x.sqlite3"))
     assert code == 0 and "no runs" in out
+
+
+def test_a_status_looks_the_same_in_the_runs_list_and_the_step_timeline(
+    env: tuple[Path, Path],
+) -> None:
+    def ansi(renderable: object) -> str:
+        console = Console(width=80, record=True, force_terminal=True, color_system="standard")
+        console.print(renderable)
+        return console.export_text(styles=True)
+
+    with RunStore(env[0]) as store:
+        listed = ansi(runs_table(store.list_runs()))
+        timeline = ansi(Monitor.from_events(store.events("bad")).timeline_table("bad"))
+    failed = re.search(r"\x1b\[[0-9;]*mfailed", timeline)
+    assert failed is not None and failed.group() in listed
+    succeeded = re.search(r"\x1b\[[0-9;]*msucceeded", timeline)
+    assert succeeded is not None and succeeded.group() in listed
 
 
 def test_runs_show_prints_plan_steps_timeline_and_errors(

@@ -23,7 +23,7 @@ from ..durable.store import RunInfo
 from ..errors import RunStateError
 from ..events import Event, EventBus, EventType
 from ..issues import Issue
-from ..observe.monitor import STATUS_STYLES, Monitor
+from ..observe.monitor import Monitor, status_style
 from ..plan.model import Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
@@ -31,7 +31,6 @@ from ..result import RunResult, RunStatus, StepStatus, Usage
 
 __all__ = [
     "LiveArea",
-    "RUN_STATUS_STYLES",
     "RunWatch",
     "args_text",
     "bar_width",
@@ -46,17 +45,6 @@ __all__ = [
     "tools_table",
     "usage_text",
 ]
-
-RUN_STATUS_STYLES: dict[str, str] = {
-    RunStatus.SUCCEEDED.value: "green",
-    RunStatus.FAILED.value: "red",
-    RunStatus.RUNNING.value: "yellow",
-    RunStatus.PAUSED.value: "cyan",
-    RunStatus.CANCELLED.value: "magenta",
-    RunStatus.REJECTED.value: "dark_orange",
-    RunStatus.BUDGET_EXCEEDED.value: "red",
-    RunStatus.INTERRUPTED.value: "magenta",
-}
 
 _REF_STYLE = "cyan"
 _VALUE_CHARS = 60
@@ -204,8 +192,7 @@ def summary_line(result: RunResult) -> Text:
     for record in result.steps.values():
         counts[record.status] = counts.get(record.status, 0) + 1
     parts = [f"{n} {status.value}" for status, n in counts.items()]
-    style = RUN_STATUS_STYLES.get(result.status.value, "yellow")
-    line = Text(result.status.value, style=f"bold {style}")
+    line = Text(result.status.value, style=f"bold {status_style(result.status)}")
     duration = f" in {result.duration:.2f}s" if result.duration is not None else ""
     steps = f"{len(result.steps)} step{'s' if len(result.steps) != 1 else ''}"
     line.append(f"{duration}: {steps} ({', '.join(parts) or 'none run'})")
@@ -241,7 +228,7 @@ def print_result(
             line = f"{mark} {record.id}: {record.error.type}: {record.error.message}"
         else:
             line = f"{mark} {record.id} {record.status.value}: {record.reason}"
-        console.print(Text(line, style=STATUS_STYLES[record.status]), soft_wrap=True)
+        console.print(Text(line, style=status_style(record.status)), soft_wrap=True)
         explained = True
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
         console.print(Text(result.error, style="dim"), soft_wrap=True)
@@ -255,7 +242,7 @@ def _has_steps(monitor: Monitor, run_id: str) -> bool:
 
 
 def _status_text(status: str) -> Text:
-    return Text(status, style=RUN_STATUS_STYLES.get(status, ""))
+    return Text(status, style=status_style(status))
 
 
 def runs_table(infos: Sequence[RunInfo]) -> Table:
@@ -310,7 +297,7 @@ def run_view(info: RunInfo, result: RunResult, registry: ToolRegistry | None = N
         if record.error is not None:
             note = f"{record.error.type}: {record.error.message}"
         took = "-" if record.duration is None else f"{record.duration:.3f}s"
-        status = Text(record.status.value, style=STATUS_STYLES[record.status])
+        status = Text(record.status.value, style=status_style(record.status))
         if record.reused:
             status.append(" (reused)", style="dim")
         steps.add_row(record.id, record.tool, status, str(record.attempts), took, note)

@@ -22,6 +22,7 @@ from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
 from ...events import Event, EventType
 from ...observe.mermaid import to_mermaid
+from ...observe.monitor import status_style
 from ...plan.model import Plan
 from ...result import RunResult, RunStatus, StepRecord, StepStatus
 from ..views import runs_table
@@ -40,17 +41,6 @@ from .common import (
 __all__ = ["register"]
 
 _STATUSES = [s.value for s in RunStatus]
-_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "running": "yellow",
-    "interrupted": "magenta",
-    "paused": "cyan",
-    "cancelled": "dim",
-    "compensated": "blue",
-    "blocked": "dark_orange",
-    "skipped": "dim",
-}
 _TIMELINE_LIMIT = 200
 
 
@@ -142,8 +132,8 @@ def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 
 
 def _status(status: str) -> str:
-    colour = _COLOURS.get(status)
-    return f"[{colour}]{status}[/]" if colour else status
+    style = status_style(status)
+    return f"[{style}]{status}[/]" if style else status
 
 
 # --------------------------------------------------------------------------- list / show / graph

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from tooldag.result import RunStatus
 from tooldag.ui.cli import main
+from tooldag.ui.cli.common import exit_code
 
 TOOLS = textwrap.dedent(
     '''
@@ -164,6 +166,12 @@ FAILING_BRANCH = {
     ],
     "answer": "${outfit.outfit}; ${summary.text}",
 }
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_every_command_that_runs_exits_by_one_rule(status: RunStatus) -> None:
+    expected = {RunStatus.SUCCEEDED: 0, RunStatus.CANCELLED: 130}.get(status, 1)
+    assert exit_code(status) == expected
 
 
 def test_a_good_plan_prints_the_answer_and_exits_0(

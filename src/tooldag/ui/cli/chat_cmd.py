@@ -23,17 +23,16 @@ from rich.text import Text
 
 from ...durable.store import RunStore
 from ...errors import PlanError
-from ...result import RunStatus
 from ..approval import ApprovalMode
 from ..views import plan_view, usage_text
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     add_tools_option,
     console,
     err_console,
+    exit_code,
     print_json,
     registry_from_args,
 )
@@ -288,9 +287,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if args.json:
         print_json(result.to_json())
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    return EXIT_CANCELLED if result.status is RunStatus.CANCELLED else EXIT_FAILED
+    return exit_code(result.status)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
+from ...result import RunStatus
 
 __all__ = [
     "EXIT_CANCELLED",
@@ -25,6 +26,7 @@ __all__ = [
     "add_tools_option",
     "console",
     "err_console",
+    "exit_code",
     "fail",
     "print_json",
     "read_plan_file",
@@ -38,6 +40,16 @@ EXIT_CANCELLED = 130
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def exit_code(status: RunStatus) -> int:
+    """The exit code of a command that ran something, by how the run ended: 0 succeeded,
+    130 cancelled, 1 anything else (failed, rejected, over budget, paused or interrupted)."""
+    if status is RunStatus.SUCCEEDED:
+        return EXIT_OK
+    if status is RunStatus.CANCELLED:
+        return EXIT_CANCELLED
+    return EXIT_FAILED
 
 
 def add_tools_option(parser: argparse.ArgumentParser) -> None:

@@ -31,17 +31,16 @@ from ...execution.executor import Executor
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
-from ...result import RunResult, RunStatus
+from ...result import RunResult
 from ...validate.validator import validate
 from ..views import print_result, progress_view
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
-    EXIT_OK,
     EXIT_USAGE,
     add_tools_option,
     console,
     err_console,
+    exit_code,
     print_json,
     read_plan_file,
     registry_from_args,
@@ -102,14 +101,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="do not journal the run (it cannot be resumed; a failed run is compensated at once)",
     )
     parser.set_defaults(handler=cmd_exec)
-
-
-def _exit_code(result: RunResult) -> int:
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    if result.status is RunStatus.CANCELLED:
-        return EXIT_CANCELLED
-    return EXIT_FAILED
 
 
 def _print_issues(path: str, issues: list[object], what: str) -> None:
@@ -225,4 +216,4 @@ def _execute(
         print_json(result.to_json())
     else:
         print_result(console, result, monitor)
-    return _exit_code(result)
+    return exit_code(result.status)

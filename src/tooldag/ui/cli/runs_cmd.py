@@ -27,13 +27,13 @@ from ...plan.model import Plan
 from ...result import RunResult, RunStatus, StepRecord, StepStatus
 from ..views import runs_table
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     add_tools_option,
     console,
     err_console,
+    exit_code,
     print_json,
     registry_from_args,
 )
@@ -318,25 +318,17 @@ def _progress(event: Event) -> None:
         err_console.print(f"  [red]⟲ {step} compensation failed[/]")
 
 
-def _exit_code(result: RunResult) -> int:
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    if result.status is RunStatus.CANCELLED:
-        return EXIT_CANCELLED
-    return EXIT_FAILED
-
-
 def _report(result: RunResult, as_json: bool) -> int:
     if as_json:
         print_json(result.to_json())
-        return _exit_code(result)
+        return exit_code(result.status)
     console.print(f"run {escape(result.run_id)}: {_status(result.status.value)}")
     if result.answer:
         console.print(escape(result.answer))
     for step in result.steps.values():
         if step.status is StepStatus.FAILED and step.error is not None:
             console.print(escape(f"  {step.id} failed: {step.error.type}: {step.error.message}"))
-    return _exit_code(result)
+    return exit_code(result.status)
 
 
 async def _with_ctrl_c(runner: DurableExecutor, run_id: str, work: Callable[[], Any]) -> RunResult:

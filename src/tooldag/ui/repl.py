@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -53,6 +53,7 @@ from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus
 from ..validate.validator import validate
 from .approval import ApprovalMode, Approver
+from .interrupts import CtrlC
 from .views import (
     LiveArea,
     RunWatch,
@@ -66,8 +67,6 @@ from .views import (
 )
 
 __all__ = ["COMMANDS", "Chat", "default_history_path"]
-
-T = TypeVar("T")
 
 COMMANDS: dict[str, str] = {
     "/help": "this list",
@@ -159,8 +158,8 @@ class Chat:
         self._output = output
         self._history = history
         self._prompt: PromptSession[str] | None = None
-        self._cancel: Callable[[], object] | None = None
-        self._cancelling = False
+        # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
+        self.ctrl_c = CtrlC(console, second_aborts=False)
 
     # ------------------------------------------------------------------ input
 
@@ -220,37 +219,13 @@ class Chat:
         with contextlib.suppress(Exception):
             await self.session.llm.aclose()
 
-    @contextlib.contextmanager
-    def interrupts(self) -> Iterator[None]:
+    def interrupts(self) -> contextlib.AbstractContextManager[None]:
         """Ctrl-C while something runs cancels it (at the prompt it is a key press)."""
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGINT, self.interrupt)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            yield
-            return
-        try:
-            yield
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
+        return self.ctrl_c.installed()
 
     def interrupt(self) -> None:
         """Cancel what runs now (what the SIGINT handler calls); nothing if nothing runs."""
-        if self._cancel is None:
-            return
-        if self._cancelling:
-            self.console.print(Text("still cancelling: undoing what ran...", style="yellow"))
-            return
-        self._cancelling = True
-        self.console.print(Text("cancelling: undoing what ran...", style="yellow"))
-        self._cancel()
-
-    async def _interruptible(self, work: Awaitable[T], cancel: Callable[[], object]) -> T:
-        self._cancel, self._cancelling = cancel, False
-        try:
-            return await work
-        finally:
-            self._cancel = None
+        self.ctrl_c.interrupt()
 
     async def handle(self, text: str) -> bool:
         """One line from the person: a slash command or a goal. False means leave."""
@@ -333,7 +308,7 @@ class Chat:
             )
         )
         try:
-            result = await self._interruptible(task, task.cancel)
+            result = await self.ctrl_c.run(task, task.cancel)
         except asyncio.CancelledError:
             if not task.cancelled() or _being_cancelled():
                 raise
@@ -390,7 +365,7 @@ class Chat:
         display.working(f"planning with {self.session.llm.model}...")
         task = asyncio.ensure_future(planner.plan(goal, self.session.context() or None))
         try:
-            plan = await self._interruptible(task, task.cancel)
+            plan = await self.ctrl_c.run(task, task.cancel)
         except asyncio.CancelledError:
             if not task.cancelled() or _being_cancelled():
                 raise
@@ -429,7 +404,7 @@ class Chat:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
                 handle = Executor(self.registry, bus=watch.bus).start(plan, run_id=run_id)
-                result = await self._interruptible(handle.wait(), handle.cancel)
+                result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
             watch.close()
         self.session.results.append((plan.goal or "(a hand-made plan)", result))
@@ -535,14 +510,9 @@ class Chat:
         display = LiveArea(self.console, monitor)
         runner.executor.bus.subscribe(lambda e: display.refresh())
         display.progress(run_id)
-        task = asyncio.ensure_future(runner.aresume(run_id))
-        cancelling: list[asyncio.Future[RunResult]] = []  # a reference keeps the task alive
-
-        def cancel() -> None:
-            cancelling.append(asyncio.ensure_future(runner.acancel_workflow(run_id)))
-
+        cancel = functools.partial(runner.acancel_workflow, run_id)
         try:
-            result = await self._interruptible(task, cancel)
+            result = await self.ctrl_c.run(runner.aresume(run_id), cancel)
         finally:
             display.stop()
             runner.close()

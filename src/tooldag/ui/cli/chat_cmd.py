@@ -282,6 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if not sys.stdin.isatty():
             chat.approver.ask = _refuse_without_terminal
+        chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
         result = asyncio.run(_run_goal(chat, goal))
     if result is None:
         return EXIT_FAILED

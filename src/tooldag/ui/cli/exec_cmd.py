@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
+import functools
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from rich.live import Live
@@ -33,6 +33,7 @@ from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
 from ...result import RunResult
 from ...validate.validator import validate
+from ..interrupts import cancellable
 from ..views import print_result, progress_view
 from .common import (
     EXIT_FAILED,
@@ -109,44 +110,14 @@ def _print_issues(path: str, issues: list[object], what: str) -> None:
         err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
 
 
-async def _run(
-    begin: Callable[[], Awaitable[RunResult]], cancel: Callable[[], object]
-) -> RunResult:
-    """Await ``begin()``; the first Ctrl-C calls ``cancel`` (compensation runs), a second aborts."""
-    loop = asyncio.get_running_loop()
-    installed = False
-
-    def on_interrupt() -> None:
-        err_console.print("cancelling: undoing what ran (Ctrl-C again to abort)", style="yellow")
-        cancel()
-        # The next Ctrl-C raises KeyboardInterrupt again (exit 130 without waiting).
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, not the main thread
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        installed = True
-    try:
-        return await begin()
-    finally:
-        if installed:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
-
-
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
     handle = executor.start(plan)
-    return await _run(handle.wait, handle.cancel)
+    return await cancellable(err_console, handle.wait(), handle.cancel)
 
 
 async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunResult:
-    loop = asyncio.get_running_loop()
-    cancelling: list[asyncio.Task[RunResult]] = []  # a reference, so the task is not collected
-
-    def cancel() -> None:
-        cancelling.append(loop.create_task(runner.acancel_workflow(run_id)))
-
-    return await _run(lambda: runner.astart(run_id, plan), cancel)
+    cancel = functools.partial(runner.acancel_workflow, run_id)
+    return await cancellable(err_console, runner.astart(run_id, plan), cancel)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import functools
 import json
-import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from rich.markup import escape
@@ -25,6 +24,7 @@ from ...observe.mermaid import to_mermaid
 from ...observe.monitor import status_style
 from ...plan.model import Plan
 from ...result import RunResult, RunStatus, StepRecord, StepStatus
+from ..interrupts import cancellable
 from ..views import runs_table
 from .common import (
     EXIT_FAILED,
@@ -331,21 +331,6 @@ def _report(result: RunResult, as_json: bool) -> int:
     return exit_code(result.status)
 
 
-async def _with_ctrl_c(runner: DurableExecutor, run_id: str, work: Callable[[], Any]) -> RunResult:
-    """Await ``work()``; Ctrl-C cancels the run (compensation, then ``cancelled``)."""
-    loop = asyncio.get_running_loop()
-    task: asyncio.Future[RunResult] = asyncio.ensure_future(work())
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, not the main thread
-        loop.add_signal_handler(
-            signal.SIGINT, lambda: loop.create_task(runner.acancel_workflow(run_id))
-        )
-    try:
-        return await task
-    finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
-
-
 def _resume(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     with _open(args) as store:
@@ -354,9 +339,9 @@ def _resume(args: argparse.Namespace) -> int:
         runner = DurableExecutor(registry, store=store, max_concurrency=args.max_concurrency)
         runner.executor.bus.subscribe(_progress)
         try:
-            result = asyncio.run(
-                _with_ctrl_c(runner, args.run_id, lambda: runner.aresume(args.run_id))
-            )
+            cancel = functools.partial(runner.acancel_workflow, args.run_id)
+            work = cancellable(err_console, runner.aresume(args.run_id), cancel)
+            result = asyncio.run(work)
         finally:
             runner.close()
     return _report(result, args.json)

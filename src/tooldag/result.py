@@ -71,6 +71,10 @@ class StepError(BaseModel):
     message: str
     transient: bool = False
 
+    def __str__(self) -> str:
+        """``PermanentToolError: unknown symbol ZZZZ``: how every face shows it."""
+        return f"{self.type}: {self.message}"
+
 
 class StepRecord(BaseModel):
     """One step's story in a run."""
@@ -176,7 +180,7 @@ class RunResult(BaseModel):
             ]
             for r in self.steps.values():
                 took_step = f"{r.duration:.3f}s" if r.duration is not None else ""
-                why = f"{r.error.type}: {r.error.message}" if r.error else (r.reason or "")
+                why = str(r.error) if r.error else (r.reason or "")
                 lines.append(
                     f"| {cell(r.id)} | {cell(r.tool)} | {r.status.value} | {r.attempts} | "
                     f"{took_step} | {cell(why)} |"

@@ -63,6 +63,7 @@ from .views import (
     run_view,
     runs_table,
     tools_table,
+    usage_detail,
     usage_text,
 )
 
@@ -75,7 +76,7 @@ COMMANDS: dict[str, str] = {
     "/run": "run the last plan as it is (no LLM call)",
     "/edit": "open the last plan in $EDITOR, then validate it again",
     "/runs": "recent runs in the run store",
-    "/show [ID]": "a stored run: plan, steps, errors (default: the last run)",
+    "/show [ID]": "a stored run: plan, steps, timeline (default: the last run)",
     "/resume [ID]": "continue a failed, paused or interrupted run",
     "/graph [ID]": "a run as a Mermaid diagram coloured by status",
     "/model [NAME]": "show or switch the LLM model",
@@ -474,7 +475,8 @@ class Chat:
         if info is None:
             self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
             return
-        self.console.print(run_view(info, store.load_result(run_id), self.registry))
+        result, events = store.load_result(run_id), store.events(run_id)
+        self.console.print(run_view(info, result, events, resume=f"/resume {run_id}"))
 
     async def _resume(self, arg: str) -> None:
         store = self._need_store()
@@ -547,10 +549,7 @@ class Chat:
         if not usage.calls:
             self.console.print("no LLM calls yet in this session")
             return
-        self.console.print(
-            f"{usage_text(usage)}: {usage.prompt_tokens:,} prompt, "
-            f"{usage.completion_tokens:,} completion"
-        )
+        self.console.print(usage_detail(usage))
 
     async def _clear(self, _: str) -> None:
         self.session.clear()

@@ -9,23 +9,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import json
-import time
-from collections.abc import Sequence
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
 
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
 from ...events import Event, EventType
 from ...observe.mermaid import to_mermaid
 from ...observe.monitor import status_style
-from ...plan.model import Plan
-from ...result import RunResult, RunStatus, StepRecord, StepStatus
+from ...result import RunResult, RunStatus, StepStatus
 from ..interrupts import cancellable
-from ..views import runs_table
+from ..views import run_view, runs_table
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -41,7 +36,6 @@ from .common import (
 __all__ = ["register"]
 
 _STATUSES = [s.value for s in RunStatus]
-_TIMELINE_LIMIT = 200
 
 
 def register(subparsers: Any) -> None:
@@ -127,10 +121,6 @@ def _find(store: RunStore, run_id: str) -> RunInfo | None:
     return info
 
 
-def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return "-" if ts is None else time.strftime(fmt, time.localtime(ts))
-
-
 def _status(status: str) -> str:
     style = status_style(status)
     return f"[{style}]{status}[/]" if style else status
@@ -163,12 +153,6 @@ def _event_json(e: Event) -> dict[str, Any]:
     }
 
 
-def _note(step: StepRecord) -> str:
-    if step.error is not None:
-        return f"{step.error.type}: {step.error.message}"
-    return step.reason or ""
-
-
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         info = _find(store, args.run_id)
@@ -186,96 +170,9 @@ def _show(args: argparse.Namespace) -> int:
         )
         print_json(out)
         return EXIT_OK
-    _print_header(info, result)
-    _print_steps(result)
-    _print_timeline(events)
-    _print_errors(info, result)
+    where = "" if args.store is None else f" --store {args.store}"
+    console.print(run_view(info, result, events, resume=f"tooldag runs resume {info.id}{where}"))
     return EXIT_OK
-
-
-def _print_header(info: RunInfo, result: RunResult) -> None:
-    console.print(f"[bold]run[/] {escape(info.id)}  {_status(info.status)}")
-    console.print(f"goal      {escape(info.goal) or '-'}")
-    console.print(f"created   {_when(info.created_at)}   finished {_when(info.finished_at)}")
-    if info.usage.calls:
-        u = info.usage
-        console.print(
-            f"llm       {u.calls} calls, {u.total_tokens} tokens "
-            f"({u.prompt_tokens} prompt, {u.completion_tokens} completion)"
-        )
-    if result.answer:
-        console.print(f"answer    {escape(result.answer)}")
-    if result.plan is not None:
-        _print_plan(result.plan, len(result.plans))
-
-
-def _print_plan(plan: Plan, versions: int) -> None:
-    """One line per step (``--json`` has the plan's JSON form)."""
-    which = f" (version {versions}, the latest)" if versions > 1 else ""
-    console.print(f"\n[bold]plan[/]{which}")
-    for step in plan.steps:
-        line = f"  {step.id} = {step.tool}({json.dumps(step.args, ensure_ascii=False)})"
-        if step.depends_on:
-            line += f"  after {', '.join(step.depends_on)}"
-        if step.when is not None:
-            line += f"  when {json.dumps(step.when.to_json(), ensure_ascii=False)}"
-        console.print(escape(line), soft_wrap=True)
-    if plan.answer:
-        console.print(escape(f"  answer: {plan.answer}"), soft_wrap=True)
-
-
-def _print_steps(result: RunResult) -> None:
-    table = Table(title=None, box=None, pad_edge=False)
-    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
-        table.add_column(column)
-    for step in result.steps.values():
-        status = step.status.value + (" (reused)" if step.reused else "")
-        took = "-" if step.duration is None else f"{step.duration:.3f}s"
-        table.add_row(
-            escape(step.id), escape(step.tool), _status(status) if not step.reused else status,
-            str(step.attempts), took, escape(_note(step)),
-        )  # fmt: skip
-    console.print("\n[bold]steps[/]")
-    console.print(table)
-
-
-def _print_timeline(events: Sequence[Event]) -> None:
-    console.print("\n[bold]timeline[/]")
-    if not events:
-        console.print("  (no events)")
-        return
-    t0 = events[0].ts
-    shown = events[-_TIMELINE_LIMIT:]
-    if len(events) > len(shown):
-        console.print(f"  … {len(events) - len(shown)} earlier events (--json prints them all)")
-    for e in shown:
-        what = e.type.value
-        if e.step_id:
-            what += f" {e.step_id}"
-        if e.attempt > 1:
-            what += f" (attempt {e.attempt})"
-        extra = e.data.get("status") or e.data.get("reason") or ""
-        error = e.data.get("error")
-        if isinstance(error, dict):
-            extra = f"{error.get('type')}: {error.get('message')}"
-        line = f"  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else "")
-        console.print(escape(line))
-
-
-def _print_errors(info: RunInfo, result: RunResult) -> None:
-    failed = [
-        s for s in result.steps.values() if s.error is not None and s.status is StepStatus.FAILED
-    ]
-    if not failed and not result.error:
-        return
-    console.print("\n[bold]errors[/]")
-    for step in failed:
-        assert step.error is not None
-        console.print(escape(f"  {step.id}: {step.error.type}: {step.error.message}"))
-    if result.error:
-        console.print(escape(f"  run: {result.error}"))
-    if info.status in (RunStatus.FAILED, RunStatus.PAUSED):  # an interrupted one's error says so
-        console.print(f"\n`tooldag runs resume {escape(info.id)}` continues it.")
 
 
 def _graph(args: argparse.Namespace) -> int:

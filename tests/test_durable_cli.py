@@ -200,7 +200,20 @@ def test_runs_resume_finishes_a_failed_run_without_rerunning_done_steps(
     result = json.loads(out)
     assert result["status"] == "succeeded" and result["answer"] == "result 12"
     assert result["steps"]["one"]["reused"] and not result["steps"]["two"]["reused"]
-    assert "two" in err  # progress goes to stderr
+    assert err == ""  # no live view with --json: stdout holds the result and nothing else
+
+
+def test_runs_resume_reports_the_run_as_exec_does(
+    env: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, tools_file = env
+    code, out, _ = run_cli(
+        capsys, "runs", "resume", "bad", "--tools", str(tools_file), "--store", str(db)
+    )
+    assert code == 0
+    assert "run bad · succeeded" in out
+    assert re.search(r"│ one +│ double +│ succeeded +│ *· *│ +│ reused", out)
+    assert "answer: result 12" in out and "succeeded in" in out and "(3 succeeded)" in out
 
 
 def test_runs_cancel_compensates_a_failed_run(

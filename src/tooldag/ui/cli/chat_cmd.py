@@ -30,6 +30,7 @@ from .common import (
     EXIT_OK,
     EXIT_USAGE,
     add_tools_option,
+    at_least,
     console,
     err_console,
     exit_code,
@@ -88,16 +89,6 @@ def llm_configured(environ: dict[str, str] | None = None) -> bool:
     return any(env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"))
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     add_tools_option(parser)
     parser.add_argument(
@@ -123,7 +114,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-replans",
-        type=_count,
+        type=at_least(0),
         default=2,
         metavar="N",
         help="new plans asked for after a failure (default 2)",

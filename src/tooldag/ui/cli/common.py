@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "add_run_options",
     "add_tools_option",
+    "at_least",
     "console",
     "err_console",
     "exit_code",
@@ -50,6 +53,35 @@ def exit_code(status: RunStatus) -> int:
     if status is RunStatus.CANCELLED:
         return EXIT_CANCELLED
     return EXIT_FAILED
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``--max-concurrency``)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return whole_number
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-concurrency`` and ``--json``: what every command that runs a plan takes."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the run result as one JSON object, no progress"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=at_least(1),
+        default=16,
+        metavar="N",
+        help="at most N tool calls at once (default 16)",
+    )
 
 
 def add_tools_option(parser: argparse.ArgumentParser) -> None:

@@ -14,14 +14,9 @@ cancelled and what succeeded is compensated; a second Ctrl-C aborts at once).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import functools
 import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any
 
-from rich.live import Live
 from rich.markup import escape
 
 from ...durable.runner import DurableExecutor
@@ -34,30 +29,19 @@ from ...registry.registry import ToolRegistry
 from ...result import RunResult
 from ...validate.validator import validate
 from ..interrupts import cancellable
-from ..views import print_result, progress_view
 from .common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    add_run_options,
     add_tools_option,
-    console,
     err_console,
-    exit_code,
     print_json,
     read_plan_file,
     registry_from_args,
 )
+from .running import run_and_report
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,16 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' reads stdin)")
     add_tools_option(parser)
-    parser.add_argument(
-        "--json", action="store_true", help="print the run result as one JSON object, no progress"
-    )
-    parser.add_argument(
-        "--max-concurrency",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="at most N tool calls at once (default 16)",
-    )
+    add_run_options(parser)
     parser.add_argument(
         "--fail-fast",
         action="store_true",
@@ -141,7 +116,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         executor = Executor(
             registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
         )
-        return _execute(args, Monitor(executor.bus), lambda: _run_plain(executor, plan))
+        monitor = Monitor(executor.bus)
+        return run_and_report(monitor, lambda: _run_plain(executor, plan), as_json=args.json)
     with RunStore(args.store) as store:
         return _execute_durable(args, registry, store, plan)
 
@@ -161,30 +137,7 @@ def _execute_durable(
             soft_wrap=True,
         )
         monitor = Monitor(runner.executor.bus)
-        return _execute(args, monitor, lambda: _run_durable(runner, run_id, plan))
+        work = functools.partial(_run_durable, runner, run_id, plan)
+        return run_and_report(monitor, work, as_json=args.json)
     finally:
         runner.close()
-
-
-def _execute(
-    args: argparse.Namespace,
-    monitor: Monitor,
-    work: Callable[[], Coroutine[Any, Any, RunResult]],
-) -> int:
-    live = not args.json and err_console.is_terminal
-    with (
-        Live(
-            get_renderable=lambda: progress_view(monitor, width=err_console.width),
-            console=err_console,
-            refresh_per_second=8,
-            transient=True,
-        )
-        if live
-        else contextlib.nullcontext()
-    ):
-        result = asyncio.run(work())
-    if args.json:
-        print_json(result.to_json())
-    else:
-        print_result(console, result, monitor)
-    return exit_code(result.status)

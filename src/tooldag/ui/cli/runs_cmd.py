@@ -7,7 +7,6 @@ directory). A run whose row says ``running`` but whose process is gone lists as 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 from typing import Any
 
@@ -17,7 +16,7 @@ from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
 from ...events import Event, EventType
 from ...observe.mermaid import to_mermaid
-from ...observe.monitor import status_style
+from ...observe.monitor import Monitor, status_style
 from ...result import RunResult, RunStatus, StepStatus
 from ..interrupts import cancellable
 from ..views import run_view, runs_table
@@ -25,13 +24,14 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    add_run_options,
     add_tools_option,
     console,
     err_console,
-    exit_code,
     print_json,
     registry_from_args,
 )
+from .running import run_and_report
 
 __all__ = ["register"]
 
@@ -84,8 +84,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
-    p.add_argument("--max-concurrency", type=int, default=16, metavar="N")
-    p.add_argument("--json", action="store_true", help="print the RunResult as JSON")
+    add_run_options(p)
     p.set_defaults(handler=_resume)
 
     p = action(
@@ -191,41 +190,14 @@ def _graph(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- resume / cancel
 
 
-def _progress(event: Event) -> None:
-    """One stderr line per finished step, so stdout stays clean for --json."""
+def _compensation(event: Event) -> None:
+    """What ``runs cancel`` undid, step by step, on stderr."""
     step = escape(event.step_id or "")
-    if event.type is EventType.RUN_STARTED:
-        err_console.print(f"resuming run {escape(event.run_id)}")
-    elif event.type is EventType.STEP_SUCCEEDED:
-        took = f" {event.duration:.2f}s" if event.duration is not None else ""
-        err_console.print(f"  [green]✓[/] {step}{took}")
-    elif event.type is EventType.STEP_REUSED:
-        err_console.print(f"  [dim]↺ {step} (stored output reused)[/]")
-    elif event.type is EventType.STEP_FAILED:
-        error = event.data.get("error")
-        text = f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else error
-        err_console.print(f"  [red]✗[/] {step}  {escape(str(text))}")
-    elif event.type in (EventType.STEP_SKIPPED, EventType.STEP_BLOCKED):
-        word = event.type.value.removeprefix("step_")
-        reason = escape(str(event.data.get("reason") or ""))
-        err_console.print(f"  [dim]- {step} {word}[/] {reason}")
-    elif event.type is EventType.STEP_COMPENSATED:
-        err_console.print(f"  [blue]⟲[/] {step} compensated")
+    if event.type is EventType.STEP_COMPENSATED:
+        style = status_style(StepStatus.COMPENSATED)
+        err_console.print(f"  [{style}]⟲[/] {step} compensated")
     elif event.type is EventType.STEP_COMPENSATION_FAILED:
-        err_console.print(f"  [red]⟲ {step} compensation failed[/]")
-
-
-def _report(result: RunResult, as_json: bool) -> int:
-    if as_json:
-        print_json(result.to_json())
-        return exit_code(result.status)
-    console.print(f"run {escape(result.run_id)}: {_status(result.status.value)}")
-    if result.answer:
-        console.print(escape(result.answer))
-    for step in result.steps.values():
-        if step.status is StepStatus.FAILED and step.error is not None:
-            console.print(escape(f"  {step.id} failed: {step.error.type}: {step.error.message}"))
-    return exit_code(result.status)
+        err_console.print(f"  [{status_style(StepStatus.FAILED)}]⟲ {step} compensation failed[/]")
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -234,14 +206,16 @@ def _resume(args: argparse.Namespace) -> int:
         if _find(store, args.run_id) is None:
             return EXIT_USAGE
         runner = DurableExecutor(registry, store=store, max_concurrency=args.max_concurrency)
-        runner.executor.bus.subscribe(_progress)
         try:
-            cancel = functools.partial(runner.acancel_workflow, args.run_id)
-            work = cancellable(err_console, runner.aresume(args.run_id), cancel)
-            result = asyncio.run(work)
+            work = functools.partial(_run_resume, runner, args.run_id)
+            return run_and_report(Monitor(runner.executor.bus), work, as_json=args.json)
         finally:
             runner.close()
-    return _report(result, args.json)
+
+
+async def _run_resume(runner: DurableExecutor, run_id: str) -> RunResult:
+    cancel = functools.partial(runner.acancel_workflow, run_id)
+    return await cancellable(err_console, runner.aresume(run_id), cancel)
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -250,7 +224,7 @@ def _cancel(args: argparse.Namespace) -> int:
         if _find(store, args.run_id) is None:
             return EXIT_USAGE
         runner = DurableExecutor(registry, store=store)
-        runner.executor.bus.subscribe(_progress)
+        runner.executor.bus.subscribe(_compensation)
         try:
             result = runner.cancel_workflow(args.run_id)
         finally:

@@ -48,6 +48,7 @@ from ..observe.mermaid import to_mermaid
 from ..observe.monitor import Monitor
 from ..plan.model import Plan
 from ..plan.parse import parse_plan
+from ..plan.reuse import reusable_outputs
 from ..planning.planner import Planner
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus
@@ -500,7 +501,9 @@ class Chat:
             return None
         stored = self.store.load_result(run_id)
         if stored.plan is not None:
-            todo = [s for s in stored.plan.steps if s.id not in stored.outputs]
+            # What the resume will run: the library's reuse rule, as DurableExecutor.aresume.
+            reused = reusable_outputs(stored.plan, stored.plan, stored.outputs)
+            todo = [s for s in stored.plan.steps if s.id not in reused]
             self.approver.plans_shown = 0
             self.approver.on_plan = None
             refusal = await self.approver.review(stored.plan.model_copy(update={"steps": todo}))

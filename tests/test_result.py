@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tooldag import ToolRegistry, parse_plan, run_plan, tool
-from tooldag.result import RunStatus
+from tooldag.result import RunStatus, new_run_id
 
 
 @tool(side_effects=False)
@@ -38,3 +38,9 @@ def test_a_run_can_be_resumed_when_pending_failed_paused_or_interrupted() -> Non
     resumable = {s for s in RunStatus if s.resumable}
     assert resumable == {"pending", "failed", "paused", "interrupted"}
     assert all(s.finished for s in resumable - {RunStatus.PENDING})
+
+
+def test_a_new_run_id_is_twelve_fresh_hex_digits() -> None:
+    ids = {new_run_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)

@@ -6,6 +6,7 @@ the faces (which print it).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,7 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .plan.model import Plan
 
-__all__ = ["RunResult", "RunStatus", "StepError", "StepRecord", "StepStatus", "Usage"]
+__all__ = [
+    "RunResult",
+    "RunStatus",
+    "StepError",
+    "StepRecord",
+    "StepStatus",
+    "Usage",
+    "new_run_id",
+]
+
+
+def new_run_id() -> str:
+    """A fresh run id (12 hex digits), for a caller that names a run before it starts it
+    (to print it, journal it or follow its events)."""
+    return uuid.uuid4().hex[:12]
 
 
 class StepStatus(StrEnum):

@@ -23,7 +23,6 @@ import shlex
 import subprocess
 import tempfile
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from ..plan.parse import parse_plan
 from ..plan.reuse import reusable_outputs
 from ..planning.planner import Planner
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus
+from ..result import RunResult, RunStatus, new_run_id
 from ..validate.validator import validate
 from .approval import ApprovalMode, Approver
 from .interrupts import CtrlC
@@ -285,7 +284,7 @@ class Chat:
     # ------------------------------------------------------------------ goals
 
     def _new_watch(self) -> tuple[str, RunWatch]:
-        run_id = uuid.uuid4().hex[:12]
+        run_id = new_run_id()
         watch = RunWatch(self.console, run_id, max_replans=self.max_replans)
         if self.store is not None:
             watch.keep(self.store.attach(watch.bus))

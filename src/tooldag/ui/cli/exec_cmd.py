@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import uuid
 
 from rich.markup import escape
 
@@ -26,7 +25,7 @@ from ...execution.executor import Executor
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
-from ...result import RunResult
+from ...result import RunResult, new_run_id
 from ...validate.validator import validate
 from ..interrupts import cancellable
 from .common import (
@@ -129,7 +128,7 @@ def _execute_durable(
         registry, store=store, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
     )
     try:
-        run_id = uuid.uuid4().hex[:12]
+        run_id = new_run_id()
         where = "" if args.store is None else f" --store {args.store}"
         err_console.print(
             f"run {run_id}  (resume with: tooldag runs resume {run_id}{where})",

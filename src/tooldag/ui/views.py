@@ -41,6 +41,7 @@ __all__ = [
     "progress_view",
     "run_view",
     "runs_table",
+    "status_text",
     "step_details",
     "steps_table",
     "summary_line",
@@ -255,7 +256,8 @@ def _has_steps(monitor: Monitor, run_id: str) -> bool:
     return run_id in monitor.run_ids and bool(monitor.statuses(run_id))
 
 
-def _status_text(status: str) -> Text:
+def status_text(status: str) -> Text:
+    """A step or run status in its style."""
     return Text(status, style=status_style(status))
 
 
@@ -280,7 +282,7 @@ def runs_table(infos: Sequence[RunInfo]) -> Table:
         else:
             table.add_column(header, no_wrap=True, min_width=width, max_width=width)
     for run_id, status, goal, counts, created in rows:
-        table.add_row(run_id, _status_text(status), goal, counts, created)
+        table.add_row(run_id, status_text(status), goal, counts, created)
     return table
 
 
@@ -302,7 +304,7 @@ def steps_table(result: RunResult) -> Table:
         table.add_column(column, no_wrap=column != "NOTE")
     for record in result.steps.values():
         took = "-" if record.duration is None else f"{record.duration:.3f}s"
-        status = _status_text(record.status)
+        status = status_text(record.status)
         if record.reused:
             status.append(" (reused)", style="dim")
         table.add_row(record.id, record.tool, status, str(record.attempts), took, _note(record))
@@ -349,7 +351,7 @@ def run_view(
         fields.add_row("answer", result.answer)
     if result.error:
         fields.add_row("error", Text(result.error, style="red"))
-    status = _status_text(info.status)
+    status = status_text(info.status)
     parts: list[RenderableType] = [
         Text("run ", style="bold").append(info.id).append("  ").append_text(status),
         fields,

@@ -11,6 +11,7 @@ import functools
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
@@ -19,7 +20,7 @@ from ...observe.mermaid import to_mermaid
 from ...observe.monitor import Monitor, status_style
 from ...result import RunResult, RunStatus, StepStatus
 from ..interrupts import cancellable
-from ..views import run_view, runs_table
+from ..views import run_view, runs_table, status_text
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -118,11 +119,6 @@ def _find(store: RunStore, run_id: str) -> RunInfo | None:
             markup=False,
         )
     return info
-
-
-def _status(status: str) -> str:
-    style = status_style(status)
-    return f"[{style}]{status}[/]" if style else status
 
 
 # --------------------------------------------------------------------------- list / show / graph
@@ -229,7 +225,7 @@ def _cancel(args: argparse.Namespace) -> int:
             result = runner.cancel_workflow(args.run_id)
         finally:
             runner.close()
-    console.print(f"run {escape(result.run_id)}: {_status(result.status.value)}")
+    console.print(Text(f"run {result.run_id}: ").append_text(status_text(result.status)))
     if result.error:
         err_console.print(escape(f"warning: {result.error}"))
     return EXIT_OK

@@ -34,6 +34,7 @@ __all__ = [
     "print_json",
     "read_plan_file",
     "registry_from_args",
+    "resume_command",
 ]
 
 EXIT_OK = 0
@@ -68,6 +69,12 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return whole_number
+
+
+def resume_command(run_id: str, store: str | None) -> str:
+    """The command that resumes ``run_id`` (with ``--store`` when the run is not in the
+    default store)."""
+    return f"tooldag runs resume {run_id}" + ("" if store is None else f" --store {store}")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -37,6 +37,7 @@ from .common import (
     print_json,
     read_plan_file,
     registry_from_args,
+    resume_command,
 )
 from .running import run_and_report
 
@@ -129,9 +130,8 @@ def _execute_durable(
     )
     try:
         run_id = new_run_id()
-        where = "" if args.store is None else f" --store {args.store}"
         err_console.print(
-            f"run {run_id}  (resume with: tooldag runs resume {run_id}{where})",
+            f"run {run_id}  (resume with: {resume_command(run_id, args.store)})",
             markup=False,
             soft_wrap=True,
         )

@@ -31,6 +31,7 @@ from .common import (
     err_console,
     print_json,
     registry_from_args,
+    resume_command,
 )
 from .running import run_and_report
 
@@ -165,8 +166,7 @@ def _show(args: argparse.Namespace) -> int:
         )
         print_json(out)
         return EXIT_OK
-    where = "" if args.store is None else f" --store {args.store}"
-    console.print(run_view(info, result, events, resume=f"tooldag runs resume {info.id}{where}"))
+    console.print(run_view(info, result, events, resume=resume_command(info.id, args.store)))
     return EXIT_OK
 
 

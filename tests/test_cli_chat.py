@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tooldag.errors import LLMConfigError
+from tooldag.llm.client import LLMClient
 from tooldag.testing import FakeLLMServer
 from tooldag.ui.cli import main
 
@@ -76,6 +78,9 @@ def test_without_an_llm_each_command_says_how_to_configure_one_and_exits_2(
 ) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err
+    with pytest.raises(LLMConfigError) as library:
+        LLMClient.from_env(env={})
+    assert err == f"error: {library.value}\n"  # the guidance is the library's, written once
     assert "OPENAI_API_KEY" in err
     assert "OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=" in err  # Ollama
     assert "tooldag demo" in err

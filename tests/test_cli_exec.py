@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from tooldag.result import RunStatus
 from tooldag.ui.cli import main
+from tooldag.ui.cli.common import exit_code
 
 TOOLS = textwrap.dedent(
     '''
@@ -73,6 +75,15 @@ TOOLS = textwrap.dedent(
 
 
     @tool
+    async def hold(after: dict, unlock: str) -> None:
+        """Fail until `unlock` exists; then signal readiness on stderr and never finish."""
+        if not os.path.exists(unlock):
+            raise PermanentToolError("locked")
+        print("READY", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+
+    @tool
     def tally(name: str, calls: str) -> dict:
         """Count a call in the calls file."""
         with open(calls, "a", encoding="utf-8") as f:
@@ -114,11 +125,19 @@ def tools(tmp_path: Path) -> str:
     return write(tmp_path, "exec_tools.py", TOOLS)
 
 
+def exec_until_ready(plan: str, tools: str) -> contextlib.AbstractContextManager[Ready]:
+    """``tooldag exec PLAN --json`` in a child process, once a tool has said READY on stderr."""
+    return until_ready("exec", plan, "--tools", tools, "--json")
+
+
+Ready = tuple[subprocess.Popen[str], list[str]]
+
+
 @contextlib.contextmanager
-def exec_until_ready(plan: str, tools: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """``tooldag exec PLAN --json`` in a child process, once a tool has said READY on stderr:
-    yields the process and the stderr lines read so far; kills the child if it is still alive."""
-    command = [sys.executable, "-m", "tooldag", "exec", plan, "--tools", tools, "--json"]
+def until_ready(*argv: str) -> Iterator[Ready]:
+    """``tooldag ARGV`` in a child process, once a tool has said READY on stderr: yields the
+    process and the stderr lines read so far; kills the child if it is still alive."""
+    command = [sys.executable, "-m", "tooldag", *argv]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
@@ -164,6 +183,12 @@ FAILING_BRANCH = {
     ],
     "answer": "${outfit.outfit}; ${summary.text}",
 }
+
+
+@pytest.mark.parametrize("status", list(RunStatus))
+def test_every_command_that_runs_exits_by_one_rule(status: RunStatus) -> None:
+    expected = {RunStatus.SUCCEEDED: 0, RunStatus.CANCELLED: 130}.get(status, 1)
+    assert exit_code(status) == expected
 
 
 def test_a_good_plan_prints_the_answer_and_exits_0(
@@ -271,14 +296,40 @@ def test_ctrl_c_cancels_compensates_and_exits_130(tmp_path: Path, tools: str) ->
         ]
     }
     with exec_until_ready(write(tmp_path, "p.json", plan), tools) as (proc, _):
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        data = ctrl_c(proc)
+    assert data["steps"]["wait"]["status"] == "cancelled"
+
+
+def ctrl_c(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Press Ctrl-C once in a ``--json`` run that reserved a book: the run is cancelled, the
+    reservation compensated, and the exit code 130; the run's JSON."""
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    data = json.loads(out)
+    assert "cancelling: undoing what ran" in err and "released R-book" in err
+    data: dict[str, Any] = json.loads(out)
     assert data["status"] == "cancelled"
     assert data["steps"]["reserve"]["status"] == "compensated"
-    assert data["steps"]["wait"]["status"] == "cancelled"
-    assert "released R-book" in err
+    return data
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child is POSIX here")
+def test_ctrl_c_during_runs_resume_cancels_compensates_and_exits_130(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unlock = tmp_path / "unlock"
+    plan = {
+        "steps": [
+            {"id": "reserve", "tool": "reserve", "args": {"item": "book"}},
+            {"id": "hold", "tool": "hold", "args": {"after": "$reserve", "unlock": str(unlock)}},
+        ]
+    }
+    assert main(["exec", write(tmp_path, "p.json", plan), "--tools", tools]) == 1
+    run_id = _run_id(capsys.readouterr().err.splitlines()[0])
+    unlock.touch()
+    with until_ready("runs", "resume", run_id, "--tools", tools, "--json") as (proc, _):
+        data = ctrl_c(proc)
+    assert data["steps"]["hold"]["status"] == "cancelled"
 
 
 def _run_id(line: str) -> str:

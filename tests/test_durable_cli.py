@@ -1,22 +1,32 @@
-"""``tooldag runs ...`` against a store holding a succeeded, a failed and an interrupted run."""
+"""``tooldag runs ...`` against a store holding a succeeded, a failed and an interrupted run
+(and the REPL's ``/show``, which draws a run as ``runs show`` does)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from prompt_toolkit.output import DummyOutput
+from rich.console import Console
 
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
 from tooldag.events import Event, EventType
+from tooldag.observe.monitor import Monitor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry
 from tooldag.registry.loading import load_tools
+from tooldag.testing import FakeLLMServer
 from tooldag.ui.cli import main
+from tooldag.ui.cli.common import console as cli_console
+from tooldag.ui.repl import Chat
+from tooldag.ui.views import runs_table
 
 TOOLS = '''
 import os
@@ -106,15 +116,56 @@ def test_runs_list_on_an_empty_store_says_so(
     assert code == 0 and "no runs" in out
 
 
+def test_a_status_looks_the_same_in_the_runs_list_and_the_step_timeline(
+    env: tuple[Path, Path],
+) -> None:
+    def ansi(renderable: object) -> str:
+        console = Console(width=80, record=True, force_terminal=True, color_system="standard")
+        console.print(renderable)
+        return console.export_text(styles=True)
+
+    with RunStore(env[0]) as store:
+        listed = ansi(runs_table(store.list_runs()))
+        timeline = ansi(Monitor.from_events(store.events("bad")).timeline_table("bad"))
+    failed = re.search(r"\x1b\[[0-9;]*mfailed", timeline)
+    assert failed is not None and failed.group() in listed
+    succeeded = re.search(r"\x1b\[[0-9;]*msucceeded", timeline)
+    assert succeeded is not None and succeeded.group() in listed
+
+
+def _lines(text: str) -> str:
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
 def test_runs_show_prints_plan_steps_timeline_and_errors(
     env: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run_cli(capsys, "runs", "show", "bad", "--store", str(env[0]))
     assert code == 0
-    plan_line = 'two = double({"x": "$one"})  after hotel'
-    for part in ("double twice", plan_line, "steps", "timeline", "step_failed two"):
-        assert part in out, part
-    assert "errors" in out and "too big" in out and "tooldag runs resume bad" in out
+    out = _lines(out)
+    assert re.search(r"^run bad  failed\ngoal +double twice\ncreated ", out)
+    assert re.search(r'^two +│ double +│ x="\$one" +│ one, hotel', out, re.MULTILINE)
+    assert re.search(r"^two +double +failed +1 +[\d.]+s +RuntimeError: too big", out, re.M)
+    assert "timeline" in out and "step_failed two  RuntimeError: too big" in out
+    hint = f"`tooldag runs resume bad --store {env[0]}` continues it."
+    assert hint in " ".join(out.split())
+
+
+def test_runs_show_and_the_repls_show_draw_a_run_the_same_way(
+    env: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLDAG_HOME", str(env[0].parent))  # the default store is env[0]
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run_cli(capsys, "runs", "show", "bad")
+    assert code == 0
+    screen = Console(width=cli_console.width, record=True, color_system=None)
+    with FakeLLMServer() as server, RunStore(env[0]) as store:
+        chat = Chat(screen, ToolRegistry(), server.client(), store=store, output=DummyOutput())
+        asyncio.run(chat.handle("/show bad"))
+    shown = _lines(screen.export_text())
+    hint = "`tooldag runs resume bad` continues it."
+    assert hint in out and "`/resume bad` continues it." in shown
+    assert _lines(out).replace(hint, "`/resume bad` continues it.") == shown
 
 
 def test_runs_show_json_has_the_result_and_the_event_log(
@@ -149,7 +200,20 @@ def test_runs_resume_finishes_a_failed_run_without_rerunning_done_steps(
     result = json.loads(out)
     assert result["status"] == "succeeded" and result["answer"] == "result 12"
     assert result["steps"]["one"]["reused"] and not result["steps"]["two"]["reused"]
-    assert "two" in err  # progress goes to stderr
+    assert err == ""  # no live view with --json: stdout holds the result and nothing else
+
+
+def test_runs_resume_reports_the_run_as_exec_does(
+    env: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    db, tools_file = env
+    code, out, _ = run_cli(
+        capsys, "runs", "resume", "bad", "--tools", str(tools_file), "--store", str(db)
+    )
+    assert code == 0
+    assert "run bad · succeeded" in out
+    assert re.search(r"│ one +│ double +│ succeeded +│ *· *│ +│ reused", out)
+    assert "answer: result 12" in out and "succeeded in" in out and "(3 succeeded)" in out
 
 
 def test_runs_cancel_compensates_a_failed_run(

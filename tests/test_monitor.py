@@ -14,7 +14,9 @@ from tooldag import ToolRegistry, tool
 from tooldag.errors import RunStateError
 from tooldag.events import Event, EventType
 from tooldag.execution.executor import Executor
-from tooldag.observe.monitor import Monitor
+from tooldag.observe.mermaid import STATUS_COLOURS
+from tooldag.observe.monitor import Monitor, status_style
+from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0
 
@@ -230,3 +232,14 @@ async def test_a_resumed_runs_journal_shows_only_the_last_execution() -> None:
     # a keeps the record of the execution that ran it.
     assert rows["a"]["reused"] and rows["a"]["tool"] == "work" and rows["a"]["attempts"] == 1
     assert rows["a"]["duration"] is not None and rows["a"]["started_at"] is None
+
+
+def test_every_step_and_run_status_has_one_terminal_style() -> None:
+    for status in [*StepStatus, *RunStatus]:
+        assert status_style(status), status
+    # A word that is both a step and a run status looks the same for both.
+    for status in RunStatus:
+        if status.value in set(StepStatus):
+            assert status_style(status) == status_style(StepStatus(status.value))
+    assert status_style("no such status") == ""
+    assert set(STATUS_COLOURS) == set(StepStatus)  # charts and Mermaid: their own palette

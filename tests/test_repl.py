@@ -23,8 +23,10 @@ from prompt_toolkit.input.base import PipeInput
 from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
+from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
 from tooldag.errors import PermanentToolError
+from tooldag.plan import Plan
 from tooldag.registry import Compensation, ToolRegistry, tool
 from tooldag.testing import FakeLLMServer, Stall
 from tooldag.ui.approval import ApprovalMode
@@ -291,6 +293,35 @@ async def test_runs_lists_the_journal_and_resume_finishes_a_failed_run(
     assert CALLS["flaky"] == 2
     assert store.list_runs()[0].status == "succeeded"
     assert re.search(r"second\s+flaky\s+succeeded", screen)  # /show of the resumed run
+
+
+async def test_resume_asks_only_about_the_steps_it_will_run(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    assert h.chat.store is not None
+    BROKEN["flaky"] = True  # a journalled run (as tooldag exec leaves one): saved, then a failure
+    runner = DurableExecutor(TOOLS, store=h.chat.store)
+    plan = Plan.model_validate(PLANS["hang"])
+    assert (await runner.astart("r1", plan)).status == "failed"
+    runner.close()
+    BROKEN["flaky"] = False
+    screen = await h.session("/resume r1", "/quit")
+    assert "? saved = save_note" not in screen  # done, so reused and not asked about
+    assert CALLS["save_note"] == 1 and CALLS["flaky"] == 2
+    assert h.chat.store.list_runs()[0].status == "succeeded"
+
+
+async def test_resume_of_a_finished_run_says_which_runs_resume_and_runs_nothing(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    await h.session("sum it", "/quit")
+    screen = await h.session("/resume", "/quit")
+    assert "is succeeded: only pending, failed, paused or interrupted runs can be resumed" in (
+        screen
+    )
+    assert CALLS["add"] == 1
 
 
 async def test_an_unknown_command_says_so_and_prints_the_help(

@@ -1,8 +1,9 @@
-"""RunResult as people see it in Jupyter (``_repr_markdown_``)."""
+"""RunResult as people see it in Jupyter (``_repr_markdown_``), and what a status allows."""
 
 from __future__ import annotations
 
 from tooldag import ToolRegistry, parse_plan, run_plan, tool
+from tooldag.result import RunStatus, new_run_id
 
 
 @tool(side_effects=False)
@@ -31,3 +32,15 @@ def test_markdown_shows_status_answer_and_one_row_per_step() -> None:
     assert [row.split("|")[1].strip() for row in rows] == ["ok", "bad", "after"]
     assert "| failed | 1 |" in rows[1] and "ZeroDivisionError" in rows[1]
     assert "| blocked | 0 |" in rows[2] and "needs bad" in rows[2]
+
+
+def test_a_run_can_be_resumed_when_pending_failed_paused_or_interrupted() -> None:
+    resumable = {s for s in RunStatus if s.resumable}
+    assert resumable == {"pending", "failed", "paused", "interrupted"}
+    assert all(s.finished for s in resumable - {RunStatus.PENDING})
+
+
+def test_a_new_run_id_is_twelve_fresh_hex_digits() -> None:
+    ids = {new_run_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)

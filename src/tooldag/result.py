@@ -6,6 +6,7 @@ the faces (which print it).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -14,7 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .plan.model import Plan
 
-__all__ = ["RunResult", "RunStatus", "StepError", "StepRecord", "StepStatus", "Usage"]
+__all__ = [
+    "RunResult",
+    "RunStatus",
+    "StepError",
+    "StepRecord",
+    "StepStatus",
+    "Usage",
+    "new_run_id",
+]
+
+
+def new_run_id() -> str:
+    """A fresh run id (12 hex digits), for a caller that names a run before it starts it
+    (to print it, journal it or follow its events)."""
+    return uuid.uuid4().hex[:12]
 
 
 class StepStatus(StrEnum):
@@ -51,6 +66,18 @@ class RunStatus(StrEnum):
         interrupted run is finished yet may be resumed."""
         return self not in (RunStatus.PENDING, RunStatus.RUNNING)
 
+    @property
+    def resumable(self) -> bool:
+        """Whether a resume may continue a run in this status: one that never started
+        (pending), failed, was paused, or whose process died (interrupted). Succeeded,
+        cancelled, rejected and over-budget runs are done: start a new run instead."""
+        return self in (
+            RunStatus.PENDING,
+            RunStatus.FAILED,
+            RunStatus.PAUSED,
+            RunStatus.INTERRUPTED,
+        )
+
 
 class StepError(BaseModel):
     """A failure as a value: never handed downstream as if it were output."""
@@ -58,6 +85,10 @@ class StepError(BaseModel):
     type: str
     message: str
     transient: bool = False
+
+    def __str__(self) -> str:
+        """``PermanentToolError: unknown symbol ZZZZ``: how every face shows it."""
+        return f"{self.type}: {self.message}"
 
 
 class StepRecord(BaseModel):
@@ -164,7 +195,7 @@ class RunResult(BaseModel):
             ]
             for r in self.steps.values():
                 took_step = f"{r.duration:.3f}s" if r.duration is not None else ""
-                why = f"{r.error.type}: {r.error.message}" if r.error else (r.reason or "")
+                why = str(r.error) if r.error else (r.reason or "")
                 lines.append(
                     f"| {cell(r.id)} | {cell(r.tool)} | {r.status.value} | {r.attempts} | "
                     f"{took_step} | {cell(why)} |"

@@ -48,9 +48,7 @@ from .store import RunStore
 __all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
 
 # What each operation accepts, besides a run that does not exist yet (start only).
-_RESUMABLE = frozenset(
-    {RunStatus.PENDING, RunStatus.FAILED, RunStatus.PAUSED, RunStatus.INTERRUPTED}
-)
+_RESUMABLE = frozenset(s for s in RunStatus if s.resumable)
 _STARTABLE = _RESUMABLE | {RunStatus.CANCELLED, RunStatus.REJECTED, RunStatus.BUDGET_EXCEEDED}
 _CANCELLABLE = _RESUMABLE | {RunStatus.BUDGET_EXCEEDED}
 

@@ -41,10 +41,12 @@ from ..plan.model import Plan
 from ..result import RunStatus, StepStatus
 from .mermaid import to_mermaid
 
-__all__ = ["Monitor", "STATUS_STYLES"]
+__all__ = ["Monitor", "STATUS_STYLES", "status_style"]
 
-# Terminal colours per step status (rich styles).
-STATUS_STYLES: dict[StepStatus, str] = {
+# The terminal look (a rich style) of every status word, step and run statuses alike: a status
+# reads the same in the live table, the run list, a run's view and the summary line. (Charts and
+# Mermaid use the fill/stroke palette of :data:`~tooldag.observe.mermaid.STATUS_COLOURS`.)
+STATUS_STYLES: dict[str, str] = {
     StepStatus.PENDING: "grey50",
     StepStatus.RUNNING: "yellow",
     StepStatus.SUCCEEDED: "green",
@@ -53,7 +55,17 @@ STATUS_STYLES: dict[StepStatus, str] = {
     StepStatus.BLOCKED: "dark_orange",
     StepStatus.CANCELLED: "magenta",
     StepStatus.COMPENSATED: "cyan",
+    RunStatus.PAUSED: "cyan",
+    RunStatus.REJECTED: "dark_orange",
+    RunStatus.BUDGET_EXCEEDED: "red",
+    RunStatus.INTERRUPTED: "magenta",
 }
+
+
+def status_style(status: str) -> str:
+    """The rich style of a step or run status (``""`` for a word that is no status)."""
+    return STATUS_STYLES.get(status, "")
+
 
 _FINISHING = {
     EventType.STEP_SUCCEEDED: StepStatus.SUCCEEDED,

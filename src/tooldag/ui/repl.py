@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shlex
-import signal
 import subprocess
 import tempfile
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -48,11 +47,13 @@ from ..observe.mermaid import to_mermaid
 from ..observe.monitor import Monitor
 from ..plan.model import Plan
 from ..plan.parse import parse_plan
+from ..plan.reuse import reusable_outputs
 from ..planning.planner import Planner
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus
+from ..result import RunResult, RunStatus, new_run_id
 from ..validate.validator import validate
 from .approval import ApprovalMode, Approver
+from .interrupts import CtrlC
 from .views import (
     LiveArea,
     RunWatch,
@@ -62,12 +63,11 @@ from .views import (
     run_view,
     runs_table,
     tools_table,
+    usage_detail,
     usage_text,
 )
 
 __all__ = ["COMMANDS", "Chat", "default_history_path"]
-
-T = TypeVar("T")
 
 COMMANDS: dict[str, str] = {
     "/help": "this list",
@@ -76,7 +76,7 @@ COMMANDS: dict[str, str] = {
     "/run": "run the last plan as it is (no LLM call)",
     "/edit": "open the last plan in $EDITOR, then validate it again",
     "/runs": "recent runs in the run store",
-    "/show [ID]": "a stored run: plan, steps, errors (default: the last run)",
+    "/show [ID]": "a stored run: plan, steps, timeline (default: the last run)",
     "/resume [ID]": "continue a failed, paused or interrupted run",
     "/graph [ID]": "a run as a Mermaid diagram coloured by status",
     "/model [NAME]": "show or switch the LLM model",
@@ -159,8 +159,8 @@ class Chat:
         self._output = output
         self._history = history
         self._prompt: PromptSession[str] | None = None
-        self._cancel: Callable[[], object] | None = None
-        self._cancelling = False
+        # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
+        self.ctrl_c = CtrlC(console, second_aborts=False)
 
     # ------------------------------------------------------------------ input
 
@@ -220,37 +220,13 @@ class Chat:
         with contextlib.suppress(Exception):
             await self.session.llm.aclose()
 
-    @contextlib.contextmanager
-    def interrupts(self) -> Iterator[None]:
+    def interrupts(self) -> contextlib.AbstractContextManager[None]:
         """Ctrl-C while something runs cancels it (at the prompt it is a key press)."""
-        loop = asyncio.get_running_loop()
-        try:
-            loop.add_signal_handler(signal.SIGINT, self.interrupt)
-        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
-            yield
-            return
-        try:
-            yield
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
+        return self.ctrl_c.installed()
 
     def interrupt(self) -> None:
         """Cancel what runs now (what the SIGINT handler calls); nothing if nothing runs."""
-        if self._cancel is None:
-            return
-        if self._cancelling:
-            self.console.print(Text("still cancelling: undoing what ran...", style="yellow"))
-            return
-        self._cancelling = True
-        self.console.print(Text("cancelling: undoing what ran...", style="yellow"))
-        self._cancel()
-
-    async def _interruptible(self, work: Awaitable[T], cancel: Callable[[], object]) -> T:
-        self._cancel, self._cancelling = cancel, False
-        try:
-            return await work
-        finally:
-            self._cancel = None
+        self.ctrl_c.interrupt()
 
     async def handle(self, text: str) -> bool:
         """One line from the person: a slash command or a goal. False means leave."""
@@ -308,7 +284,7 @@ class Chat:
     # ------------------------------------------------------------------ goals
 
     def _new_watch(self) -> tuple[str, RunWatch]:
-        run_id = uuid.uuid4().hex[:12]
+        run_id = new_run_id()
         watch = RunWatch(self.console, run_id, max_replans=self.max_replans)
         if self.store is not None:
             watch.keep(self.store.attach(watch.bus))
@@ -333,7 +309,7 @@ class Chat:
             )
         )
         try:
-            result = await self._interruptible(task, task.cancel)
+            result = await self.ctrl_c.run(task, task.cancel)
         except asyncio.CancelledError:
             if not task.cancelled() or _being_cancelled():
                 raise
@@ -390,7 +366,7 @@ class Chat:
         display.working(f"planning with {self.session.llm.model}...")
         task = asyncio.ensure_future(planner.plan(goal, self.session.context() or None))
         try:
-            plan = await self._interruptible(task, task.cancel)
+            plan = await self.ctrl_c.run(task, task.cancel)
         except asyncio.CancelledError:
             if not task.cancelled() or _being_cancelled():
                 raise
@@ -429,7 +405,7 @@ class Chat:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
                 handle = Executor(self.registry, bus=watch.bus).start(plan, run_id=run_id)
-                result = await self._interruptible(handle.wait(), handle.cancel)
+                result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
             watch.close()
         self.session.results.append((plan.goal or "(a hand-made plan)", result))
@@ -499,7 +475,8 @@ class Chat:
         if info is None:
             self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
             return
-        self.console.print(run_view(info, store.load_result(run_id), self.registry))
+        result, events = store.load_result(run_id), store.events(run_id)
+        self.console.print(run_view(info, result, events, resume=f"/resume {run_id}"))
 
     async def _resume(self, arg: str) -> None:
         store = self._need_store()
@@ -516,18 +493,16 @@ class Chat:
         if info is None:
             self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
             return None
-        if info.status not in ("failed", "paused", "interrupted", "pending"):
-            self.console.print(
-                Text(
-                    f"run {run_id} is {info.status}: only failed, paused or interrupted runs "
-                    "can be resumed",
-                    style="red",
-                )
-            )
+        if not info.status.resumable:
+            which = _either([s.value for s in RunStatus if s.resumable])
+            message = f"run {run_id} is {info.status}: only {which} runs can be resumed"
+            self.console.print(Text(message, style="red"))
             return None
         stored = self.store.load_result(run_id)
         if stored.plan is not None:
-            todo = [s for s in stored.plan.steps if s.id not in stored.outputs]
+            # What the resume will run: the library's reuse rule, as DurableExecutor.aresume.
+            reused = reusable_outputs(stored.plan, stored.plan, stored.outputs)
+            todo = [s for s in stored.plan.steps if s.id not in reused]
             self.approver.plans_shown = 0
             self.approver.on_plan = None
             refusal = await self.approver.review(stored.plan.model_copy(update={"steps": todo}))
@@ -539,14 +514,9 @@ class Chat:
         display = LiveArea(self.console, monitor)
         runner.executor.bus.subscribe(lambda e: display.refresh())
         display.progress(run_id)
-        task = asyncio.ensure_future(runner.aresume(run_id))
-        cancelling: list[asyncio.Future[RunResult]] = []  # a reference keeps the task alive
-
-        def cancel() -> None:
-            cancelling.append(asyncio.ensure_future(runner.acancel_workflow(run_id)))
-
+        cancel = functools.partial(runner.acancel_workflow, run_id)
         try:
-            result = await self._interruptible(task, cancel)
+            result = await self.ctrl_c.run(runner.aresume(run_id), cancel)
         finally:
             display.stop()
             runner.close()
@@ -581,15 +551,17 @@ class Chat:
         if not usage.calls:
             self.console.print("no LLM calls yet in this session")
             return
-        self.console.print(
-            f"{usage_text(usage)}: {usage.prompt_tokens:,} prompt, "
-            f"{usage.completion_tokens:,} completion"
-        )
+        self.console.print(usage_detail(usage))
 
     async def _clear(self, _: str) -> None:
         self.session.clear()
         self.console.clear()
         self.console.print(Text("earlier goals forgotten: the next goal starts fresh", style="dim"))
+
+
+def _either(words: list[str]) -> str:
+    """``a, b or c``."""
+    return " or ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def _being_cancelled() -> bool:

@@ -23,40 +23,32 @@ from ..durable.store import RunInfo
 from ..errors import RunStateError
 from ..events import Event, EventBus, EventType
 from ..issues import Issue
-from ..observe.monitor import STATUS_STYLES, Monitor
+from ..observe.monitor import Monitor, status_style
 from ..plan.model import Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus, StepStatus, Usage
+from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
 
 __all__ = [
     "LiveArea",
-    "RUN_STATUS_STYLES",
     "RunWatch",
     "args_text",
     "bar_width",
+    "events_view",
     "issues_view",
     "plan_view",
     "print_result",
     "progress_view",
     "run_view",
     "runs_table",
+    "status_text",
     "step_details",
+    "steps_table",
     "summary_line",
     "tools_table",
+    "usage_detail",
     "usage_text",
 ]
-
-RUN_STATUS_STYLES: dict[str, str] = {
-    RunStatus.SUCCEEDED.value: "green",
-    RunStatus.FAILED.value: "red",
-    RunStatus.RUNNING.value: "yellow",
-    RunStatus.PAUSED.value: "cyan",
-    RunStatus.CANCELLED.value: "magenta",
-    RunStatus.REJECTED.value: "dark_orange",
-    RunStatus.BUDGET_EXCEEDED.value: "red",
-    RunStatus.INTERRUPTED.value: "magenta",
-}
 
 _REF_STYLE = "cyan"
 _VALUE_CHARS = 60
@@ -70,21 +62,22 @@ def bar_width(width: int) -> int:
 # --------------------------------------------------------------------------- plans
 
 
-def _value_text(value: Any, limit: int = _VALUE_CHARS) -> Text:
-    """One argument value: references in colour, long values cut."""
+def _cut(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _value_text(value: Any, limit: int | None = _VALUE_CHARS) -> Text:
+    """One argument value: references in colour, long values cut (``limit=None``: never)."""
     if isinstance(value, str):
         parsed = parse_string(value)
         if isinstance(parsed, Ref | Template):
-            shown = value if len(value) <= limit else value[: limit - 1] + "…"
-            return Text(json.dumps(shown, ensure_ascii=False), style=_REF_STYLE)
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return Text(text)
+            return Text(json.dumps(_cut(value, limit), ensure_ascii=False), style=_REF_STYLE)
+    return Text(_cut(json.dumps(value, ensure_ascii=False, default=str), limit))
 
 
-def args_text(args: dict[str, Any], limit: int = _VALUE_CHARS) -> Text:
-    """``name=value, ...`` with references (``$step.field``) highlighted."""
+def args_text(args: dict[str, Any], limit: int | None = _VALUE_CHARS) -> Text:
+    """``name=value, ...`` with references (``$step.field``) highlighted; each value cut to
+    ``limit`` characters (``None``: shown whole)."""
     out = Text()
     for i, (name, value) in enumerate(args.items()):
         if i:
@@ -106,11 +99,13 @@ def plan_view(
     issues: Sequence[Issue] = (),
     *,
     title: str | None = None,
+    limit: int | None = _VALUE_CHARS,
 ) -> RenderableType:
     """The plan as a table (step, tool, arguments, what it waits for) and its issues, if any.
 
     Steps whose tool has side effects are marked ``!`` (they are the ones approval asks about);
-    references to other steps' outputs are highlighted.
+    references to other steps' outputs are highlighted; argument values are cut to ``limit``
+    characters (``None``: shown whole).
     """
     table = Table(
         title=title or f"plan · {len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}",
@@ -131,7 +126,7 @@ def plan_view(
             tool.append(" !", style="bold yellow")
         elif effects is None and registry is not None:
             tool.stylize("red")
-        args = args_text(step.args)
+        args = args_text(step.args, limit)
         if step.when is not None:
             args.append("\nwhen ", style="dim")
             args.append(json.dumps(step.when.to_json(), ensure_ascii=False), style=_REF_STYLE)
@@ -198,14 +193,21 @@ def usage_text(usage: Usage) -> str:
     return f"{usage.total_tokens:,} tokens ({calls})"
 
 
+def usage_detail(usage: Usage) -> str:
+    """``1,234 tokens (2 LLM calls): 1,000 prompt, 234 completion``."""
+    return (
+        f"{usage_text(usage)}: {usage.prompt_tokens:,} prompt, "
+        f"{usage.completion_tokens:,} completion"
+    )
+
+
 def summary_line(result: RunResult) -> Text:
     """``succeeded in 0.42s: 3 steps (3 succeeded) · 1,234 tokens (1 LLM call)``."""
     counts: dict[StepStatus, int] = {}
     for record in result.steps.values():
         counts[record.status] = counts.get(record.status, 0) + 1
     parts = [f"{n} {status.value}" for status, n in counts.items()]
-    style = RUN_STATUS_STYLES.get(result.status.value, "yellow")
-    line = Text(result.status.value, style=f"bold {style}")
+    line = Text(result.status.value, style=f"bold {status_style(result.status)}")
     duration = f" in {result.duration:.2f}s" if result.duration is not None else ""
     steps = f"{len(result.steps)} step{'s' if len(result.steps) != 1 else ''}"
     line.append(f"{duration}: {steps} ({', '.join(parts) or 'none run'})")
@@ -238,10 +240,10 @@ def print_result(
                 continue
             mark = "!"  # a compensation that failed
         if record.error is not None:
-            line = f"{mark} {record.id}: {record.error.type}: {record.error.message}"
+            line = f"{mark} {record.id}: {record.error}"
         else:
             line = f"{mark} {record.id} {record.status.value}: {record.reason}"
-        console.print(Text(line, style=STATUS_STYLES[record.status]), soft_wrap=True)
+        console.print(Text(line, style=status_style(record.status)), soft_wrap=True)
         explained = True
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
         console.print(Text(result.error, style="dim"), soft_wrap=True)
@@ -254,8 +256,9 @@ def _has_steps(monitor: Monitor, run_id: str) -> bool:
     return run_id in monitor.run_ids and bool(monitor.statuses(run_id))
 
 
-def _status_text(status: str) -> Text:
-    return Text(status, style=RUN_STATUS_STYLES.get(status, ""))
+def status_text(status: str) -> Text:
+    """A step or run status in its style."""
+    return Text(status, style=status_style(status))
 
 
 def runs_table(infos: Sequence[RunInfo]) -> Table:
@@ -279,42 +282,87 @@ def runs_table(infos: Sequence[RunInfo]) -> Table:
         else:
             table.add_column(header, no_wrap=True, min_width=width, max_width=width)
     for run_id, status, goal, counts, created in rows:
-        table.add_row(run_id, _status_text(status), goal, counts, created)
+        table.add_row(run_id, status_text(status), goal, counts, created)
     return table
 
 
-def run_view(info: RunInfo, result: RunResult, registry: ToolRegistry | None = None) -> Group:
-    """One stored run: status, goal, answer, usage, its latest plan and what each step did."""
-    parts: list[RenderableType] = [
-        Text("run ", style="bold")
-        .append(info.id)
-        .append("  ")
-        .append_text(_status_text(info.status)),
-        Text("goal    ", style="dim").append(info.goal or "-"),
-    ]
-    if result.answer:
-        parts.append(Text("answer  ", style="dim").append(result.answer))
+_TIMELINE_EVENTS = 200
+
+
+def _when(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _note(record: StepRecord) -> str:
+    return str(record.error) if record.error is not None else record.reason or ""
+
+
+def steps_table(result: RunResult) -> Table:
+    """What each step of a run did: status, attempts, time, and its error or reason in full."""
+    table = Table(title="steps", title_justify="left", title_style="bold", box=None, pad_edge=False)
+    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
+        table.add_column(column, no_wrap=column != "NOTE")
+    for record in result.steps.values():
+        took = "-" if record.duration is None else f"{record.duration:.3f}s"
+        status = status_text(record.status)
+        if record.reused:
+            status.append(" (reused)", style="dim")
+        table.add_row(record.id, record.tool, status, str(record.attempts), took, _note(record))
+    return table
+
+
+def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> Text:
+    """A run's journal, one line per event with its time from the first (the last ``limit``)."""
+    out = Text("timeline", style="bold")
+    if not events:
+        return out.append("\n  (no events)")
+    t0 = events[0].ts
+    shown = events[-limit:]
+    if len(events) > len(shown):
+        out.append(f"\n  … {len(events) - len(shown)} earlier events", style="dim")
+    for e in shown:
+        what = e.type.value
+        if e.step_id:
+            what += f" {e.step_id}"
+        if e.attempt > 1:
+            what += f" (attempt {e.attempt})"
+        extra = e.data.get("status") or e.data.get("reason") or ""
+        error = e.data.get("error")
+        if isinstance(error, dict):
+            extra = f"{error.get('type')}: {error.get('message')}"
+        out.append(f"\n  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else ""))
+    return out
+
+
+def run_view(
+    info: RunInfo, result: RunResult, events: Sequence[Event] = (), *, resume: str | None = None
+) -> Group:
+    """One stored run, as ``tooldag runs show`` and the REPL's ``/show`` print it: status, goal,
+    times, LLM usage, answer and error; its latest plan; what each step did; the journal's
+    events; and for a run that can be resumed, how (``resume``: the command that does it)."""
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="dim", no_wrap=True)
+    fields.add_column(overflow="fold")
+    fields.add_row("goal", info.goal or "-")
+    fields.add_row("created", f"{_when(info.created_at)}   finished {_when(info.finished_at)}")
     if info.usage.calls:
-        parts.append(Text("llm     ", style="dim").append(usage_text(info.usage)))
+        fields.add_row("llm", usage_detail(info.usage))
+    if result.answer:
+        fields.add_row("answer", result.answer)
     if result.error:
-        parts.append(Text("error   ", style="dim").append(result.error, style="red"))
+        fields.add_row("error", Text(result.error, style="red"))
+    status = status_text(info.status)
+    parts: list[RenderableType] = [
+        Text("run ", style="bold").append(info.id).append("  ").append_text(status),
+        fields,
+    ]
     if result.plan is not None:
         versions = len(result.plans)
         title = f"plan (version {versions} of {versions})" if versions > 1 else "plan"
-        parts.append(plan_view(result.plan, registry, title=title))
-    steps = Table(box=None, pad_edge=False, show_edge=False, title_justify="left")
-    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
-        steps.add_column(column, no_wrap=column != "NOTE")
-    for record in result.steps.values():
-        note = record.reason or ""
-        if record.error is not None:
-            note = f"{record.error.type}: {record.error.message}"
-        took = "-" if record.duration is None else f"{record.duration:.3f}s"
-        status = Text(record.status.value, style=STATUS_STYLES[record.status])
-        if record.reused:
-            status.append(" (reused)", style="dim")
-        steps.add_row(record.id, record.tool, status, str(record.attempts), took, note)
-    parts.append(steps)
+        parts += [Text(), plan_view(result.plan, title=title, limit=None)]
+    parts += [Text(), steps_table(result), Text(), events_view(events)]
+    if resume and info.status.resumable and resume not in (result.error or ""):
+        parts += [Text(), Text(f"`{resume}` continues it.")]
     return Group(*parts)
 
 

@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from .common import EXIT_USAGE, fail
+from .common import EXIT_CANCELLED, EXIT_USAGE, fail
 
 __all__ = ["build_parser", "main"]
 
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
     except Exception as exc:
         return fail(exc, debug=debug)
     return code

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
@@ -23,17 +22,16 @@ from rich.text import Text
 
 from ...durable.store import RunStore
 from ...errors import PlanError
-from ...result import RunStatus
 from ..approval import ApprovalMode
 from ..views import plan_view, usage_text
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     add_tools_option,
+    at_least,
     console,
     err_console,
+    exit_code,
     print_json,
     registry_from_args,
 )
@@ -42,17 +40,7 @@ if TYPE_CHECKING:
     from ...llm.client import LLMClient
     from ..repl import Chat
 
-__all__ = ["llm_configured", "register"]
-
-_NO_LLM = """\
-tooldag needs an LLM to plan with, and none is configured. Set one of:
-  OpenAI             export OPENAI_API_KEY=sk-...   (model: TOOLDAG_MODEL, default gpt-4o-mini)
-  Ollama             export OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1
-  vLLM               export OPENAI_BASE_URL=http://localhost:8000/v1 TOOLDAG_MODEL=<model>
-  llama.cpp server   export OPENAI_BASE_URL=http://localhost:8080/v1 TOOLDAG_MODEL=<model>
-  Azure OpenAI       AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, OPENAI_API_VERSION and
-                     TOOLDAG_MODEL=<deployment>
-No key at hand? `tooldag demo` shows tooldag at work with scripted LLM answers, offline."""
+__all__ = ["register"]
 
 _CHAT_EXAMPLES = """examples:
   tooldag chat                                  the built-in tools, approval before side effects
@@ -83,22 +71,6 @@ _DEMO_EXAMPLES = """examples:
 """
 
 
-def llm_configured(environ: dict[str, str] | None = None) -> bool:
-    """Whether the environment names an LLM at all (what :meth:`LLMClient.from_env` needs)."""
-    env = os.environ if environ is None else environ
-    return any(env.get(k) for k in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT"))
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     add_tools_option(parser)
     parser.add_argument(
@@ -124,7 +96,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-replans",
-        type=_count,
+        type=at_least(0),
         default=2,
         metavar="N",
         help="new plans asked for after a failure (default 2)",
@@ -204,10 +176,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=cmd_demo)
 
 
-def _llm(args: argparse.Namespace) -> LLMClient | None:
-    if not llm_configured():
-        err_console.print(_NO_LLM, markup=False, highlight=False, soft_wrap=True)
-        return None
+def _llm(args: argparse.Namespace) -> LLMClient:
+    """The LLM from the environment; with none configured, the library's ``LLMConfigError``
+    says what to set (``main`` prints it and exits 2)."""
     # Imported here, not at the top: the openai SDK takes half a second to import, and the
     # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
     from ...llm.client import LLMClient
@@ -221,8 +192,6 @@ def _approval(args: argparse.Namespace) -> ApprovalMode:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     llm = _llm(args)
-    if llm is None:
-        return EXIT_USAGE
     from ..repl import Chat  # prompt_toolkit only for the commands that prompt
 
     registry = registry_from_args(args)
@@ -258,8 +227,6 @@ async def _run_goal(chat: Chat, goal: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     llm = _llm(args)
-    if llm is None:
-        return EXIT_USAGE
     from prompt_toolkit.output import create_output
 
     from ..repl import Chat
@@ -283,20 +250,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if not sys.stdin.isatty():
             chat.approver.ask = _refuse_without_terminal
+        chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
         result = asyncio.run(_run_goal(chat, goal))
     if result is None:
         return EXIT_FAILED
     if args.json:
         print_json(result.to_json())
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    return EXIT_CANCELLED if result.status is RunStatus.CANCELLED else EXIT_FAILED
+    return exit_code(result.status)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     llm = _llm(args)
-    if llm is None:
-        return EXIT_USAGE
     registry = registry_from_args(args)
     goal = " ".join(args.goal)
     from ...planning.planner import Planner

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,24 @@ from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
+from ...result import RunStatus
 
 __all__ = [
     "EXIT_CANCELLED",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "add_run_options",
     "add_tools_option",
+    "at_least",
     "console",
     "err_console",
+    "exit_code",
     "fail",
     "print_json",
     "read_plan_file",
     "registry_from_args",
+    "resume_command",
 ]
 
 EXIT_OK = 0
@@ -38,6 +44,51 @@ EXIT_CANCELLED = 130
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def exit_code(status: RunStatus) -> int:
+    """The exit code of a command that ran something, by how the run ended: 0 succeeded,
+    130 cancelled, 1 anything else (failed, rejected, over budget, paused or interrupted)."""
+    if status is RunStatus.SUCCEEDED:
+        return EXIT_OK
+    if status is RunStatus.CANCELLED:
+        return EXIT_CANCELLED
+    return EXIT_FAILED
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (``--max-concurrency``)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return whole_number
+
+
+def resume_command(run_id: str, store: str | None) -> str:
+    """The command that resumes ``run_id`` (with ``--store`` when the run is not in the
+    default store)."""
+    return f"tooldag runs resume {run_id}" + ("" if store is None else f" --store {store}")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--max-concurrency`` and ``--json``: what every command that runs a plan takes."""
+    parser.add_argument(
+        "--json", action="store_true", help="print the run result as one JSON object, no progress"
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=at_least(1),
+        default=16,
+        metavar="N",
+        help="at most N tool calls at once (default 16)",
+    )
 
 
 def add_tools_option(parser: argparse.ArgumentParser) -> None:

@@ -14,14 +14,8 @@ cancelled and what succeeded is compensated; a second Ctrl-C aborts at once).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+import functools
 
-from rich.live import Live
 from rich.markup import escape
 
 from ...durable.runner import DurableExecutor
@@ -31,33 +25,23 @@ from ...execution.executor import Executor
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
-from ...result import RunResult, RunStatus
+from ...result import RunResult, new_run_id
 from ...validate.validator import validate
-from ..views import print_result, progress_view
+from ..interrupts import cancellable
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
-    EXIT_OK,
     EXIT_USAGE,
+    add_run_options,
     add_tools_option,
-    console,
     err_console,
     print_json,
     read_plan_file,
     registry_from_args,
+    resume_command,
 )
+from .running import run_and_report
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,16 +58,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' reads stdin)")
     add_tools_option(parser)
-    parser.add_argument(
-        "--json", action="store_true", help="print the run result as one JSON object, no progress"
-    )
-    parser.add_argument(
-        "--max-concurrency",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="at most N tool calls at once (default 16)",
-    )
+    add_run_options(parser)
     parser.add_argument(
         "--fail-fast",
         action="store_true",
@@ -104,58 +79,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=cmd_exec)
 
 
-def _exit_code(result: RunResult) -> int:
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    if result.status is RunStatus.CANCELLED:
-        return EXIT_CANCELLED
-    return EXIT_FAILED
-
-
 def _print_issues(path: str, issues: list[object], what: str) -> None:
     err_console.print(f"{escape(path)}: {what}", highlight=False)
     for issue in issues:
         err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
 
 
-async def _run(
-    begin: Callable[[], Awaitable[RunResult]], cancel: Callable[[], object]
-) -> RunResult:
-    """Await ``begin()``; the first Ctrl-C calls ``cancel`` (compensation runs), a second aborts."""
-    loop = asyncio.get_running_loop()
-    installed = False
-
-    def on_interrupt() -> None:
-        err_console.print("cancelling: undoing what ran (Ctrl-C again to abort)", style="yellow")
-        cancel()
-        # The next Ctrl-C raises KeyboardInterrupt again (exit 130 without waiting).
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, not the main thread
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-        installed = True
-    try:
-        return await begin()
-    finally:
-        if installed:
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(signal.SIGINT)
-
-
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
     handle = executor.start(plan)
-    return await _run(handle.wait, handle.cancel)
+    return await cancellable(err_console, handle.wait(), handle.cancel)
 
 
 async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunResult:
-    loop = asyncio.get_running_loop()
-    cancelling: list[asyncio.Task[RunResult]] = []  # a reference, so the task is not collected
-
-    def cancel() -> None:
-        cancelling.append(loop.create_task(runner.acancel_workflow(run_id)))
-
-    return await _run(lambda: runner.astart(run_id, plan), cancel)
+    cancel = functools.partial(runner.acancel_workflow, run_id)
+    return await cancellable(err_console, runner.astart(run_id, plan), cancel)
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -179,7 +116,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         executor = Executor(
             registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
         )
-        return _execute(args, Monitor(executor.bus), lambda: _run_plain(executor, plan))
+        monitor = Monitor(executor.bus)
+        return run_and_report(monitor, lambda: _run_plain(executor, plan), as_json=args.json)
     with RunStore(args.store) as store:
         return _execute_durable(args, registry, store, plan)
 
@@ -191,38 +129,14 @@ def _execute_durable(
         registry, store=store, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
     )
     try:
-        run_id = uuid.uuid4().hex[:12]
-        where = "" if args.store is None else f" --store {args.store}"
+        run_id = new_run_id()
         err_console.print(
-            f"run {run_id}  (resume with: tooldag runs resume {run_id}{where})",
+            f"run {run_id}  (resume with: {resume_command(run_id, args.store)})",
             markup=False,
             soft_wrap=True,
         )
         monitor = Monitor(runner.executor.bus)
-        return _execute(args, monitor, lambda: _run_durable(runner, run_id, plan))
+        work = functools.partial(_run_durable, runner, run_id, plan)
+        return run_and_report(monitor, work, as_json=args.json)
     finally:
         runner.close()
-
-
-def _execute(
-    args: argparse.Namespace,
-    monitor: Monitor,
-    work: Callable[[], Coroutine[Any, Any, RunResult]],
-) -> int:
-    live = not args.json and err_console.is_terminal
-    with (
-        Live(
-            get_renderable=lambda: progress_view(monitor, width=err_console.width),
-            console=err_console,
-            refresh_per_second=8,
-            transient=True,
-        )
-        if live
-        else contextlib.nullcontext()
-    ):
-        result = asyncio.run(work())
-    if args.json:
-        print_json(result.to_json())
-    else:
-        print_result(console, result, monitor)
-    return _exit_code(result)

@@ -7,51 +7,37 @@ directory). A run whose row says ``running`` but whose process is gone lists as 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import signal
-import time
-from collections.abc import Callable, Sequence
+import functools
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
 from ...events import Event, EventType
 from ...observe.mermaid import to_mermaid
-from ...plan.model import Plan
-from ...result import RunResult, RunStatus, StepRecord, StepStatus
-from ..views import runs_table
+from ...observe.monitor import Monitor, status_style
+from ...result import RunResult, RunStatus, StepStatus
+from ..interrupts import cancellable
+from ..views import run_view, runs_table, status_text
 from .common import (
-    EXIT_CANCELLED,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    add_run_options,
     add_tools_option,
     console,
     err_console,
     print_json,
     registry_from_args,
+    resume_command,
 )
+from .running import run_and_report
 
 __all__ = ["register"]
 
 _STATUSES = [s.value for s in RunStatus]
-_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "running": "yellow",
-    "interrupted": "magenta",
-    "paused": "cyan",
-    "cancelled": "dim",
-    "compensated": "blue",
-    "blocked": "dark_orange",
-    "skipped": "dim",
-}
-_TIMELINE_LIMIT = 200
 
 
 def register(subparsers: Any) -> None:
@@ -100,8 +86,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
-    p.add_argument("--max-concurrency", type=int, default=16, metavar="N")
-    p.add_argument("--json", action="store_true", help="print the RunResult as JSON")
+    add_run_options(p)
     p.set_defaults(handler=_resume)
 
     p = action(
@@ -137,15 +122,6 @@ def _find(store: RunStore, run_id: str) -> RunInfo | None:
     return info
 
 
-def _when(ts: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return "-" if ts is None else time.strftime(fmt, time.localtime(ts))
-
-
-def _status(status: str) -> str:
-    colour = _COLOURS.get(status)
-    return f"[{colour}]{status}[/]" if colour else status
-
-
 # --------------------------------------------------------------------------- list / show / graph
 
 
@@ -173,12 +149,6 @@ def _event_json(e: Event) -> dict[str, Any]:
     }
 
 
-def _note(step: StepRecord) -> str:
-    if step.error is not None:
-        return f"{step.error.type}: {step.error.message}"
-    return step.reason or ""
-
-
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         info = _find(store, args.run_id)
@@ -196,96 +166,8 @@ def _show(args: argparse.Namespace) -> int:
         )
         print_json(out)
         return EXIT_OK
-    _print_header(info, result)
-    _print_steps(result)
-    _print_timeline(events)
-    _print_errors(info, result)
+    console.print(run_view(info, result, events, resume=resume_command(info.id, args.store)))
     return EXIT_OK
-
-
-def _print_header(info: RunInfo, result: RunResult) -> None:
-    console.print(f"[bold]run[/] {escape(info.id)}  {_status(info.status)}")
-    console.print(f"goal      {escape(info.goal) or '-'}")
-    console.print(f"created   {_when(info.created_at)}   finished {_when(info.finished_at)}")
-    if info.usage.calls:
-        u = info.usage
-        console.print(
-            f"llm       {u.calls} calls, {u.total_tokens} tokens "
-            f"({u.prompt_tokens} prompt, {u.completion_tokens} completion)"
-        )
-    if result.answer:
-        console.print(f"answer    {escape(result.answer)}")
-    if result.plan is not None:
-        _print_plan(result.plan, len(result.plans))
-
-
-def _print_plan(plan: Plan, versions: int) -> None:
-    """One line per step (``--json`` has the plan's JSON form)."""
-    which = f" (version {versions}, the latest)" if versions > 1 else ""
-    console.print(f"\n[bold]plan[/]{which}")
-    for step in plan.steps:
-        line = f"  {step.id} = {step.tool}({json.dumps(step.args, ensure_ascii=False)})"
-        if step.depends_on:
-            line += f"  after {', '.join(step.depends_on)}"
-        if step.when is not None:
-            line += f"  when {json.dumps(step.when.to_json(), ensure_ascii=False)}"
-        console.print(escape(line), soft_wrap=True)
-    if plan.answer:
-        console.print(escape(f"  answer: {plan.answer}"), soft_wrap=True)
-
-
-def _print_steps(result: RunResult) -> None:
-    table = Table(title=None, box=None, pad_edge=False)
-    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
-        table.add_column(column)
-    for step in result.steps.values():
-        status = step.status.value + (" (reused)" if step.reused else "")
-        took = "-" if step.duration is None else f"{step.duration:.3f}s"
-        table.add_row(
-            escape(step.id), escape(step.tool), _status(status) if not step.reused else status,
-            str(step.attempts), took, escape(_note(step)),
-        )  # fmt: skip
-    console.print("\n[bold]steps[/]")
-    console.print(table)
-
-
-def _print_timeline(events: Sequence[Event]) -> None:
-    console.print("\n[bold]timeline[/]")
-    if not events:
-        console.print("  (no events)")
-        return
-    t0 = events[0].ts
-    shown = events[-_TIMELINE_LIMIT:]
-    if len(events) > len(shown):
-        console.print(f"  … {len(events) - len(shown)} earlier events (--json prints them all)")
-    for e in shown:
-        what = e.type.value
-        if e.step_id:
-            what += f" {e.step_id}"
-        if e.attempt > 1:
-            what += f" (attempt {e.attempt})"
-        extra = e.data.get("status") or e.data.get("reason") or ""
-        error = e.data.get("error")
-        if isinstance(error, dict):
-            extra = f"{error.get('type')}: {error.get('message')}"
-        line = f"  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else "")
-        console.print(escape(line))
-
-
-def _print_errors(info: RunInfo, result: RunResult) -> None:
-    failed = [
-        s for s in result.steps.values() if s.error is not None and s.status is StepStatus.FAILED
-    ]
-    if not failed and not result.error:
-        return
-    console.print("\n[bold]errors[/]")
-    for step in failed:
-        assert step.error is not None
-        console.print(escape(f"  {step.id}: {step.error.type}: {step.error.message}"))
-    if result.error:
-        console.print(escape(f"  run: {result.error}"))
-    if info.status in (RunStatus.FAILED, RunStatus.PAUSED):  # an interrupted one's error says so
-        console.print(f"\n`tooldag runs resume {escape(info.id)}` continues it.")
 
 
 def _graph(args: argparse.Namespace) -> int:
@@ -304,64 +186,14 @@ def _graph(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- resume / cancel
 
 
-def _progress(event: Event) -> None:
-    """One stderr line per finished step, so stdout stays clean for --json."""
+def _compensation(event: Event) -> None:
+    """What ``runs cancel`` undid, step by step, on stderr."""
     step = escape(event.step_id or "")
-    if event.type is EventType.RUN_STARTED:
-        err_console.print(f"resuming run {escape(event.run_id)}")
-    elif event.type is EventType.STEP_SUCCEEDED:
-        took = f" {event.duration:.2f}s" if event.duration is not None else ""
-        err_console.print(f"  [green]✓[/] {step}{took}")
-    elif event.type is EventType.STEP_REUSED:
-        err_console.print(f"  [dim]↺ {step} (stored output reused)[/]")
-    elif event.type is EventType.STEP_FAILED:
-        error = event.data.get("error")
-        text = f"{error.get('type')}: {error.get('message')}" if isinstance(error, dict) else error
-        err_console.print(f"  [red]✗[/] {step}  {escape(str(text))}")
-    elif event.type in (EventType.STEP_SKIPPED, EventType.STEP_BLOCKED):
-        word = event.type.value.removeprefix("step_")
-        reason = escape(str(event.data.get("reason") or ""))
-        err_console.print(f"  [dim]- {step} {word}[/] {reason}")
-    elif event.type is EventType.STEP_COMPENSATED:
-        err_console.print(f"  [blue]⟲[/] {step} compensated")
+    if event.type is EventType.STEP_COMPENSATED:
+        style = status_style(StepStatus.COMPENSATED)
+        err_console.print(f"  [{style}]⟲[/] {step} compensated")
     elif event.type is EventType.STEP_COMPENSATION_FAILED:
-        err_console.print(f"  [red]⟲ {step} compensation failed[/]")
-
-
-def _exit_code(result: RunResult) -> int:
-    if result.status is RunStatus.SUCCEEDED:
-        return EXIT_OK
-    if result.status is RunStatus.CANCELLED:
-        return EXIT_CANCELLED
-    return EXIT_FAILED
-
-
-def _report(result: RunResult, as_json: bool) -> int:
-    if as_json:
-        print_json(result.to_json())
-        return _exit_code(result)
-    console.print(f"run {escape(result.run_id)}: {_status(result.status.value)}")
-    if result.answer:
-        console.print(escape(result.answer))
-    for step in result.steps.values():
-        if step.status is StepStatus.FAILED and step.error is not None:
-            console.print(escape(f"  {step.id} failed: {step.error.type}: {step.error.message}"))
-    return _exit_code(result)
-
-
-async def _with_ctrl_c(runner: DurableExecutor, run_id: str, work: Callable[[], Any]) -> RunResult:
-    """Await ``work()``; Ctrl-C cancels the run (compensation, then ``cancelled``)."""
-    loop = asyncio.get_running_loop()
-    task: asyncio.Future[RunResult] = asyncio.ensure_future(work())
-    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, not the main thread
-        loop.add_signal_handler(
-            signal.SIGINT, lambda: loop.create_task(runner.acancel_workflow(run_id))
-        )
-    try:
-        return await task
-    finally:
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+        err_console.print(f"  [{status_style(StepStatus.FAILED)}]⟲ {step} compensation failed[/]")
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -370,14 +202,16 @@ def _resume(args: argparse.Namespace) -> int:
         if _find(store, args.run_id) is None:
             return EXIT_USAGE
         runner = DurableExecutor(registry, store=store, max_concurrency=args.max_concurrency)
-        runner.executor.bus.subscribe(_progress)
         try:
-            result = asyncio.run(
-                _with_ctrl_c(runner, args.run_id, lambda: runner.aresume(args.run_id))
-            )
+            work = functools.partial(_run_resume, runner, args.run_id)
+            return run_and_report(Monitor(runner.executor.bus), work, as_json=args.json)
         finally:
             runner.close()
-    return _report(result, args.json)
+
+
+async def _run_resume(runner: DurableExecutor, run_id: str) -> RunResult:
+    cancel = functools.partial(runner.acancel_workflow, run_id)
+    return await cancellable(err_console, runner.aresume(run_id), cancel)
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -386,12 +220,12 @@ def _cancel(args: argparse.Namespace) -> int:
         if _find(store, args.run_id) is None:
             return EXIT_USAGE
         runner = DurableExecutor(registry, store=store)
-        runner.executor.bus.subscribe(_progress)
+        runner.executor.bus.subscribe(_compensation)
         try:
             result = runner.cancel_workflow(args.run_id)
         finally:
             runner.close()
-    console.print(f"run {escape(result.run_id)}: {_status(result.status.value)}")
+    console.print(Text(f"run {result.run_id}: ").append_text(status_text(result.status)))
     if result.error:
         err_console.print(escape(f"warning: {result.error}"))
     return EXIT_OK

@@ -70,15 +70,17 @@ _NO_KEY = "not-needed"
 Messages = Sequence[Mapping[str, Any]]
 Sleep = Callable[[float], Awaitable[None]]
 
-_NOT_CONFIGURED = (
-    "no LLM is configured. For OpenAI set OPENAI_API_KEY (and optionally TOOLDAG_MODEL, default "
-    f"{DEFAULT_MODEL}). For an OpenAI-compatible server set OPENAI_BASE_URL and TOOLDAG_MODEL, "
-    "e.g. Ollama: OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1; vLLM: "
-    "OPENAI_BASE_URL=http://localhost:8000/v1; llama.cpp server: "
-    "OPENAI_BASE_URL=http://localhost:8080/v1. For Azure OpenAI set AZURE_OPENAI_ENDPOINT, "
-    "AZURE_OPENAI_API_KEY, OPENAI_API_VERSION and TOOLDAG_MODEL=<deployment name>. Or pass "
-    "llm=LLMClient(client=AsyncOpenAI(...)). To try tooldag without a model, run `tooldag demo`."
-)
+# Several lines, because people read it in a terminal (the CLI prints library errors as they are).
+_NOT_CONFIGURED = f"""\
+no LLM is configured, so there is nothing to plan with. Set one of:
+  OpenAI             OPENAI_API_KEY=sk-...   (model: TOOLDAG_MODEL, default {DEFAULT_MODEL})
+  Ollama             OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1
+  vLLM               OPENAI_BASE_URL=http://localhost:8000/v1 TOOLDAG_MODEL=<served model>
+  llama.cpp server   OPENAI_BASE_URL=http://localhost:8080/v1 TOOLDAG_MODEL=<any name>
+  Azure OpenAI       AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY, OPENAI_API_VERSION and
+                     TOOLDAG_MODEL=<deployment>
+or pass llm=LLMClient(client=AsyncOpenAI(...)) from Python. No key at hand? `tooldag demo` shows
+tooldag at work with scripted LLM answers, offline."""
 
 
 class OutputMode(StrEnum):

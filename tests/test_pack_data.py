@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from time import monotonic
 
 import pytest
 
@@ -175,3 +176,98 @@ def test_sqlite_query_is_read_only_and_typed() -> None:
     t = registry.get("sqlite_query")
     assert t.side_effects is False and t.idempotent is True and t.category == "data"
     assert t.output_schema is not None and "rows" in t.output_schema["properties"]
+
+
+# --------------------------------------------------------------------------- limits
+
+ENDLESS = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+
+
+def test_a_value_past_the_byte_limit_is_refused_before_it_is_built(workspace: Path) -> None:
+    # The audit's query (over one row here): a 100 MB string, then 9.6 GB over 50 rows.
+    with pytest.raises(PermanentToolError) as caught:
+        registry.execute(
+            "sqlite_query", database="sales.db", sql="SELECT hex(zeroblob(50000000)) AS big"
+        )
+    message = str(caught.value)
+    assert "a single value in the query is over 2000000 bytes (TOOLDAG_SQLITE_MAX_BYTES)" in message
+    assert "substr(column, 1, 200)" in message
+
+
+def test_a_result_past_the_byte_limit_stops_at_the_row_that_crosses_it(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Endless rows of 10 kB: a reader that fetched first and counted after would never stop
+    # (or stop at the time limit); counting as rows arrive stops at the third.
+    monkeypatch.setenv("TOOLDAG_SQLITE_MAX_BYTES", "25000")
+    monkeypatch.setenv("TOOLDAG_SQLITE_TIMEOUT", "30")
+    with pytest.raises(PermanentToolError, match=r"the first 3 rows are over 25000 bytes"):
+        registry.execute(
+            "sqlite_query",
+            database="sales.db",
+            sql=ENDLESS + "SELECT hex(zeroblob(5000)) AS chunk FROM n",
+            max_rows=10_000,
+        )
+
+
+def test_a_result_within_the_byte_limit_is_returned_whole(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLDAG_SQLITE_MAX_BYTES", "25000")
+    out = registry.execute(
+        "sqlite_query",
+        database="sales.db",
+        sql=ENDLESS + "SELECT hex(zeroblob(5000)) AS chunk FROM n LIMIT 2",
+    )
+    assert out["row_count"] == 2 and len(out["rows"][0]["chunk"]) == 10_000
+
+
+def test_the_row_limit_caps_max_rows(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOOLDAG_SQLITE_MAX_ROWS", "2")
+    out = registry.execute(
+        "sqlite_query", database="sales.db", sql="SELECT id FROM orders ORDER BY id", max_rows=100
+    )
+    assert [r["id"] for r in out["rows"]] == [1, 2] and out["truncated"] is True
+
+
+def test_a_query_of_few_slow_instructions_is_stopped_at_its_deadline(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hundred hex() of a 20 MB BLOB (a raised byte limit allows them) summed into one row:
+    # some 800 bytecode instructions, fewer than the thousand between two looks at the clock
+    # by the progress handler, so only the interrupt stops it in time.
+    monkeypatch.setenv("TOOLDAG_SQLITE_MAX_BYTES", "50000000")
+    one = "SELECT length(hex(zeroblob(20000000))) AS v"
+    started = monotonic()
+    registry.execute("sqlite_query", database="sales.db", sql=one)
+    each = monotonic() - started  # what one such instruction costs on this machine, now
+    monkeypatch.setenv("TOOLDAG_SQLITE_TIMEOUT", "0.1")
+    hundred = " UNION ALL ".join([one] * 100)
+    started = monotonic()
+    with pytest.raises(
+        PermanentToolError, match=r"ran longer than 0\.1s \(TOOLDAG_SQLITE_TIMEOUT\)"
+    ):
+        registry.execute("sqlite_query", database="sales.db", sql=f"SELECT sum(v) FROM ({hundred})")
+    # Stopped after the instruction at hand, not after all hundred.
+    assert monotonic() - started < 0.1 + 30 * each
+
+
+def test_a_query_of_many_quick_instructions_is_stopped_at_its_deadline(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLDAG_SQLITE_TIMEOUT", "0.2")
+    with pytest.raises(PermanentToolError, match=r"ran longer than 0\.2s"):
+        registry.execute("sqlite_query", database="sales.db", sql=ENDLESS + "SELECT sum(x) FROM n")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("TOOLDAG_SQLITE_MAX_BYTES", "100"), ("TOOLDAG_SQLITE_MAX_ROWS", "0"),
+     ("TOOLDAG_SQLITE_MAX_BYTES", "lots")],
+)  # fmt: skip
+def test_a_bad_limit_setting_says_how_to_fix_it(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(PermanentToolError, match=name):
+        registry.execute("sqlite_query", database="sales.db", sql="SELECT 1")

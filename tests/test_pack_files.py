@@ -4,7 +4,10 @@ reading, writing with an undo, listing."""
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +151,82 @@ def test_binary_files_are_refused_as_not_text(workspace: Path) -> None:
     with pytest.raises(PermanentToolError, match="not a UTF-8 text file"):
         registry.execute("write_file", path="blob.bin", content="text")
     assert (workspace / "blob.bin").read_bytes() == b"\xff\xfe\x00\x01"
+
+
+# --------------------------------------------------------------------------- special files
+
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32" or not hasattr(os, "mkfifo"), reason="FIFOs and /dev are POSIX"
+)
+
+
+def raised_within(seconds: float, call: Callable[[], object], fifo: Path) -> BaseException | None:
+    """What ``call`` raised (None if it returned), failing the test if it is still running after
+    ``seconds``: a tool that opens ``fifo`` blocks until the other end is opened too."""
+    done = threading.Event()
+    outcome: list[BaseException | None] = [None]
+
+    def target() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            outcome[0] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, daemon=True).start()
+    if not done.wait(seconds):
+        # Opening both ends at once never blocks; it releases the stuck open so the thread ends.
+        os.close(os.open(fifo, os.O_RDWR | os.O_NONBLOCK))
+        pytest.fail(f"the tool was still blocked on the FIFO {fifo.name} after {seconds}s")
+    return outcome[0]
+
+
+@posix_only
+@pytest.mark.parametrize(
+    ("tool", "extra"),
+    [
+        ("read_file", {}),
+        ("write_file", {"content": "x"}),
+        ("restore_file", {"existed": True, "previous_content": "x"}),
+    ],
+)
+def test_a_fifo_is_refused_at_once_without_being_opened(
+    workspace: Path, tool: str, extra: dict[str, Any]
+) -> None:
+    fifo = workspace / "pipe"
+    os.mkfifo(fifo)
+    error = raised_within(5.0, lambda: registry.execute(tool, path="pipe", **extra), fifo)
+    assert isinstance(error, PermanentToolError)
+    assert "'pipe' is a named pipe (FIFO), not a regular file" in str(error)
+    assert not (workspace / PRIVATE_DIR).exists()  # refused before write_file kept a stash
+
+
+@posix_only
+def test_read_file_refuses_a_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    # /dev as the workspace puts a real device inside it without needing mknod. /dev/null
+    # (read as an empty file without the check) rather than /dev/zero, which would be read
+    # until memory ran out.
+    monkeypatch.setenv("TOOLDAG_WORKSPACE", "/dev")
+    with pytest.raises(PermanentToolError, match="'null' is a character device"):
+        registry.execute("read_file", path="null")
+
+
+def test_read_file_refuses_a_directory_with_a_clear_error(workspace: Path) -> None:
+    (workspace / "sub").mkdir()
+    with pytest.raises(PermanentToolError, match="'sub' is a directory, not a regular file"):
+        registry.execute("read_file", path="sub")
+
+
+@posix_only
+def test_list_files_lists_a_fifo_as_other(workspace: Path) -> None:
+    os.mkfifo(workspace / "pipe")
+    (workspace / "a.txt").write_text("a", encoding="utf-8")
+    out = registry.execute("list_files")
+    assert out["entries"] == [
+        {"path": "a.txt", "type": "file", "size": 1},
+        {"path": "pipe", "type": "other", "size": None},
+    ]
 
 
 def test_write_file_creates_a_file_and_its_compensation_removes_it(workspace: Path) -> None:

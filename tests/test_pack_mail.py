@@ -157,40 +157,50 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def configured_offline(monkeypatch: pytest.MonkeyPatch, no_connections: None) -> None:
+    """A complete configuration, for a send that must be refused before it connects."""
+    monkeypatch.setenv("TOOLDAG_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TOOLDAG_SMTP_FROM", USER)
+
+
 # --------------------------------------------------------------------------- delivery
 
 
-async def test_the_server_receives_recipients_headers_and_body(handler: Handler) -> None:
+async def test_the_server_receives_the_recipient_headers_and_body(handler: Handler) -> None:
     out = await registry.aexecute(
         "send_email",
-        to="ann@example.org, Bob Smith <bob@example.net>",
+        to="Bob Smith <bob@example.net>",
         subject="Weather in Paris — 18 °C",
         body="Take a light jacket.\nSee you!\n",
     )
     envelope, msg = handler.only_message()
     assert envelope.mail_from == USER
-    assert envelope.rcpt_tos == ["ann@example.org", "bob@example.net"]
+    assert envelope.rcpt_tos == ["bob@example.net"]
     assert msg["From"] == f"Tooldag Bot <{USER}>"
-    assert msg["To"] == "ann@example.org, Bob Smith <bob@example.net>"
+    assert msg["To"] == "Bob Smith <bob@example.net>"
     assert msg["Subject"] == "Weather in Paris — 18 °C"
     assert msg["Message-ID"] == out["message_id"] and msg["Date"]
     assert msg.get_content().replace("\r\n", "\n") == "Take a light jacket.\nSee you!\n"
     assert out == {
         "message_id": out["message_id"],
         "sender": f"Tooldag Bot <{USER}>",
-        "recipients": ["ann@example.org", "bob@example.net"],
+        "recipients": ["bob@example.net"],
         "refused": [],
     }
 
 
-async def test_a_partly_refused_recipient_list_reports_the_refused(handler: Handler) -> None:
-    handler.refuse = {"ghost@example.org"}
-    out = await registry.aexecute(
-        "send_email", to="ann@example.org, ghost@example.org", subject="Hi", body="Hello"
+async def test_the_envelope_holds_exactly_the_one_address_of_to(handler: Handler) -> None:
+    await registry.aexecute(
+        "send_email",
+        to="  Anne-Marie O'Neil <a.m+news@mail.example.co.uk> ",
+        subject="Hi",
+        body="x",
     )
-    assert out["recipients"] == ["ann@example.org"] and out["refused"] == ["ghost@example.org"]
-    envelope, _ = handler.only_message()
-    assert envelope.rcpt_tos == ["ann@example.org"]
+    envelope, msg = handler.only_message()
+    assert envelope.rcpt_tos == ["a.m+news@mail.example.co.uk"]
+    assert msg["To"] == "Anne-Marie O'Neil <a.m+news@mail.example.co.uk>"
+    assert [name for name in msg if name.lower() in ("cc", "bcc")] == []
 
 
 async def test_every_recipient_refused_is_permanent(handler: Handler) -> None:
@@ -391,12 +401,62 @@ def test_ssl_and_starttls_together_are_refused(
     ],
 )
 def test_bad_addresses_and_header_injection_are_refused(
-    monkeypatch: pytest.MonkeyPatch, no_connections: None, args: dict[str, str], message: str
+    configured_offline: None, args: dict[str, str], message: str
 ) -> None:
-    monkeypatch.setenv("TOOLDAG_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("TOOLDAG_SMTP_FROM", USER)
     with pytest.raises(PermanentToolError, match=message):
         registry.execute("send_email", **args)
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [
+        ("to", "ann@example.org\r\nBcc: eve@example.com"),
+        ("to", "ann@example.org\nBcc: eve@example.com"),
+        ("to", "Ann\r <ann@example.org>"),
+        ("subject", "Hello\r\nBcc: eve@example.com"),
+        ("subject", "Hello\rthere"),
+    ],
+)
+def test_a_line_break_in_a_header_field_is_refused_before_connecting(
+    configured_offline: None, field_name: str, value: str
+) -> None:
+    args = {
+        "to": "ann@example.org",
+        "subject": "x",
+        "body": "line one\nline two",
+        field_name: value,
+    }
+    with pytest.raises(PermanentToolError, match=r"must be a single line: remove the line breaks"):
+        registry.execute("send_email", **args)
+
+
+def test_a_line_break_in_the_configured_sender_is_refused(
+    monkeypatch: pytest.MonkeyPatch, no_connections: None
+) -> None:
+    monkeypatch.setenv("TOOLDAG_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TOOLDAG_SMTP_FROM", f"{USER}\r\nBcc: eve@example.com")
+    with pytest.raises(PermanentToolError, match=r"sender \(TOOLDAG_SMTP_FROM\) must be a single"):
+        registry.execute("send_email", to="ann@example.org", subject="x", body="x")
+
+
+@pytest.mark.parametrize(
+    ("to", "message"),
+    [
+        ("ann@example.org, bob@example.net", "more than one address"),
+        ("ann@example.org; bob@example.net", "more than one address"),
+        ("<ann@example.org> <eve@example.com>", "more than one address"),
+        # What a reader of the plan sees first is not where a lax parser would send it.
+        ("ann@example.org <eve@example.com>", "more than one address"),
+        ('"ann@example.org" <eve@example.com>', "not an email address"),
+        ("ann@example.org (Ann) ", "not an email address"),
+    ],
+)
+def test_to_takes_exactly_one_unambiguous_address(
+    configured_offline: None, to: str, message: str
+) -> None:
+    with pytest.raises(PermanentToolError, match=message) as caught:
+        registry.execute("send_email", to=to, subject="x", body="x")
+    assert "use one send_email step per recipient" in str(caught.value)
 
 
 def test_missing_arguments_are_caught_by_the_schema() -> None:

@@ -16,6 +16,7 @@ registry = pack_registry("web")
 
 PUBLIC = "93.184.215.14"
 PUBLIC_2 = "93.184.215.15"
+NAT64_PUBLIC = "64:ff9b::5db8:d70e"  # PUBLIC through the NAT64 well-known prefix
 
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Example Domain</title>
@@ -45,6 +46,12 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             "internal.example.com": ["10.1.2.3"],
             "sneaky.example.com": [PUBLIC, "127.0.0.1"],
             "localhost": ["127.0.0.1", "::1"],
+            # IPv6 answers that carry a private IPv4 address, or are site-local.
+            "nat64-metadata.example.com": ["64:ff9b::a9fe:a9fe"],
+            "compatible.example.com": ["::7f00:1"],
+            "translated.example.com": ["::ffff:0:a00:1"],
+            "site-local.example.com": ["fec0::1"],
+            "nat64-public.example.com": [NAT64_PUBLIC],
         },
     )
 
@@ -206,6 +213,46 @@ async def test_http_get_refuses_private_loopback_and_link_local_addresses(
     with pytest.raises(PermanentToolError, match="TOOLDAG_HTTP_ALLOW_PRIVATE=1"):
         await registry.aexecute("http_get", url=url)
     assert not catch_all.called
+
+
+@pytest.mark.parametrize(
+    ("url", "address"),
+    [
+        ("http://[::7f00:1]/", "::7f00:1"),  # IPv4-compatible 127.0.0.1
+        ("http://[::a00:1]/", "::a00:1"),  # IPv4-compatible 10.0.0.1
+        ("http://[::808:808]/", "::808:808"),  # IPv4-compatible: deprecated, never public
+        ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1"),  # NAT64 of 127.0.0.1
+        ("http://[64:ff9b::a9fe:a9fe]/latest/meta-data/", "64:ff9b::a9fe:a9fe"),  # 169.254.169.254
+        ("http://[64:ff9b:1::808:808]/", "64:ff9b:1::808:808"),  # local-use NAT64 prefix
+        ("http://[::ffff:0:7f00:1]/", "::ffff:0:7f00:1"),  # IPv4-translated 127.0.0.1
+        ("http://[::ffff:127.0.0.1]/", "::ffff:7f00:1"),  # IPv4-mapped
+        ("http://[2002:7f00:1::1]/", "2002:7f00:1::1"),  # 6to4 of 127.0.0.1
+        ("http://[fec0::1]/", "fec0::1"),  # site-local
+        ("http://[feff::1]/", "feff::1"),  # site-local, the top of fec0::/10
+        ("http://nat64-metadata.example.com/", "64:ff9b::a9fe:a9fe"),
+        ("http://compatible.example.com/", "::7f00:1"),
+        ("http://translated.example.com/", "::ffff:0:a00:1"),
+        ("http://site-local.example.com/", "fec0::1"),
+    ],
+)
+async def test_http_get_refuses_ipv4_carried_in_ipv6_and_site_local_addresses(
+    dns: list[str], router: respx.MockRouter, url: str, address: str
+) -> None:
+    catch_all = router.route().respond(200, text="internal secrets")
+    with pytest.raises(PermanentToolError, match="TOOLDAG_HTTP_ALLOW_PRIVATE=1") as caught:
+        await registry.aexecute("http_get", url=url)
+    assert f"non-public address {address} " in str(caught.value)
+    assert not catch_all.called
+
+
+async def test_nat64_of_a_public_address_is_allowed(
+    dns: list[str], router: respx.MockRouter
+) -> None:
+    # What an IPv6-only network's DNS64 answers for every IPv4-only site: it must keep working.
+    route = router.get(f"http://[{NAT64_PUBLIC}]/").respond(200, text="ok")
+    out = await registry.aexecute("http_get", url="http://nat64-public.example.com/")
+    assert out["text"] == "ok" and route.called
+    assert route.calls.last.request.headers["host"] == "nat64-public.example.com"
 
 
 async def test_private_addresses_are_allowed_when_configured(

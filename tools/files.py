@@ -14,6 +14,11 @@ instead. The stash is hidden from ``list_files`` and refused to every files tool
 than seven days are pruned on each write (a run resumed later than that reports the file as it
 finds it).
 
+Only regular files are read or written. A FIFO, device, socket or directory is refused before
+it is opened (opening a FIFO blocks until a writer comes, and a thread cannot be stopped), and
+again on the open descriptor in case one was swapped in; ``list_files`` lists such entries as
+``"other"``.
+
 Known limit: the check and the open are two system calls, so a process racing to swap a
 directory for a symlink in between could escape; the guard is against mistaken or hostile
 *plans*, not against hostile local processes.
@@ -25,6 +30,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -89,23 +95,96 @@ def _user_path(path: str, root: Path) -> Path:
     return target
 
 
+# Opening a FIFO blocks until a writer comes (a thread that can never be stopped), and opening
+# a device may act on it; O_NONBLOCK makes such an open return at once, O_NOFOLLOW refuses a
+# symlink swapped in after the path was resolved. Both are POSIX only; elsewhere they are 0.
+_OPEN_FLAGS = (
+    getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_SPECIAL_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _refuse_special(mode: int, rel: str) -> None:
+    """Nothing for a regular file; a clear refusal for a directory, FIFO, device or socket."""
+    if stat.S_ISREG(mode):
+        return
+    kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "not a regular file")
+    raise PermanentToolError(
+        f"{rel!r} is {kind}, not a regular file; the files tools only read and write regular "
+        "text files (list_files shows what each entry is)"
+    )
+
+
+def _existing_mode(path: Path, rel: str, doing: str) -> int | None:
+    """The mode of what is at ``path`` (symlinks followed), or None if nothing is there."""
+    try:
+        return path.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _os_error(exc, rel, doing) from None
+
+
+def _open_regular(path: Path, rel: str, flags: int) -> int:
+    """A file descriptor of the regular file at ``path``, checked before and after the open.
+
+    The check before means a FIFO or device is never opened at all; the one after (on the open
+    descriptor) catches one swapped in between. The descriptor is blocking again on return.
+    """
+    mode = _existing_mode(path, rel, "open")
+    if mode is not None:
+        _refuse_special(mode, rel)
+    fd = os.open(path, flags | _OPEN_FLAGS, 0o666)
+    try:
+        _refuse_special(os.fstat(fd).st_mode, rel)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _read_text(path: Path, rel: str) -> str:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise PermanentToolError(
-                f"{rel!r} is {size} bytes; the files tools handle text files up to "
-                f"{MAX_FILE_BYTES} bytes"
-            )
-        data = path.read_bytes()
+        with os.fdopen(_open_regular(path, rel, os.O_RDONLY), "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # Read one byte past the cap rather than trust the size: the file may be growing.
+            data = b"" if size > MAX_FILE_BYTES else handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise _os_error(exc, rel, "read") from None
+    if size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+        raise PermanentToolError(
+            f"{rel!r} is {max(size, len(data))} bytes; the files tools handle text files up to "
+            f"{MAX_FILE_BYTES} bytes"
+        )
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise PermanentToolError(
             f"{rel!r} is not a UTF-8 text file; the files tools only handle text"
         ) from None
+
+
+def _write_bytes(path: Path, rel: str, data: bytes, doing: str) -> None:
+    """Replace the content of the regular file at ``path`` (created if missing) with ``data``.
+
+    Truncated only after the open proved it regular (``O_TRUNC`` would act before the check).
+    """
+    try:
+        with os.fdopen(_open_regular(path, rel, os.O_WRONLY | os.O_CREAT), "wb") as handle:
+            handle.truncate(0)
+            handle.write(data)
+    except OSError as exc:
+        raise _os_error(exc, rel, doing) from None
 
 
 # --------------------------------------------------------------------------- read
@@ -288,8 +367,10 @@ def write_file(
     root = workspace_root()
     target = _user_path(path, root)
     rel = _relative(target, root)
-    if target == root or target.is_dir():
-        raise PermanentToolError(f"{path!r} is a directory; give a file path")
+    # Before the stash and the read of the original: reading a FIFO would block for good.
+    mode = _existing_mode(target, rel, "write")
+    if mode is not None:
+        _refuse_special(mode, rel)
     data = content.encode("utf-8")
     if len(data) > MAX_FILE_BYTES:
         raise PermanentToolError(f"the content is over {MAX_FILE_BYTES} bytes; split it up")
@@ -304,7 +385,7 @@ def write_file(
         previous: str | None = record["previous_content"]
         created = [str(d) for d in record["created_dirs"]]
     else:
-        existed = target.exists()
+        existed = mode is not None
         previous = _read_text(target, rel) if existed else None
         created = [_relative(p, root) for p in _missing_parents(target, root)]
         if stash is not None:
@@ -323,9 +404,9 @@ def write_file(
             )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
     except OSError as exc:
         raise _os_error(exc, rel, "write") from None
+    _write_bytes(target, rel, data, "write")
     return FileWritten(
         path=rel,
         bytes_written=len(data),
@@ -367,7 +448,7 @@ def restore_file(
         if existed:
             if previous_content is None:
                 raise PermanentToolError("existed=true needs previous_content to put back")
-            target.write_bytes(previous_content.encode("utf-8"))
+            _write_bytes(target, rel, previous_content.encode("utf-8"), "restore")
             action: Literal["restored", "removed", "unchanged"] = "restored"
         elif target.is_file() or target.is_symlink():
             target.unlink()
@@ -392,7 +473,10 @@ restore_file.metadata["compensation_only"] = True
 
 class FileEntry(TypedDict):
     path: Annotated[str, Field(description="Relative to the workspace")]
-    type: Literal["file", "dir", "symlink"]
+    type: Annotated[
+        Literal["file", "dir", "symlink", "other"],
+        Field(description='"other" is a FIFO, device or socket, which read_file refuses'),
+    ]
     size: Annotated[int | None, Field(description="Bytes, for files")]
 
 
@@ -404,15 +488,18 @@ class FileListing(TypedDict):
 
 def _entry(path: Path, root: Path) -> FileEntry:
     rel = _relative(path, root)
-    if path.is_symlink():
-        return FileEntry(path=rel, type="symlink", size=None)
-    if path.is_dir():
-        return FileEntry(path=rel, type="dir", size=None)
     try:
-        size: int | None = path.stat().st_size
-    except OSError:
-        size = None
-    return FileEntry(path=rel, type="file", size=size)
+        info = path.lstat()
+    except OSError:  # gone since the directory was read
+        return FileEntry(path=rel, type="file", size=None)
+    if stat.S_ISLNK(info.st_mode):
+        return FileEntry(path=rel, type="symlink", size=None)
+    if stat.S_ISDIR(info.st_mode):
+        return FileEntry(path=rel, type="dir", size=None)
+    if stat.S_ISREG(info.st_mode):
+        return FileEntry(path=rel, type="file", size=info.st_size)
+    # A FIFO, device or socket: listed for what it is, so that no plan tries to read it.
+    return FileEntry(path=rel, type="other", size=None)
 
 
 @tool(category="file", side_effects=False, idempotent=True, timeout=30.0, retry=_NO_RETRY)

@@ -1,4 +1,10 @@
-"""Mail pack: send a plain-text email over SMTP.
+"""Mail pack: send a plain-text email over SMTP, to one recipient.
+
+``send_email`` takes exactly one address in ``to``, parsed strictly (a dot-atom address,
+optionally with a display name that holds no address), and gives it to the server as the whole
+envelope: the message goes where the plan says and nowhere else. A line break in any header
+field (the recipient, the subject, ``TOOLDAG_SMTP_FROM``) is refused, since it would let the
+text add headers (``Bcc:``) or recipients of its own.
 
 Sending mail cannot be undone, so ``send_email`` declares side effects and no compensation (the
 REPL asks before running it). With a :class:`ToolContext` (the executor and the registry pass
@@ -25,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -74,6 +81,7 @@ class SmtpSettings:
         port = env_int("TOOLDAG_SMTP_PORT", 465 if use_ssl else 587 if starttls else 25, minimum=1)
         user = os.environ.get("TOOLDAG_SMTP_USER") or None
         sender = os.environ.get("TOOLDAG_SMTP_FROM") or (user if user and "@" in user else "")
+        _one_line("sender (TOOLDAG_SMTP_FROM)", sender)
         if "@" not in parseaddr(sender)[1]:
             raise PermanentToolError(
                 "no sender address: set TOOLDAG_SMTP_FROM (e.g. bot@example.com)"
@@ -115,24 +123,53 @@ class EmailSent(TypedDict):
     refused: Annotated[list[str], Field(description="Addresses the server refused")]
 
 
-def _recipients(to: str) -> list[tuple[str, str]]:
-    """(display name, address) pairs, each address once."""
-    pairs = [(name, addr) for name, addr in getaddresses([to]) if addr]
-    bad = [a for _, a in pairs if a.count("@") != 1 or a.startswith("@") or a.endswith("@")]
-    if not pairs or bad:
+# A dot-atom local part and a dotted host name: what an address in a plan needs, and nothing
+# that a lax parser could read as a second address (quotes, comments, routes, groups).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ADDRESS = rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+"
+_BARE = re.compile(_ADDRESS)
+# A display name may not hold what would make it read as an address or a list of them.
+_NAMED = re.compile(rf"([^<>@,;:\"()\\]*?)\s*<({_ADDRESS})>")
+_ONE_ADDRESS_HINT = (
+    "give one address like 'ann@example.com' or 'Ann <ann@example.com>' (send_email sends to "
+    "exactly one recipient: use one send_email step per recipient)"
+)
+
+
+def _one_line(field_name: str, value: str) -> None:
+    """Refuse a line break (or other control character) in what becomes a header."""
+    if "\r" in value or "\n" in value:
         raise PermanentToolError(
-            f"{(bad or [to])[0]!r} is not an email address; give addresses like "
-            "'ann@example.com', separated by commas"
+            f"the {field_name} must be a single line: remove the line breaks (CR/LF), which "
+            "would let it add headers or recipients of its own"
         )
-    unique: dict[str, str] = {}
-    for name, addr in pairs:
-        unique.setdefault(addr, name)
-    return [(name, addr) for addr, name in unique.items()]
+    if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
+        raise PermanentToolError(f"the {field_name} contains a control character; remove it")
+
+
+def _recipient(to: str) -> tuple[str, str]:
+    """The (display name, address) of ``to``, which must name exactly one address.
+
+    Strict on purpose: the address here is the message's whole envelope, so it must be the one
+    a reader of the plan sees; ``"ann@x.org" <eve@y.org>`` or ``ann@x.org <eve@y.org>`` are
+    refused rather than sent to Eve.
+    """
+    _one_line("recipient (to)", to)
+    text = to.strip()
+    if "," in text or ";" in text or len([a for _, a in getaddresses([text]) if a]) > 1:
+        raise PermanentToolError(f"{to!r} holds more than one address; {_ONE_ADDRESS_HINT}")
+    if _BARE.fullmatch(text):
+        return "", text
+    named = _NAMED.fullmatch(text)
+    if named is None:
+        raise PermanentToolError(f"{to!r} is not an email address; {_ONE_ADDRESS_HINT}")
+    return named.group(1).strip(), named.group(2)
 
 
 def _message(
     settings: SmtpSettings,
-    to: list[tuple[str, str]],
+    to: tuple[str, str],
     subject: str,
     body: str,
     ctx: ToolContext | None,
@@ -146,7 +183,7 @@ def _message(
     msg = EmailMessage()
     try:
         msg["From"] = settings.sender
-        msg["To"] = ", ".join(formataddr(pair) for pair in to)
+        msg["To"] = formataddr(to)
         msg["Subject"] = subject
     except (ValueError, IndexError) as exc:
         raise PermanentToolError(
@@ -174,12 +211,13 @@ def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     return client
 
 
-def _send(settings: SmtpSettings, msg: EmailMessage, to: list[str]) -> dict[str, tuple[int, bytes]]:
+def _send(settings: SmtpSettings, msg: EmailMessage, to: str) -> dict[str, tuple[int, bytes]]:
     client = _connect(settings)
     try:
         if settings.user:
             client.login(settings.user, settings.password or "")
-        return client.send_message(msg, from_addr=settings.envelope_sender, to_addrs=to)
+        # The envelope is given, never read from the headers: exactly this one recipient.
+        return client.send_message(msg, from_addr=settings.envelope_sender, to_addrs=[to])
     finally:
         try:
             client.quit()
@@ -238,37 +276,36 @@ def _classify(exc: Exception, settings: SmtpSettings) -> PermanentToolError | Tr
     retry=RetryPolicy(attempts=2, initial_backoff=2.0, max_backoff=10.0),
 )
 def send_email(
-    to: Annotated[str, Field(min_length=3, max_length=2000)],
+    to: Annotated[str, Field(min_length=3, max_length=320)],
     subject: Annotated[str, Field(max_length=500)],
     body: Annotated[str, Field(max_length=500_000)],
     ctx: ToolContext | None = None,
 ) -> EmailSent:
-    """Send a plain-text email (cannot be undone).
+    """Send a plain-text email to one recipient (cannot be undone).
 
     Args:
-        to: One address or several, separated by commas: "ann@example.com, Bob <bob@x.org>".
+        to: Exactly one address: "ann@example.com" or "Ann <ann@example.com>" (one
+            send_email step per recipient).
         subject: The subject line (one line).
         body: The plain-text body.
     """
-    if "\n" in subject or "\r" in subject:
-        raise PermanentToolError("the subject must be a single line; remove the line breaks")
-    pairs = _recipients(to)
-    recipients = [addr for _, addr in pairs]
+    _one_line("subject", subject)
+    name, address = _recipient(to)
     settings = SmtpSettings.from_env()
     if settings.user and not settings.encrypted and not settings.loopback:
         raise PermanentToolError(
             f"refusing to send the SMTP password to {settings.host} unencrypted: set "
             "TOOLDAG_SMTP_STARTTLS=1 or TOOLDAG_SMTP_SSL=1"
         )
-    msg = _message(settings, pairs, subject, body, ctx)
+    msg = _message(settings, (name, address), subject, body, ctx)
     try:
-        refused = _send(settings, msg, recipients)
+        refused = _send(settings, msg, address)
     except (smtplib.SMTPException, OSError) as exc:
         raise _classify(exc, settings) from None
     return EmailSent(
         message_id=str(msg["Message-ID"]),
         sender=settings.sender,
-        recipients=[r for r in recipients if r not in refused],
+        recipients=[address],  # had the server refused it, send_message would have raised
         refused=sorted(refused),
     )
 

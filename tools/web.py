@@ -2,9 +2,11 @@
 
 ``http_get`` is the one tool here that goes wherever a plan says, so it guards against being
 turned on the machine's own network (SSRF): only http/https, every address the host resolves to
-must be public, redirects are followed by hand and re-checked at each hop, and the connection is
-pinned to the checked address (Host header and TLS SNI keep the original name), so a DNS answer
-that changes between the check and the connect cannot slip through.
+must be public (an IPv4 address carried in IPv6, mapped, 6to4 or NAT64, is judged as that IPv4
+address; IPv4-compatible, IPv4-translated and site-local IPv6 are never public), redirects are
+followed by hand and re-checked at each hop, and the connection is pinned to the checked
+address (Host header and TLS SNI keep the original name), so a DNS answer that changes between
+the check and the connect cannot slip through.
 
 Configuration (read at call time):
 
@@ -74,12 +76,34 @@ class HttpPage(TypedDict):
 # --------------------------------------------------------------------------- address checks
 
 
+# What Python 3.11's is_global misses among IPv6 forms that carry an IPv4 address (the stdlib
+# already handles IPv4-mapped ::ffff:0:0/96, 6to4 2002::/16 and, as non-global, Teredo
+# 2001::/32): the NAT64 well-known prefix is judged by the IPv4 address it reaches (an
+# IPv6-only network's DNS64 answers public sites with it), and these never lead anywhere public.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address in the last 32 bits
+_NEVER_PUBLIC = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (::7f00:1), deprecated by RFC 4291
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (::ffff:0:7f00:1), RFC 2765
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # NAT64 for local use only, RFC 8215
+)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 address leads to, else None."""
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.ipv4_mapped or ip.sixtofour
+
+
 def _is_public(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address tunnelled in IPv6 is judged as the IPv4 address it reaches.
-        embedded = ip.ipv4_mapped or ip.sixtofour
+        embedded = _embedded_ipv4(ip)
         if embedded is not None:
             return _is_public(embedded)
+        # fec0::/10: site-local, deprecated by RFC 3879 but still routed inside some networks.
+        if ip.is_site_local or any(ip in network for network in _NEVER_PUBLIC):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

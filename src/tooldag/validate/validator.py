@@ -111,9 +111,9 @@ class _Validator:
     # -- the steps
     def check_steps(self) -> None:
         """One pass over every step's arguments. This loop runs once per argument of a plan that
-        may have 100k steps, so the common cases (a literal, a reference to a known step whose
-        output path was seen before) are handled inline; anything else, and every issue, goes
-        through the reference checks and the argument checks."""
+        may have 100k steps, so the common cases (a literal, a template, a reference to a known
+        step whose output path was seen before) are handled inline; anything else, and every
+        issue, goes through the reference checks and the argument checks."""
         report = self.report
         refs = self.refs
         step_views = self.step_views
@@ -132,6 +132,17 @@ class _Validator:
                 kind = type(value)
                 if kind is str and "$" in value:
                     parsed = parse_string(value)
+                    if type(parsed) is Template:
+                        refs.check_template(parsed, value, owner, (index, arg), deps)
+                        if view is not None:
+                            accepted = view.accepted.get(arg, UNSEEN)
+                            if (
+                                accepted is UNSEEN
+                                or arg not in view.props
+                                or (isinstance(accepted, frozenset) and "string" not in accepted)
+                            ):
+                                check_template_arg(report, view, owner, index, arg)
+                        continue
                     if type(parsed) is not Ref:
                         self.check_text_arg(view, owner, index, arg, value, parsed, deps)
                         continue
@@ -187,27 +198,15 @@ class _Validator:
         parsed: str | Template | BadReference | Ref,
         deps: list[int],
     ) -> None:
-        """A string argument with a ``$`` that is not a whole reference: a template, a malformed
-        reference, or text whose ``$`` is literal."""
-        report = self.report
-        if type(parsed) is Template:
-            self.refs.check_template(parsed, value, owner, (index, arg), deps)
-            if view is not None:
-                accepted = view.accepted.get(arg, UNSEEN)
-                if (
-                    accepted is UNSEEN
-                    or arg not in view.props
-                    or (isinstance(accepted, frozenset) and "string" not in accepted)
-                ):
-                    check_template_arg(report, view, owner, index, arg)
-            return
+        """A string argument with a ``$`` that is neither a whole reference nor a template: a
+        malformed reference, or text whose ``$`` is literal."""
         kind = self.refs.check_text(value, owner, (index, arg), deps)
         if view is None:
             return
         if kind == "literal":
-            check_literal(report, view, owner, index, arg, parsed)
+            check_literal(self.report, view, owner, index, arg, parsed)
         else:
-            unexpected(report, view, owner, index, arg)
+            unexpected(self.report, view, owner, index, arg)
 
     def unknown_tool(self, index: int, step: Step) -> None:
         close = self.registry.closest(step.tool)

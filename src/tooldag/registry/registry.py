@@ -41,7 +41,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from ..errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
-from ._docstrings import parse_docstring, typeddict_compat
+from ._docstrings import parse_docstring
+from ._typing import typeddict_compat
 
 # The definition types live in tooldef; they are re-exported here, where users import them from.
 from .tool import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext

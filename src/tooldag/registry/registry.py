@@ -468,13 +468,6 @@ class ToolRegistry:
         """Every tool in OpenAI's function-calling format."""
         return [t.openai_schema(strict=strict) for t in self]
 
-    def plan_schema(self, *, per_tool: bool | None = None) -> dict[str, Any]:
-        """A JSON Schema for a whole plan, for structured output
-        (:mod:`tooldag.planning.plan_schema`)."""
-        from ..planning.plan_schema import plan_json_schema
-
-        return plan_json_schema(self, per_tool=per_tool)
-
 
 _JSON_META = {"category", "version", "side_effects", "idempotent", "timeout", "retry", "compensate"}
 

@@ -186,6 +186,14 @@ _DOCSTRING_SHAPES = {
         Other Parameters:
             z: The z.
         """,
+    "google, section titles in lower case": """Point.
+
+        args:
+            x: The x.
+
+        keyword args:
+            y: The y.
+        """,
     "sphinx, types with spaces": """Point.
 
         :param int | None x: The x.
@@ -220,6 +228,7 @@ _SHAPE_ARGS = {
     "google, Args: on the first line": {"x": "The x.", "y": "The y."},
     "google, one item without its colon": {"x": "The x.", "y": "The y."},
     "google, Keyword Args and Other Parameters": {"x": "The x.", "y": "The y.", "z": "The z."},
+    "google, section titles in lower case": {"x": "The x.", "y": "The y."},
     "sphinx, types with spaces": {"x": "The x.", "y": "The y."},
     "numpy, two names on one line": {"x": "The coordinate.", "y": "The coordinate."},
     "numpy, See Also with roles": {"x": "The x."},

@@ -52,15 +52,17 @@ def _section(title: str, key: str) -> google.Section:
 
 # Sections Napoleon knows that docstring_parser's Google list lacks: three more that document
 # arguments, and some that end the description instead of running on inside it.
+_GOOGLE_SECTIONS = [
+    *google.DEFAULT_SECTIONS,
+    *(_section(t, "param") for t in ("Keyword Args", "Keyword Arguments", "Other Parameters")),
+    *(
+        _section(t, t.lower())
+        for t in ("Note", "Notes", "Warning", "Warnings", "See Also", "References", "Todo")
+    ),
+]
+# Titles match exactly upstream; ``args:`` is common enough to be read as ``Args:``.
 _GOOGLE = _GoogleParser(
-    [
-        *google.DEFAULT_SECTIONS,
-        *(_section(t, "param") for t in ("Keyword Args", "Keyword Arguments", "Other Parameters")),
-        *(
-            _section(t, t.lower())
-            for t in ("Note", "Notes", "Warning", "Warnings", "See Also", "References", "Todo")
-        ),
-    ]
+    [*_GOOGLE_SECTIONS, *(s._replace(title=s.title.lower()) for s in _GOOGLE_SECTIONS)]
 )
 
 # docstring_parser's own choice of style counts sections of any kind, so a NumPy docstring whose

@@ -462,3 +462,165 @@ def test_each_near_miss_parses_the_same_from_text_and_from_the_value(miss: str) 
         step = {"id": "s1", "tool": "notify", "args": {"x": "$s0.v"}, "depends_on": deps}
         data = {"goal": "g", "steps": [{"id": "s0", "tool": "notify"}, {**step, key: value}]}
         assert parse_plan(json.dumps(data)).to_json() == parse_plan(data).to_json()
+
+
+# --------------------------------------------------------------------------- strings are kept
+
+
+def test_the_trailing_comma_repair_leaves_strings_alone() -> None:
+    text = '{"steps":[{"id":"a","tool":"echo","args":{"text":"keep this: [1, 2, ]"}},]}'
+    assert parse_plan(text).steps[0].args == {"text": "keep this: [1, 2, ]"}
+
+
+def test_json_with_python_constants_keeps_json_escapes() -> None:
+    # Read as a Python literal, "\/" stayed two characters and the escaped emoji became two lone
+    # surrogates; the constants are now repaired and the strings read by JSON's rules.
+    args = r'{"u": "a\/b", "e": "\ud83d\ude00", "f": True}'
+    text = '{"steps": [{"id": "a", "tool": "t", "args": ' + args + "}]}"
+    assert parse_plan(text).steps[0].args == {"u": "a/b", "e": "\U0001f600", "f": True}
+
+
+def test_a_plan_quoted_inside_a_string_of_cut_off_json_is_not_taken_for_the_plan() -> None:
+    text = '{"goal": "g", "steps": [{"id": "a", "tool": "t", "args": {"x": "{\'steps\': []}"}}'
+    assert parse_issues(text) == ["truncated_json"]
+
+
+def test_renumbering_steps_leaves_literal_dollars_alone() -> None:
+    plan = parse_plan(
+        [
+            {"id": 1, "tool": "t"},
+            {
+                "id": 2,
+                "tool": "t",
+                "args": {"price": "pay $1.50 now", "escaped": "$$1.x", "after": "cost: $$${1.x}"},
+            },
+        ]
+    )
+    assert plan.steps[1].args == {
+        "price": "pay $1.50 now",
+        "escaped": "$$1.x",
+        "after": "cost: $$${step1.x}",
+    }
+
+
+# What the repairs look for, written inside strings, where no repair may touch it.
+_TRICKY = [
+    ", ]",
+    ",}",
+    "[1, 2, ]",
+    "True",
+    "None",
+    "false",
+    "{'steps': []}",
+    "[{'tool': 'x'}]",
+    '{"steps": [],}',
+    "```json\n{}\n```",
+    "```",
+    "\\/",
+    "$1.50",
+    "$$",
+    "${a.x}",
+    "'",
+    '"',
+    "\\",
+    "\U0001f600",
+    "\n",
+    "\t",
+]
+_texts = st.one_of(
+    st.sampled_from(_TRICKY),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(_TRICKY) | st.text(max_size=4), max_size=4).map("".join),
+)
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _texts,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_texts, children, max_size=3),
+    max_leaves=10,
+)
+_plain_ids = st.from_regex(r"[a-z][a-z0-9_]{0,5}", fullmatch=True)
+
+
+@st.composite
+def _plans_full_of_text(draw: st.DrawFn) -> dict[str, Any]:
+    """A plan in canonical form (what ``Plan.to_json`` gives back) with text in every place a plan
+    holds text: goal, argument names and values, descriptions, condition values, answer."""
+    ids = draw(st.lists(_plain_ids, min_size=1, max_size=3, unique=True))
+    steps = []
+    for sid in ids:
+        step: dict[str, Any] = {
+            "id": sid,
+            "tool": draw(st.sampled_from(["echo", "notify"])),
+            "args": draw(st.dictionaries(_texts, _values, max_size=3)),
+        }
+        if draw(st.booleans()):
+            step["when"] = {
+                "ref": f"${draw(st.sampled_from(ids))}.x",
+                "op": "==",
+                "value": draw(_texts),
+            }
+        description = draw(_texts)
+        if description:
+            step["description"] = description
+        steps.append(step)
+    plan: dict[str, Any] = {"goal": draw(_texts), "steps": steps}
+    if draw(st.booleans()):
+        plan["answer"] = draw(_texts)
+    return plan
+
+
+def _sloppy_json(value: Any, draw: Any, *, ascii_only: bool, constants: bool) -> str:
+    """JSON text of ``value`` as models write it: a trailing comma after some containers' last
+    item and, with ``constants``, Python's True/False/None (outside strings, where they belong)."""
+
+    def dump(item: Any) -> str:
+        if isinstance(item, dict | list):
+            parts = (
+                [f"{json.dumps(k, ensure_ascii=ascii_only)}: {dump(v)}" for k, v in item.items()]
+                if isinstance(item, dict)
+                else [dump(v) for v in item]
+            )
+            comma = "," if parts and draw(st.booleans()) else ""
+            opening, closing = "{}" if isinstance(item, dict) else "[]"
+            return opening + ", ".join(parts) + comma + closing
+        if constants and (item is None or isinstance(item, bool)):
+            return repr(item)
+        return json.dumps(item, ensure_ascii=ascii_only)
+
+    return dump(value)
+
+
+# Seven replies per plan: fewer examples than the cheaper properties above, no deadline.
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_plans_full_of_text(), st.data())
+def test_every_string_of_a_plan_comes_through_byte_for_byte(
+    plan: dict[str, Any], data: st.DataObject
+) -> None:
+    ascii_only = data.draw(st.booleans())
+    sloppy = _sloppy_json(plan, data.draw, ascii_only=ascii_only, constants=False)
+    with_constants = _sloppy_json(plan, data.draw, ascii_only=ascii_only, constants=True)
+    replies = {
+        "json": json.dumps(plan, ensure_ascii=ascii_only),
+        "indented json": json.dumps(plan, ensure_ascii=ascii_only, indent=2),
+        "trailing commas": sloppy,
+        "trailing commas and Python constants": with_constants,
+        "fenced, trailing commas": f"Here is the plan:\n```json\n{sloppy}\n```\nDone.",
+        "in prose, trailing commas": f"Sure! {sloppy} Let me know.",
+        "python literal": repr(plan),
+    }
+    for how, reply in replies.items():
+        assert parse_plan(reply).to_json() == plan, how
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_plans_full_of_text(), st.data())
+def test_a_cut_off_plan_is_reported_and_never_read_out_of_its_strings(
+    plan: dict[str, Any], data: st.DataObject
+) -> None:
+    text = json.dumps(plan)
+    cut = data.draw(st.integers(min_value=1, max_value=len(text) - 1))
+    for reply in (text[:cut], "Here is the plan:\n" + text[:cut]):
+        assert parse_issues(reply) == ["truncated_json"]

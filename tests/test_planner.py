@@ -17,6 +17,7 @@ from tooldag.events import Event, EventBus, EventType
 from tooldag.execution.executor import Executor
 from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
 from tooldag.plan import Plan
+from tooldag.planning.plan_schema import plan_json_schema
 from tooldag.planning.planner import Planner, reusable_outputs
 from tooldag.registry import ToolRegistry, tool
 from tooldag.registry.loading import load_registry
@@ -110,7 +111,7 @@ async def test_the_happy_path_is_one_call_in_strict_json_schema_mode(
     request = script.requests[0]
     assert request["response_format"]["type"] == "json_schema"
     assert request["response_format"]["json_schema"]["strict"] is True
-    assert request["response_format"]["json_schema"]["schema"] == registry.plan_schema()
+    assert request["response_format"]["json_schema"]["schema"] == plan_json_schema(registry)
     system = request["messages"][0]["content"]
     assert "get_weather(location: str) -> {location: str, temp: num, condition: str}" in system
     assert GOAL in user_messages(script, 0)[0]

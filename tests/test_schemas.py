@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import copy
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+import tooldag.registry
+from tooldag.planning.plan_schema import plan_json_schema
 from tooldag.registry import ToolRegistry, tool
 from tooldag.registry.schemas import (
     inline_refs,
@@ -248,7 +252,7 @@ def test_free_form_argument_is_exported_without_strict() -> None:
 
 
 def test_per_tool_plan_schema_is_strict_and_names_each_tool(weather_registry: ToolRegistry) -> None:
-    schema = weather_registry.plan_schema()
+    schema = plan_json_schema(weather_registry)
     assert_strict(schema)
     variants = schema["properties"]["steps"]["items"]["anyOf"]
     assert [v["properties"]["tool"]["enum"] for v in variants] == [
@@ -284,15 +288,39 @@ def test_plan_schema_accepts_the_seed_plan(weather_registry: ToolRegistry) -> No
         ],
         "answer": "Wear ${outfit.outfit}",
     }
-    jsonschema.Draft202012Validator(weather_registry.plan_schema()).validate(plan)
+    jsonschema.Draft202012Validator(plan_json_schema(weather_registry)).validate(plan)
     with pytest.raises(jsonschema.ValidationError):
         bad = copy.deepcopy(plan)
         bad["steps"][0]["tool"] = "get_wether"
-        jsonschema.Draft202012Validator(weather_registry.plan_schema()).validate(bad)
+        jsonschema.Draft202012Validator(plan_json_schema(weather_registry)).validate(bad)
+
+
+def test_plan_schema_puts_goal_then_steps_then_answer(weather_registry: ToolRegistry) -> None:
+    # The order the model writes the keys in: steps can stream before the answer is written.
+    for per_tool in (True, False):
+        schema = plan_json_schema(weather_registry, per_tool=per_tool)
+        assert list(schema["properties"]) == ["goal", "steps", "answer"]
+        assert schema["required"] == ["goal", "steps", "answer"]
+
+
+def test_the_registry_imports_nothing_from_planning() -> None:
+    # The plan schema belongs to planning, which imports the registry: never the other way,
+    # not even inside a function or under TYPE_CHECKING.
+    package = Path(tooldag.registry.__file__).parent
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                assert "planning" not in name.split("."), f"{module.name} imports {name}"
 
 
 def test_plan_schema_hoists_recursive_definitions_to_the_root() -> None:
-    schema = ToolRegistry([grow, create_issue]).plan_schema(per_tool=True)
+    schema = plan_json_schema(ToolRegistry([grow, create_issue]), per_tool=True)
     assert_strict(schema)
     assert "grow__Node" in schema["$defs"]
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -300,7 +328,7 @@ def test_plan_schema_hoists_recursive_definitions_to_the_root() -> None:
 
 def test_plan_schema_falls_back_to_a_tool_enum_with_free_form_args() -> None:
     registry = ToolRegistry([create_issue, register_person])
-    schema = registry.plan_schema(per_tool=False)
+    schema = plan_json_schema(registry, per_tool=False)
     step = schema["properties"]["steps"]["items"]
     assert step["properties"]["tool"]["enum"] == ["create_issue", "register_person"]
     assert step["properties"]["args"] == {"type": "object"}
@@ -310,7 +338,7 @@ def test_plan_schema_falls_back_to_a_tool_enum_with_free_form_args() -> None:
 def test_plan_schema_of_an_empty_registry_is_strict_and_allows_only_no_steps(
     per_tool: bool | None,
 ) -> None:
-    schema = ToolRegistry().plan_schema(per_tool=per_tool)
+    schema = plan_json_schema(ToolRegistry(), per_tool=per_tool)
     assert_strict(schema)
     assert "enum" not in schema["properties"]["steps"]["items"]["properties"]["tool"]
     validator = jsonschema.Draft202012Validator(schema)
@@ -325,7 +353,7 @@ def test_plan_schema_is_not_per_tool_when_a_tool_has_free_form_arguments() -> No
     def post(url: str, payload: dict[str, Any]) -> None:
         return None
 
-    schema = ToolRegistry([post, create_issue]).plan_schema()
+    schema = plan_json_schema(ToolRegistry([post, create_issue]))
     assert "anyOf" not in schema["properties"]["steps"]["items"]
 
 

@@ -393,7 +393,10 @@ class LLMClient:
             mode = OutputMode.AUTO if schema is not None else OutputMode.TEXT
         requested = OutputMode(mode)
         if requested is OutputMode.JSON_SCHEMA and schema is None:
-            raise LLMConfigError("output mode json_schema needs a schema (registry.plan_schema())")
+            raise LLMConfigError(
+                "output mode json_schema needs a schema "
+                "(tooldag.planning.plan_schema.plan_json_schema(registry))"
+            )
         ambient = meter is None
         meter = meter if meter is not None else _RUN_METER.get()
         if meter is not None:

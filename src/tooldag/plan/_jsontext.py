@@ -4,8 +4,11 @@ A reply is prose around JSON more often than bare JSON: a fenced ```json block, 
 before or after it, trailing commas, Python literals (single quotes, ``True``/``None``), JSON
 encoded twice. :func:`extract_json` gets the value out of all of those, and tells a reply that was
 cut off (``truncated_json``) from one with a syntax error (``not_json``, naming the line and
-column) rather than guessing. Turning the value into a plan is :mod:`tooldag.plan.parse`'s job; the
-two halves are separate modules so that each stays small enough to read.
+column) rather than guessing. No repair ever changes the inside of a string: the text is read
+string by string, and what a plan says in its strings comes through byte for byte.
+
+Turning the value into a plan is :mod:`tooldag.plan.parse`'s job; the two halves are separate
+modules so that each stays small enough to read.
 
 >>> extract_json('Here it is: {"steps": [],}')
 {'steps': []}
@@ -16,33 +19,66 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import PlanParseError
 from ..issues import Issue
 
-__all__ = ["extract_json", "lenient_loads"]
+__all__ = ["extract_json", "lenient_loads", "repair_json"]
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)(?:```|\Z)", re.S)
-_TRAILING_COMMA_RE = re.compile(r",(\s*[}\]])")
+# A JSON string, escapes and all; the closing quote is optional so that an unclosed string runs to
+# the end of the text instead of being tried again at every later quote (which is quadratic).
+_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?'
+_JSON_STRING_RE = re.compile(_STRING)
+_TRAILING_COMMA = r",(?=\s*[}\]])"
+_CONSTANT = r"(?:True|False|None)\b"
+# The repairs of JSON with slips in it, in one pass: group 1 is everything up to the next slip
+# (strings whole, so nothing inside one is ever taken for a slip), then the slip: a trailing comma
+# (dropped) or a Python constant (group 2, spelled the JSON way). Possessive loops keep it linear
+# and in C: one match per slip, not per string.
+_REPAIR_RE = re.compile(
+    rf"((?:[^\",TFN]++|{_STRING}|(?!{_TRAILING_COMMA}),|(?!{_CONSTANT})[TFN])*+)"
+    rf"(?:{_TRAILING_COMMA}|({_CONSTANT}))?"
+)
+_JSON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
 _OPEN_RE = re.compile(r"[{\[]")
 # Strings (either quote) and brackets: the tokens that decide where a bracketed value ends.
-_STRUCT_RE = re.compile(r'"(?:[^"\\]|\\.)*"?|\'(?:[^\'\\]|\\.)*\'?|[{}\[\]]')
+_STRUCT_RE = re.compile(rf"{_STRING}|'[^'\\]*+(?:\\.[^'\\]*+)*+'?|[{{}}\[\]]")
 _JSON_LANGS = ("json", "jsonc", "json5", "javascript", "js")
 # Bound the search through prose, so that junk text stays cheap to reject.
 _MAX_ATTEMPTS = 50
 
 
-def lenient_loads(text: str) -> Any:
-    """json.loads, then the forgivable variants: trailing commas, Python literals.
+def _repaired(m: re.Match[str]) -> str:
+    kept, constant = m.groups()
+    return kept + _JSON_CONSTANTS[constant] if constant else kept
 
-    Raises :class:`json.JSONDecodeError` (or ``ValueError``/``RecursionError``) when none reads.
+
+def repair_json(text: str) -> str:
+    """``text`` with trailing commas dropped and ``True``/``False``/``None`` spelled the JSON way,
+    outside strings only: every string comes through byte for byte.
+
+    >>> repair_json('{"a": [True, "keep , ] True"],}')
+    '{"a": [true, "keep , ] True"]}'
+    """
+    return _REPAIR_RE.sub(_repaired, text)
+
+
+def lenient_loads(text: str) -> Any:
+    """json.loads, then the forgivable variants: trailing commas and Python's constants
+    (:func:`repair_json`), then a Python literal (single quotes, tuples).
+
+    The strings of JSON text are read by JSON's rules whatever else is repaired; only text that
+    is a Python literal (not JSON once repaired) is read by Python's. Raises
+    :class:`json.JSONDecodeError` (or ``ValueError``/``RecursionError``) when none reads.
     """
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         error = exc
-    fixed = _TRAILING_COMMA_RE.sub(r"\1", text)
+    fixed = repair_json(text)
     if fixed != text:
         try:
             return json.loads(fixed)
@@ -121,7 +157,8 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
 
     Returns (a plan-like value or None, a truncation issue, a syntax error, the first other list
     seen as a last resort). Positions inside a value already tried are skipped, and so are values
-    nested in JSON that was cut off: a part of broken JSON is never taken for the plan.
+    nested in JSON that was cut off, or inside one of its strings: a part of broken JSON is never
+    taken for the plan.
     """
     decoder = json.JSONDecoder()
     truncation: Issue | None = None
@@ -129,12 +166,20 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
     other: Any = None
     skip_until = 0
     attempts = 0
+    # After a cut-off value: its strings, in order, and the first one not yet behind us.
+    strings: Iterator[re.Match[str]] = iter(())
+    string: re.Match[str] | None = None
     for m in _OPEN_RE.finditer(text):
         pos = m.start()
         if pos < skip_until:
             continue
-        if truncation is not None and _previous_char(text, pos) in "[,:{":
-            continue
+        if truncation is not None:
+            while string is not None and string.end() <= pos:
+                string = next(strings, None)
+            if string is not None and string.start() < pos:
+                continue  # a bracket inside a string of the cut-off JSON is text
+            if _previous_char(text, pos) in "[,:{":
+                continue
         attempts += 1
         if attempts > _MAX_ATTEMPTS:
             break
@@ -145,6 +190,8 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
             if scanned_end is None:
                 if truncation is None and depth > 0:
                     truncation = _truncation_issue(text, depth)
+                    strings = _JSON_STRING_RE.finditer(text, pos)
+                    string = next(strings, None)
                 continue
             end = scanned_end
             try:

@@ -72,19 +72,31 @@ def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, 
     return None, None
 
 
-_NUM_REF_RE = re.compile(r"(?<!\$)\$(\{?)(\d+)(?=[.\[}\s]|$)")
+# Numbered steps are referred to as a whole value (the string is exactly ``$1.temp``) or inside a
+# template (``${1.temp}``); nowhere else is ``$1`` a reference (``"pay $1.50"`` is text). ``$$`` is
+# matched first, so an escaped dollar is never read as the start of one (``$$${1.x}``).
+_NUM_WHOLE_RE = re.compile(r"\$(\d+)(?=[.\[]|$)")
+_NUM_TEMPLATE_RE = re.compile(r"\$\$|\$\{(\s*\$?)(\d+)(?=\s*[.\[}])")
 _TEMPLATE_ONLY_RE = re.compile(r"^\$\{([^{}$]*)\}$")
 
 
+def _renumber_text(text: str, numeric: set[str]) -> str:
+    """``$1.x`` / ``${1.x}`` -> ``$step1.x`` / ``${step1.x}``; literal text is left as it is."""
+    whole = _NUM_WHOLE_RE.match(text)
+    if whole is not None and whole.group(1) in numeric:
+        renamed = f"$step{text[1:]}"
+        if parse_ref(renamed) is not None:
+            return renamed
+    return _NUM_TEMPLATE_RE.sub(
+        lambda m: f"${{{m.group(1)}step{m.group(2)}" if m.group(2) in numeric else m.group(0),
+        text,
+    )
+
+
 def _renumber(value: Any, numeric: set[str]) -> Any:
-    """Rewrite ``$1.x`` / ``${1.x}`` into ``$step1.x`` for plans whose step ids were numbers."""
+    """Rewrite references to numbered steps for plans whose step ids were numbers."""
     if isinstance(value, str):
-        if "$" not in value:
-            return value
-        return _NUM_REF_RE.sub(
-            lambda m: f"${m.group(1)}step{m.group(2)}" if m.group(2) in numeric else m.group(0),
-            value,
-        )
+        return _renumber_text(value, numeric) if "$" in value else value
     if isinstance(value, dict):
         return {k: _renumber(v, numeric) for k, v in value.items()}
     if isinstance(value, list):

@@ -20,7 +20,7 @@ from ..registry.schemas import strict_loses_meaning, strict_schema
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..registry.registry import Tool
+    from ..registry.tool import Tool
 
 __all__ = ["PER_TOOL_LIMIT", "plan_json_schema", "planner_tools"]
 

@@ -28,6 +28,7 @@ from ..plan.reuse import reusable_outputs as shared_reusable_outputs
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, StepStatus, Usage
 from ..validate.validator import validate
+from .plan_schema import plan_json_schema
 from .prompting import repair_prompt, replan_prompt, system_prompt, user_prompt
 
 __all__ = ["Planner", "completed_steps", "reusable_outputs"]
@@ -169,7 +170,7 @@ class Planner:
             return None
         self._refresh()
         if self._schema is None:
-            self._schema = self.registry.plan_schema()
+            self._schema = plan_json_schema(self.registry)
         return self._schema
 
     async def _converse(

@@ -1,8 +1,12 @@
-"""What a typed Python function says about itself, read for :func:`tooldag.tool`.
+"""What ``@tool`` reads from a docstring: the description and one line per argument.
 
-- :func:`parse_docstring`: the summary and per-argument descriptions of Google, Sphinx and NumPy
-  style docstrings (the descriptions the LLM sees for each argument).
-- :func:`typeddict_compat`: ``typing.TypedDict`` rebuilt so pydantic accepts it on Python 3.11.
+A thin adapter over `docstring_parser`_ (Google, NumPy, Sphinx/ReST and Epydoc styles) that keeps
+what the hand-written parser it replaced gave ``@tool``: the description is the text before the
+first section; an argument's description is one line (its wrapped lines joined); ``x, y : float``
+documents both; Google's ``Keyword Args`` and ``Other Parameters`` document arguments too; and a
+slip in one argument's line costs that argument its description, not every argument theirs.
+
+.. _docstring_parser: https://pypi.org/project/docstring-parser/
 
 >>> parse_docstring('''Add.
 ...
@@ -16,160 +20,117 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
-import types
-import typing
-from typing import Any, get_type_hints
 
-import typing_extensions
+import docstring_parser
+from docstring_parser import google
 
-__all__ = ["parse_docstring", "typeddict_compat"]
+__all__ = ["parse_docstring"]
+
+# The meta keys that describe an argument. Not "attribute": a class's fields parse as params too.
+_ARG_KEYS = frozenset({"param", "parameter", "arg", "argument", "key", "keyword", "other_param"})
 
 
-_ARG_SECTIONS = frozenset(
-    {
-        "args",
-        "arguments",
-        "parameters",
-        "params",
-        "keyword args",
-        "keyword arguments",
-        "other parameters",
-    }
+class _GoogleParser(google.GoogleParser):
+    """docstring_parser's Google parser, forgiving one malformed item.
+
+    Upstream raises ParseError for a whole docstring when one item lacks its colon
+    (``units "c" or "f"``), and every argument description is lost; here only that item is.
+    ``_build_meta`` is upstream's per-item hook (tests/test_registry.py notices if it goes).
+    """
+
+    def _build_meta(self, text: str, title: str) -> docstring_parser.DocstringMeta:
+        try:
+            return super()._build_meta(text, title)
+        except docstring_parser.ParseError:
+            return docstring_parser.DocstringMeta(args=["unreadable", title], description=text)
+
+
+def _section(title: str, key: str) -> google.Section:
+    kind = google.SectionType.MULTIPLE if key == "param" else google.SectionType.SINGULAR
+    return google.Section(title, key, kind)
+
+
+# Sections Napoleon knows that docstring_parser's Google list lacks: three more that document
+# arguments, and some that end the description instead of running on inside it.
+_GOOGLE_SECTIONS = [
+    *google.DEFAULT_SECTIONS,
+    *(_section(t, "param") for t in ("Keyword Args", "Keyword Arguments", "Other Parameters")),
+    *(
+        _section(t, t.lower())
+        for t in ("Note", "Notes", "Warning", "Warnings", "See Also", "References", "Todo")
+    ),
+]
+# Titles match exactly upstream; ``args:`` is common enough to be read as ``Args:``.
+_GOOGLE = _GoogleParser(
+    [*_GOOGLE_SECTIONS, *(s._replace(title=s.title.lower()) for s in _GOOGLE_SECTIONS)]
 )
-_SECTION_RE = re.compile(
-    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Other Parameters|Returns?"
-    r"|Raises|Yields?|Examples?|Notes?|See Also|References|Attributes|Warnings?|Todo)\s*:?$",
-    re.IGNORECASE,
+
+# docstring_parser's own choice of style counts sections of any kind, so a NumPy docstring whose
+# "See Also" lists :meth: roles reads as ReST, with no arguments: here the most arguments win,
+# then the most sections, then the earlier style. None is the Google parser above.
+_STYLES = (
+    docstring_parser.DocstringStyle.REST,
+    None,
+    docstring_parser.DocstringStyle.NUMPYDOC,
+    docstring_parser.DocstringStyle.EPYDOC,
 )
-_RULE_RE = re.compile(r"^\s*-{3,}\s*$")
-_SPHINX_PARAM_RE = re.compile(r"^:param\s+(?:[^:]*\s)?(\*{0,2}\w+)\s*:\s*(.*)$")
-_SPHINX_FIELD_RE = re.compile(r"^:\w+")
-_GOOGLE_ITEM_RE = re.compile(r"^(\*{0,2}\w+)\s*(?:\(([^)]*)\))?\s*:(?:\s+(.*))?$")
-_NUMPY_ITEM_RE = re.compile(r"^(\*{0,2}\w+(?:\s*,\s*\*{0,2}\w+)*)\s*(?::\s*.*)?$")
+
+# ``:param int | None x:``: docstring_parser refuses a Sphinx field of more than three words and
+# drops every description. The type is not needed (the schema's types come from the hints).
+_SPHINX_TYPED_FIELD_RE = re.compile(
+    r"^([ \t]*):(param|parameter|arg|argument|key|keyword)[ \t]+[^:\n]*[ \t](\*{0,2}\w+)[ \t]*:",
+    re.M,
+)
+
+
+def _prepare(doc: str) -> str:
+    """``doc`` cleaned as PEP 257 says, with two shapes docstring_parser misreads made plain."""
+    text = _SPHINX_TYPED_FIELD_RE.sub(r"\1:\2 \3:", inspect.cleandoc(doc))
+    first, _, rest = text.partition("\n")
+    if _GOOGLE.titles_re.fullmatch(first) and rest[:1] not in ("", " ", "\t"):
+        # ``"""Args:`` on the docstring's first line: cleaning dedents the items below it to the
+        # margin, where they no longer read as the section's items (docstring_parser issue 115).
+        indented = "\n".join("    " + line if line else line for line in rest.split("\n"))
+        text = f"{first}\n{indented}"
+    return text
+
+
+def _arg_params(parsed: docstring_parser.Docstring) -> list[docstring_parser.DocstringParam]:
+    return [p for p in parsed.params if p.args[0] in _ARG_KEYS]
+
+
+def _parse(text: str) -> docstring_parser.Docstring | None:
+    """The best reading of cleaned ``text`` (see ``_STYLES``); None when no style reads it."""
+    readings = []
+    for style in _STYLES:
+        # Each style cleans its input again; after a blank first line that changes nothing, so
+        # the indentation _prepare fixed stays.
+        source = "\n" + text
+        try:
+            if style is None:
+                readings.append(_GOOGLE.parse(source))
+            else:
+                readings.append(docstring_parser.parse(source, style))
+        except docstring_parser.ParseError:
+            continue
+    return max(readings, key=lambda d: (len(_arg_params(d)), len(d.meta)), default=None)
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Summary and per-argument descriptions from Google, Sphinx or NumPy style docstrings.
-
-    Google: ``Args:`` then ``name (type): text`` with indented continuation lines. NumPy: a
-    ``Parameters`` header underlined with dashes, then ``name : type`` and the text indented below
-    it (the type is not the description). Sphinx: ``:param [type] name: text``; other fields
-    (``:type:``, ``:returns:``) end the current parameter.
-    """
-    if not doc:
+    """The description and the per-argument descriptions of a docstring (``""``, ``{}`` if
+    none)."""
+    if not doc or not doc.strip():
         return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    summary: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None  # None = still in the summary
-    numpy = False
-    item_indent: int | None = None
-    current: list[str] = []
-
-    def append(text: str) -> None:
-        for name in current:
-            params[name] = f"{params[name]} {text}".strip()
-
-    i = 0
-    while i < len(lines):
-        raw = lines[i].rstrip()
-        text = raw.strip()
-        indent = len(raw) - len(raw.lstrip())
-        i += 1
-        underlined = i < len(lines) and bool(_RULE_RE.match(lines[i]))
-        header = _SECTION_RE.match(text) if indent == 0 or underlined else None
-        if header:
-            section = "args" if header.group(1).lower() in _ARG_SECTIONS else "other"
-            numpy, item_indent, current = underlined, None, []
-            i += 1 if underlined else 0
-            continue
-        sphinx = _SPHINX_PARAM_RE.match(text)
-        if sphinx:
-            section, current = "sphinx", [sphinx.group(1).lstrip("*")]
-            params[current[0]] = sphinx.group(2).strip()
-            continue
-        if _SPHINX_FIELD_RE.match(text):
-            section, current = "other", []
-            continue
-        if section is None:
-            summary.append(raw)
-            continue
-        if section == "sphinx":
-            if text:
-                append(text)
-            continue
-        if section != "args" or not text:
-            continue
-        if item_indent is None:
-            item_indent = indent
-        if indent <= item_indent:
-            if numpy:
-                item = _NUMPY_ITEM_RE.match(text)
-                if item:
-                    current = [n.strip().lstrip("*") for n in item.group(1).split(",")]
-                    for name in current:
-                        params[name] = ""
-                    continue
-            else:
-                item = _GOOGLE_ITEM_RE.match(text)
-                if item:
-                    current = [item.group(1).lstrip("*")]
-                    params[current[0]] = (item.group(3) or "").strip()
-                    continue
-        append(text)
-    return "\n".join(summary).strip(), params
-
-
-# --------------------------------------------------------------------------- typing
-
-
-def typeddict_compat(annotation: Any, _depth: int = 0) -> Any:
-    """pydantic refuses ``typing.TypedDict`` before Python 3.12; rebuild each one (also inside
-    ``list[...]``, ``X | None``, ``Annotated`` and other TypedDicts) as the ``typing_extensions``
-    one, which carries the same fields, so users need not know."""
-    if sys.version_info >= (3, 12) or _depth > 20:
-        return annotation
-    if typing_extensions.is_typeddict(annotation):
-        return _compat_typeddict(annotation, _depth)
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is None or not args or origin is typing.Literal:
-        return annotation
-    new_args = tuple(typeddict_compat(a, _depth + 1) for a in args)
-    if all(new is old for new, old in zip(new_args, args, strict=True)):
-        return annotation
-    try:
-        if origin is typing.Annotated:
-            return typing.Annotated[new_args]
-        if origin in (typing.Union, types.UnionType):
-            return typing.Union[new_args]  # noqa: UP007 - rebuilding a Union from its parts
-        return origin[new_args[0] if len(new_args) == 1 else new_args]
-    except TypeError:
-        return annotation
-
-
-def _compat_typeddict(td: Any, depth: int) -> Any:
-    try:
-        hints = get_type_hints(td, include_extras=True)
-    except Exception:
-        return td
-    fields: dict[str, Any] = {}
-    changed = type(td).__module__ == "typing"
-    for key, hint in hints.items():
-        # Required/NotRequired wrap the whole hint. They decide, not __required_keys__: with
-        # ``from __future__ import annotations`` 3.11 cannot see them when it builds the class.
-        required = key in td.__required_keys__
-        wrapper = typing.get_origin(hint)
-        if wrapper in (typing.Required, typing.NotRequired):
-            required = wrapper is typing.Required
-            hint = typing.get_args(hint)[0]
-        new = typeddict_compat(hint, depth + 1)
-        changed = changed or new is not hint or required != (key in td.__required_keys__)
-        fields[key] = new if required else typing.NotRequired[new]
-    if not changed:
-        return td
-    rebuilt: Any = typing_extensions.TypedDict(td.__name__, fields)  # type: ignore[misc]
-    rebuilt.__doc__ = td.__doc__
-    rebuilt.__module__ = td.__module__
-    return rebuilt
+    text = _prepare(doc)
+    parsed = _parse(text)
+    if parsed is None:
+        return text, {}
+    args: dict[str, str] = {}
+    for param in _arg_params(parsed):
+        for name in param.arg_name.split(","):  # NumPy's "x, y : float"
+            args[name.strip().lstrip("*")] = _one_line(param.description)
+    return (parsed.description or "").strip(), args

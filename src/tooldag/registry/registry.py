@@ -41,7 +41,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from ..errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
-from ._docstrings import parse_docstring, typeddict_compat
+from ._docstrings import parse_docstring
+from ._typing import typeddict_compat
 
 # The definition types live in tooldef; they are re-exported here, where users import them from.
 from .tool import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext
@@ -466,13 +467,6 @@ class ToolRegistry:
     def openai_tools(self, *, strict: bool = True) -> list[dict[str, Any]]:
         """Every tool in OpenAI's function-calling format."""
         return [t.openai_schema(strict=strict) for t in self]
-
-    def plan_schema(self, *, per_tool: bool | None = None) -> dict[str, Any]:
-        """A JSON Schema for a whole plan, for structured output
-        (:mod:`tooldag.planning.plan_schema`)."""
-        from ..planning.plan_schema import plan_json_schema
-
-        return plan_json_schema(self, per_tool=per_tool)
 
 
 _JSON_META = {"category", "version", "side_effects", "idempotent", "timeout", "retry", "compensate"}

@@ -97,6 +97,7 @@ def test_a_bad_llm_setting_is_one_clear_line(
     assert "\n" not in err
 
 
+@pytest.mark.slow
 def test_run_prints_the_plan_and_the_answer(server: FakeLLMServer, tmp_path: Path) -> None:
     env = {**server.env(), "TOOLDAG_HOME": str(tmp_path)}
     done = _tooldag("run", "add", "17", "and", "3", "--tools", "calc", env=env, cwd=tmp_path)
@@ -107,6 +108,7 @@ def test_run_prints_the_plan_and_the_answer(server: FakeLLMServer, tmp_path: Pat
     assert (tmp_path / "runs.sqlite3").exists()  # journalled in $TOOLDAG_HOME
 
 
+@pytest.mark.slow
 def test_run_json_prints_the_run_result(server: FakeLLMServer, tmp_path: Path) -> None:
     env = {**server.env(), "TOOLDAG_HOME": str(tmp_path)}
     done = _tooldag("run", "add 17 and 3", "--json", "--tools", "calc", env=env, cwd=tmp_path)
@@ -116,6 +118,7 @@ def test_run_json_prints_the_run_result(server: FakeLLMServer, tmp_path: Path) -
     assert result["usage"]["calls"] == 1
 
 
+@pytest.mark.slow
 def test_run_without_a_terminal_refuses_side_effects_unless_yes(
     server: FakeLLMServer, tmp_path: Path
 ) -> None:
@@ -130,6 +133,7 @@ def test_run_without_a_terminal_refuses_side_effects_unless_yes(
     assert (tmp_path / "out.txt").read_text() == "hello"
 
 
+@pytest.mark.slow
 def test_plan_json_is_a_plan_exec_can_run(server: FakeLLMServer, tmp_path: Path) -> None:
     env = {**server.env(), "TOOLDAG_HOME": str(tmp_path)}
     planned = _tooldag("plan", "add things", "--json", "--tools", "calc", env=env, cwd=tmp_path)
@@ -140,6 +144,7 @@ def test_plan_json_is_a_plan_exec_can_run(server: FakeLLMServer, tmp_path: Path)
     assert "17 * 3 = 51" in ran.stdout
 
 
+@pytest.mark.slow
 def test_demo_replays_the_scripted_goals_offline_and_exits_0(tmp_path: Path) -> None:
     # No LLM variables at all, and a dead proxy for any request that would leave the machine.
     dead = "http://127.0.0.1:9"
@@ -163,6 +168,7 @@ def test_demo_replays_the_scripted_goals_offline_and_exits_0(tmp_path: Path) -> 
     assert not (tmp_path / "runs.sqlite3").exists()  # the demo keeps to its temporary workspace
 
 
+@pytest.mark.slow
 def test_demo_interactive_takes_typed_goals(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tooldag", "demo", "--interactive"],

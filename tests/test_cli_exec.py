@@ -287,6 +287,7 @@ def test_max_concurrency_must_be_positive(tools: str, capsys: pytest.CaptureFixt
     assert "must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child is POSIX here")
 def test_ctrl_c_cancels_compensates_and_exits_130(tmp_path: Path, tools: str) -> None:
     plan = {
@@ -313,6 +314,7 @@ def ctrl_c(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child is POSIX here")
 def test_ctrl_c_during_runs_resume_cancels_compensates_and_exits_130(
     tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
@@ -367,6 +369,7 @@ def test_store_picks_the_journal_file_and_no_store_writes_none(
     assert not isolated_store.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_a_run_killed_with_sigkill_resumes_without_rerunning_completed_steps(
     tmp_path: Path, tools: str

@@ -360,6 +360,7 @@ def _tooldag(*argv: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TOOLDAG.exists(), reason="the console script is not installed")
 def test_installed_console_script_exit_codes() -> None:
     cycle = _tooldag("validate", "examples/cycle_plan.json", "--tools", "examples/weather_tools.py")

@@ -27,7 +27,11 @@ from tooldag.execution.executor import run_plan
 from tooldag.result import RunStatus
 from tooldag.ui.cli import main as cli_main
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+# Real child processes killed with SIGKILL: the slow, honest depth of the crash tests.
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+    pytest.mark.slow,
+]
 
 WORKER_PATH = Path(__file__).with_name("crash_worker.py")
 

@@ -138,6 +138,7 @@ def test_one_client_works_across_event_loops() -> None:
     assert sleep.waits == []
 
 
+@pytest.mark.slow
 def test_a_subprocess_configured_by_env_reaches_the_server() -> None:
     code = (
         "import asyncio\n"
@@ -158,6 +159,7 @@ def test_a_subprocess_configured_by_env_reaches_the_server() -> None:
     assert done.stdout.strip() == "sunny"
 
 
+@pytest.mark.slow
 def test_the_server_can_run_on_its_own(tmp_path: Path) -> None:
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"weather": PLAN}))

@@ -515,6 +515,7 @@ store.record(Event(EventType.RUN_FINISHED, run, data={"status": "succeeded"}))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_share_a_store_without_losing_events(tmp_path: Path) -> None:
     path, n = tmp_path / "runs.sqlite3", 1000
     RunStore(path).close()

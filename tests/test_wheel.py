@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# Subprocesses (ruff, mypy, pip, a wheel build): seconds each, so not in the inner loop.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

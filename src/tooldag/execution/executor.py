@@ -43,12 +43,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._sync import run_sync
-from ..errors import ConfigError, RunStateError
+from ..errors import RunStateError
 from ..events import EventBus
 from ..plan.model import Plan
 from ..registry.registry import ToolRegistry
 from ..result import RunResult
 from .invoke import Invoker
+from .options import RunOptions
 from .outcome import render_answer
 from .run import Run
 from .saga import compensate_records
@@ -111,27 +112,25 @@ class Executor:
         compensate_on_failure: bool = True,
         max_output_bytes: int = 10_000_000,
     ) -> None:
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigError(
-                f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}"
-            )
-        for name, limit in (tool_limits or {}).items():
-            if not isinstance(limit, int) or limit < 1:
-                raise ConfigError(
-                    f"tool_limits[{name!r}] must be a whole number >= 1, not {limit!r}"
-                )
-        if default_timeout is not None and default_timeout <= 0:
-            raise ConfigError(f"default_timeout must be positive or None, not {default_timeout!r}")
-        if max_output_bytes < 1:
-            raise ConfigError(f"max_output_bytes must be positive, not {max_output_bytes!r}")
-        self.registry = registry
-        self.max_concurrency = max_concurrency
-        self.tool_limits = dict(tool_limits or {})
-        self.fail_fast = fail_fast
-        self.default_timeout = default_timeout
-        self.bus: EventBus = bus if bus is not None else EventBus()
+        self.options = RunOptions(
+            registry=registry,
+            bus=bus if bus is not None else EventBus(),
+            max_concurrency=max_concurrency,
+            tool_limits=tool_limits or {},
+            fail_fast=fail_fast,
+            default_timeout=default_timeout,
+            max_output_bytes=max_output_bytes,
+        )
         self.compensate_on_failure = compensate_on_failure
-        self.max_output_bytes = max_output_bytes
+
+    @property
+    def registry(self) -> ToolRegistry:
+        return self.options.registry
+
+    @property
+    def bus(self) -> EventBus:
+        """Carries the events of every run of this executor."""
+        return self.options.bus
 
     def start(
         self,
@@ -155,7 +154,14 @@ class Executor:
             raise RunStateError(
                 "Executor.start() needs a running event loop; from sync code use run_plan()"
             ) from None
-        run = Run(self, plan, run_id or uuid.uuid4().hex[:12], reuse, final=final)
+        run = Run(
+            self.options,
+            plan,
+            run_id or uuid.uuid4().hex[:12],
+            reuse,
+            final=final,
+            compensate=self.compensate_on_failure,
+        )
         task = loop.create_task(run.main(), name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)
 
@@ -183,7 +189,7 @@ class Executor:
         those steps ``compensated``. A compensation that fails is recorded on its step (``error``)
         and in the result's ``error``, and emitted as ``step_compensation_failed``."""
         steps = {sid: record.model_copy() for sid, record in result.steps.items()}
-        invoker = Invoker(max_workers=1, max_output_bytes=self.max_output_bytes)
+        invoker = Invoker(max_workers=1, max_output_bytes=self.options.max_output_bytes)
         try:
             failures = await compensate_records(
                 self.registry,
@@ -191,7 +197,7 @@ class Executor:
                 result.run_id,
                 steps,
                 invoker,
-                default_timeout=self.default_timeout,
+                default_timeout=self.options.default_timeout,
             )
         finally:
             invoker.close()

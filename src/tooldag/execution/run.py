@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PlanInvalidError, ReferenceResolutionError
 from ..events import Event, EventType
@@ -38,11 +38,9 @@ from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus
 from .invoke import Invoker, error_of, is_transient
+from .options import RunOptions
 from .outcome import BAD_STATUSES, render_answer, run_problems, run_status
 from .saga import compensate_records
-
-if TYPE_CHECKING:
-    from .executor import Executor
 
 __all__ = ["Run", "render_answer"]
 
@@ -119,18 +117,20 @@ class Run:
 
     def __init__(
         self,
-        executor: Executor,
+        options: RunOptions,
         plan: Plan,
         run_id: str,
         reuse: Mapping[str, Any] | None,
         *,
         final: bool = True,
+        compensate: bool = True,
     ) -> None:
-        self.ex = executor
+        self.options = options
         self.plan = plan
         self.run_id = run_id
         self.final = final
-        self.bus = executor.bus
+        self.compensate = compensate
+        self.bus = options.bus
         self.clock = _Clock()
         self.steps: dict[str, Step] = {}
         for step in plan.steps:
@@ -165,13 +165,13 @@ class Run:
             cycle = [str(c) for c in exc.args[1]]
             issue = Issue("cycle", "steps wait for each other", cycle[0], hint=" -> ".join(cycle))
             raise PlanInvalidError("the plan cannot run: it has a cycle", [issue]) from None
-        self.free = executor.max_concurrency
-        self.tool_free = dict(executor.tool_limits)
+        self.free = options.max_concurrency
+        self.tool_free = dict(options.tool_limits)
         self.queue: deque[_Launch] = deque()
         self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.invoker = Invoker(
-            max_workers=executor.max_concurrency, max_output_bytes=executor.max_output_bytes
+            max_workers=options.max_concurrency, max_output_bytes=options.max_output_bytes
         )
         self.idle = asyncio.Event()
         self.draining = False
@@ -320,7 +320,7 @@ class Run:
                 self.skip(sid, f"condition not met: {why}")
                 return
         try:
-            tool = self.ex.registry.get(step.tool)
+            tool = self.options.registry.get(step.tool)
         except Exception as exc:
             self.fail_early(sid, exc, prefix=f"step {sid!r}: ")
             return
@@ -416,7 +416,7 @@ class Run:
         state = self.finish(sid, StepStatus.FAILED)
         state.error = error
         self.emit(EventType.STEP_FAILED, sid, state, error=error.model_dump())
-        if self.ex.fail_fast:
+        if self.options.fail_fast:
             self.halt(f"fail_fast: the run stopped after step {sid!r} failed")
         self.complete(sid)
 
@@ -461,7 +461,7 @@ class Run:
 
         timeout = launch.step.timeout
         if timeout is None:
-            timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
+            timeout = tool.timeout if tool.timeout is not None else self.options.default_timeout
         try:
             output, _ = await self.invoker.call(
                 tool,
@@ -562,17 +562,17 @@ class Run:
         status = run_status(records, cancelled=cancelled, paused=self.pause_requested, fatal=fatal)
         problems = run_problems(records, cancelled=cancelled, fatal=fatal)
         answer = render_answer(self.plan.answer, self.outputs, records)
-        if status in (RunStatus.FAILED, RunStatus.CANCELLED) and self.ex.compensate_on_failure:
+        if status in (RunStatus.FAILED, RunStatus.CANCELLED) and self.compensate:
             # A pool of its own: the run's threads may still be held by cancelled sync tools.
-            invoker = Invoker(max_workers=1, max_output_bytes=self.ex.max_output_bytes)
+            invoker = Invoker(max_workers=1, max_output_bytes=self.options.max_output_bytes)
             try:
                 problems += await compensate_records(
-                    self.ex.registry,
+                    self.options.registry,
                     self.bus,
                     self.run_id,
                     records,
                     invoker,
-                    default_timeout=self.ex.default_timeout,
+                    default_timeout=self.options.default_timeout,
                 )
             finally:
                 invoker.close()

@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.durable.runner import (
-    DurableExecutor,
-    StatefulWorkflowExecutor,
-    resume,
-    reusable_outputs,
-)
+from tooldag.durable.runner import DurableExecutor, StatefulWorkflowExecutor, resume
 from tooldag.durable.store import INTERRUPTED, RunStore
 from tooldag.errors import PlanInvalidError, RunStateError
 from tooldag.events import Event, EventBus, EventType
 from tooldag.plan import Plan
+from tooldag.plan.reuse import reusable_outputs
 from tooldag.registry import Compensation, ToolContext, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
 
@@ -373,8 +369,9 @@ def test_reusable_outputs_keep_outputs_of_steps_the_new_plan_only_references() -
     replan = Plan.model_validate(
         {"steps": [{"id": "d", "tool": "inc", "args": {"x": "$b"}}]}  # b is from the old plan
     )
-    assert reusable_outputs(CHAIN, replan, {"a": 2, "b": 3}) == {"a": 2, "b": 3}
-    assert reusable_outputs(CHAIN, CHAIN, {"a": 2, "b": 3}) == {"a": 2, "b": 3}
+    outputs = {"a": 2, "b": 3}
+    assert reusable_outputs(previous=CHAIN, plan=replan, outputs=outputs) == {"a": 2, "b": 3}
+    assert reusable_outputs(previous=CHAIN, plan=CHAIN, outputs=outputs) == {"a": 2, "b": 3}
 
 
 async def test_module_resume_works_inside_a_running_loop(tools: Tools, store: RunStore) -> None:

@@ -46,7 +46,8 @@ from .events import Event, EventBus, EventCallback, EventType
 from .execution.executor import Executor
 from .llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from .plan.model import Plan
-from .planning.planner import Planner, reusable_outputs
+from .plan.reuse import reusable_outputs
+from .planning.planner import Planner
 from .registry.loading import load_registry, load_tools
 from .registry.registry import Tool, ToolRegistry, tool
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
@@ -190,8 +191,11 @@ class _Agent:
             refusal = await self.refusal(plan)
             if refusal is not None:
                 return await self.give_up(self.last, RunStatus.REJECTED, refusal)
-            previous = self.last
-            reuse = reusable_outputs(plan, self.plans[-2], previous) if previous is not None else {}
+            reuse: dict[str, Any] = {}
+            if self.last is not None:
+                reuse = reusable_outputs(
+                    previous=self.plans[-2], plan=plan, outputs=self.last.outputs
+                )
             result = await self.execute(plan, reuse)
             if result.status is not RunStatus.FAILED or replans >= self.max_replans:
                 status = result.status

@@ -6,7 +6,7 @@ This is the seed's ``StatefulWorkflowExecutor`` contract on top of
 - ``start(run_id, plan)`` runs a plan under an id. Starting an id that is running (in any live
   process) or completed raises :class:`RunStateError`; an id that failed, paused, was interrupted
   or cancelled is continued with the plan given (steps unchanged since, whose inputs are
-  unchanged too, are reused: see :func:`reusable_outputs`).
+  unchanged too, are reused: see :func:`~tooldag.plan.reuse.reusable_outputs`).
 - ``resume(run_id)`` continues a failed, paused or interrupted run with its latest plan: completed
   steps are not executed again (their outputs come from the store), failed steps are retried, and
   the step that was in flight when a process died runs again (at-least-once: tools get an
@@ -45,7 +45,7 @@ from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus
 from .store import RunStore
 
-__all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
+__all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume"]
 
 # What each operation accepts, besides a run that does not exist yet (start only).
 _RESUMABLE = frozenset(
@@ -89,7 +89,9 @@ class DurableExecutor:
         """Run ``plan`` as ``run_id`` (see the module docstring for which ids are allowed)."""
         previous = self.store.plans(run_id)
         self.store.claim(run_id, plan=plan, allow=_STARTABLE)
-        reuse = reusable_outputs(previous[-1] if previous else None, plan, self._outputs(run_id))
+        reuse = reusable_outputs(
+            previous=previous[-1] if previous else None, plan=plan, outputs=self._outputs(run_id)
+        )
         return await self._execute(run_id, plan, reuse)
 
     async def aresume(self, run_id: str) -> RunResult:
@@ -104,9 +106,8 @@ class DurableExecutor:
                 run_id=run_id,
             )
         plan = plans[-1]
-        return await self._execute(
-            run_id, plan, reusable_outputs(plan, plan, self._outputs(run_id))
-        )
+        reuse = reusable_outputs(previous=plan, plan=plan, outputs=self._outputs(run_id))
+        return await self._execute(run_id, plan, reuse)
 
     def _outputs(self, run_id: str) -> dict[str, Any]:
         return self.store.completed_outputs(run_id)

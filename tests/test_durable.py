@@ -292,6 +292,19 @@ async def test_cancel_of_a_running_run_compensates_then_cancels(
     assert again.ok and tools.calls["hold"] == 2
 
 
+async def test_a_cancelled_run_ends_once_its_steps_are_undone(
+    runner: DurableExecutor, tools: Tools, store: RunStore
+) -> None:
+    tools.hold["a"], tools.entered["a"] = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(runner.astart("r1", SAGA))
+    await tools.entered["a"].wait()
+    await runner.acancel_workflow("r1")
+    await task
+    kinds = [e.type for e in store.events("r1")]
+    assert kinds.count(EventType.RUN_FINISHED) == 1 and kinds[-1] is EventType.RUN_FINISHED
+    assert kinds.index(EventType.STEP_COMPENSATED) < kinds.index(EventType.RUN_FINISHED)
+
+
 async def test_a_compensation_that_fails_is_recorded_on_the_cancelled_run(
     tools: Tools, store: RunStore
 ) -> None:

@@ -15,8 +15,10 @@ This is the seed's ``StatefulWorkflowExecutor`` contract on top of
 - ``cancel_workflow(run_id)`` compensates the succeeded steps (saga) and persists ``cancelled``.
 - ``get_state(run_id)`` is the run as stored (a :class:`RunResult`), or ``None``.
 
-A failed run is not compensated by default here (``compensate_on_failure=False``): it is meant to be
-resumed. Cancel it to undo its effects.
+Only a cancel undoes anything here: a failed run is left as it is, to be resumed (cancel it to
+undo its effects). A run going in this process is started with ``compensate={cancelled}``, so a
+cancel undoes its steps, reused ones included, before its ``run_finished``; a stopped run is
+compensated from what the store holds, and this runner emits the ``run_finished`` that ends it.
 
 >>> from tooldag import ToolRegistry, tool
 >>> @tool
@@ -37,8 +39,9 @@ from typing import Any
 
 from .._sync import run_sync
 from ..errors import RunStateError
-from ..events import Event, EventType
 from ..execution.executor import Executor, RunHandle
+from ..execution.outcome import finished_event
+from ..execution.saga import Ledger
 from ..plan.model import Plan
 from ..plan.reuse import reusable_outputs
 from ..registry.registry import ToolRegistry
@@ -71,7 +74,6 @@ class DurableExecutor:
         store: RunStore | None = None,
         **executor_options: Any,
     ) -> None:
-        executor_options.setdefault("compensate_on_failure", False)
         self.registry = registry
         self.store = store if store is not None else RunStore()
         self.executor = Executor(registry, **executor_options)
@@ -117,17 +119,15 @@ class DurableExecutor:
         done: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         try:
             try:
-                handle = self.executor.start(plan, run_id=run_id, reuse=reuse)
+                handle = self.executor.start(
+                    plan, run_id=run_id, reuse=reuse, compensate={RunStatus.CANCELLED}
+                )
             except Exception as exc:  # a plan the executor refuses (cycle, duplicate ids)
                 self.store.set_status(run_id, RunStatus.FAILED, error=str(exc))
                 raise
             with self._lock:
                 self._handles[run_id] = (handle, done)
             result = await handle.wait()
-            if result.status is RunStatus.CANCELLED and not self.executor.compensate_on_failure:
-                # The executor's one switch covers failure and cancel alike; here only a cancel
-                # abandons the run (a failed one waits for a resume), so undo it now.
-                result = await self.executor.compensate(result)
             done.set_result(result)
             return result
         except BaseException as exc:
@@ -184,12 +184,14 @@ class DurableExecutor:
                 ) from None
             raise exc from None
         try:
-            stored = self.store.load_result(run_id)
-            undone = await self.executor.compensate(stored)
-            # compensate() appends its failures to the result's error: keep only those.
-            failures = (undone.error or "").removeprefix(stored.error or "").lstrip("; ") or None
-            data = {"status": RunStatus.CANCELLED, "error": failures}
-            self.executor.bus.emit(Event(EventType.RUN_FINISHED, run_id, data=data))
+            ledger = Ledger(run_id, self.executor.options)
+            ledger.record(self.store.load_result(run_id))
+            report = await ledger.compensate()
+            # No execution drives this run: ending it is this runner's to say.
+            end = finished_event(
+                run_id, RunStatus.CANCELLED, answer=None, error=report.error, final=True
+            )
+            self.executor.bus.emit(end)
         finally:
             self.store.release(run_id)
         return self.store.load_result(run_id)

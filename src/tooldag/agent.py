@@ -14,8 +14,9 @@ What it promises:
   replan may still follow nothing is compensated; when the run is given up (replans spent,
   replanning impossible, a budget spent, a plan refused, cancelled at any point, also while the
   LLM replans) every step that succeeded with side effects, in any attempt, is compensated once,
-  last finished first. A step of an earlier attempt that the last plan did not keep shows in the
-  result as ``step@attempt`` (``booking@1``).
+  last finished first. An undone step of an earlier attempt that the last plan did not keep
+  shows in the result as ``step@attempt`` (``booking@1``); a step whose undo failed keeps its
+  ``succeeded`` status and carries the failure as its ``error`` (and in the run's ``error``).
 - The agent decides when the run is finished: each execution's ``run_finished`` event says
   ``final: false``, and the agent emits the run's own last one, ``final: true`` (what
   :meth:`EventBus.stream` waits for and what the store reads as the end of the run).

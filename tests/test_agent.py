@@ -210,6 +210,30 @@ async def test_spent_replans_fail_the_run_and_compensate_every_attempt(
     assert CALLS["get_weather"] == 1
 
 
+async def test_an_undo_that_fails_on_giving_up_shows_on_its_attempts_step(
+    router: respx.MockRouter, tools: ToolRegistry
+) -> None:
+    @tool
+    def release_table(booking_id: str) -> dict[str, str]:
+        """Cancel a booking, unless the first restaurant's desk is closed."""
+        if booking_id == "B-Bistro One":
+            raise PermanentToolError("the desk is closed")
+        RELEASED.append(booking_id)
+        return {"released": booking_id}
+
+    tools.add(release_table, replace=True)
+    attempts = [plan(name, FAILING_SECOND_BOOKING) for name in ("Bistro One", "Bistro Two")]
+    mock_openai(router, attempts)
+    result = await aplan_and_run(GOAL, tools=tools, llm=llm(), max_replans=1)
+    assert RELEASED == ["B-Bistro Two"]
+    assert result.steps["booking"].status is StepStatus.COMPENSATED
+    first = result.steps["booking@1"]
+    assert first.status is StepStatus.SUCCEEDED  # its effect stands, visibly
+    assert first.error is not None and "the desk is closed" in first.error.message
+    assert "gave up after 1 replan(s)" in (result.error or "")
+    assert "the desk is closed" in (result.error or "")
+
+
 async def test_a_refused_plan_ends_rejected_with_nothing_run(
     router: respx.MockRouter, tools: ToolRegistry
 ) -> None:

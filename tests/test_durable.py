@@ -12,16 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tooldag.durable.runner import (
-    DurableExecutor,
-    StatefulWorkflowExecutor,
-    resume,
-    reusable_outputs,
-)
+from tooldag.durable.runner import DurableExecutor, StatefulWorkflowExecutor, resume
 from tooldag.durable.store import INTERRUPTED, RunStore
 from tooldag.errors import PlanInvalidError, RunStateError
 from tooldag.events import Event, EventBus, EventType
 from tooldag.plan import Plan
+from tooldag.plan.reuse import reusable_outputs
 from tooldag.registry import Compensation, ToolContext, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
 
@@ -296,6 +292,19 @@ async def test_cancel_of_a_running_run_compensates_then_cancels(
     assert again.ok and tools.calls["hold"] == 2
 
 
+async def test_a_cancelled_run_ends_once_its_steps_are_undone(
+    runner: DurableExecutor, tools: Tools, store: RunStore
+) -> None:
+    tools.hold["a"], tools.entered["a"] = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(runner.astart("r1", SAGA))
+    await tools.entered["a"].wait()
+    await runner.acancel_workflow("r1")
+    await task
+    kinds = [e.type for e in store.events("r1")]
+    assert kinds.count(EventType.RUN_FINISHED) == 1 and kinds[-1] is EventType.RUN_FINISHED
+    assert kinds.index(EventType.STEP_COMPENSATED) < kinds.index(EventType.RUN_FINISHED)
+
+
 async def test_a_compensation_that_fails_is_recorded_on_the_cancelled_run(
     tools: Tools, store: RunStore
 ) -> None:
@@ -373,8 +382,9 @@ def test_reusable_outputs_keep_outputs_of_steps_the_new_plan_only_references() -
     replan = Plan.model_validate(
         {"steps": [{"id": "d", "tool": "inc", "args": {"x": "$b"}}]}  # b is from the old plan
     )
-    assert reusable_outputs(CHAIN, replan, {"a": 2, "b": 3}) == {"a": 2, "b": 3}
-    assert reusable_outputs(CHAIN, CHAIN, {"a": 2, "b": 3}) == {"a": 2, "b": 3}
+    outputs = {"a": 2, "b": 3}
+    assert reusable_outputs(previous=CHAIN, plan=replan, outputs=outputs) == {"a": 2, "b": 3}
+    assert reusable_outputs(previous=CHAIN, plan=CHAIN, outputs=outputs) == {"a": 2, "b": 3}
 
 
 async def test_module_resume_works_inside_a_running_loop(tools: Tools, store: RunStore) -> None:

@@ -17,6 +17,7 @@ from tooldag import Compensation, Plan, RetryPolicy, ToolRegistry, tool
 from tooldag.errors import PermanentToolError, TransientToolError
 from tooldag.events import EventType
 from tooldag.execution.executor import Executor, RunHandle
+from tooldag.execution.saga import Ledger
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0
@@ -345,15 +346,16 @@ async def test_a_successful_run_is_not_compensated() -> None:
 
 async def test_compensation_can_be_left_to_the_caller() -> None:
     saga = saga_tools(fail_step="charge")
-    executor = Executor(ToolRegistry(saga["tools"]), compensate_on_failure=False)
-    result = await executor.run(SAGA)
+    executor = Executor(ToolRegistry(saga["tools"]))
+    ledger = Ledger("r1", executor.options)
+    result = await executor.run(SAGA, ledger=ledger, compensate=False)
     assert result.steps["reserve"].status is StepStatus.SUCCEEDED
     assert not [c for c in saga["calls"] if c[0] == "release"]
-    undone = await executor.compensate(result)
+    undone = (await ledger.compensate()).apply(result)
     assert undone.steps["reserve"].status is StepStatus.COMPENSATED
     assert result.steps["reserve"].status is StepStatus.SUCCEEDED  # the original is untouched
     assert [c[0] for c in saga["calls"] if c[0] == "release"] == ["release"]
-    again = await executor.compensate(undone)  # nothing left to undo
+    again = (await ledger.compensate()).apply(undone)  # nothing left to undo
     assert [c[0] for c in saga["calls"] if c[0] == "release"] == ["release"]
     assert again.steps["reserve"].status is StepStatus.COMPENSATED
 

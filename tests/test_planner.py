@@ -17,8 +17,9 @@ from tooldag.events import Event, EventBus, EventType
 from tooldag.execution.executor import Executor
 from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
 from tooldag.plan import Plan
+from tooldag.plan.reuse import reusable_outputs
 from tooldag.planning.plan_schema import plan_json_schema
-from tooldag.planning.planner import Planner, reusable_outputs
+from tooldag.planning.planner import Planner
 from tooldag.registry import ToolRegistry, tool
 from tooldag.registry.loading import load_registry
 from tooldag.result import RunResult, RunStatus, StepError, StepRecord, StepStatus
@@ -263,7 +264,9 @@ async def test_a_replan_shows_the_failure_and_puts_back_referenced_completed_ste
     plan = await Planner(registry, llm()).replan(GOAL, previous, result)
     assert plan.ids == ["weather", "outfit2"]
     assert plan.step("weather") == previous.step("weather")
-    assert reusable_outputs(plan, previous, result) == {"weather": weather}
+    assert reusable_outputs(previous=previous, plan=plan, outputs=result.outputs) == {
+        "weather": weather
+    }
     prompt = user_messages(script, 0)[0]
     assert "outfit service is down" in prompt
     assert "Reuse completed steps" in prompt
@@ -281,12 +284,12 @@ def test_a_step_is_reused_only_if_its_call_and_inputs_are_unchanged() -> None:
     )
     result.outputs["outfit"] = outputs["outfit"]
     same = Plan.model_validate(GOOD)
-    assert reusable_outputs(same, previous, result) == outputs
+    assert reusable_outputs(previous=previous, plan=same, outputs=result.outputs) == outputs
     moved = Plan.model_validate(
         {**GOOD, "steps": [{**GOOD["steps"][0], "args": {"location": "Paris"}}, GOOD["steps"][1]]}
     )
     # weather changed, so outfit (which reads it) must run again even though its args are equal.
-    assert reusable_outputs(moved, previous, result) == {}
+    assert reusable_outputs(previous=previous, plan=moved, outputs=result.outputs) == {}
 
 
 async def test_an_endpoint_without_json_schema_still_gets_plans(

@@ -10,12 +10,16 @@ What it promises:
 
 - Failures go back to the LLM (at most ``max_replans`` times) with the completed results; a step
   the new plan keeps unchanged is not run again, its output is reused.
-- While a replan may still follow, nothing is compensated; when the run is given up (replans
-  spent, replanning impossible, a budget spent, a plan refused, cancelled at any point, also
-  while the LLM replans) every step that succeeded with side effects, in any attempt, is
-  compensated once, last finished first.
-- Each execution's ``run_finished`` event says ``final: false``; the run's own last one says
-  ``final: true`` (what :meth:`EventBus.stream` waits for).
+- The agent owns the run's saga ledger: every execution records what it did on it, and while a
+  replan may still follow nothing is compensated; when the run is given up (replans spent,
+  replanning impossible, a budget spent, a plan refused, cancelled at any point, also while the
+  LLM replans) every step that succeeded with side effects, in any attempt, is compensated once,
+  last finished first. An undone step of an earlier attempt that the last plan did not keep
+  shows in the result as ``step@attempt`` (``booking@1``); a step whose undo failed keeps its
+  ``succeeded`` status and carries the failure as its ``error`` (and in the run's ``error``).
+- The agent decides when the run is finished: each execution's ``run_finished`` event says
+  ``final: false``, and the agent emits the run's own last one, ``final: true`` (what
+  :meth:`EventBus.stream` waits for and what the store reads as the end of the run).
 - ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
   LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
 - ``approve(plan)`` sees each plan before it runs, and ``approve_step(step)`` each side-effecting
@@ -44,12 +48,15 @@ from .durable.store import RunStore
 from .errors import BudgetExceededError, LLMError, PlanRejected
 from .events import Event, EventBus, EventCallback, EventType
 from .execution.executor import Executor
+from .execution.outcome import finished_event
+from .execution.saga import Ledger
 from .llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from .plan.model import Plan
-from .planning.planner import Planner, reusable_outputs
+from .plan.reuse import reusable_outputs
+from .planning.planner import Planner
 from .registry.loading import load_registry, load_tools
 from .registry.registry import Tool, ToolRegistry, tool
-from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
+from .result import RunResult, RunStatus, Usage
 
 __all__ = [
     "ApproveHook",
@@ -111,19 +118,6 @@ async def _approved(hook: ApproveHook | None, subject: Any) -> bool:
     return bool(verdict)
 
 
-@dataclasses.dataclass
-class _Attempts:
-    """What every execution of the run did: the records that can still need undoing."""
-
-    done: dict[str, StepRecord] = dataclasses.field(default_factory=dict)
-
-    def add(self, result: RunResult, attempt: int) -> None:
-        # Reused records are the same effect as the execution already recorded: not added twice.
-        for record in result.steps.values():
-            if record.status is StepStatus.SUCCEEDED and not record.reused:
-                self.done[f"{record.id}@{attempt}"] = record
-
-
 class _Agent:
     """One run of :func:`aplan_and_run`: the state shared by its plans and executions."""
 
@@ -156,11 +150,10 @@ class _Agent:
         self.planner = Planner(
             registry, llm, max_reasks=max_reasks, mode=mode, bus=bus, meter=meter, run_id=run_id
         )
-        self.executor = Executor(
-            registry, bus=bus, compensate_on_failure=False, **dict(executor_options)
-        )
+        self.executor = Executor(registry, bus=bus, **dict(executor_options))
         self.plans: list[Plan] = []
-        self.attempts = _Attempts()
+        self.ledger = Ledger(run_id, self.executor.options)
+        """What every execution did: undone when the run is given up."""
         self.last: RunResult | None = None
         """The latest execution's result (the one a replan builds on)."""
         self.started_at = time.time()
@@ -190,8 +183,11 @@ class _Agent:
             refusal = await self.refusal(plan)
             if refusal is not None:
                 return await self.give_up(self.last, RunStatus.REJECTED, refusal)
-            previous = self.last
-            reuse = reusable_outputs(plan, self.plans[-2], previous) if previous is not None else {}
+            reuse: dict[str, Any] = {}
+            if self.last is not None:
+                reuse = reusable_outputs(
+                    previous=self.plans[-2], plan=plan, outputs=self.last.outputs
+                )
             result = await self.execute(plan, reuse)
             if result.status is not RunStatus.FAILED or replans >= self.max_replans:
                 status = result.status
@@ -214,18 +210,20 @@ class _Agent:
                 )
 
     async def execute(self, plan: Plan, reuse: Mapping[str, Any]) -> RunResult:
-        """Run ``plan``; its result becomes :attr:`last` and its side effects are recorded."""
-        # Not final: a replan, compensation or approval may follow; finish() emits the final one.
-        handle = self.executor.start(plan, run_id=self.run_id, reuse=reuse, final=False)
+        """Run ``plan``; its result becomes :attr:`last`, its side effects go on the ledger."""
+        # Not final and nothing undone: a replan, compensation or approval may follow, and
+        # give_up() and finish() decide.
+        handle = self.executor.start(
+            plan, reuse=reuse, ledger=self.ledger, compensate=False, final=False
+        )
         try:
             result = await handle.wait()
         except asyncio.CancelledError:
-            # The caller (run) compensates; first stop this execution and record what it did.
+            # The caller (run) compensates; first stop this execution (it records what it did).
             handle.cancel()
             with contextlib.suppress(Exception):
-                self.attempts.add(await handle.wait(), len(self.plans))
+                await handle.wait()
             raise
-        self.attempts.add(result, len(self.plans))
         self.last = result
         return result
 
@@ -249,30 +247,10 @@ class _Agent:
         self, result: RunResult | None, status: RunStatus, error: str | None
     ) -> RunResult:
         """Undo every side effect of every attempt, then finish with ``status``."""
-        undone: dict[str, StepRecord] = {}
-        if self.attempts.done:
-            # Taken off the ledger first: a cancellation arriving during this compensation must
-            # not undo the same steps a second time.
-            steps, self.attempts.done = self.attempts.done, {}
-            ledger = RunResult(run_id=self.run_id, status=status, steps=steps)
-            compensated = await self.executor.compensate(ledger)
-            undone = compensated.steps
-            if compensated.error:
-                error = f"{error}; {compensated.error}" if error else compensated.error
-        final = self.finish(result, status, error)
-        for key, record in undone.items():
-            if record.status is not StepStatus.COMPENSATED:
-                continue
-            current = final.steps.get(record.id)
-            if (
-                current is not None
-                and current.status is StepStatus.SUCCEEDED
-                and (current.reused or current.finished_at == record.finished_at)
-            ):
-                current.status = StepStatus.COMPENSATED
-            else:  # an earlier attempt's step that the last plan did not keep
-                final.steps[key] = record
-        return final
+        report = await self.ledger.compensate()
+        base = result or RunResult(run_id=self.run_id, status=status)
+        undone = report.apply(base.model_copy(update={"error": error}))
+        return self.finish(undone, status, undone.error)
 
     def finish(self, result: RunResult | None, status: RunStatus, error: str | None) -> RunResult:
         usage = dataclasses.replace(self.meter.usage)
@@ -290,8 +268,9 @@ class _Agent:
         )
         # The executions' run_finished events were not final: this one ends the run for
         # consumers (EventBus.stream, the store), with what the run as a whole came to.
-        data = {"status": status.value, "answer": final.answer, "error": error, "final": True}
-        self.bus.emit(Event(EventType.RUN_FINISHED, run_id=self.run_id, data=data))
+        self.bus.emit(
+            finished_event(self.run_id, status, answer=final.answer, error=error, final=True)
+        )
         return final
 
 

@@ -6,7 +6,7 @@ This is the seed's ``StatefulWorkflowExecutor`` contract on top of
 - ``start(run_id, plan)`` runs a plan under an id. Starting an id that is running (in any live
   process) or completed raises :class:`RunStateError`; an id that failed, paused, was interrupted
   or cancelled is continued with the plan given (steps unchanged since, whose inputs are
-  unchanged too, are reused: see :func:`reusable_outputs`).
+  unchanged too, are reused: see :func:`~tooldag.plan.reuse.reusable_outputs`).
 - ``resume(run_id)`` continues a failed, paused or interrupted run with its latest plan: completed
   steps are not executed again (their outputs come from the store), failed steps are retried, and
   the step that was in flight when a process died runs again (at-least-once: tools get an
@@ -15,8 +15,10 @@ This is the seed's ``StatefulWorkflowExecutor`` contract on top of
 - ``cancel_workflow(run_id)`` compensates the succeeded steps (saga) and persists ``cancelled``.
 - ``get_state(run_id)`` is the run as stored (a :class:`RunResult`), or ``None``.
 
-A failed run is not compensated by default here (``compensate_on_failure=False``): it is meant to be
-resumed. Cancel it to undo its effects.
+Only a cancel undoes anything here: a failed run is left as it is, to be resumed (cancel it to
+undo its effects). A run going in this process is started with ``compensate={cancelled}``, so a
+cancel undoes its steps, reused ones included, before its ``run_finished``; a stopped run is
+compensated from what the store holds, and this runner emits the ``run_finished`` that ends it.
 
 >>> from tooldag import ToolRegistry, tool
 >>> @tool
@@ -37,15 +39,16 @@ from typing import Any
 
 from .._sync import run_sync
 from ..errors import RunStateError
-from ..events import Event, EventType
 from ..execution.executor import Executor, RunHandle
+from ..execution.outcome import finished_event
+from ..execution.saga import Ledger
 from ..plan.model import Plan
 from ..plan.reuse import reusable_outputs
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus
 from .store import RunStore
 
-__all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume", "reusable_outputs"]
+__all__ = ["DurableExecutor", "StatefulWorkflowExecutor", "aresume", "resume"]
 
 # What each operation accepts, besides a run that does not exist yet (start only).
 _RESUMABLE = frozenset(s for s in RunStatus if s.resumable)
@@ -69,7 +72,6 @@ class DurableExecutor:
         store: RunStore | None = None,
         **executor_options: Any,
     ) -> None:
-        executor_options.setdefault("compensate_on_failure", False)
         self.registry = registry
         self.store = store if store is not None else RunStore()
         self.executor = Executor(registry, **executor_options)
@@ -87,7 +89,9 @@ class DurableExecutor:
         """Run ``plan`` as ``run_id`` (see the module docstring for which ids are allowed)."""
         previous = self.store.plans(run_id)
         self.store.claim(run_id, plan=plan, allow=_STARTABLE)
-        reuse = reusable_outputs(previous[-1] if previous else None, plan, self._outputs(run_id))
+        reuse = reusable_outputs(
+            previous=previous[-1] if previous else None, plan=plan, outputs=self._outputs(run_id)
+        )
         return await self._execute(run_id, plan, reuse)
 
     async def aresume(self, run_id: str) -> RunResult:
@@ -102,9 +106,8 @@ class DurableExecutor:
                 run_id=run_id,
             )
         plan = plans[-1]
-        return await self._execute(
-            run_id, plan, reusable_outputs(plan, plan, self._outputs(run_id))
-        )
+        reuse = reusable_outputs(previous=plan, plan=plan, outputs=self._outputs(run_id))
+        return await self._execute(run_id, plan, reuse)
 
     def _outputs(self, run_id: str) -> dict[str, Any]:
         return self.store.completed_outputs(run_id)
@@ -114,17 +117,15 @@ class DurableExecutor:
         done: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         try:
             try:
-                handle = self.executor.start(plan, run_id=run_id, reuse=reuse)
+                handle = self.executor.start(
+                    plan, run_id=run_id, reuse=reuse, compensate={RunStatus.CANCELLED}
+                )
             except Exception as exc:  # a plan the executor refuses (cycle, duplicate ids)
                 self.store.set_status(run_id, RunStatus.FAILED, error=str(exc))
                 raise
             with self._lock:
                 self._handles[run_id] = (handle, done)
             result = await handle.wait()
-            if result.status is RunStatus.CANCELLED and not self.executor.compensate_on_failure:
-                # The executor's one switch covers failure and cancel alike; here only a cancel
-                # abandons the run (a failed one waits for a resume), so undo it now.
-                result = await self.executor.compensate(result)
             done.set_result(result)
             return result
         except BaseException as exc:
@@ -181,12 +182,14 @@ class DurableExecutor:
                 ) from None
             raise exc from None
         try:
-            stored = self.store.load_result(run_id)
-            undone = await self.executor.compensate(stored)
-            # compensate() appends its failures to the result's error: keep only those.
-            failures = (undone.error or "").removeprefix(stored.error or "").lstrip("; ") or None
-            data = {"status": RunStatus.CANCELLED, "error": failures}
-            self.executor.bus.emit(Event(EventType.RUN_FINISHED, run_id, data=data))
+            ledger = Ledger(run_id, self.executor.options)
+            ledger.record(self.store.load_result(run_id))
+            report = await ledger.compensate()
+            # No execution drives this run: ending it is this runner's to say.
+            end = finished_event(
+                run_id, RunStatus.CANCELLED, answer=None, error=report.error, final=True
+            )
+            self.executor.bus.emit(end)
         finally:
             self.store.release(run_id)
         return self.store.load_result(run_id)

@@ -1,12 +1,24 @@
 """Execution: run a plan's steps the moment their inputs exist, in parallel, as events.
 
 :mod:`~tooldag.execution.executor` is the entry (:class:`Executor`, :func:`run_plan`);
+:mod:`~tooldag.execution.options` the settings every run shares (:class:`RunOptions`);
 :mod:`~tooldag.execution.run` the ready/done state machine of one run;
 :mod:`~tooldag.execution.invoke` calls a tool (threads, timeouts, retries);
-:mod:`~tooldag.execution.saga` undoes what an abandoned run did; and
-:mod:`~tooldag.execution.outcome` works out what a finished run reports. Nothing here knows the LLM.
+:mod:`~tooldag.execution.saga` the ledger its caller owns, which undoes what an abandoned run did
+(:class:`Ledger`); and :mod:`~tooldag.execution.outcome` works out what a finished run reports.
+Nothing here knows the LLM.
 """
 
 from .executor import Executor, RunHandle, run_plan
+from .options import RunOptions
+from .saga import CompensationFailure, CompensationReport, Ledger
 
-__all__ = ["Executor", "RunHandle", "run_plan"]
+__all__ = [
+    "CompensationFailure",
+    "CompensationReport",
+    "Executor",
+    "Ledger",
+    "RunHandle",
+    "RunOptions",
+    "run_plan",
+]

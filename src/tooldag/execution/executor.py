@@ -23,9 +23,14 @@ Rules worth knowing:
   in ``depends_on`` runs.
 - A failed, blocked or cancelled step blocks every step that waits for it (references or
   ``depends_on``); independent branches run on unless ``fail_fast``.
-- A run that ends failed or cancelled is compensated (saga: succeeded steps whose tool declares
-  ``compensate``, in reverse completion order) unless ``compensate_on_failure=False`` (a caller that
-  may replan turns it off and calls :meth:`Executor.compensate` when it gives up).
+- The scheduler never compensates; the caller decides (saga: succeeded steps whose tool declares
+  ``compensate``, undone last finished first). By default a run that ends failed or cancelled
+  is compensated before it reports its end; ``compensate=`` names other end statuses
+  (``False``: none). A caller that may go on after a failure (a replan) passes its own
+  :class:`~tooldag.execution.saga.Ledger` with ``compensate=False``, and compensates the ledger
+  when it gives up.
+- Each execution emits one ``run_finished``, after its compensation; ``final=False`` marks it as
+  not the run's last (the caller that drives the run emits that one).
 - Outputs become JSON values (pydantic converts models, dataclasses, datetimes...); an output that
   cannot, or that is larger than ``max_output_bytes``, fails its step.
 - Cancelling cancels running async tools; a sync tool in its thread is left to finish and its
@@ -38,22 +43,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeAlias
 
 from .._sync import run_sync
 from ..errors import ConfigError, RunStateError
 from ..events import EventBus
 from ..plan.model import Plan
 from ..registry.registry import ToolRegistry
-from ..result import RunResult
-from .invoke import Invoker
-from .outcome import render_answer
+from ..result import RunResult, RunStatus
+from .options import RunOptions
+from .outcome import finished_event, render_answer
 from .run import Run
-from .saga import compensate_records
+from .saga import Ledger
 
-__all__ = ["Executor", "RunHandle", "render_answer", "run_plan"]
+__all__ = ["ABANDONED", "CompensateWhen", "Executor", "RunHandle", "render_answer", "run_plan"]
+
+log = logging.getLogger("tooldag.executor")
+
+ABANDONED = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+"""The end statuses after which a run is compensated by default (``compensate=True``)."""
+
+CompensateWhen: TypeAlias = "bool | Collection[RunStatus | str]"
+"""``compensate=``: ``True`` (failed or cancelled), ``False`` (never), or the end statuses."""
+
+
+def _statuses(compensate: CompensateWhen) -> frozenset[RunStatus]:
+    if isinstance(compensate, bool):
+        return ABANDONED if compensate else frozenset()
+    try:
+        return frozenset(RunStatus(s) for s in compensate)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"compensate= takes True, False or run statuses (e.g. {{'cancelled'}}), "
+            f"not {compensate!r}"
+        ) from None
 
 
 class RunHandle:
@@ -78,7 +105,8 @@ class RunHandle:
             self._loop.call_soon_threadsafe(action)
 
     def cancel(self) -> None:
-        """Start nothing new, cancel running steps, compensate, end ``cancelled``. Idempotent."""
+        """Start nothing new, cancel running steps, end ``cancelled`` (compensated first unless
+        the run was started with a ``compensate=`` that leaves cancelled runs alone). Idempotent."""
         self._call(self._run.request_cancel)
 
     def pause(self) -> None:
@@ -108,30 +136,26 @@ class Executor:
         fail_fast: bool = False,
         default_timeout: float | None = 60.0,
         bus: EventBus | None = None,
-        compensate_on_failure: bool = True,
         max_output_bytes: int = 10_000_000,
     ) -> None:
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ConfigError(
-                f"max_concurrency must be a whole number >= 1, not {max_concurrency!r}"
-            )
-        for name, limit in (tool_limits or {}).items():
-            if not isinstance(limit, int) or limit < 1:
-                raise ConfigError(
-                    f"tool_limits[{name!r}] must be a whole number >= 1, not {limit!r}"
-                )
-        if default_timeout is not None and default_timeout <= 0:
-            raise ConfigError(f"default_timeout must be positive or None, not {default_timeout!r}")
-        if max_output_bytes < 1:
-            raise ConfigError(f"max_output_bytes must be positive, not {max_output_bytes!r}")
-        self.registry = registry
-        self.max_concurrency = max_concurrency
-        self.tool_limits = dict(tool_limits or {})
-        self.fail_fast = fail_fast
-        self.default_timeout = default_timeout
-        self.bus: EventBus = bus if bus is not None else EventBus()
-        self.compensate_on_failure = compensate_on_failure
-        self.max_output_bytes = max_output_bytes
+        self.options = RunOptions(
+            registry=registry,
+            bus=bus if bus is not None else EventBus(),
+            max_concurrency=max_concurrency,
+            tool_limits=tool_limits or {},
+            fail_fast=fail_fast,
+            default_timeout=default_timeout,
+            max_output_bytes=max_output_bytes,
+        )
+
+    @property
+    def registry(self) -> ToolRegistry:
+        return self.options.registry
+
+    @property
+    def bus(self) -> EventBus:
+        """Carries the events of every run of this executor."""
+        return self.options.bus
 
     def start(
         self,
@@ -139,15 +163,19 @@ class Executor:
         *,
         run_id: str | None = None,
         reuse: Mapping[str, Any] | None = None,
+        compensate: CompensateWhen = True,
+        ledger: Ledger | None = None,
         final: bool = True,
     ) -> RunHandle:
         """Start running ``plan`` on the running loop and return at once.
 
         ``reuse`` maps step ids to outputs of steps completed before (a resume, a replan): they are
-        not run again and count as succeeded. ``final=False`` says that more may follow under the
-        same run id (a caller that may replan): the ``run_finished`` event then carries
-        ``final: false`` and the caller emits the run's final one. Raises PlanInvalidError for
-        duplicate ids or a cycle.
+        not run again and count as succeeded. What the run did is recorded on ``ledger`` (by
+        default one of its own; the run id defaults to the ledger's), and when the run ends in a
+        status that ``compensate`` names the ledger is compensated before the run reports its
+        end. ``final=False`` says that more may follow under the same run id (a caller that may
+        replan): the ``run_finished`` event then carries ``final: false`` and the caller emits
+        the run's final one. Raises PlanInvalidError for duplicate ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -155,8 +183,14 @@ class Executor:
             raise RunStateError(
                 "Executor.start() needs a running event loop; from sync code use run_plan()"
             ) from None
-        run = Run(self, plan, run_id or uuid.uuid4().hex[:12], reuse, final=final)
-        task = loop.create_task(run.main(), name=f"tooldag-run-{run.run_id}")
+        run_id = run_id or (ledger.run_id if ledger is not None else uuid.uuid4().hex[:12])
+        if ledger is None:
+            ledger = Ledger(run_id, self.options)
+        elif ledger.run_id != run_id:
+            raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
+        run = Run(self.options, plan, run_id, reuse)
+        driven = _drive(run, ledger, _statuses(compensate), final)
+        task = loop.create_task(driven, name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)
 
     async def run(
@@ -165,11 +199,15 @@ class Executor:
         *,
         run_id: str | None = None,
         reuse: Mapping[str, Any] | None = None,
+        compensate: CompensateWhen = True,
+        ledger: Ledger | None = None,
         final: bool = True,
     ) -> RunResult:
-        """Run ``plan`` to the end (``final`` as in :meth:`start`). Cancelling the caller cancels
-        the run (with compensation)."""
-        handle = self.start(plan, run_id=run_id, reuse=reuse, final=final)
+        """Run ``plan`` to the end (the options as in :meth:`start`). Cancelling the caller
+        cancels the run."""
+        handle = self.start(
+            plan, run_id=run_id, reuse=reuse, compensate=compensate, ledger=ledger, final=final
+        )
         try:
             return await handle.wait()
         except asyncio.CancelledError:
@@ -178,25 +216,32 @@ class Executor:
                 await handle.wait()
             raise
 
-    async def compensate(self, result: RunResult) -> RunResult:
-        """Undo ``result``'s succeeded steps (saga), last finished first; a copy of the result with
-        those steps ``compensated``. A compensation that fails is recorded on its step (``error``)
-        and in the result's ``error``, and emitted as ``step_compensation_failed``."""
-        steps = {sid: record.model_copy() for sid, record in result.steps.items()}
-        invoker = Invoker(max_workers=1, max_output_bytes=self.max_output_bytes)
-        try:
-            failures = await compensate_records(
-                self.registry,
-                self.bus,
-                result.run_id,
-                steps,
-                invoker,
-                default_timeout=self.default_timeout,
-            )
-        finally:
-            invoker.close()
-        error = "; ".join(p for p in (result.error, *failures) if p) or None
-        return result.model_copy(update={"steps": steps, "error": error})
+
+async def _drive(
+    run: Run, ledger: Ledger, compensate: frozenset[RunStatus], final: bool
+) -> RunResult:
+    """One execution, start to end: the run, its record on the ledger, the compensation its
+    caller asked for, then its ``run_finished``."""
+    result = await run.main()
+    ledger.record(result)
+    if result.status in compensate:
+        report = await ledger.compensate()
+        result = report.apply(result).model_copy(update={"finished_at": time.time()})
+    event = finished_event(
+        result.run_id,
+        result.status,
+        answer=result.answer,
+        error=result.error,
+        final=final,
+        duration=result.duration,
+    )
+    try:
+        run.bus.emit(event)
+    except Exception:  # the journal: the run is over, there is nothing left to stop
+        log.exception("run %s: could not record that it finished", result.run_id)
+    if run.interrupted:
+        raise asyncio.CancelledError
+    return result
 
 
 def run_plan(
@@ -205,9 +250,11 @@ def run_plan(
     *,
     run_id: str | None = None,
     reuse: Mapping[str, Any] | None = None,
+    compensate: CompensateWhen = True,
     **executor_options: Any,
 ) -> RunResult:
     """Run ``plan`` from sync code: a plain script, or a Jupyter cell (a running loop), where the
-    run happens on a helper thread's own loop and event callbacks are called on that thread."""
+    run happens on a helper thread's own loop and event callbacks are called on that thread.
+    A run that ends failed or cancelled is compensated unless ``compensate`` says otherwise."""
     executor = Executor(registry, **executor_options)
-    return run_sync(executor.run(plan, run_id=run_id, reuse=reuse))
+    return run_sync(executor.run(plan, run_id=run_id, reuse=reuse, compensate=compensate))

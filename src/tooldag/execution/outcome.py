@@ -1,7 +1,8 @@
-"""What a finished run reports: its status, what went wrong, and its rendered answer.
+"""What a finished run reports: its status, what went wrong, its rendered answer, and the
+``run_finished`` event that says so.
 
 Pure functions of the step records, kept apart from the scheduler (:mod:`tooldag.execution.run`),
-which drives the run and calls them once, when the run concludes.
+which calls them once, when the run concludes.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ReferenceResolutionError
+from ..events import Event, EventType
 from ..plan.refs import BadReference, Ref, lookup, parse_string, render_text
 from ..result import RunStatus, StepRecord, StepStatus
 
-__all__ = ["BAD_STATUSES", "render_answer", "run_problems", "run_status"]
+__all__ = ["BAD_STATUSES", "finished_event", "render_answer", "run_problems", "run_status"]
 
 # A step in one of these blocks its dependants and fails the run.
 BAD_STATUSES = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
@@ -86,3 +88,19 @@ def run_problems(
     if blocked:
         problems.append(f"blocked: {', '.join(blocked)}")
     return problems
+
+
+def finished_event(
+    run_id: str,
+    status: RunStatus,
+    *,
+    answer: str | None,
+    error: str | None,
+    final: bool,
+    duration: float | None = None,
+) -> Event:
+    """The ``run_finished`` event. Whoever drives a run emits it: the executor once per execution
+    (``final`` false when its caller may go on under the same run id, as the agent does when it
+    may replan), and the agent or the durable runner for the end of a run they drive."""
+    data = {"status": status.value, "answer": answer, "error": error, "final": final}
+    return Event(EventType.RUN_FINISHED, run_id, None, 0, duration, data)

@@ -11,8 +11,11 @@ limit and, if its tool has one, of its tool's limit; without a free slot it wait
 ``max_concurrency`` tool calls run, whatever the width of the graph, and a fan-out of 10,000 steps
 costs 10,000 queue entries, not 10,000 parked tasks.
 
-:class:`Run` is the executor's machinery; use :class:`tooldag.execution.executor.Executor`. What a
-finished run reports (status, problems, answer) is worked out in :mod:`tooldag.execution.outcome`.
+:class:`Run` is the executor's machinery; use :class:`tooldag.execution.executor.Executor`. It
+reads its settings from a frozen :class:`~tooldag.execution.options.RunOptions`, and it ends with
+the run's result: what happens then (compensation, the ``run_finished`` event) is for whoever
+drives the run. What a finished run reports (status, problems, answer) is worked out in
+:mod:`tooldag.execution.outcome`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import PlanInvalidError, ReferenceResolutionError
 from ..events import Event, EventType
@@ -36,13 +39,10 @@ from ..plan.conditions import evaluate_explained
 from ..plan.model import Plan, Step
 from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
-from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus
+from ..result import RunResult, StepError, StepRecord, StepStatus
 from .invoke import Invoker, error_of, is_transient
+from .options import RunOptions
 from .outcome import BAD_STATUSES, render_answer, run_problems, run_status
-from .saga import compensate_records
-
-if TYPE_CHECKING:
-    from .executor import Executor
 
 __all__ = ["Run", "render_answer"]
 
@@ -119,18 +119,15 @@ class Run:
 
     def __init__(
         self,
-        executor: Executor,
+        options: RunOptions,
         plan: Plan,
         run_id: str,
         reuse: Mapping[str, Any] | None,
-        *,
-        final: bool = True,
     ) -> None:
-        self.ex = executor
+        self.options = options
         self.plan = plan
         self.run_id = run_id
-        self.final = final
-        self.bus = executor.bus
+        self.bus = options.bus
         self.clock = _Clock()
         self.steps: dict[str, Step] = {}
         for step in plan.steps:
@@ -165,13 +162,13 @@ class Run:
             cycle = [str(c) for c in exc.args[1]]
             issue = Issue("cycle", "steps wait for each other", cycle[0], hint=" -> ".join(cycle))
             raise PlanInvalidError("the plan cannot run: it has a cycle", [issue]) from None
-        self.free = executor.max_concurrency
-        self.tool_free = dict(executor.tool_limits)
+        self.free = options.max_concurrency
+        self.tool_free = dict(options.tool_limits)
         self.queue: deque[_Launch] = deque()
         self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.invoker = Invoker(
-            max_workers=executor.max_concurrency, max_output_bytes=executor.max_output_bytes
+            max_workers=options.max_concurrency, max_output_bytes=options.max_output_bytes
         )
         self.idle = asyncio.Event()
         self.draining = False
@@ -182,6 +179,8 @@ class Run:
         self.stop_reason: str | None = None
         self.fatal: str | None = None
         self.journal_error: BaseException | None = None
+        self.interrupted = False
+        """The run's own task was cancelled (not the run): its driver re-raises once it is over."""
         self.started_at = 0.0
 
     # ------------------------------------------------------------------ events
@@ -320,7 +319,7 @@ class Run:
                 self.skip(sid, f"condition not met: {why}")
                 return
         try:
-            tool = self.ex.registry.get(step.tool)
+            tool = self.options.registry.get(step.tool)
         except Exception as exc:
             self.fail_early(sid, exc, prefix=f"step {sid!r}: ")
             return
@@ -416,7 +415,7 @@ class Run:
         state = self.finish(sid, StepStatus.FAILED)
         state.error = error
         self.emit(EventType.STEP_FAILED, sid, state, error=error.model_dump())
-        if self.ex.fail_fast:
+        if self.options.fail_fast:
             self.halt(f"fail_fast: the run stopped after step {sid!r} failed")
         self.complete(sid)
 
@@ -461,7 +460,7 @@ class Run:
 
         timeout = launch.step.timeout
         if timeout is None:
-            timeout = tool.timeout if tool.timeout is not None else self.ex.default_timeout
+            timeout = tool.timeout if tool.timeout is not None else self.options.default_timeout
         try:
             output, _ = await self.invoker.call(
                 tool,
@@ -498,8 +497,9 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     async def main(self) -> RunResult:
+        """Run the plan to its end and return what it came to; emits no ``run_finished`` and
+        undoes nothing (that is for whoever drives the run)."""
         self.started_at = self.clock()
-        interrupted = False
         try:
             plan = self.plan.to_json()
             if self.emit(EventType.RUN_STARTED, None, plan=plan, goal=self.plan.goal):
@@ -510,16 +510,13 @@ class Run:
                 await self.idle.wait()
             except asyncio.CancelledError:
                 # The run's own task was cancelled (e.g. its loop is shutting down): cancel the
-                # run properly, compensation included, then let the cancellation go on.
-                interrupted = True
+                # run properly and conclude it; the driver lets the cancellation go on after.
+                self.interrupted = True
                 self.request_cancel()
                 await self.idle.wait()
-            result = await self.conclude()
+            return self.conclude()
         finally:
             self.invoker.close()
-        if interrupted:
-            raise asyncio.CancelledError
-        return result
 
     def mark_reused(self) -> None:
         for sid, output in self.reuse.items():
@@ -554,46 +551,26 @@ class Run:
                 state = self.finish(sid, StepStatus.CANCELLED, f"not started: {reason}")
                 self.emit(EventType.STEP_CANCELLED, sid, reason=state.reason)
 
-    async def conclude(self) -> RunResult:
+    def conclude(self) -> RunResult:
         self.finishing = True
         self.settle_unstarted()
         records = {sid: state.record() for sid, state in self.states.items()}
         cancelled, fatal = self.cancel_requested, self.fatal
         status = run_status(records, cancelled=cancelled, paused=self.pause_requested, fatal=fatal)
         problems = run_problems(records, cancelled=cancelled, fatal=fatal)
-        answer = render_answer(self.plan.answer, self.outputs, records)
-        if status in (RunStatus.FAILED, RunStatus.CANCELLED) and self.ex.compensate_on_failure:
-            # A pool of its own: the run's threads may still be held by cancelled sync tools.
-            invoker = Invoker(max_workers=1, max_output_bytes=self.ex.max_output_bytes)
-            try:
-                problems += await compensate_records(
-                    self.ex.registry,
-                    self.bus,
-                    self.run_id,
-                    records,
-                    invoker,
-                    default_timeout=self.ex.default_timeout,
-                )
-            finally:
-                invoker.close()
-        finished_at = self.clock()
         outputs = {
             sid: r.output
             for sid, r in records.items()
             if r.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATED)
         }
-        error = "; ".join(problems) or None
-        data = {"status": status.value, "answer": answer, "error": error, "final": self.final}
-        duration = finished_at - self.started_at
-        self.send(Event(EventType.RUN_FINISHED, self.run_id, None, 0, duration, data))
         return RunResult(
             run_id=self.run_id,
             status=status,
             outputs=outputs,
-            answer=answer,
+            answer=render_answer(self.plan.answer, self.outputs, records),
             steps=records,
             plans=[self.plan],
-            error=error,
+            error="; ".join(problems) or None,
             started_at=self.started_at,
-            finished_at=finished_at,
+            finished_at=self.clock(),
         )

@@ -1,90 +1,206 @@
 """Compensation (the saga pattern): undo what a run did when the run is abandoned.
 
-Every succeeded step whose tool declares ``compensate`` is undone, one at a time, last finished
-first. The undo's arguments are built from the step's own arguments and output (``$args.x``,
-``$output.y``). A compensation that fails is recorded on its step and reported, never hidden:
-the other compensations still run, because leaving more side effects behind is worse.
+A :class:`Ledger` belongs to whoever drives the run: the executor for a one-shot run, the agent
+across its replans, the durable runner for a stopped run it cancels. Each execution's result is
+recorded on it; :meth:`Ledger.compensate` undoes every recorded step whose tool declares
+``compensate``, one at a time, last finished first, building the undo's arguments from the step's
+own arguments and output (``$args.x``, ``$output.y``). A compensation that fails is returned as a
+:class:`CompensationFailure`, never hidden, and the others still run: leaving more side effects
+behind is worse.
+
+>>> ledger = Ledger(result.run_id, executor.options)    # doctest: +SKIP
+>>> ledger.record(result)                              # after each execution
+>>> report = await ledger.compensate()                 # when the run is given up
+>>> result = report.apply(result)                      # the result says what was undone
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from ..events import Event, EventBus, EventType
+from ..events import Event, EventType
 from ..plan.refs import resolve
-from ..registry.registry import ToolRegistry
-from ..result import StepRecord, StepStatus
+from ..result import RunResult, StepError, StepRecord, StepStatus
 from .invoke import Invoker, error_of
+from .options import RunOptions
 
-__all__ = ["compensate_records"]
+__all__ = ["CompensationFailure", "CompensationReport", "Ledger", "LedgerEntry"]
 
 log = logging.getLogger("tooldag.saga")
 
 
-def _emit(bus: EventBus, event: Event) -> None:
-    # Undoing side effects matters more than recording that we did: go on if the journal fails.
-    try:
-        bus.emit(event)
-    except Exception:
-        log.exception("could not record %s of step %s", event.type, event.step_id)
+@dataclass(frozen=True, slots=True)
+class CompensationFailure:
+    """A step whose effect stands: its compensation ``tool`` could not be run, or failed."""
+
+    step_id: str
+    tool: str
+    error: StepError
 
 
-def _failed(bus: EventBus, run_id: str, record: StepRecord, tool: str, exc: BaseException) -> str:
-    error = error_of(exc)
-    error.message = f"compensation {tool!r} of step {record.id!r} failed: {error.message}"
-    record.error = error
-    _emit(
-        bus,
-        Event(
-            EventType.STEP_COMPENSATION_FAILED,
-            run_id,
-            record.id,
-            data={"tool": tool, "error": error.model_dump()},
-        ),
-    )
-    return error.message
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A step that succeeded in the ``execution``-th execution recorded on a ledger (from 1)."""
+
+    execution: int
+    record: StepRecord
+
+    @property
+    def key(self) -> str:
+        """``step@execution``: how a step of an earlier execution appears in a run's result."""
+        return f"{self.record.id}@{self.execution}"
 
 
-async def compensate_records(
-    registry: ToolRegistry,
-    bus: EventBus,
-    run_id: str,
-    records: Mapping[str, StepRecord],
-    invoker: Invoker,
-    *,
-    default_timeout: float | None,
-) -> list[str]:
-    """Compensate ``records`` in place (status ``compensated``); returns the failure messages."""
-    done = [r for r in records.values() if r.status is StepStatus.SUCCEEDED]
-    done.sort(key=lambda r: r.finished_at or 0.0, reverse=True)
-    failures: list[str] = []
-    for record in done:
+@dataclass(frozen=True, slots=True)
+class CompensationReport:
+    """What :meth:`Ledger.compensate` did, in the order it did it.
+
+    ``entries`` are the steps it acted on, as copies: ``compensated``, or still ``succeeded``
+    with the error of the undo that failed (one of ``failures``).
+    """
+
+    entries: tuple[LedgerEntry, ...] = ()
+    failures: tuple[CompensationFailure, ...] = ()
+    # Step id -> the last execution on the ledger that ran it: the one a reused step stands for.
+    latest: Mapping[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def compensated(self) -> list[StepRecord]:
+        return [e.record for e in self.entries if e.record.status is StepStatus.COMPENSATED]
+
+    @property
+    def error(self) -> str | None:
+        """The failures in a line, or None."""
+        return "; ".join(f.error.message for f in self.failures) or None
+
+    def apply(self, result: RunResult) -> RunResult:
+        """A copy of ``result`` that shows what was undone: its steps ``compensated`` (or carrying
+        the error of a failed undo), a step of an earlier execution that ``result`` does not hold
+        under its :attr:`LedgerEntry.key`, and each failure appended to ``error``."""
+        if not self.entries:
+            return result
+        steps = dict(result.steps)
+        for entry in self.entries:
+            record = entry.record
+            current = steps.get(record.id)
+            if current is None or not self._stands_for(current, entry):
+                steps[entry.key] = record  # an earlier execution's step the result does not keep
+            elif record.status is StepStatus.COMPENSATED:
+                steps[record.id] = current.model_copy(update={"status": record.status})
+            else:
+                steps[record.id] = current.model_copy(update={"error": record.error})
+        error = "; ".join(m for m in (result.error, self.error) if m) or None
+        return result.model_copy(update={"steps": steps, "error": error})
+
+    def _stands_for(self, current: StepRecord, entry: LedgerEntry) -> bool:
+        """Whether a result's step is the effect ``entry`` recorded: the same finish, or a reuse of
+        the last execution that ran the step."""
+        if current.status is not StepStatus.SUCCEEDED:
+            return False
+        if current.reused:
+            return self.latest.get(current.id) == entry.execution
+        return current.finished_at == entry.record.finished_at
+
+
+class Ledger:
+    """What the executions of one run did that may need undoing; see the module docstring."""
+
+    def __init__(self, run_id: str, options: RunOptions) -> None:
+        self.run_id = run_id
+        self.options = options
+        self._entries: list[LedgerEntry] = []
+        self._executions = 0
+        self._ran: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def record(self, result: RunResult) -> None:
+        """Add the steps that succeeded in one execution, ``result``.
+
+        A reused step is the effect of the execution that ran it, already on the ledger; it is
+        added only when no execution recorded here ran it (a resumed or ``reuse=`` run, whose
+        earlier executions are on no ledger).
+        """
+        self._executions += 1
+        for record in result.steps.values():
+            if record.status is StepStatus.SUCCEEDED and not (
+                record.reused and record.id in self._ran
+            ):
+                self._entries.append(LedgerEntry(self._executions, record))
+                self._ran.add(record.id)
+
+    async def compensate(self) -> CompensationReport:
+        """Undo what is recorded, last finished first, and say how it went.
+
+        The entries are taken off the ledger before the first undo: calling this again, or
+        cancelling it halfway, never undoes a step twice.
+        """
+        taken, self._entries = self._entries, []
+        if not taken:
+            return CompensationReport()
+        latest = {e.record.id: e.execution for e in taken}  # recording order: the last one wins
+        taken.sort(key=lambda e: e.record.finished_at or 0.0, reverse=True)
+        entries: list[LedgerEntry] = []
+        failures: list[CompensationFailure] = []
+        # A pool of its own: the run's threads may still be held by cancelled sync tools.
+        invoker = Invoker(max_workers=1, max_output_bytes=self.options.max_output_bytes)
+        try:
+            for entry in taken:
+                outcome = await self._undo(entry.record, invoker)
+                if isinstance(outcome, CompensationFailure):
+                    failures.append(outcome)
+                    undone = entry.record.model_copy(update={"error": outcome.error})
+                    entries.append(LedgerEntry(entry.execution, undone))
+                elif outcome is not None:
+                    entries.append(LedgerEntry(entry.execution, outcome))
+        finally:
+            invoker.close()
+        return CompensationReport(tuple(entries), tuple(failures), latest)
+
+    async def _undo(
+        self, record: StepRecord, invoker: Invoker
+    ) -> StepRecord | CompensationFailure | None:
+        """The compensated copy of ``record``, the failure, or None if its tool undoes nothing."""
+        registry = self.options.registry
         try:
             compensation = registry.get(record.tool).compensate
         except Exception as exc:
-            failures.append(_failed(bus, run_id, record, record.tool, exc))
-            continue
+            return self._failed(record, record.tool, exc)
         if compensation is None:
-            continue
+            return None
         try:
             scope = {"args": record.args or {}, "output": record.output}
             args = resolve(compensation.args, scope)
             tool = registry.get(compensation.tool)
-            timeout = tool.timeout if tool.timeout is not None else default_timeout
+            timeout = tool.timeout if tool.timeout is not None else self.options.default_timeout
             await invoker.call(
                 tool,
                 tool.validate_args(args),
-                run_id=run_id,
+                run_id=self.run_id,
                 step_id=f"{record.id}:compensate",
                 timeout=timeout,
             )
         except Exception as exc:
-            failures.append(_failed(bus, run_id, record, compensation.tool, exc))
-            continue
-        record.status = StepStatus.COMPENSATED
-        _emit(
-            bus,
-            Event(EventType.STEP_COMPENSATED, run_id, record.id, data={"tool": compensation.tool}),
+            return self._failed(record, compensation.tool, exc)
+        self._emit(EventType.STEP_COMPENSATED, record.id, {"tool": compensation.tool})
+        return record.model_copy(update={"status": StepStatus.COMPENSATED})
+
+    def _failed(self, record: StepRecord, tool: str, exc: BaseException) -> CompensationFailure:
+        error = error_of(exc)
+        error.message = f"compensation {tool!r} of step {record.id!r} failed: {error.message}"
+        self._emit(
+            EventType.STEP_COMPENSATION_FAILED,
+            record.id,
+            {"tool": tool, "error": error.model_dump()},
         )
-    return failures
+        return CompensationFailure(record.id, tool, error)
+
+    def _emit(self, kind: EventType, step_id: str, data: dict[str, object]) -> None:
+        # Undoing side effects matters more than recording that we did: go on if the journal fails.
+        try:
+            self.options.bus.emit(Event(kind, self.run_id, step_id, data=data))
+        except Exception:
+            log.exception("could not record %s of step %s", kind, step_id)

@@ -25,11 +25,12 @@ def same_call(a: Step, b: Step) -> bool:
 
 
 def reusable_outputs(
-    previous: Plan | None, plan: Plan, outputs: Mapping[str, Any]
+    *, previous: Plan | None, plan: Plan, outputs: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The completed ``outputs`` (of steps of ``previous``) that ``plan`` may reuse.
 
-    Linear in steps + edges: one topological pass over ``plan``.
+    Keyword-only: ``previous`` and ``plan`` are both plans, and swapped they give another answer
+    without an error. Linear in steps + edges: one topological pass over ``plan``.
     """
     ids = set(plan.ids)
     keep = {k: v for k, v in outputs.items() if k not in ids}

@@ -6,7 +6,8 @@ validate goes back to the LLM with the parser's or validator's issues, at most `
 times, then :class:`PlanRejected` carries the issues and the last reply. A replan shows the LLM
 the completed steps (outputs truncated and delimited), the failed step and its error and the
 blocked steps; the new plan may keep completed steps (same id, tool and args) or just reference
-them by id, and :func:`reusable_outputs` says which outputs the executor can take as they are.
+them by id, and :func:`tooldag.plan.reuse.reusable_outputs` says which outputs the executor can
+take as they are.
 
 >>> planner = Planner(registry, LLMClient.from_env())              # doctest: +SKIP
 >>> plan = await planner.plan("weather in Oslo and what to wear")  # doctest: +SKIP
@@ -24,14 +25,13 @@ from ..issues import Issue
 from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
 from ..plan.parse import parse_plan
-from ..plan.reuse import reusable_outputs as shared_reusable_outputs
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, StepStatus, Usage
 from ..validate.validator import validate
 from .plan_schema import plan_json_schema
 from .prompting import repair_prompt, replan_prompt, system_prompt, user_prompt
 
-__all__ = ["Planner", "completed_steps", "reusable_outputs"]
+__all__ = ["Planner", "completed_steps"]
 
 log = logging.getLogger("tooldag.planner")
 
@@ -44,15 +44,6 @@ def completed_steps(previous: Plan, result: RunResult) -> dict[str, Step]:
         if record is not None and record.status is StepStatus.SUCCEEDED:
             done[step.id] = step
     return done
-
-
-def reusable_outputs(plan: Plan, previous: Plan, result: RunResult) -> dict[str, Any]:
-    """Outputs of ``result`` that ``plan``'s steps can reuse instead of running again (the rule
-    is :func:`tooldag.plan.reuse.reusable_outputs`: same call, and every dependency reused too)."""
-    done = completed_steps(previous, result)
-    outputs = {sid: result.outputs.get(sid, result.steps[sid].output) for sid in done}
-    ids = set(plan.ids)
-    return {k: v for k, v in shared_reusable_outputs(previous, plan, outputs).items() if k in ids}
 
 
 def _with_referenced_completed_steps(plan: Plan, done: Mapping[str, Step]) -> Plan:
@@ -139,7 +130,8 @@ class Planner:
         """A new validated plan after ``result`` (a run of ``previous_plan``) failed.
 
         Completed steps the new plan references without restating are put back in from
-        ``previous_plan``; use :func:`reusable_outputs` to hand their outputs to the executor.
+        ``previous_plan``; :func:`tooldag.plan.reuse.reusable_outputs` says which outputs the
+        executor can take as they are.
         """
         messages = [
             {"role": "system", "content": self._system_prompt()},

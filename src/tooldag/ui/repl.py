@@ -501,7 +501,9 @@ class Chat:
         stored = self.store.load_result(run_id)
         if stored.plan is not None:
             # What the resume will run: the library's reuse rule, as DurableExecutor.aresume.
-            reused = reusable_outputs(stored.plan, stored.plan, stored.outputs)
+            reused = reusable_outputs(
+                previous=stored.plan, plan=stored.plan, outputs=stored.outputs
+            )
             todo = [s for s in stored.plan.steps if s.id not in reused]
             self.approver.plans_shown = 0
             self.approver.on_plan = None

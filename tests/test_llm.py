@@ -3,6 +3,7 @@ budgets, configuration, and a key that never shows. In-process through respx: no
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import respx
 
 from tooldag.errors import BudgetExceededError, LLMConfigError, LLMResponseError
-from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
+from tooldag.llm.client import LLMClient, OutputMode, UsageMeter, redact_url
 from tooldag.testing import Disconnect, ErrorReply, Reply, Stall, mock_openai
 
 KEY = "sk-test-SECRET-0123456789"
@@ -360,3 +361,43 @@ async def test_the_key_is_never_shown_in_reprs_errors_or_logs(
 def test_a_base_url_that_is_not_a_url_is_a_config_error() -> None:
     with pytest.raises(LLMConfigError, match="must be an http"):
         LLMClient.from_env(env={"OPENAI_BASE_URL": "localhost:11434"})
+
+
+async def test_a_key_inside_openai_base_url_is_never_shown(
+    router: respx.MockRouter, sleep: RecordingSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpx sends the user info of http://user:KEY@host as Basic auth: it is a secret.
+    mock_openai(router, [ErrorReply(500, "boom")] * 3, base_url="http://127.0.0.1:9/v1")
+    env = {"OPENAI_BASE_URL": f"http://me:{KEY}@127.0.0.1:9/v1"}
+    client = LLMClient.from_env(env=env, sleep=sleep, max_attempts=2)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(LLMResponseError) as info:
+        await client.complete("hi")
+    shown = [str(info.value), repr(client), client.base_url, client.endpoint, caplog.text]
+    assert not [text for text in shown if KEY in text]
+    assert "from http://127.0.0.1:9/v1" in str(info.value)
+    # The user info still authenticates, as httpx would have sent it.
+    auth = router.calls.last.request.headers["authorization"]
+    assert auth == "Basic " + base64.b64encode(f"me:{KEY}".encode()).decode()
+
+
+def test_a_bad_openai_base_url_is_refused_without_echoing_a_key() -> None:
+    with pytest.raises(LLMConfigError) as info:
+        LLMClient.from_env(env={"OPENAI_BASE_URL": f"{KEY}@localhost:8080/v1"})
+    assert KEY not in str(info.value) and "***@localhost:8080/v1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
+        (f"https://{KEY}@gw.example/v1", "https://***@gw.example/v1"),
+        (
+            f"https://gw.example/v1?api-key={KEY}&api-version=2",
+            "https://gw.example/v1?api-key=***&api-version=2",
+        ),
+        (f"https://gw.example/v1?token={KEY}", "https://gw.example/v1?token=***"),
+    ],
+)
+def test_redact_url_hides_user_info_and_credential_parameters(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

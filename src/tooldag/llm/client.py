@@ -18,6 +18,7 @@ The API key is handed to the SDK client and never kept, logged or shown by toold
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import json
 import logging
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import openai
 from tenacity import (
@@ -58,6 +60,7 @@ __all__ = [
     "Messages",
     "OutputMode",
     "UsageMeter",
+    "redact_url",
 ]
 
 log = logging.getLogger("tooldag.llm")
@@ -66,6 +69,48 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the SDK insists on a non-empty one.
 _NO_KEY = "not-needed"
+# Query parameters that carry credentials on some gateways (``?api-key=...``, ``?token=...``).
+_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "sig")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: a user name and password (``http://user:KEY@host/v1``, which httpx
+    sends as Basic auth) and credential-like query values become ``***``.
+
+    >>> redact_url("http://me:sk-123@localhost:8080/v1?api-key=abc&v=1")
+    'http://***@localhost:8080/v1?api-key=***&v=1'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unparsable URL>"
+    if not parts.netloc and "@" in url:  # no scheme: whatever stands before "@" may be a key
+        return "***@" + url.rpartition("@")[2]
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
+            safe="*",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _credentials_out_of(url: str) -> tuple[str, dict[str, str] | None]:
+    """``http://user:KEY@host/v1`` as the URL without its user info and the Basic auth header
+    that httpx would have made of it: in a header, the SDK's log filter hides it, whereas its
+    debug log prints request URLs whole."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+
 
 Messages = Sequence[Mapping[str, Any]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -212,7 +257,7 @@ class LLMClient:
         if isinstance(client, openai.AsyncOpenAI | openai.OpenAI):
             # tenacity owns retrying: the SDK's own retries would multiply the attempts.
             self._fixed = client.with_options(max_retries=0)
-            self.base_url = str(client.base_url).rstrip("/")
+            self.base_url = redact_url(str(client.base_url).rstrip("/"))
         elif callable(client):
             self._factory = client
             # Built now to learn the base URL; handed to the first event loop that calls.
@@ -220,7 +265,7 @@ class LLMClient:
                 self._unbound = client()
             except openai.OpenAIError as exc:
                 raise LLMConfigError(f"cannot configure the OpenAI client: {exc}") from None
-            self.base_url = str(self._unbound.base_url).rstrip("/")
+            self.base_url = redact_url(str(self._unbound.base_url).rstrip("/"))
         else:
             raise LLMConfigError(
                 f"client must be an AsyncOpenAI or OpenAI instance, not {type(client).__name__}"
@@ -273,13 +318,18 @@ class LLMClient:
         if url is not None and not url.startswith(("http://", "https://")):
             raise LLMConfigError(
                 f"OPENAI_BASE_URL must be an http(s) URL such as http://localhost:11434/v1, "
-                f"not {url[:80]!r}"
+                f"not {redact_url(url)[:80]!r}"
             )
         secret = key or _NO_KEY
+        url, headers = _credentials_out_of(url or _OPENAI_URL)
 
         def factory() -> openai.AsyncOpenAI:
             return openai.AsyncOpenAI(
-                api_key=secret, base_url=url or _OPENAI_URL, max_retries=0, timeout=timeout
+                api_key=secret,
+                base_url=url,
+                default_headers=headers,
+                max_retries=0,
+                timeout=timeout,
             )
 
         return cls(factory, model=model or DEFAULT_MODEL, timeout=timeout, **options)

@@ -37,6 +37,7 @@ from prompt_toolkit.output import Output
 from rich.console import Console
 from rich.text import Text
 
+from .._files import private_file
 from ..agent import Session
 from ..durable.runner import DurableExecutor
 from ..durable.store import RunStore, default_store_path
@@ -169,7 +170,7 @@ class Chat:
             history = self._history
             if history is None:
                 path = default_history_path()
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(path)  # what was typed may hold private data
                 history = FileHistory(str(path))
             self._prompt = PromptSession(
                 history=history,

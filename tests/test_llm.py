@@ -401,3 +401,49 @@ def test_a_bad_openai_base_url_is_refused_without_echoing_a_key() -> None:
 )
 def test_redact_url_hides_user_info_and_credential_parameters(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+# llama-cpp-python's server answers response_format json_schema with this, as an HTTP 500.
+LLAMA_CPP_PYTHON_500 = (
+    "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\"}"
+)
+
+
+async def test_auto_falls_back_at_once_on_a_500_that_names_response_format(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [ErrorReply(500, LLAMA_CPP_PYTHON_500), '{"steps": []}'])
+    client = make_client(sleep, max_attempts=4)
+    reply = await client.complete("plan", mode="auto", schema=SCHEMA)
+    assert reply.mode is OutputMode.JSON_OBJECT and client.working_mode is OutputMode.JSON_OBJECT
+    modes = [r.get("response_format", {}).get("type") for r in script.requests]
+    assert modes == ["json_schema", "json_object"]  # no retry spent on the refused mode
+    assert sleep.waits == []
+
+
+async def test_an_explicit_mode_refused_with_a_500_says_to_use_auto(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [ErrorReply(500, LLAMA_CPP_PYTHON_500)] * 4)
+    with pytest.raises(LLMResponseError, match="output_mode='auto'"):
+        await make_client(sleep, max_attempts=4).complete("p", mode="json_schema", schema=SCHEMA)
+    assert len(script.requests) == 1
+
+
+async def test_a_timed_out_generation_is_retried_once_not_max_attempts_times(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [Stall(), Stall(), "never sent"])
+    with pytest.raises(LLMResponseError, match=r"timed out \(2 attempts\).*TOOLDAG_LLM_TIMEOUT"):
+        await make_client(sleep, max_attempts=5).complete("hi")
+    assert len(script.requests) == 2
+
+
+def test_the_llm_timeout_comes_from_tooldag_llm_timeout() -> None:
+    env = {"OPENAI_API_KEY": KEY, "TOOLDAG_LLM_TIMEOUT": "300"}
+    assert LLMClient.from_env(env=env).timeout == 300
+    assert LLMClient.from_env(env=env, timeout=5).timeout == 5  # an argument wins
+    assert LLMClient.from_env(env={"OPENAI_API_KEY": KEY}).timeout == 60
+    with pytest.raises(LLMConfigError, match="TOOLDAG_LLM_TIMEOUT must be a number of seconds"):
+        LLMClient.from_env(env={**env, "TOOLDAG_LLM_TIMEOUT": "soon"})

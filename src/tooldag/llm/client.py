@@ -42,12 +42,12 @@ from tenacity import (
 from ..errors import BudgetExceededError, LLMConfigError, LLMError
 from ..result import Usage
 from ._responses import (
-    MODE_REJECTIONS,
     Completion,
     StreamAccumulator,
     estimate_tokens,
     from_completion,
     is_retryable,
+    rejects_mode,
     retry_after,
     status_error,
     transport_error,
@@ -55,6 +55,7 @@ from ._responses import (
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_TIMEOUT",
     "LLMClient",
     "LLMReply",
     "Messages",
@@ -97,6 +98,24 @@ def redact_url(url: str) -> str:
             safe="*",
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def _timeout_from(environ: Mapping[str, str]) -> float:
+    raw = environ.get("TOOLDAG_LLM_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise LLMConfigError(
+            f"TOOLDAG_LLM_TIMEOUT must be a number of seconds > 0, such as 300, not {raw!r}"
+        )
+    return value
 
 
 def _credentials_out_of(url: str) -> tuple[str, dict[str, str] | None]:
@@ -209,6 +228,7 @@ _RUN_METER: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar(
 @dataclass(slots=True)
 class _Tally:
     attempts: int = 0
+    timeouts: int = 0
 
 
 class LLMClient:
@@ -282,7 +302,7 @@ class LLMClient:
         base_url: str | None = None,
         client: openai.AsyncOpenAI | openai.OpenAI | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         **options: Any,
     ) -> LLMClient:
         """Configure from arguments first, then the environment.
@@ -291,12 +311,15 @@ class LLMClient:
         (or ``OPENAI_MODEL``; default ``gpt-4o-mini``), ``TOOLDAG_OUTPUT_MODE`` (``auto``,
         ``json_schema``, ``json_object``, ``text``); for Azure OpenAI ``AZURE_OPENAI_ENDPOINT``,
         ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION`` with the deployment as the model.
-        ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError` when nothing
-        is configured. Other keyword options go to :class:`LLMClient`.
+        ``TOOLDAG_LLM_TIMEOUT`` is the seconds one call may take (default 60; raise it for a slow
+        local model). ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError`
+        when nothing is configured. Other keyword options go to :class:`LLMClient`.
         """
         import os
 
         environ: Mapping[str, str] = os.environ if env is None else env
+        if timeout is None:
+            timeout = _timeout_from(environ)
         model = model or environ.get("TOOLDAG_MODEL") or environ.get("OPENAI_MODEL") or None
         if "output_mode" not in options and environ.get("TOOLDAG_OUTPUT_MODE"):
             mode = environ["TOOLDAG_OUTPUT_MODE"]
@@ -465,7 +488,7 @@ class LLMClient:
                 completion = await self._call_with_retries(kwargs, on_delta, tally)
             except openai.APIStatusError as exc:
                 fallback = candidates[index + 1] if index + 1 < len(candidates) else None
-                if fallback is not None and exc.status_code in MODE_REJECTIONS:
+                if fallback is not None and rejects_mode(exc):
                     log.info(
                         "%s rejected response_format %s (%s); falling back to %s",
                         *(self.base_url, candidate.value, exc.status_code, fallback.value),
@@ -537,10 +560,18 @@ class LLMClient:
                 state.upcoming_sleep,
             )
 
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, openai.APITimeoutError):
+                # A generation that ran out of time will likely do so again, and the server is
+                # probably still busy with the abandoned one: one more try, not max_attempts.
+                tally.timeouts += 1
+                return tally.timeouts <= 1
+            return self._should_retry(exc)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait(),
-            retry=retry_if_exception(self._should_retry),
+            retry=retry_if_exception(should_retry),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,

@@ -156,6 +156,8 @@ class Chat:
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
         self.last_result: RunResult | None = None
+        self.last_rejection: PlanError | None = None
+        """Why the latest goal got no valid plan (``run_goal`` returned ``None``)."""
         self._input = input
         self._output = output
         self._history = history
@@ -317,6 +319,7 @@ class Chat:
             result = await self._after_cancel(watch)
         except PlanError as exc:
             watch.close()  # before printing: the spinner must be gone
+            self.last_rejection = exc
             self._show_rejection(exc)
             return None
         finally:

@@ -7,12 +7,19 @@ condition, and the plan has an ``answer`` template. The plan is serialised to JS
 as ``parse_plan(text)`` + ``validate(plan, registry)`` with ``time.perf_counter``, best of several
 runs. Goal (issue 2): 10,000 steps in <= 100 ms, 100k / 10k <= 12x.
 
+Then ``flows(plan, registry)``, the data-flow analysis (issue 12), on the same plan under three
+registries: the benchmark's own, whose undeclared tools are no sources (the analysis stops after
+a look at the tools); one where ``fetch`` returns untrusted text and sends its ``timeout``, which
+no step sets (the whole analysis runs and finds nothing); and one where ``search`` sends its
+query too, which nearly every step's output reaches (hundreds of thousands of flows).
+
 Run: ``.venv/bin/python benchmarks/validate.py [--runs N] [--sizes 1000,10000,100000]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import os
@@ -25,9 +32,10 @@ from pydantic import BaseModel
 from tooldag.plan.parse import parse_plan
 from tooldag.plan.refs import parse_string
 from tooldag.registry import ToolRegistry, tool
+from tooldag.validate.flows import flows
 from tooldag.validate.validator import validate
 
-__all__ = ["build_plan", "build_registry", "main", "time_once"]
+__all__ = ["build_plan", "build_registry", "main", "time_flows", "time_once", "trust_registries"]
 
 
 class Page(TypedDict):
@@ -194,6 +202,38 @@ def build_plan(n: int, seed: int = 7) -> dict[str, Any]:
     }
 
 
+def trust_registries() -> dict[str, ToolRegistry]:
+    """The registries ``flows`` is timed under, by what the plan holds under each."""
+    plain = build_registry()
+
+    def declared(egress: dict[str, frozenset[str]]) -> ToolRegistry:
+        return ToolRegistry(
+            dataclasses.replace(
+                t, untrusted_output=t.name == "fetch", egress=egress.get(t.name, frozenset())
+            )
+            for t in plain
+        )
+
+    return {
+        "no source": plain,
+        "no flow": declared({"fetch": frozenset({"timeout"})}),
+        "flows": declared({"fetch": frozenset({"timeout"}), "search": frozenset({"query"})}),
+    }
+
+
+def time_flows(text: str, registry: ToolRegistry, runs: int) -> tuple[float, int]:
+    """Best seconds of ``flows`` over an already parsed plan, and how many flows it found."""
+    plan = parse_plan(text)
+    best = float("inf")
+    found = 0
+    for _ in range(runs):
+        gc.collect()
+        start = time.perf_counter()
+        found = len(flows(plan, registry))
+        best = min(best, time.perf_counter() - start)
+    return best, found
+
+
 def time_once(text: str, registry: ToolRegistry) -> tuple[float, int, float]:
     """Seconds for parse + validate of ``text``, the number of issues found, and the seconds of
     the garbage collector's first pass over the new plan afterwards.
@@ -222,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1000,10000,100000")
     args = parser.parse_args(argv)
     registry = build_registry()
+    trust = trust_registries()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"{os.cpu_count()} CPUs, load average {load:.1f} (other work on the machine skews this)")
     best: dict[int, float] = {}
@@ -242,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{best[n] * 1000:8.1f} ms best of {len(times)}  ({best[n] / n * 1e6:.1f} us/step); "
             f"then the collector's pass over the plan: {min(collects) * 1000:.1f} ms"
         )
+        for label, under in trust.items():
+            seconds, found = time_flows(text, under, 3)
+            print(f"{'':>15}flows, {label + ':':<10} {seconds * 1000:8.1f} ms, {found} flows")
     if 10_000 in best and 100_000 in best:
         print(f"100k / 10k ratio: {best[100_000] / best[10_000]:.1f}x (goal <= 12x)")
     if 10_000 in best:

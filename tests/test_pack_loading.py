@@ -27,6 +27,28 @@ READ_ONLY = {
     "now", "convert_time", "date_add", "date_diff", "get_weather", "http_get",
     "wikipedia_search", "wikipedia_page",
 }  # fmt: skip
+# What each tool does with data: (reads_private, egress, untrusted_output); egress True is every
+# argument. The README's table of packs says the same.
+CAPABILITIES: dict[str, tuple[bool, bool | set[str], bool]] = {
+    "http_get": (False, {"url"}, True),
+    "wikipedia_search": (False, True, True),
+    "wikipedia_page": (False, {"title", "language"}, True),
+    "get_weather": (False, {"location"}, True),
+    "read_file": (True, False, True),
+    "write_file": (True, False, True),
+    "restore_file": (False, False, False),
+    "list_files": (True, False, False),
+    "sqlite_query": (True, False, True),
+    "send_email": (True, True, False),
+    "calculate": (False, False, False),
+    "statistics": (False, False, False),
+    "summarize": (False, False, False),
+    "extract": (False, False, False),
+    "now": (False, False, False),
+    "convert_time": (False, False, False),
+    "date_add": (False, False, False),
+    "date_diff": (False, False, False),
+}
 
 
 def test_the_builtin_packs_are_exactly_these() -> None:
@@ -62,6 +84,19 @@ def test_every_tool_is_fully_described(t: Tool) -> None:
     json.dumps(t.to_dict())  # the JSON form of `tooldag tools --json`
     assert t.openai_schema(strict=True)["function"]["strict"] is True
     assert tool_line(t).startswith(f"- {t.name}(")
+
+
+def test_every_tool_declares_its_capabilities() -> None:
+    registry = load_registry(None)
+    assert set(CAPABILITIES) == set(registry.names())
+    for name, (private, egress, untrusted) in CAPABILITIES.items():
+        t = registry.get(name)
+        declared = t.to_dict()
+        assert declared["reads_private"] is private, name
+        assert declared["untrusted_output"] is untrusted, name
+        assert declared["egress"] == (sorted(egress) if isinstance(egress, set) else egress), name
+        for arg in t.properties:
+            assert t.is_egress(arg) is (egress is True or (egress is not False and arg in egress))
 
 
 def test_the_registry_of_all_packs_yields_a_plan_schema() -> None:

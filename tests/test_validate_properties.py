@@ -1,4 +1,5 @@
-"""Property tests: random valid DAGs pass, random damage is always caught and never crashes.
+"""Property tests: random valid DAGs pass, random damage is always caught and never crashes, and
+the data-flow analysis finds exactly what a brute-force walk of the graph finds.
 
 "Never crashes" is checked strictly: ``validate`` turns an internal exception into a single
 ``bad_plan`` issue, so no test here accepts a ``bad_plan`` issue.
@@ -7,6 +8,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import string
 from collections.abc import Callable
 from typing import Any, TypedDict
@@ -15,7 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tooldag.plan import CONDITION_OPS, Plan
+from tooldag.plan.refs import Ref, iter_refs
 from tooldag.registry import ToolRegistry, tool
+from tooldag.validate.flows import flows
 from tooldag.validate.validator import ISSUE_CODES, validate
 
 
@@ -313,3 +317,75 @@ def test_random_mutations_never_make_validate_crash(
             )
     issues = validate(Plan.model_validate(plan), REGISTRY)
     assert all(issue.code != "bad_plan" for issue in issues), issues
+    flows(Plan.model_validate(plan), TRUST)  # a best effort on an invalid plan, never a crash
+
+
+# The same tools with capabilities: measure reads private data, describe returns untrusted text
+# and sends its text, combine sends its note and tags.
+TRUST = ToolRegistry(
+    [
+        dataclasses.replace(measure, reads_private=True, egress=frozenset()),
+        dataclasses.replace(describe, untrusted_output=True, egress=frozenset({"text"})),
+        dataclasses.replace(combine, egress=frozenset({"note", "tags"})),
+    ]
+)
+
+
+def _brute_force_flows(plan: Plan) -> set[tuple[str, str, str]]:
+    """(source, step, channel) for every source that reaches an egress channel, by walking
+    every path back from each channel: quadratic, and obviously right. A source that reaches a
+    step's egress arguments is not named again for its when or depends_on, nor for its
+    depends_on when its when names it."""
+    steps = {s.id: s for s in plan.steps}
+
+    def named(value: Any) -> set[str]:
+        return {r.step for r, _ in iter_refs(value) if isinstance(r, Ref)} & set(steps)
+
+    inputs: dict[str, dict[str, set[str]]] = {}
+    for s in plan.steps:
+        channels = {f"args.{arg}": named(value) for arg, value in s.args.items()}
+        leaves = s.when.iter_leaves() if s.when is not None else []
+        channels["when"] = set().union(*(named(leaf.ref) | named(leaf.value) for leaf in leaves))
+        channels["depends_on"] = set(s.depends_on) & set(steps)
+        inputs[s.id] = {k: v - {s.id} for k, v in channels.items()}
+
+    def ancestors(sid: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [sid]
+        while todo:
+            for parent in set().union(*inputs[todo.pop()].values()):
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        return seen
+
+    found = set()
+    for s in plan.steps:
+        t = TRUST.get(s.tool)
+        reported: set[str] = set()  # a control channel names only sources not named yet
+        for channel, direct in inputs[s.id].items():  # the arguments first, then when, depends_on
+            arg = channel.removeprefix("args.")
+            if not t.egress or (channel.startswith("args.") and not t.is_egress(arg)):
+                continue
+            reached = {
+                source
+                for source in direct | set().union(*(ancestors(d) for d in direct))
+                if TRUST.get(steps[source].tool).reads_private
+                or TRUST.get(steps[source].tool).untrusted_output
+            }
+            if not channel.startswith("args."):
+                reached -= reported
+            reported |= reached
+            found |= {(source, s.id, channel) for source in reached}
+    return found
+
+
+@_SETTINGS
+@given(valid_plans())
+def test_flows_are_exactly_the_paths_from_sources_to_egress(data: dict[str, Any]) -> None:
+    plan = Plan.model_validate(data)
+    got = {
+        (f.source, f.step, f"args.{f.argument}" if f.channel == "data" else f.channel)
+        for f in flows(plan, TRUST)
+    }
+    assert got == _brute_force_flows(plan)

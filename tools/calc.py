@@ -31,6 +31,17 @@ _MAX_NODES = 300
 _MAX_DEPTH = 40
 _MAX_ROUND_DIGITS = 100
 _NO_RETRY = RetryPolicy(attempts=1)
+# Both tools' metadata: pure computation, so nothing private, sent or untrusted.
+_calc_tool = tool(
+    category="computation",
+    side_effects=False,
+    idempotent=True,
+    timeout=10.0,
+    retry=_NO_RETRY,
+    reads_private=False,
+    egress=False,
+    untrusted_output=False,
+)
 
 Number = int | float
 
@@ -289,7 +300,7 @@ class Calculation(TypedDict):
     result: Annotated[Number, Field(description="The value: an integer when exact, else a float")]
 
 
-@tool(category="computation", side_effects=False, idempotent=True, timeout=10.0, retry=_NO_RETRY)
+@_calc_tool
 def calculate(expression: Annotated[str, Field(min_length=1, max_length=1000)]) -> Calculation:
     """Evaluate an arithmetic expression safely, e.g. "2 * (3 + 4) ** 2" or "sqrt(2) * pi".
 
@@ -318,14 +329,7 @@ class Statistics(TypedDict):
     max: float
 
 
-@tool(
-    name="statistics",
-    category="computation",
-    side_effects=False,
-    idempotent=True,
-    timeout=10.0,
-    retry=_NO_RETRY,
-)
+@_calc_tool
 def statistics(
     values: Annotated[list[FiniteFloat], Field(min_length=1, max_length=100_000)],
 ) -> Statistics:

@@ -260,6 +260,9 @@ def _collect(
     idempotent=True,
     timeout=60.0,
     retry=RetryPolicy(attempts=3, initial_backoff=0.5, max_backoff=5.0),
+    reads_private=True,
+    egress=False,
+    untrusted_output=True,  # rows may hold text anyone wrote (messages, reviews, comments)
 )
 def sqlite_query(
     database: Annotated[str, Field(min_length=1, max_length=1024)],

@@ -197,7 +197,16 @@ class FileContent(TypedDict):
     truncated: Annotated[bool, Field(description="True if content holds only the start")]
 
 
-@tool(category="file", side_effects=False, idempotent=True, timeout=30.0, retry=_NO_RETRY)
+@tool(
+    category="file",
+    side_effects=False,
+    idempotent=True,
+    timeout=30.0,
+    retry=_NO_RETRY,
+    reads_private=True,
+    egress=False,
+    untrusted_output=True,  # a workspace file may be a saved page or mail, written by anyone
+)
 def read_file(
     path: Annotated[str, Field(min_length=1, max_length=1024)],
     max_chars: Annotated[int, Field(ge=1, le=MAX_FILE_BYTES)] = 100_000,
@@ -342,6 +351,9 @@ def _prune_stash(folder: Path) -> None:
     idempotent=True,
     timeout=30.0,
     retry=_NO_RETRY,
+    reads_private=True,  # previous_content is what the file held
+    egress=False,
+    untrusted_output=True,
     compensate=Compensation(
         "restore_file",
         {
@@ -425,7 +437,16 @@ class FileRestored(TypedDict):
     ]
 
 
-@tool(category="file", side_effects=True, idempotent=True, timeout=30.0, retry=_NO_RETRY)
+@tool(
+    category="file",
+    side_effects=True,
+    idempotent=True,
+    timeout=30.0,
+    retry=_NO_RETRY,
+    reads_private=False,  # only the path and what was done
+    egress=False,
+    untrusted_output=False,
+)
 def restore_file(
     path: Annotated[str, Field(min_length=1, max_length=1024)],
     existed: bool,
@@ -502,7 +523,16 @@ def _entry(path: Path, root: Path) -> FileEntry:
     return FileEntry(path=rel, type="other", size=None)
 
 
-@tool(category="file", side_effects=False, idempotent=True, timeout=30.0, retry=_NO_RETRY)
+@tool(
+    category="file",
+    side_effects=False,
+    idempotent=True,
+    timeout=30.0,
+    retry=_NO_RETRY,
+    reads_private=True,  # the names and sizes of the user's files
+    egress=False,
+    untrusted_output=False,
+)
 def list_files(
     directory: Annotated[str, Field(min_length=1, max_length=1024)] = ".",
     pattern: Annotated[str, Field(min_length=1, max_length=200)] = "*",

@@ -274,6 +274,9 @@ def _classify(exc: Exception, settings: SmtpSettings) -> PermanentToolError | Tr
     # One more try at most: a connection lost after the server accepted the message would
     # otherwise mean duplicates.
     retry=RetryPolicy(attempts=2, initial_backoff=2.0, max_backoff=10.0),
+    reads_private=True,  # the output names the user's own sender address
+    egress=True,  # recipient, subject and body all leave
+    untrusted_output=False,
 )
 def send_email(
     to: Annotated[str, Field(min_length=3, max_length=320)],

@@ -36,6 +36,19 @@ _NOT_FOUND = "NOT FOUND"
 # enough to ride out a longer outage without multiplying the attempts.
 _RETRY = RetryPolicy(attempts=2, initial_backoff=2.0, max_backoff=10.0)
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
+# The text goes to the configured LLM, which tooldag trusts as it trusts the planner (it reads the
+# goal, the plan and, on a replan, the steps' outputs): no egress. What the answer carries is what
+# the text carried, and the flow analysis follows it through: no capability of their own.
+_text_tool = tool(
+    category="text",
+    side_effects=False,
+    idempotent=True,
+    timeout=180.0,
+    retry=_RETRY,
+    reads_private=False,
+    egress=False,
+    untrusted_output=False,
+)
 
 InputText = Annotated[str, Field(min_length=1, max_length=1_000_000)]
 
@@ -87,7 +100,7 @@ class Summary(TypedDict):
     ]
 
 
-@tool(category="text", side_effects=False, idempotent=True, timeout=180.0, retry=_RETRY)
+@_text_tool
 async def summarize(
     text: InputText,
     max_words: Annotated[int, Field(ge=5, le=2000)] = 100,
@@ -117,7 +130,7 @@ class Extraction(TypedDict):
     ]
 
 
-@tool(category="text", side_effects=False, idempotent=True, timeout=180.0, retry=_RETRY)
+@_text_tool
 async def extract(
     text: InputText,
     instruction: Annotated[str, Field(min_length=1, max_length=2000)],

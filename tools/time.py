@@ -29,6 +29,17 @@ __all__ = ["DateDiff", "DateResult", "TimeInfo", "convert_time", "date_add", "da
 
 _OFFSET = re.compile(r"^(?:UTC|GMT)?([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _NO_RETRY = RetryPolicy(attempts=1)
+# The date arithmetic's metadata: quick, read-only, and nothing private, sent or untrusted.
+_date_tool = tool(
+    category="computation",
+    side_effects=False,
+    idempotent=True,
+    timeout=5.0,
+    retry=_NO_RETRY,
+    reads_private=False,
+    egress=False,
+    untrusted_output=False,
+)
 _ISO_HINT = "use ISO 8601, e.g. 2024-03-31 or 2024-03-31T14:30:00+02:00 (or 'now', 'today')"
 
 TimeZoneName = Annotated[
@@ -136,7 +147,16 @@ def _info(moment: datetime, zone: tzinfo) -> TimeInfo:
     )
 
 
-@tool(category="system", side_effects=False, idempotent=True, timeout=5.0, retry=_NO_RETRY)
+@tool(
+    category="system",
+    side_effects=False,
+    idempotent=True,
+    timeout=5.0,
+    retry=_NO_RETRY,
+    reads_private=False,  # the clock is no one's private data
+    egress=False,
+    untrusted_output=False,
+)
 def now(timezone: TimeZoneName = "UTC") -> TimeInfo:
     """The current date and time in a time zone.
 
@@ -147,7 +167,7 @@ def now(timezone: TimeZoneName = "UTC") -> TimeInfo:
     return _info(datetime.now(zone).replace(microsecond=0), zone)
 
 
-@tool(category="computation", side_effects=False, idempotent=True, timeout=5.0, retry=_NO_RETRY)
+@_date_tool
 def convert_time(
     time: DateText, to_timezone: TimeZoneName, from_timezone: TimeZoneName = "UTC"
 ) -> TimeInfo:
@@ -175,7 +195,7 @@ class DateResult(TypedDict):
     timezone: str
 
 
-@tool(category="computation", side_effects=False, idempotent=True, timeout=5.0, retry=_NO_RETRY)
+@_date_tool
 def date_add(
     start: DateText,
     years: Annotated[int, Field(ge=-10_000, le=10_000)] = 0,
@@ -239,7 +259,7 @@ def _plural(n: int, unit: str) -> str:
     return f"{n} {unit}{'' if abs(n) == 1 else 's'}"
 
 
-@tool(category="computation", side_effects=False, idempotent=True, timeout=5.0, retry=_NO_RETRY)
+@_date_tool
 def date_diff(start: DateText, end: DateText, timezone: TimeZoneName = "UTC") -> DateDiff:
     """The time between two dates or date-times: elapsed totals and a calendar breakdown
     (years, months, days, hours, minutes, seconds).

@@ -148,6 +148,9 @@ def _number(block: dict[str, Any], key: str) -> float | None:
     idempotent=True,
     timeout=60.0,
     retry=RetryPolicy(attempts=3, initial_backoff=1.0, max_backoff=10.0),
+    reads_private=False,
+    egress=["location"],  # sent to Open-Meteo's geocoder
+    untrusted_output=True,  # place names come from the geocoder's community-edited data
 )
 async def get_weather(
     location: Annotated[str, Field(min_length=1, max_length=200)],

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -30,7 +31,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from tooldag.errors import PermanentToolError, TransientToolError
-from tooldag.registry import RetryPolicy, tool
+from tooldag.registry import RetryPolicy, Tool, tool
 
 from ._common import (
     USER_AGENT,
@@ -60,6 +61,20 @@ _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtm
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # Network reads are worth a few patient retries: a slow or rate-limited API usually recovers.
 _NETWORK_RETRY = RetryPolicy(attempts=3, initial_backoff=1.0, max_backoff=10.0)
+
+
+def _web_tool(egress: bool | list[str]) -> Callable[[Callable[..., Any]], Tool]:
+    """The web tools' metadata: read-only, and what they return is third-party text."""
+    return tool(
+        category="search",
+        side_effects=False,
+        idempotent=True,
+        timeout=60.0,
+        retry=_NETWORK_RETRY,
+        reads_private=False,
+        egress=egress,
+        untrusted_output=True,
+    )
 
 
 class HttpPage(TypedDict):
@@ -249,7 +264,8 @@ async def _fetch_once(url: httpx.URL, cap: int, timeout: float) -> _Hop:
             await response.aclose()
 
 
-@tool(category="search", side_effects=False, idempotent=True, timeout=60.0, retry=_NETWORK_RETRY)
+# The whole URL, query string included, goes to a host the plan chooses.
+@_web_tool(egress=["url"])
 async def http_get(
     url: Annotated[str, Field(min_length=1, max_length=4096)],
     max_chars: Annotated[int, Field(ge=100, le=200_000)] = 20_000,
@@ -359,7 +375,7 @@ async def _wikipedia(language: str, params: dict[str, Any]) -> dict[str, Any]:
     return query if isinstance(query, dict) else {}
 
 
-@tool(category="search", side_effects=False, idempotent=True, timeout=60.0, retry=_NETWORK_RETRY)
+@_web_tool(egress=True)  # every argument is a parameter of the request to Wikipedia
 async def wikipedia_search(
     query: Annotated[str, Field(min_length=1, max_length=300)],
     limit: Annotated[int, Field(ge=1, le=20)] = 5,
@@ -397,7 +413,7 @@ async def wikipedia_search(
     )
 
 
-@tool(category="search", side_effects=False, idempotent=True, timeout=60.0, retry=_NETWORK_RETRY)
+@_web_tool(egress=["title", "language"])  # max_chars only cuts the answer here
 async def wikipedia_page(
     title: Annotated[str, Field(min_length=1, max_length=300)],
     language: Language = "en",

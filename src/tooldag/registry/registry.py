@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from ..errors import ConfigError, RegistrationError, ToolArgumentError, ToolNotFoundError
 from ._docstrings import parse_docstring
 from ._typing import typeddict_compat
+from .capabilities import capabilities_from_hints, egress_set
 
 # The definition types live in tooldef; they are re-exported here, where users import them from.
 from .tool import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext
@@ -151,20 +152,6 @@ def _function_tool(
     )
 
 
-_TOOL_OPTIONS = frozenset(
-    {
-        "category",
-        "version",
-        "side_effects",
-        "idempotent",
-        "timeout",
-        "retry",
-        "compensate",
-        "metadata",
-    }
-)
-
-
 def _is_context(annotation: Any) -> bool:
     """``ToolContext`` or ``ToolContext | None``: filled in by the executor, hidden from the LLM."""
     if annotation is ToolContext:
@@ -191,6 +178,9 @@ def tool(
     timeout: float | None = ...,
     retry: RetryPolicy = ...,
     compensate: Compensation | None = ...,
+    reads_private: bool = ...,
+    egress: bool | Iterable[str] = ...,
+    untrusted_output: bool = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -202,7 +192,9 @@ def tool(
     The argument schema comes from the type hints (validated by pydantic), descriptions from the
     docstring, the output schema from the return annotation. A parameter annotated
     :class:`ToolContext` (or ``ToolContext | None``) is not shown to the LLM; the executor fills
-    it in.
+    it in. ``reads_private``, ``egress`` (``True``, ``False`` or argument names) and
+    ``untrusted_output`` say what the tool does with data (see
+    :mod:`~tooldag.registry.capabilities`).
     """
     if func is not None:
         return _function_tool(func, **options)
@@ -366,7 +358,14 @@ class ToolRegistry:
         output_schema: dict[str, Any] | None = None,
         **meta: Any,
     ) -> Tool:
-        """A tool known only by its JSON Schema (remote/MCP tools, ``--tools tools.json``)."""
+        """A tool known only by its JSON Schema (remote/MCP tools, ``--tools tools.json``).
+
+        MCP-style ``annotations`` (``readOnlyHint``, ``destructiveHint``, ``idempotentHint``,
+        ``openWorldHint``) fill in the metadata the other keys leave out; they are kept in
+        ``metadata``. Being a server's word, they never make a tool more trusted than the
+        defaults (see :func:`~tooldag.registry.capabilities.capabilities_from_hints`).
+        """
+        meta = {**capabilities_from_hints(meta.get("annotations"), meta), **meta}
         if not isinstance(parameters, dict):
             raise RegistrationError(f"tool {name!r}: 'parameters' must be a JSON Schema object")
         _check_schema(parameters, "parameters", f"tool {name!r}")
@@ -469,7 +468,20 @@ class ToolRegistry:
         return [t.openai_schema(strict=strict) for t in self]
 
 
-_JSON_META = {"category", "version", "side_effects", "idempotent", "timeout", "retry", "compensate"}
+_JSON_META = {
+    "category",
+    "version",
+    "side_effects",
+    "idempotent",
+    "timeout",
+    "retry",
+    "compensate",
+    "reads_private",
+    "egress",
+    "untrusted_output",
+}
+# What @tool and register take besides name and description: the same keys.
+_TOOL_OPTIONS = frozenset({*_JSON_META, "metadata"})
 
 
 def _pop_first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -498,7 +510,9 @@ def _meta_from_json(meta: dict[str, Any], name: str) -> dict[str, Any]:
             out["retry"] = _retry_from(value, where)
         elif key == "compensate":
             out["compensate"] = _compensation_from(value, where)
-        elif key in ("side_effects", "idempotent"):
+        elif key == "egress":
+            out[key] = egress_set(value, where)
+        elif key in ("side_effects", "idempotent", "reads_private", "untrusted_output"):
             if not isinstance(value, bool):
                 raise RegistrationError(f"{where}: {key!r} must be true or false")
             out[key] = value

@@ -21,11 +21,17 @@ import pydantic
 from pydantic import BaseModel
 
 from ..errors import RegistrationError, ToolArgumentError
+from .capabilities import ALL_ARGUMENTS, default_capabilities, describe_egress, egress_set
 from .schemas import inline_refs, json_types, strict_loses_meaning, strict_schema
 
 __all__ = ["Compensation", "RetryPolicy", "Tool", "ToolCategory", "ToolContext"]
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+# The default of a capability a tool does not declare: resolved by ``Tool.__post_init__`` (see
+# :func:`~tooldag.registry.capabilities.default_capabilities`), so a built tool always holds a
+# real value. Typed ``Any`` so that the fields can keep their resolved types.
+_UNDECLARED: Any = None
 
 
 class ToolCategory(StrEnum):
@@ -84,7 +90,12 @@ class ToolContext:
 
 @dataclass(eq=False)
 class Tool:
-    """A registered tool. Calling it calls the underlying function directly (no validation)."""
+    """A registered tool. Calling it calls the underlying function directly (no validation).
+
+    ``reads_private``, ``egress`` (the argument names that leave the machine) and
+    ``untrusted_output`` are the capabilities the data-flow analysis reads (see
+    :mod:`~tooldag.registry.capabilities`); left out, they get its safe defaults.
+    """
 
     name: str
     description: str
@@ -98,6 +109,9 @@ class Tool:
     timeout: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     compensate: Compensation | None = None
+    reads_private: bool = _UNDECLARED
+    egress: frozenset[str] = _UNDECLARED
+    untrusted_output: bool = _UNDECLARED
     args_model: type[BaseModel] | None = None
     context_param: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -127,6 +141,30 @@ class Tool:
         self.parameters = inline_refs(params)
         if self.output_schema is not None:
             self.output_schema = inline_refs(self.output_schema)
+        self._resolve_capabilities()
+
+    def _resolve_capabilities(self) -> None:
+        where = f"tool {self.name!r}"
+        defaults = default_capabilities(
+            remote=self.function is None, side_effects=bool(self.side_effects)
+        )
+        for key in ("reads_private", "untrusted_output"):
+            value = getattr(self, key)
+            if value is None:
+                setattr(self, key, defaults[key])
+            elif not isinstance(value, bool):
+                raise RegistrationError(f"{where}: {key!r} must be true or false")
+        if self.egress is None:
+            self.egress = defaults["egress"]
+            return
+        self.egress = egress_set(self.egress, where)
+        unknown = sorted(self.egress - ALL_ARGUMENTS - set(self.parameters.get("properties", {})))
+        if unknown:
+            raise RegistrationError(
+                f"{where}: egress names {', '.join(map(repr, unknown))}, which "
+                f"{'is not an argument' if len(unknown) == 1 else 'are not arguments'} of the "
+                "tool; list argument names, or say egress=True for every argument"
+            )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.function is None:
@@ -142,6 +180,11 @@ class Tool:
     def summary(self) -> str:
         """The description's first paragraph on one line (for tables and short listings)."""
         return " ".join(self.description.strip().split("\n\n", 1)[0].split())
+
+    def is_egress(self, argument: str) -> bool:
+        """Whether ``argument`` leaves the machine when this tool runs."""
+        egress = self.egress
+        return bool(egress) and ("*" in egress or argument in egress)
 
     @property
     def is_async(self) -> bool:
@@ -232,6 +275,9 @@ class Tool:
             "timeout": self.timeout,
             "retry": dataclasses.asdict(self.retry),
             "compensate": dataclasses.asdict(self.compensate) if self.compensate else None,
+            "reads_private": self.reads_private,
+            "egress": describe_egress(self.egress),
+            "untrusted_output": self.untrusted_output,
             "metadata": self.metadata,
             "callable": self.function is not None,
         }

@@ -14,7 +14,9 @@ arguments (:mod:`~tooldag.validate._args`) and the ``when`` conditions
 
 Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unknown_step``,
 ``cycle``, ``bad_reference``, ``unknown_field``, ``missing_argument``, ``unexpected_argument``,
-``type_mismatch``, ``bad_condition``, ``empty_plan``.
+``type_mismatch``, ``bad_condition``, ``empty_plan``; and ``data_flow``, which ``validate`` never
+returns: a flow of private or untrusted data out of the machine is a finding of
+:func:`~tooldag.validate.flows.flows`, for the caller's policy to weigh, not an error.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ ISSUE_CODES = (
     "bad_condition",
     "bad_reference",
     "cycle",
+    "data_flow",
     "duplicate_id",
     "empty_plan",
     "invalid_id",

@@ -27,6 +27,7 @@ from tooldag.durable.store import (
 )
 from tooldag.errors import RunStateError, StoreError
 from tooldag.events import (
+    PAYLOADS,
     Event,
     EventBus,
     EventType,
@@ -36,11 +37,13 @@ from tooldag.events import (
     RunFinished,
     RunStarted,
     StepBlocked,
+    StepCancelled,
     StepCompensated,
     StepCompensationFailed,
     StepFailed,
     StepRetrying,
     StepReused,
+    StepSkipped,
     StepStarted,
     StepSucceeded,
 )
@@ -170,6 +173,52 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- journalling
+
+
+def test_the_event_log_keeps_each_payload_but_its_outputs_args_plans_and_answers(
+    store: RunStore,
+) -> None:
+    # The JSON of the events.data column, as version 1 has always written it for each type.
+    error = StepError(type="ToolError", message="boom")
+    usage = Usage()
+    usage.add(10, 5)
+    journal: list[tuple[Payload, str | None]] = [
+        (PlanCreated(PLAN, 1), '{"version":1}'),
+        (LLMCall(usage, "plan", "json_schema", "m", False), (
+            '{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"calls":1},'
+            '"purpose":"plan","mode":"json_schema","model":"m","usage_estimated":false}'
+        )),
+        (RunStarted(PLAN, "add things"), '{"goal":"add things"}'),
+        (StepStarted("add", {"x": 1, "y": 2}), '{"tool":"add"}'),
+        (StepRetrying(error, 0.5), (
+            '{"error":{"type":"ToolError","message":"boom","transient":false},"delay":0.5}'
+        )),
+        (StepSucceeded(3), None),
+        (StepReused(3), None),
+        (StepFailed(error), '{"error":{"type":"ToolError","message":"boom","transient":false}}'),
+        (StepSkipped("condition not met"), '{"reason":"condition not met"}'),
+        (StepBlocked("needs b", ("b",)), '{"reason":"needs b","blocked_by":["b"]}'),
+        (StepCancelled("cancelled while running"), '{"reason":"cancelled while running"}'),
+        (StepCompensated("undo"), '{"tool":"undo"}'),
+        (StepCompensationFailed("undo", error), (
+            '{"tool":"undo","error":{"type":"ToolError","message":"boom","transient":false}}'
+        )),
+        (RunFinished(RunStatus.FAILED, "an answer", "b failed", True), (
+            '{"status":"failed","error":"b failed","final":true}'
+        )),
+    ]  # fmt: skip
+    assert {type(p) for p, _ in journal} == set(PAYLOADS.values())
+    for payload, _ in journal:
+        store.record(
+            ev(payload, step=None if payload.type.startswith(("run", "plan", "llm")) else "a")
+        )
+    assert raw(store, "SELECT data FROM events ORDER BY seq") == [(text,) for _, text in journal]
+    heavy = {"output": None, "args": None, "plan": None, "answer": None}
+    for (payload, _), event in zip(journal, store.events("r1"), strict=True):
+        light = dataclasses.replace(
+            payload, **{k: v for k, v in heavy.items() if hasattr(payload, k)}
+        )
+        assert event.data == light
 
 
 def test_step_output_lives_once_in_its_step_row_not_in_events(store: RunStore) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tooldag.errors import LLMConfigError
 from tooldag.llm.client import LLMClient
-from tooldag.testing import FakeLLMServer
+from tooldag.testing import ErrorReply, FakeLLMServer
 from tooldag.ui.cli import main
 
 _LLM_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "AZURE_OPENAI_ENDPOINT", "TOOLDAG_MODEL")
@@ -182,3 +182,23 @@ def test_demo_interactive_takes_typed_goals(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "answer: East sold the most" in done.stdout
     assert "knows only its own goals" in done.stdout  # an unknown goal gets an honest answer
+
+
+@pytest.mark.slow
+def test_run_and_plan_json_always_print_one_json_object(tmp_path: Path) -> None:
+    # Scripts read stdout: a rejected plan or a failing LLM is still one JSON object there.
+    unknown = {"steps": [{"id": "a", "tool": "no_such_tool", "args": {}}]}
+    rules = {"denied": ErrorReply(401, "Incorrect API key provided")}
+    with FakeLLMServer(rules=rules, default=unknown) as fake:  # re-asks get the same junk
+        env = {**fake.env(), "TOOLDAG_HOME": str(tmp_path)}
+        for command in ("run", "plan"):
+            rejected = _tooldag(command, "junk", "--json", "--tools", "calc", env=env, cwd=tmp_path)
+            assert rejected.returncode == 1, rejected.stderr
+            body = json.loads(rejected.stdout)
+            assert body["status"] == "rejected"
+            assert "unknown_tool" in [i["code"] for i in body["issues"]]
+            failed = _tooldag(command, "denied", "--json", "--tools", "calc", env=env, cwd=tmp_path)
+            assert failed.returncode == 1
+            body = json.loads(failed.stdout)
+            assert body["status"] == "failed" and "401" in body["error"]
+            assert failed.stderr.startswith("error: ")

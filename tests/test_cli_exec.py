@@ -411,3 +411,30 @@ def test_a_run_killed_with_sigkill_resumes_without_rerunning_completed_steps(
     assert data["outputs"]["last"] == {"name": "after_first"}
     # first is not run again; gate was in flight, so it runs again (at-least-once).
     assert calls.read_text().split() == ["first", "gate", "gate", "after_first"]
+
+
+STUCK_TOOLS = textwrap.dedent(
+    '''
+    import threading
+    from tooldag import tool
+
+    @tool(side_effects=False, timeout=0.2)
+    def stuck() -> str:
+        """Never returns (a read of a FIFO, a call with no timeout of its own)."""
+        threading.Event().wait()
+        return "never"
+    '''
+)
+
+
+@pytest.mark.slow
+def test_a_sync_tool_stuck_in_its_thread_does_not_keep_exec_from_exiting(tmp_path: Path) -> None:
+    tools = write(tmp_path, "stuck_tools.py", STUCK_TOOLS)
+    plan = write(tmp_path, "p.json", {"steps": [{"id": "s", "tool": "stuck", "args": {}}]})
+    command = [sys.executable, "-m", "tooldag", "exec", plan, "--tools", tools, "--json"]
+    command += ["--store", str(tmp_path / "runs.sqlite3")]
+    # Before daemon tool threads, the interpreter joined the stuck thread at exit: for ever.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    step = json.loads(done.stdout)["steps"]["s"]
+    assert step["status"] == "failed" and "did not finish within 0.2s" in step["error"]["message"]

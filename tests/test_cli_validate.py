@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -273,6 +274,58 @@ def test_binary_file_as_plan(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     code, _, err = run(capsys, "validate", str(binary), "--tools", WEATHER_TOOLS)
     assert code == 2
     assert_one_clear_error(err, "not a UTF-8 text file")
+
+
+class _EndlessStdin(io.RawIOBase):
+    """A pipe that never ends (``yes | tooldag exec -``): counts what is read of it."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        buffer[:] = b"x" * len(buffer)
+        self.read_bytes += len(buffer)
+        return len(buffer)
+
+
+@pytest.mark.parametrize("where", ["file", "stdin"])
+def test_a_plan_past_the_size_cap_is_refused_before_it_is_read_whole(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    where: str,
+) -> None:
+    monkeypatch.setenv("TOOLDAG_MAX_PLAN_BYTES", "1000")
+    if where == "file":
+        big = tmp_path / "plan.json"
+        big.write_text('{"steps": []}' + " " * 5000, "utf-8")
+        target = str(big)
+    else:
+        endless = _EndlessStdin()
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(endless)))
+        target = "-"
+    code, _, err = run(capsys, "validate", target, "--tools", WEATHER_TOOLS)
+    assert code == 2
+    assert_one_clear_error(err, "more than 1,000 bytes", "TOOLDAG_MAX_PLAN_BYTES")
+    if where == "stdin":
+        assert endless.read_bytes < 100_000  # the cap, plus one buffer, not the whole pipe
+
+
+def test_the_size_cap_is_a_plain_setting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOOLDAG_MAX_PLAN_BYTES", "lots")
+    code, _, err = run(capsys, "validate", str(EXAMPLES / "weather_plan.json"))
+    assert code == 2
+    assert_one_clear_error(err, "TOOLDAG_MAX_PLAN_BYTES must be a whole number")
+    monkeypatch.setenv("TOOLDAG_MAX_PLAN_BYTES", "100000")
+    code, out, _ = run(
+        capsys, "validate", str(EXAMPLES / "weather_plan.json"), "--tools", WEATHER_TOOLS
+    )
+    assert code == 0, out
 
 
 @pytest.mark.parametrize(

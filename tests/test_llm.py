@@ -3,6 +3,7 @@ budgets, configuration, and a key that never shows. In-process through respx: no
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 import respx
 
 from tooldag.errors import BudgetExceededError, LLMConfigError, LLMResponseError
-from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
+from tooldag.llm.client import LLMClient, OutputMode, UsageMeter, redact_url
 from tooldag.testing import Disconnect, ErrorReply, Reply, Stall, mock_openai
 
 KEY = "sk-test-SECRET-0123456789"
@@ -360,3 +361,89 @@ async def test_the_key_is_never_shown_in_reprs_errors_or_logs(
 def test_a_base_url_that_is_not_a_url_is_a_config_error() -> None:
     with pytest.raises(LLMConfigError, match="must be an http"):
         LLMClient.from_env(env={"OPENAI_BASE_URL": "localhost:11434"})
+
+
+async def test_a_key_inside_openai_base_url_is_never_shown(
+    router: respx.MockRouter, sleep: RecordingSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    # httpx sends the user info of http://user:KEY@host as Basic auth: it is a secret.
+    mock_openai(router, [ErrorReply(500, "boom")] * 3, base_url="http://127.0.0.1:9/v1")
+    env = {"OPENAI_BASE_URL": f"http://me:{KEY}@127.0.0.1:9/v1"}
+    client = LLMClient.from_env(env=env, sleep=sleep, max_attempts=2)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(LLMResponseError) as info:
+        await client.complete("hi")
+    shown = [str(info.value), repr(client), client.base_url, client.endpoint, caplog.text]
+    assert not [text for text in shown if KEY in text]
+    assert "from http://127.0.0.1:9/v1" in str(info.value)
+    # The user info still authenticates, as httpx would have sent it.
+    auth = router.calls.last.request.headers["authorization"]
+    assert auth == "Basic " + base64.b64encode(f"me:{KEY}".encode()).decode()
+
+
+def test_a_bad_openai_base_url_is_refused_without_echoing_a_key() -> None:
+    with pytest.raises(LLMConfigError) as info:
+        LLMClient.from_env(env={"OPENAI_BASE_URL": f"{KEY}@localhost:8080/v1"})
+    assert KEY not in str(info.value) and "***@localhost:8080/v1" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://localhost:8080/v1", "http://localhost:8080/v1"),
+        (f"https://{KEY}@gw.example/v1", "https://***@gw.example/v1"),
+        (
+            f"https://gw.example/v1?api-key={KEY}&api-version=2",
+            "https://gw.example/v1?api-key=***&api-version=2",
+        ),
+        (f"https://gw.example/v1?token={KEY}", "https://gw.example/v1?token=***"),
+    ],
+)
+def test_redact_url_hides_user_info_and_credential_parameters(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+# llama-cpp-python's server answers response_format json_schema with this, as an HTTP 500.
+LLAMA_CPP_PYTHON_500 = (
+    "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+    "'msg': \"Input should be 'text' or 'json_object'\"}"
+)
+
+
+async def test_auto_falls_back_at_once_on_a_500_that_names_response_format(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [ErrorReply(500, LLAMA_CPP_PYTHON_500), '{"steps": []}'])
+    client = make_client(sleep, max_attempts=4)
+    reply = await client.complete("plan", mode="auto", schema=SCHEMA)
+    assert reply.mode is OutputMode.JSON_OBJECT and client.working_mode is OutputMode.JSON_OBJECT
+    modes = [r.get("response_format", {}).get("type") for r in script.requests]
+    assert modes == ["json_schema", "json_object"]  # no retry spent on the refused mode
+    assert sleep.waits == []
+
+
+async def test_an_explicit_mode_refused_with_a_500_says_to_use_auto(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [ErrorReply(500, LLAMA_CPP_PYTHON_500)] * 4)
+    with pytest.raises(LLMResponseError, match="output_mode='auto'"):
+        await make_client(sleep, max_attempts=4).complete("p", mode="json_schema", schema=SCHEMA)
+    assert len(script.requests) == 1
+
+
+async def test_a_timed_out_generation_is_retried_once_not_max_attempts_times(
+    router: respx.MockRouter, sleep: RecordingSleep
+) -> None:
+    script = mock_openai(router, [Stall(), Stall(), "never sent"])
+    with pytest.raises(LLMResponseError, match=r"timed out \(2 attempts\).*TOOLDAG_LLM_TIMEOUT"):
+        await make_client(sleep, max_attempts=5).complete("hi")
+    assert len(script.requests) == 2
+
+
+def test_the_llm_timeout_comes_from_tooldag_llm_timeout() -> None:
+    env = {"OPENAI_API_KEY": KEY, "TOOLDAG_LLM_TIMEOUT": "300"}
+    assert LLMClient.from_env(env=env).timeout == 300
+    assert LLMClient.from_env(env=env, timeout=5).timeout == 5  # an argument wins
+    assert LLMClient.from_env(env={"OPENAI_API_KEY": KEY}).timeout == 60
+    with pytest.raises(LLMConfigError, match="TOOLDAG_LLM_TIMEOUT must be a number of seconds"):
+        LLMClient.from_env(env={**env, "TOOLDAG_LLM_TIMEOUT": "soon"})

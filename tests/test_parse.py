@@ -624,3 +624,16 @@ def test_a_cut_off_plan_is_reported_and_never_read_out_of_its_strings(
     cut = data.draw(st.integers(min_value=1, max_value=len(text) - 1))
     for reply in (text[:cut], "Here is the plan:\n" + text[:cut]):
         assert parse_issues(reply) == ["truncated_json"]
+
+
+@pytest.mark.parametrize("where", ["whole", "in_args"])
+def test_valid_json_nested_past_the_parser_depth_says_so(where: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    text = (
+        deep
+        if where == "whole"
+        else ('{"steps": [{"id": "a", "tool": "t", "args": {"x": ' + deep + "}}]}")
+    )
+    with pytest.raises(PlanParseError, match="nested too deeply") as info:
+        parse_plan(text)
+    assert [i.code for i in info.value.issues] == ["not_json"]

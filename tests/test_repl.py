@@ -10,6 +10,7 @@ import io
 import os
 import re
 import signal
+import stat
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -383,6 +384,9 @@ async def test_history_is_kept_under_tooldag_home(
     await h.session("sum remembered", "/quit")
     text = (tmp_path / "home" / "chat_history").read_text()
     assert "+sum remembered" in text
+    # What was typed may be private: the history and the folder made for it are the user's only.
+    assert stat.S_IMODE((tmp_path / "home" / "chat_history").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "home").stat().st_mode) == 0o700
 
 
 async def test_tools_usage_clear_and_model(make: Callable[..., Harness]) -> None:

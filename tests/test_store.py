@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -597,3 +598,25 @@ def test_threads_sharing_one_store_keep_every_event(store: RunStore) -> None:
         th.join()
     assert len(store.completed_outputs("r1")) == 200
     assert len(store.events("r1")) == 1 + 400
+
+
+def test_a_new_store_and_its_wal_are_the_owners_only(tmp_path: Path) -> None:
+    path = tmp_path / "made" / "for" / "runs.sqlite3"
+    with RunStore(path) as store:
+        bus = EventBus()
+        store.attach(bus)
+        bus.emit(Event(RunStarted(goal="private goal"), "r1"))
+        files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
+            f.name: 0o600 for f in files
+        }
+    for folder in (tmp_path / "made", tmp_path / "made" / "for"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def test_an_existing_store_keeps_the_permissions_its_owner_gave_it(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    RunStore(path).close()
+    path.chmod(0o640)
+    RunStore(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640

@@ -43,6 +43,7 @@ from typing import Any
 import platformdirs
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from .._files import private_file
 from ..errors import RunStateError, StoreError
 from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
@@ -158,7 +159,7 @@ class RunStore:
             raise StoreError(f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA")
         try:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(self.path))
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )

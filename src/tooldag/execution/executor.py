@@ -34,7 +34,8 @@ Rules worth knowing:
 - Outputs become JSON values (pydantic converts models, dataclasses, datetimes...); an output that
   cannot, or that is larger than ``max_output_bytes``, fails its step.
 - Cancelling cancels running async tools; a sync tool in its thread is left to finish and its
-  result is discarded (Python cannot stop a thread: the process waits for it on exit).
+  result is discarded (Python cannot stop a thread; it does not hold up the exit of the process,
+  see :mod:`tooldag.execution.threads`).
 - Write-ahead: if a critical event subscriber (the run store) raises, the step is not counted as
   done and the run stops, failed, saying that the journal failed.
 """

@@ -11,7 +11,6 @@ left to finish and its result is discarded (Python offers no safe way to kill a 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -31,6 +30,7 @@ from tenacity import (
 from ..errors import PermanentToolError, ToolArgumentError, ToolError
 from ..registry.registry import Tool, ToolContext
 from ..result import StepError
+from .threads import DaemonThreadPool
 
 __all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
 
@@ -103,7 +103,7 @@ class Invoker:
     def __init__(self, *, max_workers: int, max_output_bytes: int) -> None:
         self._max_workers = max_workers
         self._max_output_bytes = max_output_bytes
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
         self._is_async: dict[str, bool] = {}
 
     def close(self) -> None:
@@ -126,9 +126,7 @@ class Invoker:
             call = func(**kwargs)
         else:
             if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(
-                    self._max_workers, thread_name_prefix="tooldag-tool"
-                )
+                self._pool = DaemonThreadPool(self._max_workers)
             ctx = contextvars.copy_context()
             call = asyncio.get_running_loop().run_in_executor(
                 self._pool, functools.partial(ctx.run, func, **kwargs)

@@ -9,6 +9,7 @@ retry loop, usage and budgets); nothing here keeps state or talks to the network
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,8 @@ __all__ = [
     "estimate_tokens",
     "from_completion",
     "is_retryable",
+    "names_response_format",
+    "rejects_mode",
     "retry_after",
     "status_error",
     "transport_error",
@@ -93,10 +96,28 @@ def is_retryable(exc: BaseException, max_retry_after: float) -> bool:
         return False
     if exc.status_code == 429 and _error_code(exc) == "insufficient_quota":
         return False  # out of credit: waiting will not help
+    if names_response_format(exc):
+        return False  # a mode the server cannot do: asking again gets the same answer
     if exc.status_code in _RETRY_STATUSES or exc.status_code >= 500:
         wait = retry_after(exc)
         return wait is None or wait <= max_retry_after
     return False
+
+
+def names_response_format(exc: openai.APIStatusError) -> bool:
+    """A server error whose body is about ``response_format``: llama-cpp-python answers a
+    ``json_schema`` request with HTTP 500 and a validation error naming the field."""
+    if exc.status_code < 500:
+        return False
+    body = exc.body if exc.body is not None else getattr(exc, "message", "")
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return "response_format" in text
+
+
+def rejects_mode(exc: openai.APIStatusError) -> bool:
+    """The endpoint refused the request's structured-output mode: a 4xx of the kind servers
+    answer unknown parameters with, or a 5xx that names ``response_format``."""
+    return exc.status_code in MODE_REJECTIONS or names_response_format(exc)
 
 
 # ------------------------------------------------------------------ errors
@@ -146,13 +167,13 @@ def status_error(
             if wait is not None and wait > max_retry_after
             else f"rate limited{tries}: wait, lower concurrency or raise the rate limit"
         )
-    elif status >= 500:
-        fix = f"the server is failing{tries}: try again later or use another endpoint"
-    elif status in MODE_REJECTIONS and mode != "text":
+    elif rejects_mode(exc) and mode != "text":
         fix = (
             f"the endpoint rejected the request in output mode {mode}: "
             "use output_mode='auto' (or TOOLDAG_OUTPUT_MODE=auto) to fall back"
         )
+    elif status >= 500:
+        fix = f"the server is failing{tries}: try again later or use another endpoint"
     else:
         fix = "the endpoint rejected the request"
     return LLMResponseError(
@@ -175,8 +196,8 @@ def transport_error(
     tries = f" ({attempts} attempts)" if attempts > 1 else ""
     if isinstance(exc, openai.APITimeoutError):
         message = (
-            f"the LLM at {base_url} timed out{tries}: raise the timeout "
-            f"(now {timeout}s) or check the server"
+            f"the LLM at {base_url} timed out{tries}: raise TOOLDAG_LLM_TIMEOUT "
+            f"(now {timeout}s; a slow local model may need 300) or check the server"
         )
     elif isinstance(exc, openai.APIConnectionError):
         message = (

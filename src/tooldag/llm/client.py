@@ -18,6 +18,7 @@ The API key is handed to the SDK client and never kept, logged or shown by toold
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import json
 import logging
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import openai
 from tenacity import (
@@ -40,12 +42,12 @@ from tenacity import (
 from ..errors import BudgetExceededError, LLMConfigError, LLMError
 from ..result import Usage
 from ._responses import (
-    MODE_REJECTIONS,
     Completion,
     StreamAccumulator,
     estimate_tokens,
     from_completion,
     is_retryable,
+    rejects_mode,
     retry_after,
     status_error,
     transport_error,
@@ -53,11 +55,13 @@ from ._responses import (
 
 __all__ = [
     "DEFAULT_MODEL",
+    "DEFAULT_TIMEOUT",
     "LLMClient",
     "LLMReply",
     "Messages",
     "OutputMode",
     "UsageMeter",
+    "redact_url",
 ]
 
 log = logging.getLogger("tooldag.llm")
@@ -66,6 +70,66 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the SDK insists on a non-empty one.
 _NO_KEY = "not-needed"
+# Query parameters that carry credentials on some gateways (``?api-key=...``, ``?token=...``).
+_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "sig")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to show: a user name and password (``http://user:KEY@host/v1``, which httpx
+    sends as Basic auth) and credential-like query values become ``***``.
+
+    >>> redact_url("http://me:sk-123@localhost:8080/v1?api-key=abc&v=1")
+    'http://***@localhost:8080/v1?api-key=***&v=1'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unparsable URL>"
+    if not parts.netloc and "@" in url:  # no scheme: whatever stands before "@" may be a key
+        return "***@" + url.rpartition("@")[2]
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
+            safe="*",
+        )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def _timeout_from(environ: Mapping[str, str]) -> float:
+    raw = environ.get("TOOLDAG_LLM_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise LLMConfigError(
+            f"TOOLDAG_LLM_TIMEOUT must be a number of seconds > 0, such as 300, not {raw!r}"
+        )
+    return value
+
+
+def _credentials_out_of(url: str) -> tuple[str, dict[str, str] | None]:
+    """``http://user:KEY@host/v1`` as the URL without its user info and the Basic auth header
+    that httpx would have made of it: in a header, the SDK's log filter hides it, whereas its
+    debug log prints request URLs whole."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return bare, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii")}
+
 
 Messages = Sequence[Mapping[str, Any]]
 Sleep = Callable[[float], Awaitable[None]]
@@ -164,6 +228,7 @@ _RUN_METER: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar(
 @dataclass(slots=True)
 class _Tally:
     attempts: int = 0
+    timeouts: int = 0
 
 
 class LLMClient:
@@ -212,7 +277,7 @@ class LLMClient:
         if isinstance(client, openai.AsyncOpenAI | openai.OpenAI):
             # tenacity owns retrying: the SDK's own retries would multiply the attempts.
             self._fixed = client.with_options(max_retries=0)
-            self.base_url = str(client.base_url).rstrip("/")
+            self.base_url = redact_url(str(client.base_url).rstrip("/"))
         elif callable(client):
             self._factory = client
             # Built now to learn the base URL; handed to the first event loop that calls.
@@ -220,7 +285,7 @@ class LLMClient:
                 self._unbound = client()
             except openai.OpenAIError as exc:
                 raise LLMConfigError(f"cannot configure the OpenAI client: {exc}") from None
-            self.base_url = str(self._unbound.base_url).rstrip("/")
+            self.base_url = redact_url(str(self._unbound.base_url).rstrip("/"))
         else:
             raise LLMConfigError(
                 f"client must be an AsyncOpenAI or OpenAI instance, not {type(client).__name__}"
@@ -237,7 +302,7 @@ class LLMClient:
         base_url: str | None = None,
         client: openai.AsyncOpenAI | openai.OpenAI | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
         **options: Any,
     ) -> LLMClient:
         """Configure from arguments first, then the environment.
@@ -246,12 +311,15 @@ class LLMClient:
         (or ``OPENAI_MODEL``; default ``gpt-4o-mini``), ``TOOLDAG_OUTPUT_MODE`` (``auto``,
         ``json_schema``, ``json_object``, ``text``); for Azure OpenAI ``AZURE_OPENAI_ENDPOINT``,
         ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION`` with the deployment as the model.
-        ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError` when nothing
-        is configured. Other keyword options go to :class:`LLMClient`.
+        ``TOOLDAG_LLM_TIMEOUT`` is the seconds one call may take (default 60; raise it for a slow
+        local model). ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError`
+        when nothing is configured. Other keyword options go to :class:`LLMClient`.
         """
         import os
 
         environ: Mapping[str, str] = os.environ if env is None else env
+        if timeout is None:
+            timeout = _timeout_from(environ)
         model = model or environ.get("TOOLDAG_MODEL") or environ.get("OPENAI_MODEL") or None
         if "output_mode" not in options and environ.get("TOOLDAG_OUTPUT_MODE"):
             mode = environ["TOOLDAG_OUTPUT_MODE"]
@@ -273,13 +341,18 @@ class LLMClient:
         if url is not None and not url.startswith(("http://", "https://")):
             raise LLMConfigError(
                 f"OPENAI_BASE_URL must be an http(s) URL such as http://localhost:11434/v1, "
-                f"not {url[:80]!r}"
+                f"not {redact_url(url)[:80]!r}"
             )
         secret = key or _NO_KEY
+        url, headers = _credentials_out_of(url or _OPENAI_URL)
 
         def factory() -> openai.AsyncOpenAI:
             return openai.AsyncOpenAI(
-                api_key=secret, base_url=url or _OPENAI_URL, max_retries=0, timeout=timeout
+                api_key=secret,
+                base_url=url,
+                default_headers=headers,
+                max_retries=0,
+                timeout=timeout,
             )
 
         return cls(factory, model=model or DEFAULT_MODEL, timeout=timeout, **options)
@@ -415,7 +488,7 @@ class LLMClient:
                 completion = await self._call_with_retries(kwargs, on_delta, tally)
             except openai.APIStatusError as exc:
                 fallback = candidates[index + 1] if index + 1 < len(candidates) else None
-                if fallback is not None and exc.status_code in MODE_REJECTIONS:
+                if fallback is not None and rejects_mode(exc):
                     log.info(
                         "%s rejected response_format %s (%s); falling back to %s",
                         *(self.base_url, candidate.value, exc.status_code, fallback.value),
@@ -487,10 +560,18 @@ class LLMClient:
                 state.upcoming_sleep,
             )
 
+        def should_retry(exc: BaseException) -> bool:
+            if isinstance(exc, openai.APITimeoutError):
+                # A generation that ran out of time will likely do so again, and the server is
+                # probably still busy with the abandoned one: one more try, not max_attempts.
+                tally.timeouts += 1
+                return tally.timeouts <= 1
+            return self._should_retry(exc)
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait(),
-            retry=retry_if_exception(self._should_retry),
+            retry=retry_if_exception(should_retry),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,

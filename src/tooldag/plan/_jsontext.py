@@ -230,6 +230,7 @@ def _extract(text: str, *, unwrap: bool) -> Any:
     truncation: Issue | None = None
     syntax: str | None = None
     fallback: Any = None
+    too_deep = False
     for candidate in candidates:
         candidate = candidate.strip()
         if not candidate:
@@ -237,6 +238,7 @@ def _extract(text: str, *, unwrap: bool) -> Any:
         try:
             value = lenient_loads(candidate)
         except (json.JSONDecodeError, RecursionError, ValueError) as exc:
+            too_deep = too_deep or isinstance(exc, RecursionError)
             if syntax is None and candidate[0] in "{[" and isinstance(exc, json.JSONDecodeError):
                 syntax = _syntax_text(exc)
         else:
@@ -251,6 +253,19 @@ def _extract(text: str, *, unwrap: bool) -> Any:
         fallback = other if fallback is None else fallback
     if truncation is not None:
         raise PlanParseError("the plan JSON is incomplete", [truncation])
+    if too_deep:
+        # Valid JSON, but deeper than Python's parser recurses: saying "no JSON found" would
+        # send the reader looking for a syntax error that is not there.
+        raise PlanParseError(
+            "the plan JSON is nested too deeply",
+            [
+                Issue(
+                    "not_json",
+                    "the JSON is nested too deeply to read (thousands of levels of [ or {)",
+                    hint="a plan needs a few levels: steps, their args, and values within them",
+                )
+            ],
+        )
     if syntax is not None:
         raise PlanParseError(
             "the plan JSON is malformed",

@@ -343,6 +343,7 @@ def replan_prompt(
         failed=failed,
         blocked=blocked,
         not_run=not_run,
-        run_error=result.error,
+        # The run's error quotes tool errors, which third parties may have written: data, like them.
+        run_error=delimit("run error", format_value(result.error, 600)) if result.error else None,
         context_blocks=_context_blocks(context, budget),
     )

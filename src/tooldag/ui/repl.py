@@ -37,6 +37,7 @@ from prompt_toolkit.output import Output
 from rich.console import Console
 from rich.text import Text
 
+from .._files import private_file
 from ..agent import Session
 from ..durable.runner import DurableExecutor
 from ..durable.store import RunStore, default_store_path
@@ -155,6 +156,8 @@ class Chat:
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
         self.last_result: RunResult | None = None
+        self.last_rejection: PlanError | None = None
+        """Why the latest goal got no valid plan (``run_goal`` returned ``None``)."""
         self._input = input
         self._output = output
         self._history = history
@@ -169,7 +172,7 @@ class Chat:
             history = self._history
             if history is None:
                 path = default_history_path()
-                path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(path)  # what was typed may hold private data
                 history = FileHistory(str(path))
             self._prompt = PromptSession(
                 history=history,
@@ -316,6 +319,7 @@ class Chat:
             result = await self._after_cancel(watch)
         except PlanError as exc:
             watch.close()  # before printing: the spinner must be gone
+            self.last_rejection = exc
             self._show_rejection(exc)
             return None
         finally:

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ...durable.store import RunStore
-from ...errors import PlanError
+from ...errors import LLMError, PlanError
 from ..approval import ApprovalMode
 from ..views import plan_view, usage_text
 from .common import (
@@ -32,6 +32,7 @@ from .common import (
     console,
     err_console,
     exit_code,
+    fail,
     print_json,
     registry_from_args,
 )
@@ -226,7 +227,12 @@ async def _run_goal(chat: Chat, goal: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    llm = _llm(args)
+    try:
+        llm = _llm(args)
+    except LLMError as exc:  # not configured: still one JSON object with --json
+        if not args.json:
+            raise
+        return _json_failure(exc, args)
     from prompt_toolkit.output import create_output
 
     from ..repl import Chat
@@ -251,16 +257,40 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             chat.approver.ask = _refuse_without_terminal
         chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
-        result = asyncio.run(_run_goal(chat, goal))
+        try:
+            result = asyncio.run(_run_goal(chat, goal))
+        except LLMError as exc:
+            if not args.json:
+                raise
+            return _json_failure(exc, args)
     if result is None:
+        if args.json and chat.last_rejection is not None:
+            print_json(_rejected(chat.last_rejection))
         return EXIT_FAILED
     if args.json:
         print_json(result.to_json())
     return exit_code(result.status)
 
 
+def _rejected(exc: PlanError) -> dict[str, Any]:
+    return {"status": "rejected", "error": str(exc), "issues": [i.to_dict() for i in exc.issues]}
+
+
+def _json_failure(exc: LLMError, args: argparse.Namespace) -> int:
+    """With --json, stdout still holds one JSON object when the LLM fails (scripts read it);
+    the error line goes to stderr as always."""
+    code = fail(exc, debug=args.debug)
+    print_json({"status": "failed", "error": str(exc), "issues": []})
+    return code
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
-    llm = _llm(args)
+    try:
+        llm = _llm(args)
+    except LLMError as exc:
+        if not args.json:
+            raise
+        return _json_failure(exc, args)
     registry = registry_from_args(args)
     goal = " ".join(args.goal)
     from ...planning.planner import Planner
@@ -278,8 +308,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             result = asyncio.run(plan())
     except PlanError as exc:
         if args.json:
-            print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
+            print_json(_rejected(exc))
             return EXIT_FAILED
+        raise
+    except LLMError as exc:
+        if args.json:
+            return _json_failure(exc, args)
         raise
     if args.json:
         print_json(result.to_json())

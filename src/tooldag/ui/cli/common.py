@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from ...registry.registry import ToolRegistry
 from ...result import RunStatus
 
 __all__ = [
+    "DEFAULT_MAX_PLAN_BYTES",
     "EXIT_CANCELLED",
     "EXIT_FAILED",
     "EXIT_OK",
@@ -31,6 +33,7 @@ __all__ = [
     "err_console",
     "exit_code",
     "fail",
+    "max_plan_bytes",
     "print_json",
     "read_plan_file",
     "registry_from_args",
@@ -107,16 +110,51 @@ def registry_from_args(args: argparse.Namespace) -> ToolRegistry:
     return load_registry(args.tools)
 
 
-def read_plan_file(path: str) -> Plan:
-    """Read and leniently parse a plan file ('-' for stdin); ConfigError or PlanParseError."""
+# A plan is rarely over a few hundred KB; a cap keeps a wrong file (a log, a disk image, an
+# endless pipe) from being read whole into memory.
+DEFAULT_MAX_PLAN_BYTES = 16 * 1024 * 1024
+
+
+def max_plan_bytes() -> int:
+    """The plan-file size cap: ``TOOLDAG_MAX_PLAN_BYTES``, else 16 MiB."""
+    raw = os.environ.get("TOOLDAG_MAX_PLAN_BYTES", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PLAN_BYTES
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"TOOLDAG_MAX_PLAN_BYTES must be a whole number of bytes >= 1, not {raw!r}"
+        )
+    return value
+
+
+def read_plan_file(path: str) -> Plan:
+    """Read and leniently parse a plan file ('-' for stdin), at most :func:`max_plan_bytes`;
+    ConfigError or PlanParseError."""
+    limit = max_plan_bytes()
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            stream = getattr(sys.stdin, "buffer", None)  # a StringIO (tests, embedding) has none
+            data = stream.read(limit + 1) if stream else sys.stdin.read(limit + 1).encode()
+        else:
+            with Path(path).open("rb") as f:
+                data = f.read(limit + 1)
+        if len(data) > limit:
+            raise ConfigError(
+                f"{name} holds more than {limit:,} bytes, more than a plan needs: is it the "
+                "right file? (TOOLDAG_MAX_PLAN_BYTES raises the limit)"
+            )
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"no such plan file: {path}") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory, not a plan file") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a UTF-8 text file") from None
+        raise ConfigError(f"{name} is not a UTF-8 text file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return parse_plan(text)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tooldag.durable.store import RunStore
-from tooldag.events import Event, EventType
+from tooldag.events import Event, RunStarted, StepStarted, StepSucceeded
 from tooldag.execution.executor import Executor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry, tool
@@ -80,14 +80,12 @@ def record_only(n: int, path: Path) -> float:
     path.unlink(missing_ok=True)
     store = RunStore(path)
     plan = fan_out(n)
-    store.record(Event(EventType.RUN_STARTED, "raw", data={"plan": plan, "goal": plan.goal}))
+    store.record(Event(RunStarted(plan, plan.goal), "raw"))
     start = time.perf_counter()
     for i in range(n):
         sid = f"s{i}"
-        store.record(
-            Event(EventType.STEP_STARTED, "raw", sid, 1, data={"tool": "noop", "args": {}})
-        )
-        store.record(Event(EventType.STEP_SUCCEEDED, "raw", sid, 1, 0.0, data={"output": None}))
+        store.record(Event(StepStarted("noop", {}), "raw", sid, 1))
+        store.record(Event(StepSucceeded(None), "raw", sid, 1, 0.0))
     took = time.perf_counter() - start
     store.close()
     return took

@@ -230,11 +230,14 @@ shop = ToolRegistry(
 # A tool says a failure is worth retrying by raising `TransientToolError` (or `ToolError`
 # with `transient=True`); the executor retries it with backoff (tenacity) within the
 # tool's `RetryPolicy`. Any other error is permanent and fails the step at once. The
-# inventory API times out twice, then answers:
+# inventory API times out twice, then answers. Every event's `data` is a typed payload, one
+# class per event type: a `StepRetrying` holds the failed attempt's `error` and the `delay`
+# before the next one.
 
 # %%
 from tooldag import Event, EventType
 from tooldag.agent import plan_and_run
+from tooldag.events import StepRetrying
 
 FLAKY["failures_left"] = 2
 events: list[Event] = []
@@ -244,8 +247,8 @@ stock = plan_and_run(
 print(stock.status, "|", stock.answer)
 print("attempts:", stock.steps["stock"].attempts)
 for event in events:
-    if event.type is EventType.STEP_RETRYING:
-        print(f"attempt {event.attempt} failed ({event.data['error']['message']}), retrying")
+    if isinstance(event.data, StepRetrying):
+        print(f"attempt {event.attempt} failed ({event.data.error.message}), retrying")
 assert stock.ok and stock.steps["stock"].attempts == 3
 
 # %% [markdown]

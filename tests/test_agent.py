@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 from tooldag.agent import Session, aplan_and_run, plan_and_run
 from tooldag.durable.store import RunStore
 from tooldag.errors import PermanentToolError, PlanRejected
-from tooldag.events import Event, EventBus, EventType
+from tooldag.events import Event, EventBus, EventType, LLMCall, PlanCreated, RunFinished
 from tooldag.llm.client import LLMClient
 from tooldag.plan import Plan, Step
 from tooldag.registry import Compensation, ToolRegistry, tool
@@ -190,7 +190,7 @@ async def test_a_failed_step_is_replanned_and_completed_steps_are_not_run_again(
         "total_tokens": 1230,
         "calls": 2,
     }
-    versions = [e.data["version"] for e in events if e.type is EventType.PLAN_CREATED]
+    versions = [e.data.version for e in events if isinstance(e.data, PlanCreated)]
     assert versions == [1, 2]
     assert RELEASED == []  # success: nothing undone
 
@@ -388,7 +388,7 @@ async def test_llm_calls_made_by_tools_count_in_the_runs_usage(
     result = await aplan_and_run("Summarise it", tools=tools, llm=llm(), on_event=events.append)
     assert result.answer == "short"
     assert result.usage.calls == 2 and result.usage.total_tokens == 152
-    purposes = [e.data["purpose"] for e in events if e.type is EventType.LLM_CALL]
+    purposes = [e.data.purpose for e in events if isinstance(e.data, LLMCall)]
     assert purposes == ["plan", "tool"]
 
 
@@ -440,8 +440,8 @@ async def test_cancelling_while_the_llm_replans_compensates_what_ran_exactly_onc
         await task
     assert RELEASED == ["B-Bistro One"]
     assert CALLS["release_table"] == 1
-    finished = [e.data for e in events if e.type is EventType.RUN_FINISHED]
-    assert finished[-1]["status"] == "cancelled"
+    finished = [e.data for e in events if isinstance(e.data, RunFinished)]
+    assert finished[-1].status is RunStatus.CANCELLED
 
 
 async def test_a_replanned_run_streams_to_its_one_final_run_finished(
@@ -452,11 +452,11 @@ async def test_a_replanned_run_streams_to_its_one_final_run_finished(
     task = asyncio.create_task(aplan_and_run(GOAL, tools=tools, llm=llm(), bus=bus))
     seen = [event async for event in bus.stream()]  # subscribed before the task's first step
     result = await task
-    finished = [e.data for e in seen if e.type is EventType.RUN_FINISHED]
-    assert [(d["status"], d["final"]) for d in finished] == [
-        ("failed", False),
-        ("succeeded", False),
-        ("succeeded", True),
+    finished = [e.data for e in seen if isinstance(e.data, RunFinished)]
+    assert [(d.status, d.final) for d in finished] == [
+        (RunStatus.FAILED, False),
+        (RunStatus.SUCCEEDED, False),
+        (RunStatus.SUCCEEDED, True),
     ]
-    assert "Closed Cafe is closed today" in finished[0]["error"]
-    assert finished[-1]["answer"] == result.answer and seen[-1].type is EventType.RUN_FINISHED
+    assert "Closed Cafe is closed today" in (finished[0].error or "")
+    assert finished[-1].answer == result.answer and seen[-1].type is EventType.RUN_FINISHED

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
-from tooldag.events import Event, EventType
+from tooldag.events import Event, RunStarted
 from tooldag.observe.monitor import Monitor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry
@@ -255,7 +255,7 @@ def test_a_run_left_running_by_a_dead_process_lists_as_interrupted(
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with RunStore(db) as store:
-        store.record(Event(EventType.RUN_STARTED, "stuck", data={"plan": PLAN, "goal": "g"}))
+        store.record(Event(RunStarted(PLAN, "g"), "stuck"))
         store.release("stuck")
     conn = sqlite3.connect(db)
     conn.execute(

@@ -17,7 +17,18 @@ from pydantic import BaseModel
 
 from tooldag import Plan, ToolContext, ToolRegistry, tool
 from tooldag.errors import ConfigError, PlanInvalidError, RunStateError, StoreError
-from tooldag.events import Event, EventBus, EventType
+from tooldag.events import (
+    Event,
+    EventBus,
+    EventType,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 from tooldag.execution.executor import Executor, RunHandle, render_answer, run_plan
 from tooldag.result import RunStatus, StepStatus
 
@@ -101,29 +112,24 @@ async def test_chain_passes_typed_outputs_and_renders_the_answer() -> None:
     assert result.plans == [plan] and len(result.run_id) >= 8
     kinds = [e.type for e in events.all]
     assert kinds[0] is EventType.RUN_STARTED and kinds[-1] is EventType.RUN_FINISHED
-    assert events.all[0].data["plan"] == plan.to_json()
-    assert events.all[-1].data == {
-        "status": "succeeded",
-        "answer": result.answer,
-        "error": None,
-        "final": True,
-    }
+    assert events.all[0].data == RunStarted(plan, plan.goal)
+    assert events.all[-1].data == RunFinished(RunStatus.SUCCEEDED, result.answer, None, True)
     assert events.at(EventType.STEP_SUCCEEDED, "weather") < events.at(
         EventType.STEP_STARTED, "outfit"
     )
     started = events.of(EventType.STEP_STARTED, "outfit")[0]
     assert started.attempt == 1
-    assert started.data == {
-        "tool": "recommend_outfit",
-        "args": {"temperature": 18, "condition": "rainy"},
-    }
+    assert started.data == StepStarted(
+        "recommend_outfit", {"temperature": 18, "condition": "rainy"}
+    )
 
 
 async def test_succeeded_event_carries_the_output_by_reference() -> None:
     plan = plan_of(step("a", "echo", value={"big": list(range(100))}))
     result, events = await run(BASIC, plan)
     (done,) = events.of(EventType.STEP_SUCCEEDED, "a")
-    assert done.data["output"] is result.outputs["a"]
+    assert isinstance(done.data, StepSucceeded)
+    assert done.data.output is result.outputs["a"]
     assert done.duration is not None and done.duration >= 0
 
 
@@ -133,9 +139,10 @@ async def test_run_finished_carries_the_runs_error_and_whether_it_is_final() -> 
     failed = await executor.run(plan_of(step("bad", "boom")))
     await executor.run(plan_of(step("ok", "echo", value=1)), final=False)
     first, second = (e.data for e in events.of(EventType.RUN_FINISHED))
+    assert isinstance(first, RunFinished) and isinstance(second, RunFinished)
     assert failed.error is not None and "boom: the tool broke" in failed.error
-    assert first["error"] == failed.error and first["final"] is True
-    assert second["error"] is None and second["final"] is False
+    assert first.error == failed.error and first.final is True
+    assert second.error is None and second.final is False
 
 
 async def test_events_can_be_followed_with_an_async_iterator() -> None:
@@ -383,7 +390,8 @@ async def test_skip_rules_false_condition_reference_and_depends_on() -> None:
         "uses_alert",
         "uses_uses",
     ]
-    assert events.of(EventType.STEP_SKIPPED, "alert")[0].data["reason"].startswith("condition")
+    skipped = events.of(EventType.STEP_SKIPPED, "alert")[0].data
+    assert isinstance(skipped, StepSkipped) and skipped.reason.startswith("condition")
     assert not events.of(EventType.STEP_STARTED, "alert")
 
 
@@ -422,7 +430,7 @@ async def test_a_failed_step_blocks_dependants_and_independent_branches_continue
     assert error is not None and error.type == "ValueError" and not error.transient
     assert error.message == "boom: the tool broke"
     blocked = events.of(EventType.STEP_BLOCKED, "transitive")[0]
-    assert blocked.data == {"reason": "needs reads_bad (blocked)", "blocked_by": ["reads_bad"]}
+    assert blocked.data == StepBlocked("needs reads_bad (blocked)", ("reads_bad",))
     assert result.outputs == {"independent": "fine"}  # error text never becomes output
     assert result.answer == "fine / [$transitive unavailable: transitive blocked]"
     assert result.error is not None and "boom" in result.error and "blocked: " in result.error
@@ -491,7 +499,7 @@ async def test_reused_steps_are_not_run_and_feed_their_dependants() -> None:
     first = result.steps["first"]
     assert first.status is StepStatus.SUCCEEDED and first.reused and first.attempts == 0
     assert [e.data for e in events.of(EventType.STEP_REUSED)] == [
-        {"output": {"name": "from before"}}
+        StepReused({"name": "from before"})
     ]
     assert not events.of(EventType.STEP_STARTED, "first")
 

@@ -15,10 +15,16 @@ import pytest
 from test_executor import Events, plan_of, step
 from tooldag import Compensation, Plan, RetryPolicy, ToolRegistry, tool
 from tooldag.errors import PermanentToolError, TransientToolError
-from tooldag.events import EventType
+from tooldag.events import (
+    EventType,
+    RunFinished,
+    StepCompensated,
+    StepCompensationFailed,
+    StepRetrying,
+)
 from tooldag.execution.executor import Executor, RunHandle
 from tooldag.execution.saga import Ledger
-from tooldag.result import RunStatus, StepStatus
+from tooldag.result import RunStatus, StepError, StepStatus
 
 GATE_TIMEOUT = 5.0
 FAST_RETRY = RetryPolicy(attempts=3, initial_backoff=0.001, max_backoff=0.001, jitter=0.0)
@@ -54,12 +60,12 @@ async def test_a_transient_error_is_retried_until_it_succeeds() -> None:
     assert [e.attempt for e in events.of(EventType.STEP_STARTED)] == [1, 2, 3]
     retrying = events.of(EventType.STEP_RETRYING)
     assert [e.attempt for e in retrying] == [1, 2]
-    assert retrying[0].data["error"] == {
-        "type": "TransientToolError",
-        "message": "rate limited",
-        "transient": True,
-    }
-    assert retrying[0].data["delay"] == pytest.approx(0.001)
+    first = retrying[0].data
+    assert isinstance(first, StepRetrying)
+    assert first.error == StepError(
+        type="TransientToolError", message="rate limited", transient=True
+    )
+    assert first.delay == pytest.approx(0.001)
     assert events.of(EventType.STEP_SUCCEEDED)[0].attempt == 3
 
 
@@ -308,8 +314,8 @@ async def test_a_failed_run_is_compensated_in_reverse_completion_order() -> None
     ]
     assert [e.step_id for e in events.of(EventType.STEP_COMPENSATED)] == ["charge", "reserve"]
     assert [e.data for e in events.of(EventType.STEP_COMPENSATED)] == [
-        {"tool": "refund"},
-        {"tool": "release"},
+        StepCompensated("refund"),
+        StepCompensated("release"),
     ]
     statuses = {sid: r.status.value for sid, r in result.steps.items()}
     assert statuses == {
@@ -328,8 +334,9 @@ async def test_a_compensation_failure_is_recorded_and_the_others_still_run() -> 
     result, events = await run(saga["tools"], SAGA)
     assert [c[0] for c in saga["calls"] if c[0] in ("refund", "release")] == ["refund", "release"]
     (failed,) = events.of(EventType.STEP_COMPENSATION_FAILED)
-    assert failed.step_id == "charge" and failed.data["tool"] == "refund"
-    assert failed.data["error"]["type"] == "PermanentToolError"
+    assert isinstance(failed.data, StepCompensationFailed)
+    assert failed.step_id == "charge" and failed.data.tool == "refund"
+    assert failed.data.error.type == "PermanentToolError"
     charge = result.steps["charge"]
     assert charge.status is StepStatus.SUCCEEDED  # its effect is still there
     assert charge.error is not None
@@ -404,7 +411,8 @@ async def test_cancel_from_another_thread_stops_the_run_and_compensates() -> Non
     assert result.steps["wait"].reason == "cancelled while running (the run was cancelled)"
     assert [e.step_id for e in events.of(EventType.STEP_COMPENSATED)] == ["charge", "reserve"]
     assert events.of(EventType.STEP_CANCELLED, "wait")
-    assert events.of(EventType.RUN_FINISHED)[0].data["status"] == "cancelled"
+    finished = events.of(EventType.RUN_FINISHED)[0].data
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.CANCELLED
     assert result.error is not None and result.error.startswith("the run was cancelled")
 
 
@@ -452,7 +460,8 @@ async def test_cancelling_the_caller_cancels_the_run_with_compensation() -> None
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert [e.step_id for e in events.of(EventType.STEP_COMPENSATED)] == ["reserve"]
-    assert events.of(EventType.RUN_FINISHED)[0].data["status"] == "cancelled"
+    finished = events.of(EventType.RUN_FINISHED)[0].data
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.CANCELLED
 
 
 async def test_cancel_before_anything_starts_cancels_every_step() -> None:
@@ -489,4 +498,5 @@ async def test_cancelling_the_run_task_itself_still_compensates() -> None:
     with pytest.raises(asyncio.CancelledError):
         await handle._task
     assert [e.step_id for e in events.of(EventType.STEP_COMPENSATED)] == ["reserve"]
-    assert events.of(EventType.RUN_FINISHED)[0].data["status"] == "cancelled"
+    finished = events.of(EventType.RUN_FINISHED)[0].data
+    assert isinstance(finished, RunFinished) and finished.status is RunStatus.CANCELLED

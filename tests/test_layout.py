@@ -20,8 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tooldag"
 # Bottom up. A module may import its own floor (without a circle) and the floors below it.
 # Keep this in step with the README's picture.
 FLOORS: list[set[str]] = [
-    {"_files", "_sync", "errors", "events", "issues"},  # ground
-    {"plan", "registry", "result"},  # contracts
+    {"_files", "_sync", "errors", "issues"},  # ground
+    {"events", "plan", "registry", "result"},  # contracts
     {"llm", "observe", "testing", "validate"},  # services
     {"execution", "planning"},  # engines
     {"durable"},  # durable runs: the store and journal, and the runner over the executor

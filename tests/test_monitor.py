@@ -12,10 +12,11 @@ from rich.console import Console
 from test_executor import plan_of, step
 from tooldag import ToolRegistry, tool
 from tooldag.errors import RunStateError
-from tooldag.events import Event, EventType
+from tooldag.events import Event, EventType, RunStarted
 from tooldag.execution.executor import Executor
 from tooldag.observe.mermaid import STATUS_COLOURS
 from tooldag.observe.monitor import Monitor, status_style
+from tooldag.plan import Plan
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0
@@ -183,7 +184,7 @@ def test_an_unknown_run_is_a_clear_error() -> None:
     monitor = Monitor()
     with pytest.raises(RunStateError, match="no run yet"):
         monitor.get_workflow_summary()
-    monitor.record(Event(EventType.RUN_STARTED, "r1", data={"plan": {"steps": []}}))
+    monitor.record(Event(RunStarted(Plan(steps=[])), "r1"))
     assert monitor.run_ids == ["r1"]
     with pytest.raises(RunStateError, match="'r2'"):
         monitor.get_step_timeline("r2")

@@ -13,7 +13,7 @@ import respx
 from typing_extensions import TypedDict
 
 from tooldag.errors import BudgetExceededError, PlanRejected
-from tooldag.events import Event, EventBus, EventType
+from tooldag.events import Event, EventBus, EventType, LLMCall, PlanCreated
 from tooldag.execution.executor import Executor
 from tooldag.llm.client import LLMClient, OutputMode, UsageMeter
 from tooldag.plan import Plan
@@ -118,8 +118,10 @@ async def test_the_happy_path_is_one_call_in_strict_json_schema_mode(
     assert "get_weather(location: str) -> {location: str, temp: num, condition: str}" in system
     assert GOAL in user_messages(script, 0)[0]
     assert [e.type for e in events] == [EventType.LLM_CALL, EventType.PLAN_CREATED]
-    assert events[1].data == {"plan": plan.to_json(), "version": 1}
-    assert events[0].run_id == "r1" and events[0].data["usage"]["calls"] == 1
+    assert events[1].data == PlanCreated(plan, 1)
+    call = events[0].data
+    assert isinstance(call, LLMCall) and events[0].run_id == "r1" and call.usage.calls == 1
+    assert (call.purpose, call.mode, call.usage_estimated) == ("plan", "json_schema", False)
 
 
 async def test_fenced_and_chatty_json_is_read_in_text_mode(

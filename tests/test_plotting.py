@@ -19,14 +19,26 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 from tooldag.errors import ConfigError, PlanInvalidError
-from tooldag.events import Event, EventBus, EventType
+from tooldag.events import (
+    Event,
+    EventBus,
+    Payload,
+    RunFinished,
+    RunStarted,
+    StepCompensated,
+    StepRetrying,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 from tooldag.execution.executor import run_plan
 from tooldag.observe.mermaid import STATUS_COLOURS
 from tooldag.observe.monitor import Monitor
 from tooldag.observe.plotting import Span, gantt, plot_dag, timeline_bars
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry, tool
-from tooldag.result import RunResult, RunStatus, StepRecord, StepStatus
+from tooldag.result import RunResult, RunStatus, StepError, StepRecord, StepStatus
 
 T0 = 1_700_000_000.0
 
@@ -47,33 +59,36 @@ def result_of(*records: StepRecord) -> RunResult:
     return RunResult(run_id="r1", status=RunStatus.SUCCEEDED, steps={r.id: r for r in records})
 
 
-def event(kind: EventType, step: str | None, ts: float, attempt: int = 0, **data: object) -> Event:
-    return Event(kind, "r1", step_id=step, attempt=attempt, data=dict(data), ts=T0 + ts)
+def event(data: Payload, step: str | None, ts: float, attempt: int = 0) -> Event:
+    return Event(data, "r1", step_id=step, attempt=attempt, ts=T0 + ts)
 
 
 # A run with a retried step, a skipped one, a reused one, and a compensation at the end.
 EVENTS = [
     event(
-        EventType.RUN_STARTED,
+        RunStarted(
+            Plan.model_validate(
+                {
+                    "steps": [
+                        {"id": "fetch", "tool": "fetch_data"},
+                        {"id": "alert", "tool": "send_alert"},
+                        {"id": "cached", "tool": "fetch_data"},
+                    ]
+                }
+            )
+        ),
         None,
         0.0,
-        plan={
-            "steps": [
-                {"id": "fetch", "tool": "fetch_data"},
-                {"id": "alert", "tool": "send_alert"},
-                {"id": "cached", "tool": "fetch_data"},
-            ]
-        },
     ),
-    event(EventType.STEP_REUSED, "cached", 0.0),
-    event(EventType.STEP_STARTED, "fetch", 0.1, attempt=1, tool="fetch_data"),
-    event(EventType.STEP_RETRYING, "fetch", 0.3, attempt=1),
-    event(EventType.STEP_STARTED, "fetch", 0.5, attempt=2, tool="fetch_data"),
-    event(EventType.STEP_SUCCEEDED, "fetch", 0.9, attempt=2),
-    event(EventType.STEP_SKIPPED, "alert", 0.95, reason="condition not met"),
-    event(EventType.RUN_FINISHED, None, 1.0, status="failed"),
-    event(EventType.STEP_COMPENSATED, "fetch", 1.2),
-    Event(EventType.STEP_STARTED, "other-run", step_id="x", attempt=1, ts=T0 + 0.05),
+    event(StepReused(), "cached", 0.0),
+    event(StepStarted("fetch_data"), "fetch", 0.1, attempt=1),
+    event(StepRetrying(StepError(type="Timeout", message="slow")), "fetch", 0.3, attempt=1),
+    event(StepStarted("fetch_data"), "fetch", 0.5, attempt=2),
+    event(StepSucceeded(), "fetch", 0.9, attempt=2),
+    event(StepSkipped("condition not met"), "alert", 0.95),
+    event(RunFinished(RunStatus.FAILED), None, 1.0),
+    event(StepCompensated("undo_fetch"), "fetch", 1.2),
+    Event(StepStarted("x"), "other-run", step_id="x", attempt=1, ts=T0 + 0.05),
 ]
 
 

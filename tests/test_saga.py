@@ -12,7 +12,7 @@ from test_executor import Events, plan_of, step
 from test_executor_failures import GATE_TIMEOUT, SAGA, saga_tools
 from tooldag import Compensation, ToolRegistry, tool
 from tooldag.errors import ConfigError
-from tooldag.events import EventType
+from tooldag.events import EventType, RunFinished
 from tooldag.execution import CompensationFailure, Executor, Ledger
 from tooldag.result import RunStatus, StepStatus
 
@@ -131,7 +131,8 @@ async def test_compensate_names_the_end_statuses_that_undo_a_run() -> None:
     failed = await executor.run(SAGA, compensate={"cancelled"})  # what the durable runner asks
     assert failed.status is RunStatus.FAILED and undos(tools) == []
     assert failed.steps["reserve"].status is StepStatus.SUCCEEDED
-    assert events.of(EventType.RUN_FINISHED)[0].data["final"] is True
+    finished = events.of(EventType.RUN_FINISHED)[0].data
+    assert isinstance(finished, RunFinished) and finished.final is True
     with pytest.raises(ConfigError, match="compensate="):
         executor.start(SAGA, compensate={"sometimes"})
 

@@ -27,9 +27,29 @@ from tooldag.durable.store import (
     default_store_path,
 )
 from tooldag.errors import RunStateError, StoreError
-from tooldag.events import Event, EventBus, EventType
+from tooldag.events import (
+    PAYLOADS,
+    Event,
+    EventBus,
+    EventType,
+    LLMCall,
+    Payload,
+    PlanCreated,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepCancelled,
+    StepCompensated,
+    StepCompensationFailed,
+    StepFailed,
+    StepRetrying,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 from tooldag.plan import Plan
-from tooldag.result import RunStatus, StepStatus
+from tooldag.result import RunStatus, StepError, StepStatus, Usage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -53,17 +73,17 @@ def store(tmp_path: Path) -> RunStore:
     s.close()
 
 
-def ev(kind: EventType, run: str = "r1", step: str | None = None, **kw: Any) -> Event:
-    return Event(kind, run, step_id=step, **kw)
+def ev(data: Payload, run: str = "r1", step: str | None = None, **kw: Any) -> Event:
+    return Event(data, run, step_id=step, **kw)
 
 
 def start(store: RunStore, run: str = "r1", plan: Plan = PLAN) -> None:
-    store.record(ev(EventType.RUN_STARTED, run, data={"plan": plan, "goal": plan.goal}))
+    store.record(ev(RunStarted(plan, plan.goal), run))
 
 
 def succeed(store: RunStore, step: str, output: Any, run: str = "r1", tool: str = "add") -> None:
-    store.record(ev(EventType.STEP_STARTED, run, step, attempt=1, data={"tool": tool, "args": {}}))
-    store.record(ev(EventType.STEP_SUCCEEDED, run, step, attempt=1, data={"output": output}))
+    store.record(ev(StepStarted(tool, {}), run, step, attempt=1))
+    store.record(ev(StepSucceeded(output), run, step, attempt=1))
 
 
 def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -131,7 +151,7 @@ def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
         assert [e.type for e in s.events("run-failed")][-1] is EventType.RUN_FINISHED
         # A v1 store stays writable: a resume of the failed run journals into it.
         s.claim("run-failed", allow={"failed"})
-        s.record(ev(EventType.STEP_REUSED, "run-failed", "fetch"))
+        s.record(ev(StepReused(), "run-failed", "fetch"))
         assert s.completed_outputs("run-failed") == {"fetch": "<html>"}
 
 
@@ -156,6 +176,52 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- journalling
 
 
+def test_the_event_log_keeps_each_payload_but_its_outputs_args_plans_and_answers(
+    store: RunStore,
+) -> None:
+    # The JSON of the events.data column, as version 1 has always written it for each type.
+    error = StepError(type="ToolError", message="boom")
+    usage = Usage()
+    usage.add(10, 5)
+    journal: list[tuple[Payload, str | None]] = [
+        (PlanCreated(PLAN, 1), '{"version":1}'),
+        (LLMCall(usage, "plan", "json_schema", "m", False), (
+            '{"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"calls":1},'
+            '"purpose":"plan","mode":"json_schema","model":"m","usage_estimated":false}'
+        )),
+        (RunStarted(PLAN, "add things"), '{"goal":"add things"}'),
+        (StepStarted("add", {"x": 1, "y": 2}), '{"tool":"add"}'),
+        (StepRetrying(error, 0.5), (
+            '{"error":{"type":"ToolError","message":"boom","transient":false},"delay":0.5}'
+        )),
+        (StepSucceeded(3), None),
+        (StepReused(3), None),
+        (StepFailed(error), '{"error":{"type":"ToolError","message":"boom","transient":false}}'),
+        (StepSkipped("condition not met"), '{"reason":"condition not met"}'),
+        (StepBlocked("needs b", ("b",)), '{"reason":"needs b","blocked_by":["b"]}'),
+        (StepCancelled("cancelled while running"), '{"reason":"cancelled while running"}'),
+        (StepCompensated("undo"), '{"tool":"undo"}'),
+        (StepCompensationFailed("undo", error), (
+            '{"tool":"undo","error":{"type":"ToolError","message":"boom","transient":false}}'
+        )),
+        (RunFinished(RunStatus.FAILED, "an answer", "b failed", True), (
+            '{"status":"failed","error":"b failed","final":true}'
+        )),
+    ]  # fmt: skip
+    assert {type(p) for p, _ in journal} == set(PAYLOADS.values())
+    for payload, _ in journal:
+        store.record(
+            ev(payload, step=None if payload.type.startswith(("run", "plan", "llm")) else "a")
+        )
+    assert raw(store, "SELECT data FROM events ORDER BY seq") == [(text,) for _, text in journal]
+    heavy = {"output": None, "args": None, "plan": None, "answer": None}
+    for (payload, _), event in zip(journal, store.events("r1"), strict=True):
+        light = dataclasses.replace(
+            payload, **{k: v for k, v in heavy.items() if hasattr(payload, k)}
+        )
+        assert event.data == light
+
+
 def test_step_output_lives_once_in_its_step_row_not_in_events(store: RunStore) -> None:
     big = {"rows": ["x" * 100] * 100}
     start(store)
@@ -171,11 +237,10 @@ def test_step_output_lives_once_in_its_step_row_not_in_events(store: RunStore) -
 
 def test_a_run_between_an_execution_and_its_replan_still_reads_running(store: RunStore) -> None:
     start(store)
-    failed = {"status": "failed", "error": "b failed", "final": False}
-    store.record(ev(EventType.RUN_FINISHED, data=failed))
+    store.record(ev(RunFinished(RunStatus.FAILED, error="b failed", final=False)))
     info = store.get_run("r1")
     assert info is not None and info.status == "running" and info.finished_at is None
-    store.record(ev(EventType.RUN_FINISHED, data={"status": "succeeded", "final": True}))
+    store.record(ev(RunFinished(RunStatus.SUCCEEDED, final=True)))
     info = store.get_run("r1")
     assert info is not None and info.status == "succeeded" and info.finished_at is not None
 
@@ -183,34 +248,13 @@ def test_a_run_between_an_execution_and_its_replan_still_reads_running(store: Ru
 def test_load_result_rebuilds_the_run(store: RunStore) -> None:
     start(store)
     succeed(store, "a", 3)
-    store.record(
-        ev(
-            EventType.STEP_STARTED,
-            step="b",
-            attempt=1,
-            data={"tool": "add", "args": {"x": 3, "y": 3}},
-        )
-    )
-    store.record(
-        ev(
-            EventType.STEP_RETRYING,
-            step="b",
-            attempt=1,
-            data={"error": {"type": "T", "message": "slow"}},
-        )
-    )
-    store.record(
-        ev(
-            EventType.STEP_STARTED,
-            step="b",
-            attempt=2,
-            data={"tool": "add", "args": {"x": 3, "y": 3}},
-        )
-    )
+    store.record(ev(StepStarted("add", {"x": 3, "y": 3}), step="b", attempt=1))
+    store.record(ev(StepRetrying(StepError(type="T", message="slow")), step="b", attempt=1))
+    store.record(ev(StepStarted("add", {"x": 3, "y": 3}), step="b", attempt=2))
     err = {"type": "ToolError", "message": "boom", "transient": False}
-    store.record(ev(EventType.STEP_FAILED, step="b", attempt=2, data={"error": err}))
-    store.record(ev(EventType.STEP_BLOCKED, step="c", data={"reason": "needs b"}))
-    store.record(ev(EventType.RUN_FINISHED, data={"status": RunStatus.FAILED, "answer": None}))
+    store.record(ev(StepFailed(StepError.model_validate(err)), step="b", attempt=2))
+    store.record(ev(StepBlocked("needs b", ("b",)), step="c"))
+    store.record(ev(RunFinished(RunStatus.FAILED, answer=None)))
 
     result = store.load_result("r1")
     assert result.status is RunStatus.FAILED
@@ -250,7 +294,7 @@ def test_steps_that_never_started_load_as_pending(store: RunStore) -> None:
 def test_a_restarted_step_forgets_its_previous_output(store: RunStore) -> None:
     start(store)
     succeed(store, "a", 3)
-    store.record(ev(EventType.STEP_STARTED, step="a", attempt=1, data={"tool": "add", "args": {}}))
+    store.record(ev(StepStarted("add", {}), step="a", attempt=1))
     assert store.completed_outputs("r1") == {}
     assert store.load_result("r1").steps["a"].status is StepStatus.RUNNING
 
@@ -258,7 +302,7 @@ def test_a_restarted_step_forgets_its_previous_output(store: RunStore) -> None:
 def test_reused_step_is_flagged_and_its_output_not_rewritten(store: RunStore) -> None:
     start(store)
     succeed(store, "a", {"v": 1})
-    store.record(ev(EventType.STEP_REUSED, step="a", data={"output": {"v": 1}}))
+    store.record(ev(StepReused({"v": 1}), step="a"))
     rec = store.load_result("r1").steps["a"]
     assert rec.reused and rec.status is StepStatus.SUCCEEDED and rec.output == {"v": 1}
 
@@ -267,13 +311,9 @@ def test_compensation_marks_steps_and_keeps_failures_visible(store: RunStore) ->
     start(store)
     succeed(store, "a", 1)
     succeed(store, "b", 2)
-    store.record(ev(EventType.STEP_COMPENSATED, step="b"))
+    store.record(ev(StepCompensated("undo_b"), step="b"))
     store.record(
-        ev(
-            EventType.STEP_COMPENSATION_FAILED,
-            step="a",
-            data={"error": {"type": "E", "message": "no undo"}},
-        )
+        ev(StepCompensationFailed("undo_a", StepError(type="E", message="no undo")), step="a")
     )
     result = store.load_result("r1")
     assert result.steps["b"].status is StepStatus.COMPENSATED
@@ -283,11 +323,11 @@ def test_compensation_marks_steps_and_keeps_failures_visible(store: RunStore) ->
 
 def test_plan_versions_are_kept_and_identical_plans_not_duplicated(store: RunStore) -> None:
     replan = PLAN.model_copy(update={"answer": "done: ${c}"})
-    store.record(ev(EventType.PLAN_CREATED, data={"plan": PLAN, "version": 1}))
+    store.record(ev(PlanCreated(PLAN, 1)))
     assert store.get_run("r1") is not None
     assert store.get_run("r1").status == "pending"  # type: ignore[union-attr]
     start(store)  # the executor starts the very plan the planner made
-    store.record(ev(EventType.PLAN_CREATED, data={"plan": replan.to_json(), "version": 2}))
+    store.record(ev(PlanCreated(replan, 2)))
     start(store, plan=replan)
     assert store.plans("r1") == [PLAN, replan]
     assert store.get_run("r1").plan_versions == 2  # type: ignore[union-attr]
@@ -296,12 +336,9 @@ def test_plan_versions_are_kept_and_identical_plans_not_duplicated(store: RunSto
 
 def test_llm_usage_is_summed_on_the_run(store: RunStore) -> None:
     for prompt, completion in [(100, 20), (50, 5)]:
-        store.record(
-            ev(
-                EventType.LLM_CALL,
-                data={"usage": {"prompt_tokens": prompt, "completion_tokens": completion}},
-            )
-        )
+        usage = Usage()
+        usage.add(prompt, completion)
+        store.record(ev(LLMCall(usage, "plan", "json_schema")))
     start(store)
     usage = store.load_result("r1").usage
     assert usage.to_dict() == {
@@ -372,7 +409,7 @@ def test_a_failed_commit_rolls_back_and_raises_store_error(
     store: RunStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     start(store)
-    store.record(ev(EventType.STEP_STARTED, step="a", attempt=1, data={"tool": "add", "args": {}}))
+    store.record(ev(StepStarted("add", {}), step="a", attempt=1))
 
     def broken_commit() -> None:
         raise sqlite3.OperationalError("disk I/O error")
@@ -381,7 +418,7 @@ def test_a_failed_commit_rolls_back_and_raises_store_error(
     bus = EventBus()
     store.attach(bus)
     with pytest.raises(StoreError, match=r"disk I/O error.*resume the run"):
-        bus.emit(ev(EventType.STEP_SUCCEEDED, step="a", attempt=1, data={"output": 3}))
+        bus.emit(ev(StepSucceeded(3), step="a", attempt=1))
     monkeypatch.undo()
     assert store.completed_outputs("r1") == {}
     assert store.load_result("r1").steps["a"].status is StepStatus.RUNNING
@@ -404,12 +441,10 @@ def test_a_write_that_cannot_get_the_lock_fails_with_advice(tmp_path: Path) -> N
 
 
 def test_list_runs_newest_first_filtered_and_limited(store: RunStore) -> None:
-    for i, status in enumerate(["succeeded", "failed", "succeeded"]):
+    for i, status in enumerate([RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.SUCCEEDED]):
         run = f"r{i}"
-        store.record(
-            Event(EventType.RUN_STARTED, run, data={"plan": PLAN, "goal": f"g{i}"}, ts=100.0 + i)
-        )
-        store.record(Event(EventType.RUN_FINISHED, run, data={"status": status}, ts=101.0 + i))
+        store.record(Event(RunStarted(PLAN, f"g{i}"), run, ts=100.0 + i))
+        store.record(Event(RunFinished(status), run, ts=101.0 + i))
     assert [r.id for r in store.list_runs()] == ["r2", "r1", "r0"]
     assert [r.id for r in store.list_runs(status="succeeded")] == ["r2", "r0"]
     assert [r.id for r in store.list_runs(limit=2)] == ["r2", "r1"]
@@ -420,7 +455,7 @@ def test_claim_refuses_running_and_completed_runs(store: RunStore) -> None:
     store.claim("r1", plan=PLAN)
     with pytest.raises(RunStateError, match="already running"):
         store.claim("r1", plan=PLAN, allow={"failed"})
-    store.record(ev(EventType.RUN_FINISHED, data={"status": "succeeded"}))
+    store.record(ev(RunFinished(RunStatus.SUCCEEDED)))
     with pytest.raises(RunStateError, match="already completed"):
         store.claim("r1", allow={"failed", INTERRUPTED})
     with pytest.raises(RunStateError, match="no run 'nope'"):
@@ -500,19 +535,19 @@ def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None
 
 WRITER = """
 import sys
-from tooldag.events import Event, EventType
+from tooldag.events import Event, RunFinished, RunStarted, StepStarted, StepSucceeded
 from tooldag.durable.store import RunStore
+from tooldag.result import RunStatus
 
 path, run, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 store = RunStore(path)
 print("ready", flush=True)
 sys.stdin.readline()  # the barrier: both writers start together
-store.record(Event(EventType.RUN_STARTED, run, data={"goal": run}))
+store.record(Event(RunStarted(goal=run), run))
 for i in range(n):
-    data = {"tool": "t", "args": {"i": i}}
-    store.record(Event(EventType.STEP_STARTED, run, f"s{i}", attempt=1, data=data))
-    store.record(Event(EventType.STEP_SUCCEEDED, run, f"s{i}", attempt=1, data={"output": i}))
-store.record(Event(EventType.RUN_FINISHED, run, data={"status": "succeeded"}))
+    store.record(Event(StepStarted("t", {"i": i}), run, f"s{i}", attempt=1))
+    store.record(Event(StepSucceeded(i), run, f"s{i}", attempt=1))
+store.record(Event(RunFinished(RunStatus.SUCCEEDED), run))
 """
 
 
@@ -570,7 +605,7 @@ def test_a_new_store_and_its_wal_are_the_owners_only(tmp_path: Path) -> None:
     with RunStore(path) as store:
         bus = EventBus()
         store.attach(bus)
-        bus.emit(Event(EventType.RUN_STARTED, "r1", data={"goal": "private goal"}))
+        bus.emit(Event(RunStarted(goal="private goal"), "r1"))
         files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
         assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {
             f.name: 0o600 for f in files

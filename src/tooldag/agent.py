@@ -17,9 +17,10 @@ What it promises:
   last finished first. An undone step of an earlier attempt that the last plan did not keep
   shows in the result as ``step@attempt`` (``booking@1``); a step whose undo failed keeps its
   ``succeeded`` status and carries the failure as its ``error`` (and in the run's ``error``).
-- The agent decides when the run is finished: each execution's ``run_finished`` event says
-  ``final: false``, and the agent emits the run's own last one, ``final: true`` (what
-  :meth:`EventBus.stream` waits for and what the store reads as the end of the run).
+- The agent decides when the run is finished: each execution's ``run_finished`` event is not
+  final (:attr:`~tooldag.events.RunFinished.final` false), and the agent emits the run's own
+  last one, final: what :meth:`EventBus.stream` waits for and what the store reads as the end
+  of the run.
 - ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
   LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
 - ``approve(plan)`` sees each plan before it runs, and ``approve_step(step)`` each side-effecting
@@ -46,7 +47,7 @@ import openai
 from ._sync import run_sync
 from .durable.store import RunStore
 from .errors import BudgetExceededError, LLMError, PlanRejected
-from .events import Event, EventBus, EventCallback, EventType
+from .events import Event, EventBus, EventCallback, LLMCall
 from .execution.executor import Executor
 from .execution.outcome import finished_event
 from .execution.saga import Ledger
@@ -229,8 +230,8 @@ class _Agent:
 
     def tool_llm_call(self, reply: LLMReply) -> None:
         """An LLM call made by a tool during the run: journalled like the planner's."""
-        data = {"usage": reply.usage.to_dict(), "purpose": "tool", "mode": reply.mode.value}
-        self.bus.emit(Event(EventType.LLM_CALL, run_id=self.run_id, data=data))
+        call = LLMCall(reply.usage, "tool", reply.mode.value, reply.model, reply.usage_estimated)
+        self.bus.emit(Event(call, run_id=self.run_id))
 
     async def refusal(self, plan: Plan) -> str | None:
         if not await _approved(self.approve, plan):

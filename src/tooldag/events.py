@@ -4,25 +4,72 @@ The executor emits; the monitor, the run store, the REPL's live view and user ca
 Emission is synchronous and in order, which is what gives the store its write-ahead guarantee:
 a ``step_succeeded`` event is journalled before the scheduler counts the step as done.
 
+An :class:`Event` is an envelope (run id, step id, attempt, duration, time) around its ``data``:
+one payload class per :class:`EventType` (:class:`StepStarted`, :class:`StepFailed`,
+:class:`RunFinished`...), a frozen dataclass whose fields say what happened. The event's
+``type`` is its payload's, so the two cannot disagree. Dispatch on the payload class, which type
+checkers narrow:
+
 >>> bus = EventBus()
->>> seen = []
->>> unsubscribe = bus.subscribe(seen.append)
->>> bus.emit(Event(EventType.RUN_STARTED, run_id="r1"))
->>> seen[0].type
+>>> def on_event(event: Event) -> None:
+...     match event.data:
+...         case StepFailed(error=error):
+...             print(f"{event.step_id} failed: {error.message}")
+...         case RunFinished(status=status, final=True):
+...             print(f"run {event.run_id} {status}")
+>>> unsubscribe = bus.subscribe(on_event)
+>>> bus.emit(Event(RunStarted(goal="g"), run_id="r1"))
+>>> bus.emit(Event(StepFailed(StepError(type="KeyError", message="'x'")), "r1", "a"))
+a failed: 'x'
+>>> bus.emit(Event(RunFinished(RunStatus.FAILED), "r1"))
+run r1 failed
+>>> Event(RunStarted(), "r1").type
 <EventType.RUN_STARTED: 'run_started'>
+
+Outputs and arguments are held by reference, never copied, so a large output costs nothing per
+consumer. :func:`payload_to_json` and :func:`payload_from_json` are a payload's JSON form (what
+the run store keeps in its event log) and back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar, TypeAlias, assert_never
 
-__all__ = ["Event", "EventBus", "EventCallback", "EventType"]
+from .plan.model import Plan
+from .result import RunStatus, StepError, Usage
+
+__all__ = [
+    "Event",
+    "EventBus",
+    "EventCallback",
+    "EventType",
+    "LLMCall",
+    "PAYLOADS",
+    "Payload",
+    "PlanCreated",
+    "RunFinished",
+    "RunStarted",
+    "StepBlocked",
+    "StepCancelled",
+    "StepCompensated",
+    "StepCompensationFailed",
+    "StepFailed",
+    "StepRetrying",
+    "StepReused",
+    "StepSkipped",
+    "StepStarted",
+    "StepSucceeded",
+    "payload_from_json",
+    "payload_to_json",
+]
 
 log = logging.getLogger("tooldag.events")
 
@@ -44,27 +91,335 @@ class EventType(StrEnum):
     LLM_CALL = "llm_call"
 
 
+# -- the payloads, one per event type. Fields that may be absent from an event read back from the
+# run store (it keeps outputs, arguments, plans and answers in its run and step rows, not in its
+# event log) are optional.
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """An execution of a run began, with ``plan`` (each replan's execution starts again)."""
+
+    type: ClassVar[EventType] = EventType.RUN_STARTED
+    plan: Plan | None = None
+    goal: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """An execution ended in ``status``. ``final`` is false when more may follow under the same
+    run id (the agent may replan); the run's last ``run_finished`` is final."""
+
+    type: ClassVar[EventType] = EventType.RUN_FINISHED
+    status: RunStatus
+    answer: str | None = None
+    error: str | None = None
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCreated:
+    """The planner made version ``version`` of the run's plan (validated)."""
+
+    type: ClassVar[EventType] = EventType.PLAN_CREATED
+    plan: Plan | None
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    """An attempt of a step began (the event's ``attempt`` counts from 1), calling ``tool`` with
+    its resolved ``args``."""
+
+    type: ClassVar[EventType] = EventType.STEP_STARTED
+    tool: str
+    args: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRetrying:
+    """An attempt failed with a transient ``error``; the next starts after ``delay`` seconds."""
+
+    type: ClassVar[EventType] = EventType.STEP_RETRYING
+    error: StepError
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepSucceeded:
+    """A step's tool returned ``output`` (journalled before the step counts as done)."""
+
+    type: ClassVar[EventType] = EventType.STEP_SUCCEEDED
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    """A step failed for good: its tool raised (after any retries), or it could not be called."""
+
+    type: ClassVar[EventType] = EventType.STEP_FAILED
+    error: StepError
+
+
+@dataclass(frozen=True, slots=True)
+class StepSkipped:
+    """A step's ``when`` was false, or it reads a skipped step's output."""
+
+    type: ClassVar[EventType] = EventType.STEP_SKIPPED
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepBlocked:
+    """A step cannot run: the steps in ``blocked_by`` failed, were blocked or were cancelled."""
+
+    type: ClassVar[EventType] = EventType.STEP_BLOCKED
+    reason: str
+    blocked_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepCancelled:
+    """A step was cancelled while it ran, or before it started."""
+
+    type: ClassVar[EventType] = EventType.STEP_CANCELLED
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepReused:
+    """A step completed earlier (a resume, a replan) was not run again: its ``output`` stands."""
+
+    type: ClassVar[EventType] = EventType.STEP_REUSED
+    output: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompensated:
+    """A step's effect was undone by its compensation ``tool``."""
+
+    type: ClassVar[EventType] = EventType.STEP_COMPENSATED
+    tool: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepCompensationFailed:
+    """A step's compensation ``tool`` could not be run, or failed: the step's effect stands."""
+
+    type: ClassVar[EventType] = EventType.STEP_COMPENSATION_FAILED
+    tool: str
+    error: StepError
+
+
+@dataclass(frozen=True, slots=True)
+class LLMCall:
+    """One LLM call, by the planner (``purpose`` ``plan``, ``repair``, ``replan``...) or by a
+    tool (``tool``); ``usage_estimated`` when the endpoint reported no usage."""
+
+    type: ClassVar[EventType] = EventType.LLM_CALL
+    usage: Usage
+    purpose: str
+    mode: str
+    model: str | None = None
+    usage_estimated: bool = False
+
+
+Payload: TypeAlias = (
+    RunStarted
+    | RunFinished
+    | PlanCreated
+    | StepStarted
+    | StepRetrying
+    | StepSucceeded
+    | StepFailed
+    | StepSkipped
+    | StepBlocked
+    | StepCancelled
+    | StepReused
+    | StepCompensated
+    | StepCompensationFailed
+    | LLMCall
+)
+"""What an :class:`Event` carries: one class per :class:`EventType`."""
+
+_PAYLOAD_CLASSES: tuple[type[Payload], ...] = (
+    RunStarted,
+    RunFinished,
+    PlanCreated,
+    StepStarted,
+    StepRetrying,
+    StepSucceeded,
+    StepFailed,
+    StepSkipped,
+    StepBlocked,
+    StepCancelled,
+    StepReused,
+    StepCompensated,
+    StepCompensationFailed,
+    LLMCall,
+)
+
+PAYLOADS: Mapping[EventType, type[Payload]] = MappingProxyType(
+    {cls.type: cls for cls in _PAYLOAD_CLASSES}
+)
+"""The payload class of each event type."""
+
+_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _PAYLOAD_CLASSES}
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One transition. ``data`` holds what it carries (tool, args, output, error, reason).
+    """One transition: what happened (``data``, whose class is the event's :attr:`type`), to
+    which run and step, at which attempt, how long the step took, and when (``ts``)."""
 
-    Outputs are passed by reference, never copied, so a large output costs nothing per consumer.
-    """
-
-    type: EventType
+    data: Payload
     run_id: str
     step_id: str | None = None
     attempt: int = 0
     duration: float | None = None
-    data: dict[str, Any] = field(default_factory=dict)
     ts: float = field(default_factory=time.time)
+
+    @property
+    def type(self) -> EventType:
+        try:
+            return self.data.type
+        except AttributeError:  # Event(EventType.X, ...), as before payloads were typed
+            raise TypeError(
+                f"an Event's data is its payload, e.g. Event(RunStarted(), run_id), "
+                f"not {self.data!r}"
+            ) from None
 
 
 EventCallback = Callable[[Event], None]
 
 
+# -- the JSON form
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, StepError):
+        return value.model_dump()
+    if isinstance(value, Usage):
+        return value.to_dict()
+    if isinstance(value, Plan):
+        return value.to_json()
+    return value
+
+
+def payload_to_json(payload: Payload, *, exclude: Collection[str] = ()) -> dict[str, Any]:
+    """``payload`` as a dict of its fields in order (those not in ``exclude``): errors, usage and
+    plans in their JSON forms (a status is a string already). Outputs and arguments go in as they
+    are, by reference: they are JSON values (the executor made them so)."""
+    return {
+        name: _jsonable(getattr(payload, name))
+        for name in _FIELDS[type(payload)]
+        if name not in exclude
+    }
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _error(value: Any) -> StepError:
+    if isinstance(value, Mapping):
+        return StepError(
+            type=_text(value.get("type")) or "Error",
+            message=_text(value.get("message")),
+            transient=bool(value.get("transient", False)),
+        )
+    return StepError(type="Error", message=_text(value))
+
+
+def _status(value: Any) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        return RunStatus.FAILED
+
+
+def _usage(value: Any) -> Usage:
+    if not isinstance(value, Mapping):
+        return Usage()
+    counts = {k: int(value.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
+    total = value.get("total_tokens")
+    total_tokens = int(total) if total is not None else sum(counts.values())
+    return Usage(**counts, total_tokens=total_tokens, calls=int(value.get("calls") or 0))
+
+
+def _plan(value: Any) -> Plan | None:
+    if value is None:
+        return None
+    try:
+        return Plan.model_validate(value)
+    except ValueError:
+        return None
+
+
+def payload_from_json(kind: EventType, data: Mapping[str, Any] | None) -> Payload:
+    """The payload of a ``kind`` event from its JSON form (:func:`payload_to_json`).
+
+    Lenient, for what a journal holds: a key that is missing (the run store leaves outputs,
+    arguments, plans and answers out of its event log; an older journal may lack a key) gets the
+    field's default, or an empty value where the field has none (``""``, an empty error, the
+    ``failed`` status); unknown keys are ignored.
+    """
+    d: Mapping[str, Any] = data or {}
+    match kind:
+        case EventType.RUN_STARTED:
+            return RunStarted(_plan(d.get("plan")), _text(d.get("goal")))
+        case EventType.RUN_FINISHED:
+            return RunFinished(
+                _status(d.get("status")),
+                _optional_text(d.get("answer")),
+                _optional_text(d.get("error")),
+                d.get("final") is not False,
+            )
+        case EventType.PLAN_CREATED:
+            return PlanCreated(_plan(d.get("plan")), int(d.get("version") or 0))
+        case EventType.STEP_STARTED:
+            args = d.get("args")
+            return StepStarted(_text(d.get("tool")), dict(args) if args is not None else None)
+        case EventType.STEP_RETRYING:
+            return StepRetrying(_error(d.get("error")), float(d.get("delay") or 0.0))
+        case EventType.STEP_SUCCEEDED:
+            return StepSucceeded(d.get("output"))
+        case EventType.STEP_FAILED:
+            return StepFailed(_error(d.get("error")))
+        case EventType.STEP_SKIPPED:
+            return StepSkipped(_text(d.get("reason")))
+        case EventType.STEP_BLOCKED:
+            blocked_by = d.get("blocked_by") or ()
+            return StepBlocked(_text(d.get("reason")), tuple(str(s) for s in blocked_by))
+        case EventType.STEP_CANCELLED:
+            return StepCancelled(_text(d.get("reason")))
+        case EventType.STEP_REUSED:
+            return StepReused(d.get("output"))
+        case EventType.STEP_COMPENSATED:
+            return StepCompensated(_text(d.get("tool")))
+        case EventType.STEP_COMPENSATION_FAILED:
+            return StepCompensationFailed(_text(d.get("tool")), _error(d.get("error")))
+        case EventType.LLM_CALL:
+            return LLMCall(
+                _usage(d.get("usage")),
+                _text(d.get("purpose")),
+                _text(d.get("mode")),
+                _optional_text(d.get("model")),
+                bool(d.get("usage_estimated", False)),
+            )
+    assert_never(kind)
+
+
+# -- the bus
+
+
 def _run_over(event: Event) -> bool:
-    return event.type is EventType.RUN_FINISHED and event.data.get("final", True) is not False
+    data = event.data
+    return isinstance(data, RunFinished) and data.final
 
 
 class EventBus:
@@ -104,7 +459,7 @@ class EventBus:
 
         Stops after the first event for which ``until(event)`` is true; by default after the
         final ``run_finished`` (a replanned run has one per execution, all but the last with
-        ``data["final"]`` false; one without the key is final).
+        :attr:`RunFinished.final` false).
         """
         stop = until or _run_over
         queue: asyncio.Queue[Event] = asyncio.Queue()

@@ -28,7 +28,6 @@ __all__ = [
     "StoreWarning",
     "dumps_json",
     "error_json",
-    "error_text",
     "loads_json",
     "plan_json",
 ]
@@ -95,28 +94,6 @@ def plan_json(plan: Any) -> dict[str, Any]:
     raise StoreError(f"cannot store a plan of type {type(plan).__name__}: pass a Plan or a dict")
 
 
-def error_json(error: Any) -> str | None:
-    """A step error (a :class:`StepError`, an exception, a mapping or text) as the JSON of a
-    :class:`StepError`."""
-    if error is None:
-        return None
-    if isinstance(error, StepError):
-        return error.model_dump_json()
-    if isinstance(error, BaseException):
-        return dumps_json({"type": type(error).__name__, "message": str(error), "transient": False})
-    if isinstance(error, Mapping):
-        return dumps_json(
-            {
-                "type": str(error.get("type", "Error")),
-                "message": str(error.get("message", "")),
-                "transient": bool(error.get("transient", False)),
-            }
-        )
-    return dumps_json({"type": "Error", "message": str(error), "transient": False})
-
-
-def error_text(error: Any) -> str:
-    """One line for an error given as a mapping (``Type: message``) or anything else."""
-    if isinstance(error, Mapping):
-        return f"{error.get('type', 'Error')}: {error.get('message', '')}"
-    return str(error)
+def error_json(error: StepError | None) -> str | None:
+    """A step error as stored: the JSON of its fields (None stays None)."""
+    return None if error is None else dumps_json(error.model_dump())

@@ -10,17 +10,33 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, assert_never
 
-from ..events import Event, EventType
+from ..events import (
+    Event,
+    LLMCall,
+    PlanCreated,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepCancelled,
+    StepCompensated,
+    StepCompensationFailed,
+    StepFailed,
+    StepRetrying,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+    payload_to_json,
+)
 from ..result import RunStatus, StepStatus
-from ._codec import dumps_json, error_json, error_text, plan_json
+from ._codec import dumps_json, error_json, plan_json
 from ._liveness import owner_identity
 
 __all__ = ["Journal"]
 
-# Keys whose values live in the runs/steps/plans rows: never copied into the event log.
+# Payload fields whose values live in the runs/steps/plans rows: never copied into the event log.
 HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
 
 
@@ -36,11 +52,8 @@ class Journal:
 
     def write(self, db: sqlite3.Connection, event: Event) -> None:
         """Update the run and step rows for ``event``, then append it to the event log."""
-        handler = self._HANDLERS.get(event.type)
-        data = event.data
-        light = {k: v for k, v in data.items() if k not in HEAVY_KEYS} if data else None
-        if handler is not None:
-            handler(self, db, event)
+        self._rows(db, event)
+        light = payload_to_json(event.data, exclude=HEAVY_KEYS)
         db.execute(
             "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -77,9 +90,58 @@ class Journal:
             db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (run_id, version, text, ts))
         self._plans_seen[run_id] = text
 
-    # -- one handler per event type (see _HANDLERS)
-    def _on_run_started(self, db: sqlite3.Connection, e: Event) -> None:
-        goal = str(e.data.get("goal") or "")
+    def _rows(self, db: sqlite3.Connection, e: Event) -> None:
+        """The run, step and plan rows ``e`` changes (the most frequent events first)."""
+        match e.data:
+            case StepStarted() as data:
+                self._on_step_started(db, e, data)
+            case StepSucceeded(output=output):
+                what = f"the output of step {e.step_id!r} (run {e.run_id})"
+                self._upsert_end(db, e, StepStatus.SUCCEEDED, output=dumps_json(output, what=what))
+            case StepFailed(error=error):
+                self._upsert_end(db, e, StepStatus.FAILED, error=error_json(error))
+            case StepRetrying(error=error):
+                db.execute(
+                    "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
+                    "WHERE run_id = ? AND step_id = ?",
+                    (e.attempt, error_json(error), e.run_id, e.step_id),
+                )
+            case StepSkipped(reason=reason):
+                self._upsert_end(db, e, StepStatus.SKIPPED, reason=reason)
+            case StepBlocked(reason=reason):
+                self._upsert_end(db, e, StepStatus.BLOCKED, reason=reason)
+            case StepCancelled(reason=reason):
+                self._upsert_end(db, e, StepStatus.CANCELLED, reason=reason)
+            case StepReused(output=output):
+                self._on_step_reused(db, e, output)
+            case RunStarted() as data:
+                self._on_run_started(db, e, data)
+            case RunFinished() as data:
+                self._on_run_finished(db, e, data)
+            case PlanCreated(plan=plan):
+                goal = plan.goal if plan is not None else ""
+                self.ensure_run(db, e.run_id, e.ts, goal)
+                if plan is not None:
+                    self.add_plan(db, e.run_id, plan, e.ts)
+                db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (e.ts, e.run_id))
+            case LLMCall() as data:
+                self._on_llm_call(db, e, data)
+            case StepCompensated():
+                db.execute(
+                    "UPDATE steps SET status = 'compensated' WHERE run_id = ? AND step_id = ?",
+                    (e.run_id, e.step_id),
+                )
+            case StepCompensationFailed(error=error):
+                # The step's effect stands: keep it succeeded, say why it could not be undone.
+                db.execute(
+                    "UPDATE steps SET reason = ? WHERE run_id = ? AND step_id = ?",
+                    (f"compensation failed: {error}", e.run_id, e.step_id),
+                )
+            case _:
+                assert_never(e.data)
+
+    def _on_run_started(self, db: sqlite3.Connection, e: Event, data: RunStarted) -> None:
+        goal = data.goal
         self.ensure_run(db, e.run_id, e.ts, goal)
         db.execute(
             "UPDATE runs SET status = 'running', goal = CASE WHEN ? != '' THEN ? ELSE goal END, "
@@ -87,54 +149,33 @@ class Journal:
             "owner_token = ? WHERE id = ?",
             (goal, goal, e.ts, *owner_identity(), e.run_id),
         )
-        if e.data.get("plan") is not None:
-            self.add_plan(db, e.run_id, e.data["plan"], e.ts)
+        if data.plan is not None:
+            self.add_plan(db, e.run_id, data.plan, e.ts)
 
-    def _on_plan_created(self, db: sqlite3.Connection, e: Event) -> None:
-        plan = e.data.get("plan")
-        goal = str(plan_json(plan).get("goal") or "") if plan is not None else ""
-        self.ensure_run(db, e.run_id, e.ts, goal)
-        if plan is not None:
-            self.add_plan(db, e.run_id, plan, e.ts)
-        db.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (e.ts, e.run_id))
-
-    def _on_llm_call(self, db: sqlite3.Connection, e: Event) -> None:
-        # One event is one call, whatever a "calls" field in its usage says.
-        usage = e.data.get("usage") or {}
-        if not isinstance(usage, Mapping):  # a Usage dataclass or an SDK object
-            usage = getattr(usage, "to_dict", lambda: vars(usage))()
-        prompt = int(usage.get("prompt_tokens") or 0)
-        completion = int(usage.get("completion_tokens") or 0)
-        total = usage.get("total_tokens")
+    def _on_llm_call(self, db: sqlite3.Connection, e: Event, data: LLMCall) -> None:
+        # One event is one call, whatever the "calls" field of its usage says.
+        usage = data.usage
         self.ensure_run(db, e.run_id, e.ts)
         db.execute(
             "UPDATE runs SET prompt_tokens = prompt_tokens + ?, "
             "completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?, "
             "llm_calls = llm_calls + 1, updated_at = ? WHERE id = ?",
-            (
-                prompt,
-                completion,
-                int(total) if total is not None else prompt + completion,
-                e.ts,
-                e.run_id,
-            ),
+            (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, e.ts, e.run_id),
         )
 
-    def _on_run_finished(self, db: sqlite3.Connection, e: Event) -> None:
-        status = RunStatus(str(e.data.get("status") or RunStatus.FAILED.value))
-        if e.data.get("final") is False:
+    def _on_run_finished(self, db: sqlite3.Connection, e: Event, data: RunFinished) -> None:
+        status = data.status
+        if not data.final:
             # One execution of a run the agent goes on with (it replans next): the run is still
             # running, and must not read as failed or finished meanwhile.
             status = RunStatus.RUNNING
-        answer = e.data.get("answer")
-        error = e.data.get("error")
         db.execute(
             "UPDATE runs SET status = ?, answer = ?, error = ?, updated_at = ?, "
             "finished_at = CASE WHEN ? THEN ? ELSE NULL END WHERE id = ?",
             (
                 status.value,
-                None if answer is None else str(answer),
-                None if error is None else str(error),
+                data.answer,
+                data.error,
                 e.ts,
                 status.finished and status is not RunStatus.PAUSED,
                 e.ts,
@@ -142,8 +183,8 @@ class Journal:
             ),
         )
 
-    def _on_step_started(self, db: sqlite3.Connection, e: Event) -> None:
-        args = e.data.get("args")
+    def _on_step_started(self, db: sqlite3.Connection, e: Event, data: StepStarted) -> None:
+        args = data.args
         db.execute(
             "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
             "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
@@ -155,7 +196,7 @@ class Journal:
             (
                 e.run_id,
                 e.step_id,
-                e.data.get("tool"),
+                data.tool,
                 max(e.attempt, 1),
                 None if args is None else dumps_json(args),
                 e.ts,
@@ -172,37 +213,17 @@ class Journal:
         error: str | None = None,
         reason: str | None = None,
     ) -> None:
+        # The tool is known from the step's start, or from the plan: an ending does not say it.
         db.execute(
             "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
-            " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
-            " DO UPDATE SET tool = COALESCE(excluded.tool, tool), status = excluded.status,"
+            " finished_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
+            " DO UPDATE SET status = excluded.status,"
             " attempts = MAX(attempts, excluded.attempts), output = excluded.output,"
             " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at",
-            (e.run_id, e.step_id, e.data.get("tool"), status.value, e.attempt, output, error,
-             reason, e.ts),
-        )  # fmt: skip
-
-    def _on_step_succeeded(self, db: sqlite3.Connection, e: Event) -> None:
-        what = f"the output of step {e.step_id!r} (run {e.run_id})"
-        output = dumps_json(e.data.get("output"), what=what)
-        self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
-
-    def _on_step_failed(self, db: sqlite3.Connection, e: Event) -> None:
-        self._upsert_end(db, e, StepStatus.FAILED, error=error_json(e.data.get("error")))
-
-    def _on_step_retrying(self, db: sqlite3.Connection, e: Event) -> None:
-        db.execute(
-            "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
-            "WHERE run_id = ? AND step_id = ?",
-            (e.attempt, error_json(e.data.get("error")), e.run_id, e.step_id),
+            (e.run_id, e.step_id, status.value, e.attempt, output, error, reason, e.ts),
         )
 
-    def _on_step_ended(self, db: sqlite3.Connection, e: Event) -> None:
-        status = _END_STATUS[e.type]
-        reason = e.data.get("reason")
-        self._upsert_end(db, e, status, reason=None if reason is None else str(reason))
-
-    def _on_step_reused(self, db: sqlite3.Connection, e: Event) -> None:
+    def _on_step_reused(self, db: sqlite3.Connection, e: Event, output: Any) -> None:
         # The output is already in the row (that is where reuse read it from): not written again.
         updated = db.execute(
             "UPDATE steps SET status = 'succeeded', reused = 1 WHERE run_id = ? AND step_id = ?",
@@ -210,46 +231,8 @@ class Journal:
         ).rowcount
         if not updated:
             what = f"the reused output of step {e.step_id!r} (run {e.run_id})"
-            output = dumps_json(e.data.get("output"), what=what)
-            self._upsert_end(db, e, StepStatus.SUCCEEDED, output=output)
+            self._upsert_end(db, e, StepStatus.SUCCEEDED, output=dumps_json(output, what=what))
             db.execute(
                 "UPDATE steps SET reused = 1 WHERE run_id = ? AND step_id = ?",
                 (e.run_id, e.step_id),
             )
-
-    def _on_compensation(self, db: sqlite3.Connection, e: Event) -> None:
-        if e.type is EventType.STEP_COMPENSATED:
-            db.execute(
-                "UPDATE steps SET status = 'compensated' WHERE run_id = ? AND step_id = ?",
-                (e.run_id, e.step_id),
-            )
-        else:  # the step's effect stands: keep it succeeded, say why it could not be undone
-            db.execute(
-                "UPDATE steps SET reason = ? WHERE run_id = ? AND step_id = ?",
-                (f"compensation failed: {error_text(e.data.get('error'))}", e.run_id, e.step_id),
-            )
-
-    # Event types absent here change no row: they only get their line in the event log.
-    _HANDLERS: dict[EventType, Callable[[Journal, sqlite3.Connection, Event], None]] = {
-        EventType.RUN_STARTED: _on_run_started,
-        EventType.RUN_FINISHED: _on_run_finished,
-        EventType.PLAN_CREATED: _on_plan_created,
-        EventType.LLM_CALL: _on_llm_call,
-        EventType.STEP_STARTED: _on_step_started,
-        EventType.STEP_RETRYING: _on_step_retrying,
-        EventType.STEP_SUCCEEDED: _on_step_succeeded,
-        EventType.STEP_FAILED: _on_step_failed,
-        EventType.STEP_SKIPPED: _on_step_ended,
-        EventType.STEP_BLOCKED: _on_step_ended,
-        EventType.STEP_CANCELLED: _on_step_ended,
-        EventType.STEP_REUSED: _on_step_reused,
-        EventType.STEP_COMPENSATED: _on_compensation,
-        EventType.STEP_COMPENSATION_FAILED: _on_compensation,
-    }
-
-
-_END_STATUS = {
-    EventType.STEP_SKIPPED: StepStatus.SKIPPED,
-    EventType.STEP_BLOCKED: StepStatus.BLOCKED,
-    EventType.STEP_CANCELLED: StepStatus.CANCELLED,
-}

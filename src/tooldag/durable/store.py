@@ -45,7 +45,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from .._files import private_file
 from ..errors import RunStateError, StoreError
-from ..events import Event, EventBus, EventType
+from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
@@ -282,7 +282,7 @@ class RunStore:
             self._journal.write(db, event)
         if event.type is EventType.RUN_STARTED:
             mark_live(self._key, event.run_id)
-        elif event.type is EventType.RUN_FINISHED and event.data.get("final") is not False:
+        elif isinstance(event.data, RunFinished) and event.data.final:
             forget_live(self._key, event.run_id)
 
     # -- writing: ownership
@@ -425,7 +425,29 @@ class RunStore:
         return [Plan.model_validate(json.loads(r["plan"])) for r in rows]
 
     def events(self, run_id: str) -> list[Event]:
-        """The run's journal, in order (outputs, args and plans are in the step and plan rows)."""
+        """The run's journal, in order, as events whose payloads are rebuilt from the event log
+        (:func:`~tooldag.events.payload_from_json`).
+
+        The log leaves out what the run, step and plan rows hold: in these events outputs,
+        arguments, plans and answers are ``None`` (:meth:`load_result` has them).
+        """
+        return [
+            Event(
+                payload_from_json(EventType(r["type"]), r["data"]),
+                run_id,
+                r["step_id"],
+                r["attempt"],
+                r["duration"],
+                r["ts"],
+            )
+            for r in self.events_json(run_id)
+        ]
+
+    def events_json(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's journal as stored, in order: one JSON-ready dict per event, with its
+        ``type``, ``step_id``, ``attempt``, ``ts``, ``duration`` and ``data`` (the payload's
+        fields but outputs, arguments, plans and answers), as ``tooldag runs show --json``
+        prints it."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT type, step_id, attempt, ts, duration, data FROM events "
@@ -433,15 +455,14 @@ class RunStore:
                 (run_id,),
             ).fetchall()
         return [
-            Event(
-                EventType(r["type"]),
-                run_id,
-                step_id=r["step_id"],
-                attempt=r["attempt"],
-                duration=r["duration"],
-                data=loads_json(r["data"]) or {},
-                ts=r["ts"],
-            )
+            {
+                "type": r["type"],
+                "step_id": r["step_id"],
+                "attempt": r["attempt"],
+                "ts": r["ts"],
+                "duration": r["duration"],
+                "data": loads_json(r["data"]) or {},
+            }
             for r in rows
         ]
 

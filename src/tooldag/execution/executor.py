@@ -175,8 +175,9 @@ class Executor:
         default one of its own; the run id defaults to the ledger's), and when the run ends in a
         status that ``compensate`` names the ledger is compensated before the run reports its
         end. ``final=False`` says that more may follow under the same run id (a caller that may
-        replan): the ``run_finished`` event then carries ``final: false`` and the caller emits
-        the run's final one. Raises PlanInvalidError for duplicate ids or a cycle.
+        replan): the ``run_finished`` event's :attr:`~tooldag.events.RunFinished.final` is then
+        false and the caller emits the run's final one. Raises PlanInvalidError for duplicate
+        ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()

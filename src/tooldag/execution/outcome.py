@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ReferenceResolutionError
-from ..events import Event, EventType
+from ..events import Event, RunFinished
 from ..plan.refs import BadReference, Ref, lookup, parse_string, render_text
 from ..result import RunStatus, StepRecord, StepStatus
 
@@ -102,5 +102,4 @@ def finished_event(
     """The ``run_finished`` event. Whoever drives a run emits it: the executor once per execution
     (``final`` false when its caller may go on under the same run id, as the agent does when it
     may replan), and the agent or the durable runner for the end of a run they drive."""
-    data = {"status": status.value, "answer": answer, "error": error, "final": final}
-    return Event(EventType.RUN_FINISHED, run_id, None, 0, duration, data)
+    return Event(RunFinished(status, answer, error, final), run_id, None, 0, duration)

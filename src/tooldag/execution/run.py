@@ -33,7 +33,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PlanInvalidError, ReferenceResolutionError
-from ..events import Event, EventType
+from ..events import (
+    Event,
+    Payload,
+    RunStarted,
+    StepBlocked,
+    StepCancelled,
+    StepFailed,
+    StepRetrying,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+    StepSucceeded,
+)
 from ..issues import Issue
 from ..plan.conditions import evaluate_explained
 from ..plan.model import Plan, Step
@@ -185,19 +197,15 @@ class Run:
 
     # ------------------------------------------------------------------ events
 
-    def event(
-        self, kind: EventType, sid: str | None, state: _State | None, data: dict[str, Any]
-    ) -> Event:
+    def event(self, data: Payload, sid: str | None, state: _State | None) -> Event:
         if state is None:
-            return Event(kind, self.run_id, sid, 0, None, data)
-        return Event(kind, self.run_id, sid, state.attempts, state.duration, data)
+            return Event(data, self.run_id, sid)
+        return Event(data, self.run_id, sid, state.attempts, state.duration)
 
-    def emit(
-        self, kind: EventType, sid: str | None, state: _State | None = None, **data: Any
-    ) -> bool:
+    def emit(self, data: Payload, sid: str | None, state: _State | None = None) -> bool:
         """Emit an event (attempt and duration from ``state``); a failing critical subscriber
         (the journal) stops the run. False if it failed."""
-        return self.send(self.event(kind, sid, state, data))
+        return self.send(self.event(data, sid, state))
 
     def send(self, event: Event) -> bool:
         try:
@@ -207,10 +215,10 @@ class Run:
             return False
         return True
 
-    def emit_or_raise(self, kind: EventType, sid: str, state: _State, **data: Any) -> None:
+    def emit_or_raise(self, data: Payload, sid: str, state: _State) -> None:
         """Emit; a failing critical subscriber's exception propagates (and is remembered)."""
         try:
-            self.bus.emit(self.event(kind, sid, state, data))
+            self.bus.emit(self.event(data, sid, state))
         except Exception as exc:
             self.journal_error = exc
             raise
@@ -394,13 +402,14 @@ class Run:
         return "needs " + ", ".join(f"{d} ({self.states[d].status.value})" for d in deps)
 
     def block(self, sid: str, blocked_by: list[str]) -> None:
-        state = self.finish(sid, StepStatus.BLOCKED, self.needs(blocked_by))
-        self.emit(EventType.STEP_BLOCKED, sid, reason=state.reason, blocked_by=blocked_by)
+        reason = self.needs(blocked_by)
+        self.finish(sid, StepStatus.BLOCKED, reason)
+        self.emit(StepBlocked(reason, tuple(blocked_by)), sid)
         self.complete(sid)
 
     def skip(self, sid: str, reason: str) -> None:
         self.finish(sid, StepStatus.SKIPPED, reason)
-        self.emit(EventType.STEP_SKIPPED, sid, reason=reason)
+        self.emit(StepSkipped(reason), sid)
         self.complete(sid)
 
     def fail_early(
@@ -414,7 +423,7 @@ class Run:
     def fail(self, sid: str, error: StepError) -> None:
         state = self.finish(sid, StepStatus.FAILED)
         state.error = error
-        self.emit(EventType.STEP_FAILED, sid, state, error=error.model_dump())
+        self.emit(StepFailed(error), sid, state)
         if self.options.fail_fast:
             self.halt(f"fail_fast: the run stopped after step {sid!r} failed")
         self.complete(sid)
@@ -425,7 +434,7 @@ class Run:
         if self.stop_reason:
             reason += f" ({self.stop_reason})"
         state = self.finish(sid, StepStatus.CANCELLED, reason)
-        self.emit(EventType.STEP_CANCELLED, sid, state, reason=reason)
+        self.emit(StepCancelled(reason), sid, state)
         self.complete(sid)
 
     def journal_failed(self, sid: str, exc: BaseException) -> None:
@@ -452,11 +461,10 @@ class Run:
                 state.args = args
                 state.status = StepStatus.RUNNING
             state.attempts = n
-            self.emit_or_raise(EventType.STEP_STARTED, sid, state, tool=tool.name, args=args)
+            self.emit_or_raise(StepStarted(tool.name, args), sid, state)
 
         def on_retry(n: int, exc: BaseException, delay: float) -> None:
-            error = error_of(exc, transient=True).model_dump()
-            self.emit_or_raise(EventType.STEP_RETRYING, sid, state, error=error, delay=delay)
+            self.emit_or_raise(StepRetrying(error_of(exc, transient=True), delay), sid, state)
 
         timeout = launch.step.timeout
         if timeout is None:
@@ -485,7 +493,7 @@ class Run:
             return
         state.finished_at = self.clock()
         try:
-            self.bus.emit(self.event(EventType.STEP_SUCCEEDED, sid, state, {"output": output}))
+            self.bus.emit(self.event(StepSucceeded(output), sid, state))
         except Exception as exc:
             self.journal_failed(sid, exc)
             return
@@ -501,8 +509,7 @@ class Run:
         undoes nothing (that is for whoever drives the run)."""
         self.started_at = self.clock()
         try:
-            plan = self.plan.to_json()
-            if self.emit(EventType.RUN_STARTED, None, plan=plan, goal=self.plan.goal):
+            if self.emit(RunStarted(self.plan, self.plan.goal), None):
                 self.mark_reused()
                 self.drain()
             self.check_idle()
@@ -527,7 +534,7 @@ class Run:
                 state.args = resolve(self.steps[sid].args, self.outputs)
             state.output = output
             state.reused = True
-            self.emit(EventType.STEP_REUSED, sid, output=output)
+            self.emit(StepReused(output), sid)
 
     def settle_unstarted(self) -> None:
         """Steps that never started, after a stop: blocked if they wait for a failure, otherwise
@@ -545,11 +552,13 @@ class Run:
                 continue
             bad = [d for d in self.deps[sid] if states[d].status in BAD_STATUSES]
             if bad:
-                state = self.finish(sid, StepStatus.BLOCKED, self.needs(bad))
-                self.emit(EventType.STEP_BLOCKED, sid, reason=state.reason, blocked_by=bad)
+                needs = self.needs(bad)
+                self.finish(sid, StepStatus.BLOCKED, needs)
+                self.emit(StepBlocked(needs, tuple(bad)), sid)
             else:
-                state = self.finish(sid, StepStatus.CANCELLED, f"not started: {reason}")
-                self.emit(EventType.STEP_CANCELLED, sid, reason=state.reason)
+                why = f"not started: {reason}"
+                self.finish(sid, StepStatus.CANCELLED, why)
+                self.emit(StepCancelled(why), sid)
 
     def conclude(self) -> RunResult:
         self.finishing = True

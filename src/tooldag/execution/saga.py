@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..events import Event, EventType
+from ..events import Event, Payload, StepCompensated, StepCompensationFailed
 from ..plan.refs import resolve
 from ..result import RunResult, StepError, StepRecord, StepStatus
 from .invoke import Invoker, error_of
@@ -185,22 +185,18 @@ class Ledger:
             )
         except Exception as exc:
             return self._failed(record, compensation.tool, exc)
-        self._emit(EventType.STEP_COMPENSATED, record.id, {"tool": compensation.tool})
+        self._emit(StepCompensated(compensation.tool), record.id)
         return record.model_copy(update={"status": StepStatus.COMPENSATED})
 
     def _failed(self, record: StepRecord, tool: str, exc: BaseException) -> CompensationFailure:
         error = error_of(exc)
         error.message = f"compensation {tool!r} of step {record.id!r} failed: {error.message}"
-        self._emit(
-            EventType.STEP_COMPENSATION_FAILED,
-            record.id,
-            {"tool": tool, "error": error.model_dump()},
-        )
+        self._emit(StepCompensationFailed(tool, error), record.id)
         return CompensationFailure(record.id, tool, error)
 
-    def _emit(self, kind: EventType, step_id: str, data: dict[str, object]) -> None:
+    def _emit(self, data: Payload, step_id: str) -> None:
         # Undoing side effects matters more than recording that we did: go on if the journal fails.
         try:
-            self.options.bus.emit(Event(kind, self.run_id, step_id, data=data))
+            self.options.bus.emit(Event(data, self.run_id, step_id))
         except Exception:
-            log.exception("could not record %s of step %s", kind, step_id)
+            log.exception("could not record %s of step %s", data.type, step_id)

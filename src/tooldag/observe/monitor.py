@@ -36,7 +36,21 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import RunStateError
-from ..events import Event, EventBus, EventType
+from ..events import (
+    Event,
+    EventBus,
+    EventType,
+    RunFinished,
+    RunStarted,
+    StepBlocked,
+    StepCancelled,
+    StepCompensated,
+    StepCompensationFailed,
+    StepFailed,
+    StepReused,
+    StepSkipped,
+    StepStarted,
+)
 from ..plan.model import Plan
 from ..result import RunStatus, StepStatus
 from .mermaid import to_mermaid
@@ -95,7 +109,7 @@ class _StepView:
 class _RunView:
     run_id: str
     goal: str = ""
-    plan: dict[str, Any] | None = None
+    plan: Plan | None = None
     status: RunStatus = RunStatus.RUNNING
     started_at: float | None = None
     finished_at: float | None = None
@@ -112,8 +126,8 @@ class _RunView:
 
 
 def _apply(run: _RunView, event: Event) -> None:
-    kind = event.type
-    if kind is EventType.RUN_STARTED:
+    data = event.data
+    if isinstance(data, RunStarted):
         # A resumed run starts afresh: carried over, an interrupted step would seem to run on
         # from the earlier execution and overlap steps it never met. Reused steps get their
         # record back from ``earlier`` when they are reused.
@@ -123,26 +137,22 @@ def _apply(run: _RunView, event: Event) -> None:
         run.finished_at = None
         run.active = True
         run.started_at = event.ts
-        run.goal = str(event.data.get("goal") or "")
-        plan = event.data.get("plan")
-        if isinstance(plan, dict):
-            run.plan = plan
-            for raw in plan.get("steps", []):
-                if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                    run.step(raw["id"]).tool = str(raw.get("tool", ""))
+        run.goal = data.goal
+        if data.plan is not None:
+            run.plan = data.plan
+            for step in data.plan.steps:
+                run.step(step.id).tool = step.tool
         return
-    if kind is EventType.RUN_FINISHED:
+    if isinstance(data, RunFinished):
         run.finished_at = event.ts
         run.active = False
-        try:
-            run.status = RunStatus(str(event.data.get("status")))
-        except ValueError:
-            run.status = RunStatus.FAILED
+        run.status = data.status
         return
     if event.step_id is None:
         return
     earlier = run.earlier.get(event.step_id)
-    if kind is EventType.STEP_REUSED and earlier is not None:
+    kind = event.type
+    if isinstance(data, StepReused) and earlier is not None:
         # Its tool, attempts and duration are the earlier execution's; it sits on this
         # execution's timeline only as the moment it was reused.
         run.steps[event.step_id] = dataclasses.replace(
@@ -154,8 +164,8 @@ def _apply(run: _RunView, event: Event) -> None:
         )
         return
     view = run.step(event.step_id)
-    if kind is EventType.STEP_STARTED:
-        view.tool = str(event.data.get("tool") or view.tool)
+    if isinstance(data, StepStarted):
+        view.tool = data.tool or view.tool
         view.status = StepStatus.RUNNING
         view.attempts = event.attempt
         if view.started_at is None:
@@ -168,17 +178,15 @@ def _apply(run: _RunView, event: Event) -> None:
             view.duration = event.duration
         elif view.started_at is not None:
             view.duration = event.ts - view.started_at
-        view.reason = event.data.get("reason") or view.reason
-        error = event.data.get("error")
-        if isinstance(error, dict):
-            view.error = f"{error.get('type')}: {error.get('message')}"
-        view.reused = kind is EventType.STEP_REUSED
-    elif kind is EventType.STEP_COMPENSATED:
+        if isinstance(data, StepSkipped | StepBlocked | StepCancelled):
+            view.reason = data.reason or view.reason
+        elif isinstance(data, StepFailed):
+            view.error = str(data.error)
+        view.reused = isinstance(data, StepReused)
+    elif isinstance(data, StepCompensated):
         view.status = StepStatus.COMPENSATED
-    elif kind is EventType.STEP_COMPENSATION_FAILED:
-        error = event.data.get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        view.error = f"compensation failed: {message}"
+    elif isinstance(data, StepCompensationFailed):
+        view.error = f"compensation failed: {data.error.message}"
 
 
 def _overlaps(views: list[_StepView], now: float) -> tuple[dict[str, list[str]], int]:
@@ -332,7 +340,7 @@ class Monitor:
             run = self._run(run_id)
             if run.plan is None:
                 raise RunStateError(f"run {run.run_id!r} has no plan (its run_started was missed)")
-            plan = Plan.model_validate(run.plan)
+            plan = run.plan
             statuses = {sid: v.status for sid, v in run.steps.items()}
         return to_mermaid(plan, statuses)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, PlanInvalidError
-from ..events import Event, EventType
+from ..events import Event, EventType, RunStarted, StepStarted
 from ..plan.model import Plan
 from ..result import RunResult, StepStatus
 from .mermaid import STATUS_COLOURS
@@ -140,12 +140,10 @@ def _bars_from_events(events: Sequence[Event], run_id: str | None) -> list[Timel
         if event.run_id != run_id:
             continue
         last = max(last, event.ts)
-        kind, sid = event.type, event.step_id
-        if kind is EventType.RUN_STARTED:
-            plan = event.data.get("plan")
-            for raw in plan.get("steps", []) if isinstance(plan, dict) else []:
-                if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-                    tools[raw["id"]] = str(raw.get("tool") or "")
+        kind, sid, data = event.type, event.step_id, event.data
+        if isinstance(data, RunStarted):
+            if data.plan is not None:
+                tools.update((step.id, step.tool) for step in data.plan.steps)
             continue
         if kind is EventType.RUN_FINISHED:
             for open_sid in list(open_at):  # no step end was journalled: show what ran
@@ -155,11 +153,11 @@ def _bars_from_events(events: Sequence[Event], run_id: str | None) -> list[Timel
             continue
         row = bar(event)
         row.tool = row.tool or tools.get(sid, "")
-        if kind is EventType.STEP_STARTED:
+        if isinstance(data, StepStarted):
             # A second start without an end: the first attempt's process died (resume).
             close(sid, event.ts, StepStatus.CANCELLED)
             open_at[sid] = event.ts
-            row.tool = str(event.data.get("tool") or row.tool)
+            row.tool = data.tool or row.tool
             row.status = StepStatus.RUNNING
             row.attempts = max(row.attempts, event.attempt)
             row.reused = False

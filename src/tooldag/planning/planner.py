@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import PlanParseError, PlanRejected
-from ..events import Event, EventBus, EventType
+from ..events import Event, EventBus, LLMCall, PlanCreated
 from ..issues import Issue
 from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
@@ -217,16 +217,15 @@ class Planner:
         if self.bus is not None:
             self.bus.emit(
                 Event(
-                    EventType.LLM_CALL,
+                    LLMCall(
+                        reply.usage,
+                        purpose,
+                        reply.mode.value,
+                        reply.model,
+                        reply.usage_estimated,
+                    ),
                     run_id=self.run_id,
                     attempt=attempt,
-                    data={
-                        "usage": reply.usage.to_dict(),
-                        "purpose": purpose,
-                        "mode": reply.mode.value,
-                        "model": reply.model,
-                        "usage_estimated": reply.usage_estimated,
-                    },
                 )
             )
         return reply
@@ -234,10 +233,4 @@ class Planner:
     def _created(self, plan: Plan) -> None:
         self.version += 1
         if self.bus is not None:
-            self.bus.emit(
-                Event(
-                    EventType.PLAN_CREATED,
-                    run_id=self.run_id,
-                    data={"plan": plan.to_json(), "version": self.version},
-                )
-            )
+            self.bus.emit(Event(PlanCreated(plan, self.version), run_id=self.run_id))

@@ -21,7 +21,19 @@ from rich.text import Text
 
 from ..durable.store import RunInfo
 from ..errors import RunStateError
-from ..events import Event, EventBus, EventType
+from ..events import (
+    Event,
+    EventBus,
+    EventType,
+    Payload,
+    RunFinished,
+    StepBlocked,
+    StepCancelled,
+    StepCompensationFailed,
+    StepFailed,
+    StepRetrying,
+    StepSkipped,
+)
 from ..issues import Issue
 from ..observe.monitor import Monitor, status_style
 from ..plan.model import Plan, Step
@@ -311,6 +323,18 @@ def steps_table(result: RunResult) -> Table:
     return table
 
 
+def _event_note(data: Payload) -> str:
+    """What a timeline line says after the event's name: an error, a reason or a status."""
+    match data:
+        case StepFailed() | StepRetrying() | StepCompensationFailed():
+            return str(data.error)
+        case StepSkipped(reason=reason) | StepBlocked(reason=reason) | StepCancelled(reason=reason):
+            return reason
+        case RunFinished(status=status):
+            return status.value
+    return ""
+
+
 def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> Text:
     """A run's journal, one line per event with its time from the first (the last ``limit``)."""
     out = Text("timeline", style="bold")
@@ -326,10 +350,7 @@ def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> Text:
             what += f" {e.step_id}"
         if e.attempt > 1:
             what += f" (attempt {e.attempt})"
-        extra = e.data.get("status") or e.data.get("reason") or ""
-        error = e.data.get("error")
-        if isinstance(error, dict):
-            extra = f"{error.get('type')}: {error.get('message')}"
+        extra = _event_note(e.data)
         out.append(f"\n  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else ""))
     return out
 
@@ -431,7 +452,7 @@ class RunWatch:
         self.console = console
         self.max_replans = max_replans
         self.executions = 0
-        self.last_status: str | None = None
+        self.last_status: RunStatus | None = None
         self._undo: list[Callable[[], None]] = [self.bus.subscribe(self._on_event)]
 
     def keep(self, unsubscribe: Callable[[], None]) -> None:
@@ -449,10 +470,10 @@ class RunWatch:
         self.monitor.record(event)
         if kind is EventType.RUN_STARTED:
             self.display.progress(self.run_id)
-        elif kind is EventType.RUN_FINISHED:
-            self.last_status = str(event.data.get("status"))
+        elif isinstance(event.data, RunFinished):
+            self.last_status = event.data.status
             self.display.stop()
-            if self.last_status == RunStatus.FAILED.value and self.executions > 0:
+            if self.last_status is RunStatus.FAILED and self.executions > 0:
                 self._failed_attempt()
         else:
             self.display.refresh()

@@ -138,34 +138,23 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _event_json(e: Event) -> dict[str, Any]:
-    return {
-        "type": e.type.value,
-        "step_id": e.step_id,
-        "attempt": e.attempt,
-        "ts": e.ts,
-        "duration": e.duration,
-        "data": e.data,
-    }
-
-
 def _show(args: argparse.Namespace) -> int:
     with _open(args) as store:
         info = _find(store, args.run_id)
         if info is None:
             return EXIT_USAGE
         result = store.load_result(args.run_id)
+        if args.json:
+            out = result.to_json()
+            out.update(
+                goal=info.goal,
+                created_at=info.created_at,
+                updated_at=info.updated_at,
+                events=store.events_json(args.run_id),
+            )
+            print_json(out)
+            return EXIT_OK
         events = store.events(args.run_id)
-    if args.json:
-        out = result.to_json()
-        out.update(
-            goal=info.goal,
-            created_at=info.created_at,
-            updated_at=info.updated_at,
-            events=[_event_json(e) for e in events],
-        )
-        print_json(out)
-        return EXIT_OK
     console.print(run_view(info, result, events, resume=resume_command(info.id, args.store)))
     return EXIT_OK
 

@@ -30,7 +30,7 @@ from .client import (
     model_is_listed,
 )
 
-__all__ = ["PROBE_SCHEMA", "EndpointReport", "ModeCheck", "probe_endpoint"]
+__all__ = ["EndpointReport", "ModeCheck", "PROBE_SCHEMA", "probe_endpoint"]
 
 PROBE_SCHEMA: dict[str, Any] = {
     "type": "object",

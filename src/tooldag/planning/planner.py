@@ -2,12 +2,13 @@
 already succeeded.
 
 One LLM call writes the whole graph (LLMCompiler-style). A reply that does not parse or does not
-validate goes back to the LLM with the parser's or validator's issues, at most ``max_reasks``
-times, then :class:`PlanRejected` carries the issues and the last reply. A replan shows the LLM
-the completed steps (outputs truncated and delimited), the failed step and its error and the
-blocked steps; the new plan may keep completed steps (same id, tool and args) or just reference
-them by id, and :func:`tooldag.plan.reuse.reusable_outputs` says which outputs the executor can
-take as they are.
+validate goes back to the LLM with the parser's or validator's issues (and those of the attempts
+before it), at most ``max_reasks`` times, then :class:`PlanRejected` carries the issues and the
+last reply; a reply identical to an earlier one raises the temperature of the next request. A
+replan shows the LLM the completed steps (outputs truncated and delimited), the failed step and
+its error and the blocked steps; the new plan may keep completed steps (same id, tool and args)
+or just reference them by id, and :func:`tooldag.plan.reuse.reusable_outputs` says which outputs
+the executor can take as they are.
 
 >>> planner = Planner(registry, LLMClient.from_env())              # doctest: +SKIP
 >>> plan = await planner.plan("weather in Oslo and what to wear")  # doctest: +SKIP
@@ -77,6 +78,7 @@ def _with_referenced_completed_steps(plan: Plan, done: Mapping[str, Step]) -> Pl
 # model's 2,048 tokens hold the system prompt, the goal and about two plans. Their issues (a few
 # lines each) are enough to stop it trading one mistake back for another.
 _EARLIER_ATTEMPTS = 3
+# Raised in steps up to 1.0: past it a small model's JSON falls apart faster than it varies.
 _TEMPERATURE_STEP = 0.3
 
 

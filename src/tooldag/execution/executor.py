@@ -47,15 +47,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from .._sync import run_sync
 from ..errors import ConfigError, RunStateError
 from ..events import EventBus
-from ..plan.model import Plan
+from ..plan.model import Plan, Step
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus
+from ..result import RunResult, RunStatus, StepRecord
 from .options import RunOptions
 from .outcome import finished_event, render_answer
 from .run import Run
@@ -118,6 +118,48 @@ class RunHandle:
     def done(self) -> bool:
         return self._task.done()
 
+    @property
+    def sealed(self) -> bool:
+        """Every step of the run's plan has been given (always, unless started open)."""
+        return self._run.sealed
+
+    def extend(self, steps: Iterable[Step], reuse: Mapping[str, Any] | None = None) -> None:
+        """Give an open run (:meth:`Executor.start` with ``sealed=False``) more steps, and
+        ``reuse`` outputs (of these or of completed steps they reference): each starts as soon
+        as its inputs exist. Call it on the run's loop. Raises PlanInvalidError for a duplicate
+        id or a cycle, RunStateError once the run is sealed."""
+        self._on_loop()
+        if self._run.sealed:
+            raise RunStateError(
+                f"run {self.run_id} is sealed: it takes no more steps", run_id=self.run_id
+            )
+        self._run.add(steps, reuse)
+
+    def seal(self, plan: Plan | None = None, reuse: Mapping[str, Any] | None = None) -> None:
+        """Tell an open run that no more steps will come; with ``plan`` (the complete plan: the
+        steps given so far must be its steps as they are), its other steps are added first, with
+        ``reuse``. The run ends once every step has. Call it on the run's loop; idempotent.
+        Raises PlanInvalidError if the plan changed a step given before."""
+        self._on_loop()
+        self._run.seal(plan, reuse)
+
+    async def settle(self) -> dict[str, StepRecord]:
+        """Wait until nothing of the run runs or is ready to start (for an open run: every step
+        given so far has finished, or the run stopped); the records of its steps so far."""
+        self._on_loop()
+        await self._run.quiet.wait()
+        return {sid: state.record() for sid, state in self._run.states.items()}
+
+    def _on_loop(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RunStateError(
+                "an open run takes steps on its own event loop only", run_id=self.run_id
+            )
+
     async def wait(self) -> RunResult:
         """The result (awaiting it again is fine; cancelling the waiter does not cancel the run)."""
         return await asyncio.shield(self._task)
@@ -167,6 +209,7 @@ class Executor:
         compensate: CompensateWhen = True,
         ledger: Ledger | None = None,
         final: bool = True,
+        sealed: bool = True,
     ) -> RunHandle:
         """Start running ``plan`` on the running loop and return at once.
 
@@ -176,8 +219,12 @@ class Executor:
         status that ``compensate`` names the ledger is compensated before the run reports its
         end. ``final=False`` says that more may follow under the same run id (a caller that may
         replan): the ``run_finished`` event's :attr:`~tooldag.events.RunFinished.final` is then
-        false and the caller emits the run's final one. Raises PlanInvalidError for duplicate
-        ids or a cycle.
+        false and the caller emits the run's final one. ``sealed=False`` starts the run *open*:
+        ``plan`` may be only its first steps (or none), more come through
+        :meth:`RunHandle.extend` and the rest with :meth:`RunHandle.seal`, and the run does not
+        end before it is sealed; it emits ``run_started`` with its first steps, without a plan
+        (a streamed plan's steps start while the LLM still writes it). Raises PlanInvalidError
+        for duplicate ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -190,7 +237,7 @@ class Executor:
             ledger = Ledger(run_id, self.options)
         elif ledger.run_id != run_id:
             raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
-        run = Run(self.options, plan, run_id, reuse)
+        run = Run(self.options, plan, run_id, reuse, sealed=sealed)
         driven = _drive(run, ledger, _statuses(compensate), final)
         task = loop.create_task(driven, name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)

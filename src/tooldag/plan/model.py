@@ -25,7 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .refs import Ref, Template, iter_refs, parse_string
 
-__all__ = ["CONDITION_OPS", "Condition", "Plan", "Step"]
+__all__ = ["CONDITION_OPS", "Condition", "LLM_ANSWER", "Plan", "Step"]
+
+LLM_ANSWER = "llm"
+"""A plan's ``answer`` that asks for the LLM's answer after the run (the join), not a template."""
 
 # The seed's operators plus not_none and in.
 CONDITION_OPS = ("==", "!=", "<", "<=", ">", ">=", "contains", "is_none", "not_none", "in")

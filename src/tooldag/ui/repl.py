@@ -143,6 +143,8 @@ class Chat:
         prompt: str = "tooldag> ",
         toolbar: str | None = None,
         debug: bool = False,
+        stream: bool = False,
+        join: str = "auto",
     ) -> None:
         self.console = console
         self.out = out or console
@@ -150,8 +152,15 @@ class Chat:
         self.store = store
         self.max_replans = max_replans
         self.debug = debug
-        self.session = Session(tools=registry, llm=llm, max_replans=max_replans)
         self.approver = Approver(console, registry, self.ask, mode=approve)
+        # Streamed plans start read-only steps before the plan is approved: not when every
+        # plan is to be confirmed before anything of it runs.
+        self.stream = stream and self.approver.mode is not ApprovalMode.PLAN
+        self.join = join
+        self.session = self._new_session(llm)
+        self.asking = 0
+        """Questions being asked now (the live view waits for them)."""
+        self._watch: RunWatch | None = None
         self.prompt_text = prompt
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
@@ -187,10 +196,25 @@ class Chat:
             )
         return self._prompt
 
+    def _new_session(self, llm: LLMClient) -> Session:
+        return Session(
+            tools=self.registry,
+            llm=llm,
+            max_replans=self.max_replans,
+            stream=self.stream,
+            join=self.join,
+        )
+
     async def ask(self, message: str) -> str:
         """One answer from the person (approval questions); no history."""
         question: PromptSession[str] = PromptSession(input=self._input, output=self._output)
-        return await question.prompt_async(message, handle_sigint=False)
+        self.asking += 1
+        if self._watch is not None:
+            self._watch.display.stop()  # steps that started early may still be running
+        try:
+            return await question.prompt_async(message, handle_sigint=False)
+        finally:
+            self.asking -= 1
 
     def _bottom_toolbar(self) -> str:
         parts = [f"model {self.session.llm.model}", f"approve {self.approver.mode.value}"]
@@ -288,7 +312,13 @@ class Chat:
 
     def _new_watch(self) -> tuple[str, RunWatch]:
         run_id = new_run_id()
-        watch = RunWatch(self.console, run_id, max_replans=self.max_replans)
+        watch = RunWatch(
+            self.console,
+            run_id,
+            max_replans=self.max_replans,
+            may_show=lambda: not self.asking,
+        )
+        self._watch = watch
         if self.store is not None:
             watch.keep(self.store.attach(watch.bus))
         return run_id, watch
@@ -300,6 +330,14 @@ class Chat:
         self.approver.on_plan = lambda plan: watch.display.stop()
         self.approver.plans_shown = 0
         watch.display.working(f"planning with {self.session.llm.model}...")
+        answer: list[str] = []
+
+        def on_answer(text: str) -> None:  # the join's answer, shown as it is written
+            if not answer:
+                watch.display.answer(lambda: "".join(answer))
+            answer.append(text)
+            watch.display.refresh()
+
         task = asyncio.ensure_future(
             self.session.arun(
                 goal,
@@ -309,6 +347,7 @@ class Chat:
                 approve_step=self.approver.approve_step
                 if self.approver.mode is ApprovalMode.SIDE_EFFECTS
                 else None,
+                on_answer=on_answer,
             )
         )
         try:
@@ -548,7 +587,7 @@ class Chat:
         llm = LLMClient.from_env(model=name)
         old = self.session
         await self.close()
-        self.session = Session(tools=self.registry, llm=llm, max_replans=self.max_replans)
+        self.session = self._new_session(llm)
         self.session.results, self.session.usage = old.results, old.usage
         self.console.print(f"model: {name}")
 

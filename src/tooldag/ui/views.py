@@ -430,6 +430,14 @@ class LiveArea:
     def progress(self, run_id: str) -> None:
         self._start(lambda: progress_view(self.monitor, run_id, width=self.console.width))
 
+    def answer(self, text: Callable[[], str]) -> None:
+        """The answer as it is being written (``text()``: what has arrived so far)."""
+        self._start(lambda: Text("answer: ", style="bold").append(text(), style="not bold"))
+
+    @property
+    def showing(self) -> bool:
+        return self._live is not None
+
     def refresh(self) -> None:
         if self._live is not None:
             self._live.refresh()
@@ -444,8 +452,17 @@ class RunWatch:
     """Follows one run's events on :attr:`bus`: feeds the monitor and the live view, and says
     what happens between attempts (a failure, then a replan)."""
 
-    def __init__(self, console: Console, run_id: str, *, max_replans: int = 0) -> None:
+    def __init__(
+        self,
+        console: Console,
+        run_id: str,
+        *,
+        max_replans: int = 0,
+        may_show: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.run_id = run_id
+        self.may_show = may_show
+        """False while a question is being asked: the live view waits."""
         self.bus = EventBus()
         self.monitor = Monitor()
         self.display = LiveArea(console, self.monitor)
@@ -475,6 +492,9 @@ class RunWatch:
             self.display.stop()
             if self.last_status is RunStatus.FAILED and self.executions > 0:
                 self._failed_attempt()
+        elif kind is EventType.STEP_STARTED and not self.display.showing and self.may_show():
+            # A streamed plan's execution goes on after its approval stopped the view.
+            self.display.progress(self.run_id)
         else:
             self.display.refresh()
 

@@ -102,6 +102,19 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="new plans asked for after a failure (default 2)",
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream plans: read-only steps start while the LLM still writes the plan (side "
+        "effects wait for the whole plan; not with --approve plan)",
+    )
+    parser.add_argument(
+        "--join",
+        choices=["always", "auto", "never"],
+        default="auto",
+        help="after a run, the LLM reads the results and writes the answer or asks for "
+        "another plan: always, auto (when the plan has no answer template; default) or never",
+    )
 
 
 def _command(
@@ -200,6 +213,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             approve=_approval(args),
             max_replans=args.max_replans,
             debug=args.debug,
+            stream=args.stream,
+            join=args.join,
         )
         asyncio.run(chat.repl())
     return EXIT_OK
@@ -248,6 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             # Questions go where the plan is shown, not into a redirected stdout.
             output=create_output(stdout=sys.stderr),
             debug=args.debug,
+            stream=args.stream,
+            join=args.join,
         )
         if not sys.stdin.isatty():
             chat.approver.ask = _refuse_without_terminal

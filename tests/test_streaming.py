@@ -170,6 +170,21 @@ def release_after(hold: Hold, seen: Seen, step_id: str) -> None:
     seen.hooks.append(on_event)
 
 
+async def test_early_steps_start_with_a_sync_client_streaming_on_a_worker_thread() -> None:
+    import openai
+
+    tools = Tools()
+    hold = Hold(after=after_step("f0", 0), timeout=HOLD)
+    tools.on_fetch = lambda n: hold.release.set()
+    text = plan_text([fetch_step("f0", 0), fetch_step("f1", 1)], answer="${f1.n}")
+    with FakeLLMServer([Reply(text, hold=hold)], chunk_size=7) as server:
+        sdk = openai.OpenAI(base_url=server.base_url, api_key="fake-key")
+        llm = LLMClient(sdk, model="fake-model", check_model=False)
+        result = await aplan_and_run("g", tools=tools.registry, llm=llm, stream=True)
+    assert result.status is RunStatus.SUCCEEDED and result.answer == "1"
+    assert not hold.timed_out.is_set()
+
+
 async def test_a_side_effecting_step_never_starts_before_the_plan_is_complete() -> None:
     tools = Tools()
     save = {"id": "s", "tool": "save", "args": {"text": "${f0.n}"}}
@@ -322,6 +337,22 @@ async def test_a_stream_that_breaks_after_text_raises_with_what_arrived() -> Non
             await server.client().complete("plan", on_delta=pieces.append)
     assert err.value.partial_text == text[:20] == "".join(pieces)
     assert err.value.reply is not None and err.value.reply.usage.completion_tokens == 5
+
+
+def test_in_process_a_break_mid_stream_raises_the_same() -> None:
+    import respx
+
+    from tooldag.testing import mock_openai
+
+    async def call() -> None:
+        with respx.mock(assert_all_called=False) as router:
+            mock_openai(router, [Reply("abcdefghijklmnopqrstuvwxyz", break_after=10)])
+            llm = LLMClient.from_env(api_key="sk-test", check_model=False)
+            await llm.complete("x", on_delta=lambda piece: None)
+
+    with pytest.raises(LLMStreamInterrupted) as err:
+        asyncio.run(call())
+    assert err.value.partial_text == "abcdefghij"
 
 
 # ---------------------------------------------------------------------------- replans

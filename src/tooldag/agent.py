@@ -136,8 +136,16 @@ class _EarlyRun:
     def __init__(self, agent: _Agent) -> None:
         self.agent = agent
         self.handle: RunHandle | None = None
+        self.loop = asyncio.get_running_loop()
 
     def start(self, steps: Sequence[Step], reuse: Mapping[str, Any]) -> None:
+        try:
+            here = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            here = False
+        if not here:  # a sync OpenAI client streams on a worker thread
+            self.loop.call_soon_threadsafe(self.start, steps, reuse)
+            return
         if self.handle is not None:
             self.handle.extend(steps, reuse)
             return

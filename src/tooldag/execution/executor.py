@@ -129,9 +129,10 @@ class RunHandle:
         as its inputs exist. Call it on the run's loop. Raises PlanInvalidError for a duplicate
         id or a cycle, RunStateError once the run is sealed."""
         self._on_loop()
-        if self._run.sealed:
+        if self._run.sealed or self._run.finishing:
+            why = "sealed" if self._run.sealed else "over (it was stopped)"
             raise RunStateError(
-                f"run {self.run_id} is sealed: it takes no more steps", run_id=self.run_id
+                f"run {self.run_id} is {why}: it takes no more steps", run_id=self.run_id
             )
         self._run.add(steps, reuse)
 

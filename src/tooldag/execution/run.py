@@ -210,9 +210,6 @@ class Run:
         stopped). What ``idle`` is, but for an open run's seal."""
         self.quiet.set()
         self.started = False
-        self.add(plan.steps, reuse)
-        if sealed:
-            self.seal()
         self.free = options.max_concurrency
         self.tool_free = dict(options.tool_limits)
         self.queue: deque[_Launch] = deque()
@@ -233,6 +230,9 @@ class Run:
         self.interrupted = False
         """The run's own task was cancelled (not the run): its driver re-raises once it is over."""
         self.started_at = 0.0
+        self.add(plan.steps, reuse)
+        if sealed:
+            self.seal()
 
     # ------------------------------------------------------------------ events
 
@@ -371,8 +371,8 @@ class Run:
         """No more steps will come: with ``plan``, the complete plan, whose steps not added yet
         are added now (with ``reuse``). A step added before must be the plan's step of that id
         as it is (PlanInvalidError otherwise)."""
-        if self.sealed:
-            return
+        if self.sealed or self.finishing:
+            return  # a run that was stopped while open ends as it is
         if plan is not None:
             changed = [s.id for s in plan.steps if s.id in self.steps and self.steps[s.id] != s]
             if changed:

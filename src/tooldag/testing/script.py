@@ -16,7 +16,8 @@ asking for JSON it accepts and how it refuses the others (llama-cpp-python's HTT
 ``/tokenize``, Ollama's ``/api/show``). ``stall`` makes every completion hang that many seconds.
 
 Streamed replies (``stream: true`` requests) come as a slow model sends them: ``token_rate``
-tokens a second (a token being 4 characters, as the usage counts), in pieces of ``chunk_size``
+tokens a second (a token being 4 characters, as the usage counts; a reply that is not streamed
+comes whole after as long), in pieces of ``chunk_size``
 characters, or of random sizes from ``chunk_sizes`` (seeded by ``seed``), so that pieces end
 inside strings, escapes and between the code points of a character sequence; ``wire_bytes``
 splits what goes over the socket further, through the middle of multi-byte UTF-8 characters. A
@@ -271,6 +272,8 @@ class FakeResponse:
     fault: Disconnect | Stall | None = None
     pieces: tuple[Piece, ...] = ()
     broken: bool = False
+    delay: float = 0.0
+    """Seconds before a response that is not streamed goes out (its generation time)."""
 
 
 def _tokens(text: str) -> int:
@@ -574,8 +577,13 @@ class ScriptedLLM:
         }
         if usage is not None:
             payload["usage"] = usage
+        # A reply that is not streamed arrives when the whole of it has been generated.
+        delay = _tokens(text) / self.token_rate if self.token_rate else 0.0
         return FakeResponse(
-            200, {"content-type": "application/json"}, json.dumps(payload).encode("utf-8")
+            200,
+            {"content-type": "application/json"},
+            json.dumps(payload).encode("utf-8"),
+            delay=delay,
         )
 
     def _stream(

@@ -57,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         if response.pieces:
             self._stream(response)
             return
+        if response.delay:
+            self.server.stopping.wait(response.delay)
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)

@@ -70,6 +70,7 @@ async def test_the_answer_is_shown_while_it_is_written(tmp_path: Path) -> None:
     assert shown[-1] == ANSWER
     partial = [text for text in shown[:-1] if ANSWER.startswith(text) and text != ANSWER]
     assert partial, shown
+    assert "answer: written by the LLM from the results" in screen  # the plan's "llm"
     kinds = [e.type for e in events]
     assert kinds.index(EventType.STEP_STARTED) < kinds.index(EventType.PLAN_CREATED)
 

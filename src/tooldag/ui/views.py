@@ -36,7 +36,7 @@ from ..events import (
 )
 from ..issues import Issue
 from ..observe.monitor import Monitor, status_style
-from ..plan.model import Plan, Step
+from ..plan.model import LLM_ANSWER, Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
@@ -146,7 +146,9 @@ def plan_view(
     parts: list[RenderableType] = [table]
     if not plan.steps:
         parts.append(Text("(no steps: the answer needs no tool)", style="dim"))
-    if plan.answer:
+    if plan.answer and plan.answer.strip() == LLM_ANSWER:
+        parts.append(Text("answer: written by the LLM from the results", style="dim"))
+    elif plan.answer:
         parts.append(Text("answer: ", style="dim").append(plan.answer, style="italic"))
     if registry is not None and any(_side_effects(registry, s.tool) for s in plan.steps):
         parts.append(Text("! has side effects", style="dim yellow"))

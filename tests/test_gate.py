@@ -194,3 +194,55 @@ async def test_steps_refused_before_are_refused_again_without_a_gate_and_asked_w
 
     approved = await Executor(REGISTRY, gate=gate).start(CHAIN, refused=["b"]).wait()
     assert "b" in asked and approved.steps["b"].status is StepStatus.SUCCEEDED
+
+
+@tool(side_effects=False)
+def flaky(text: str) -> str:
+    """Fails while BROKEN holds."""
+    if BROKEN:
+        raise ValueError("broken today")
+    return text
+
+
+BROKEN: list[bool] = []
+
+
+async def test_a_resumed_durable_run_does_not_quietly_run_a_step_refused_before() -> None:
+    from tooldag.durable.runner import DurableExecutor
+    from tooldag.durable.store import RunStore
+
+    registry = ToolRegistry([*REGISTRY, flaky])
+    plan = plan_of(
+        {"id": "a", "tool": "make", "args": {"text": "x"}},
+        {"id": "b", "tool": "save", "args": {"name": "$a"}},
+        {"id": "c", "tool": "flaky", "args": {"text": "$a"}},
+    )
+    BROKEN.append(True)
+    with RunStore(":memory:") as store:
+        refusing = DurableExecutor(registry, store=store, gate=lambda s, a: s.id != "b")
+        first = await refusing.astart("r1", plan)
+        refusing.close()
+        assert first.status is RunStatus.FAILED  # c failed: the run can be resumed
+        assert first.steps["b"].reason == "not approved"
+
+        plain = DurableExecutor(registry, store=store)  # no gate: no one to ask again
+        second = await plain.aresume("r1")
+        plain.close()
+        assert second.status is RunStatus.FAILED  # c still broken
+        assert second.steps["b"].status is StepStatus.SKIPPED
+        assert (second.steps["b"].reason or "").startswith("not approved in an earlier attempt")
+        assert not any(c.startswith("save") for c in CALLS)
+        BROKEN.clear()
+
+        asked: list[str] = []
+
+        def gate(step: Step, args: dict[str, Any]) -> bool:
+            asked.append(step.id)
+            return True
+
+        asking = DurableExecutor(registry, store=store, gate=gate)
+        third = await asking.aresume("r1")
+        asking.close()
+        assert third.status is RunStatus.SUCCEEDED
+        assert "b" in asked and third.steps["b"].status is StepStatus.SUCCEEDED
+        assert "save:x" in CALLS

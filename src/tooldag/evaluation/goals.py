@@ -43,7 +43,7 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ConfigError, TooldagError
+from ..errors import ConfigError, PlanError, TooldagError
 from ..plan.model import Plan
 from ..plan.parse import parse_plan
 from ..registry.loading import load_registry, load_tools
@@ -85,9 +85,11 @@ class GoalRow(BaseModel):
 
     id: str | None = None
     goal: str = Field(min_length=1)
-    tools: list[str | dict[str, Any]] | str | None = None
+    # Checked by goal_from_row, which says what is wrong in words (pydantic's messages for
+    # unions name the union's member types).
+    tools: Any = None
     answer: Expected | None = None
-    plan: dict[str, Any] | list[Any] | None = None
+    plan: Any = None
     calls: list[ExpectedCall] | None = None
     files: dict[str, str | list[str]] = Field(default_factory=dict)
     execute: bool | None = None
@@ -130,13 +132,17 @@ def _one_line(exc: pydantic.ValidationError) -> str:
 _REGISTRY_CACHE: dict[str, ToolRegistry] = {}
 
 
-def _registry(tools: list[str | dict[str, Any]] | str | None) -> ToolRegistry:
+def _registry(tools: Any) -> ToolRegistry:
     if tools is None:
         key = "\0builtin"
         if key not in _REGISTRY_CACHE:
             _REGISTRY_CACHE[key] = load_registry(None)
         return ToolRegistry(_REGISTRY_CACHE[key])
     specs = [tools] if isinstance(tools, str) else tools
+    if not isinstance(specs, list) or not all(isinstance(i, str | dict) for i in specs):
+        raise ConfigError(
+            'tools: expected a list of --tools SPECs and tool objects, e.g. ["calc", "time"]'
+        )
     registry = ToolRegistry()
     inline = [item for item in specs if isinstance(item, dict)]
     for item in specs:
@@ -169,10 +175,13 @@ def goal_from_row(row: GoalRow, *, line: int = 0, source: str = "", index: int =
             )
     gold = None
     if row.plan is not None:
+        if not isinstance(row.plan, dict | list):
+            raise ConfigError('plan: expected a plan object, {"steps": [...], "answer": ...}')
         try:
             gold = parse_plan(row.plan)
-        except TooldagError as exc:
-            raise ConfigError(f"plan: {exc}") from None
+        except PlanError as exc:
+            detail = "; ".join(str(i) for i in exc.issues) or str(exc).splitlines()[0]
+            raise ConfigError(f"plan: the gold plan is not a plan: {detail}") from None
         if not gold.goal:
             gold = gold.model_copy(update={"goal": row.goal})
     calls = _calls_plan(row.calls) if row.calls else gold

@@ -132,7 +132,7 @@ def _title(result: EvalResult) -> str:
 def summary_table(result: EvalResult) -> Table:
     """The figures over all goals (see :mod:`tooldag.evaluation.outcome`)."""
     summary = result.summary
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=_title(result), title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("figure")
     table.add_column("value", justify="right")
     for figure in _FIGURES:
@@ -150,6 +150,7 @@ def print_report(console: Console, result: EvalResult, *, goals: bool = True) ->
             parts.append(Text(f"{o.id}: {o.status}: {o.error}", style="dim", overflow="fold"))
         if problems:
             parts.append(Text(""))
+    parts.append(Text(_title(result), style="bold", overflow="fold"))
     parts.append(summary_table(result))
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(result.summary.statuses.items()))
     took = result.meta.get("duration")

@@ -6,7 +6,7 @@ and after re-asks, runs that succeed, right answers, node and edge F1 against go
 >>> result = evaluate(load_goals(), llm="gpt-4o-mini")          # doctest: +SKIP
 >>> result.summary.valid_first.value                           # doctest: +SKIP
 
-:func:`load_goals` reads a goal file (JSONL; ``None``: the set shipped with tooldag, 44 goals
+:func:`load_goals` reads a goal file (JSONL; ``None``: the set shipped with tooldag, 45 goals
 over the calc, time, text, data and files packs), also in NesTools' and NESTFUL's formats;
 :func:`evaluate` runs it; :func:`~tooldag.evaluation.report.print_report` and
 :func:`~tooldag.evaluation.report.compare_table` show results.

@@ -123,9 +123,9 @@ _FIGURES = (
 )
 
 
-def _title(result: EvalResult) -> str:
+def _title(result: EvalResult, keys: tuple[str, ...] = ("model", "base_url", "set")) -> str:
     meta = result.meta
-    parts = [str(meta[k]) for k in ("model", "base_url", "set") if meta.get(k)]
+    parts = [str(meta[k]) for k in keys if meta.get(k)]
     return " · ".join(parts) or "evaluation"
 
 
@@ -171,6 +171,8 @@ def _delta(figure: _Figure, a: Summary, b: Summary) -> Text:
         shown = f"{diff:+.2f}"
     elif "latency" in figure.label:
         shown = f"{diff:+.2f}s"
+    elif abs(diff) >= 10:
+        shown = f"{diff:+,.0f}"
     else:
         shown = f"{diff:+,.2f}".rstrip("0").rstrip(".")
     return Text(shown, style="green" if better else "red")
@@ -181,8 +183,9 @@ def compare_table(a: EvalResult, b: EvalResult, names: tuple[str, str] = ("A", "
     sa, sb = a.summary, b.summary
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("figure")
-    table.add_column(f"{names[0]}\n{_title(a)}", justify="right")
-    table.add_column(f"{names[1]}\n{_title(b)}", justify="right")
+    # The endpoint's URL would crowd the header: the file name, the model and the goal set.
+    for name, result in zip(names, (a, b), strict=True):
+        table.add_column(f"{name}\n{_title(result, ('model', 'set'))}", justify="right")
     table.add_column("B - A", justify="right")
     for figure in _FIGURES:
         table.add_row(figure.label, figure.show(sa), figure.show(sb), _delta(figure, sa, sb))

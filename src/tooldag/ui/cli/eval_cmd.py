@@ -23,7 +23,15 @@ from ...evaluation.importers import FORMATS
 from ...evaluation.outcome import EvalResult, GoalOutcome
 from ...evaluation.report import changed_goals, compare_table, print_report
 from ...evaluation.runner import EvalOptions, aevaluate
-from .common import EXIT_OK, at_least, console, err_console, print_json
+from .common import (
+    EXIT_OK,
+    add_llm_options,
+    at_least,
+    console,
+    err_console,
+    llm_from_args,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ...llm.client import LLMClient
@@ -38,7 +46,7 @@ _EXAMPLES = """examples:
   tooldag eval my_goals.jsonl --concurrency 1 --timeout 600     a slow local model
   tooldag eval nestful_data.jsonl --limit 50   NESTFUL (or NesTools) rows: planned, not run
   tooldag eval --compare a.json b.json         two results side by side
-  OPENAI_BASE_URL=http://localhost:8080/v1 tooldag eval --mode json_object
+  tooldag eval --base-url http://localhost:8080/v1 --mode json_object --concurrency 1
 
 A goal file holds one JSON object a line: {"goal": ..., "tools": ["calc"], "answer":
 {"number": 42}, "plan": {...gold plan...}, "files": {"notes.txt": "..."}}. Each goal runs in a
@@ -96,9 +104,7 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="the most one goal may take, re-asks and replans included (default 300; 0: none)",
     )
-    p.add_argument(
-        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
-    )
+    add_llm_options(p)
     p.add_argument(
         "--mode",
         choices=_MODES,
@@ -161,12 +167,6 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _llm(args: argparse.Namespace) -> LLMClient:
-    from ...llm.client import LLMClient  # the openai SDK only for the commands that call it
-
-    return LLMClient.from_env(model=args.model)
-
-
 async def _run(
     goals: list[Goal], llm: LLMClient, options: EvalOptions, meta: dict[str, Any], live: bool
 ) -> EvalResult:
@@ -201,7 +201,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     goals = load_goals(args.file, format=args.format)
     if args.limit:
         goals = goals[: args.limit]
-    llm = _llm(args)
+    llm = llm_from_args(args)
     options = EvalOptions(
         concurrency=args.concurrency,
         timeout=args.timeout or None,

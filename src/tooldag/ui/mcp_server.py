@@ -49,7 +49,7 @@ from ..validate import flow_issues, validate
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
 
-__all__ = ["Policy", "build_server"]
+__all__ = ["Policy", "build_server", "plan_schema"]
 
 _DONE = (StepSucceeded, StepFailed, StepSkipped, StepBlocked, StepCancelled, StepReused)
 
@@ -263,6 +263,57 @@ class _Tools:
         return {"tools": [t.to_dict() for t in planner_tools(self.registry)]}
 
 
+def plan_schema(registry: ToolRegistry) -> dict[str, Any]:
+    """The JSON Schema of a plan over ``registry``, for a host's model to write one: lenient
+    (only ``steps`` and each step's ``id`` and ``tool`` are required, as the parser is), with
+    each tool's arguments named in the description of ``tool`` (``tools`` gives the schemas).
+
+    Not the planner's strict schema: that one requires every key, which a plan written by hand
+    or by another model need not have."""
+    from ..planning.plan_schema import planner_tools
+
+    tools = planner_tools(registry)
+    signatures = "; ".join(
+        f"{t.name}({', '.join(n + ('' if n in t.required else '?') for n in t.properties)})"
+        for t in tools
+    )
+    tool: dict[str, Any] = {"type": "string", "description": f"one of: {signatures}"}
+    if tools:
+        tool["enum"] = [t.name for t in tools]
+    step = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "unique, e.g. weather"},
+            "tool": tool,
+            "args": {
+                "type": "object",
+                "description": 'the arguments; "$id.field" is an earlier step\'s output, '
+                '"${id.field}" puts it inside text',
+            },
+            "depends_on": {"type": "array", "items": {"type": "string"}},
+            "when": {
+                "type": "object",
+                "description": 'run the step only if, e.g. {"ref": "$w.temp", "op": "<", '
+                '"value": 0}',
+            },
+        },
+        "required": ["id", "tool"],
+    }
+    return {
+        "type": "object",
+        "description": "a tooldag plan: steps run in parallel where references allow",
+        "properties": {
+            "goal": {"type": "string"},
+            "steps": {"type": "array", "items": step},
+            "answer": {
+                "type": ["string", "null"],
+                "description": "the answer, a template over outputs, e.g. 'It is ${w.temp} C'",
+            },
+        },
+        "required": ["steps"],
+    }
+
+
 def build_server(
     registry: ToolRegistry,
     *,
@@ -281,7 +332,6 @@ def build_server(
 
     from .. import __version__
     from ..mcp.client import sdk
-    from ..planning.plan_schema import plan_json_schema
 
     sdk()
     policy = Policy(allow_side_effects)
@@ -300,31 +350,29 @@ def build_server(
 
         return call
 
-    def served_tool(name: str, annotations: Any, plan_schema: bool = False) -> Any:
+    def served_tool(name: str, annotations: Any, takes_plan: bool = False) -> Any:
         method = getattr(served, name)
         context = "ctx" if "ctx" in inspect.signature(method).parameters else None
         made = Tool.from_function(
             failing(method), name=name, annotations=annotations, context_kwarg=context
         )
-        if plan_schema:
+        if takes_plan:
             # The plan's own schema over these tools: what the host's model needs to write one.
             made.parameters = {
                 "type": "object",
-                "properties": {"plan": {**schema, "description": "a tooldag plan"}},
+                "properties": {"plan": schema},
                 "required": ["plan"],
-                "$defs": defs,
             }
         return made
 
-    schema = plan_json_schema(registry)
-    defs = schema.pop("$defs", {})
+    schema = plan_schema(registry)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
     acting = ToolAnnotations(read_only_hint=policy.read_only, open_world_hint=True)
     tools = [
         served_tool("plan", ToolAnnotations(read_only_hint=True, open_world_hint=True)),
-        served_tool("validate", read_only, plan_schema=True),
+        served_tool("validate", read_only, takes_plan=True),
         served_tool("run", acting),
-        served_tool("exec", acting, plan_schema=True),
+        served_tool("exec", acting, takes_plan=True),
         served_tool("tools", read_only),
     ]
     server = MCPServer("tooldag", version=__version__, tools=tools, log_level="WARNING")

@@ -330,7 +330,6 @@ def build_server(
     from mcp.server.mcpserver.tools import Tool
     from mcp.types import ToolAnnotations
 
-    from .. import __version__
     from ..mcp.client import sdk
 
     sdk()
@@ -375,6 +374,16 @@ def build_server(
         served_tool("exec", acting, takes_plan=True),
         served_tool("tools", read_only),
     ]
-    server = MCPServer("tooldag", version=__version__, tools=tools, log_level="WARNING")
+    server = MCPServer("tooldag", version=_version(), tools=tools, log_level="WARNING")
     server.aclose = served.aclose  # type: ignore[attr-defined]
     return server
+
+
+def _version() -> str:
+    # Not tooldag.__version__: the facade sits above every floor and nothing imports it.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tooldag")
+    except PackageNotFoundError:
+        return ""

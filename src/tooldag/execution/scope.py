@@ -82,10 +82,12 @@ class RunScope:
             await _close(key, resource)
 
     async def aclose(self) -> None:
-        """Close every resource (those still opening once they are open), newest first."""
+        """Close every resource, newest first; one still opening is cancelled (a run that ends
+        does not wait for a slow server to start)."""
         self._closed = True
         opening, self._opening = self._opening, {}
         for key, future in reversed(list(opening.items())):
+            future.cancel()  # no-op once it is open
             try:
                 resource = await future
             except BaseException:  # it never opened: nothing to close

@@ -323,7 +323,11 @@ class Connection:
         where = f"{self.config.name}.{tool}"
         try:
             result = await session.call(tool, arguments)
-        except (asyncio.CancelledError, ToolError):
+        except asyncio.CancelledError:
+            raise
+        except ToolError:  # the session had ended: the next call opens a new one
+            if scope is not None:
+                await scope.discard(self, session)
             raise
         except Exception as exc:
             code = _code(exc)

@@ -66,9 +66,11 @@ async def test_it_lists_its_tools_with_the_plan_schema_over_its_own_tools(
     await server.aclose()
     assert set(tools) == {"plan", "validate", "run", "exec", "tools"}
     plan = tools["exec"].input_schema["properties"]["plan"]
-    step = plan["properties"]["steps"]["items"]
-    assert "calculate" in step["properties"]["tool"]["enum"]
-    assert "calculate(expression)" in step["properties"]["tool"]["description"]
+    variants = plan["properties"]["steps"]["items"]["anyOf"]
+    calculate = next(v for v in variants if v["properties"]["tool"]["enum"] == ["calculate"])
+    assert calculate["properties"]["args"]["required"] == ["expression"]
+    assert "$defs" in tools["exec"].input_schema  # where the plan's references point
+    assert tools["validate"].input_schema["properties"]["plan"]["type"] == "object"
     assert (
         tools["validate"].annotations is not None and tools["validate"].annotations.read_only_hint
     )

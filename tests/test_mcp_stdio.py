@@ -198,7 +198,6 @@ def test_tooldag_serves_over_http_and_a_plan_calls_it_over_http(tooldag_over_htt
     inner = {
         "goal": "six sevens",
         "steps": [{"id": "a", "tool": "calculate", "args": {"expression": "6 * 7"}}],
-        "answer": None,
     }
     result = run_plan(
         plan_of(

@@ -9,8 +9,9 @@
 - ``exec(plan)``: run a plan as given; its result;
 - ``tools()``: the tools plans may use, with their schemas.
 
-``validate`` and ``exec`` take the plan as a JSON object whose input schema is the plan schema
-over this server's tools, so that the host's model sees what a plan may hold.
+``exec`` takes the plan as a JSON object whose input schema is the plan schema over this
+server's tools, so that the host's model sees what a plan may hold (``validate`` takes any
+object: a plan that does not fit is what it is for).
 
 No one is there to ask before a side effect: ``run`` and ``exec`` refuse every step whose tool
 has side effects unless the server was started allowing it (``allow_side_effects=True``, or the
@@ -49,7 +50,7 @@ from ..validate import flow_issues, validate
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
 
-__all__ = ["Policy", "build_server", "plan_schema"]
+__all__ = ["Policy", "build_server", "plan_parameters"]
 
 _DONE = (StepSucceeded, StepFailed, StepSkipped, StepBlocked, StepCancelled, StepReused)
 
@@ -263,54 +264,30 @@ class _Tools:
         return {"tools": [t.to_dict() for t in planner_tools(self.registry)]}
 
 
-def plan_schema(registry: ToolRegistry) -> dict[str, Any]:
-    """The JSON Schema of a plan over ``registry``, for a host's model to write one: lenient
-    (only ``steps`` and each step's ``id`` and ``tool`` are required, as the parser is), with
-    each tool's arguments named in the description of ``tool`` (``tools`` gives the schemas).
+def plan_parameters(registry: ToolRegistry, *, checked: bool) -> dict[str, Any]:
+    """The input schema of a tool that takes a ``plan``.
 
-    Not the planner's strict schema: that one requires every key, which a plan written by hand
-    or by another model need not have."""
-    from ..planning.plan_schema import planner_tools
+    ``checked`` (``exec``): the planner's loose plan schema over ``registry`` (optional fields
+    optional, each tool's own arguments, references accepted), so that the host's model sees
+    what a plan may hold. Unchecked (``validate``): any object, since a plan that does not fit
+    is exactly what ``validate`` is for, and a host may check arguments before it sends them.
+    """
+    if not checked:
+        plan: dict[str, Any] = {
+            "type": "object",
+            "description": "a tooldag plan, of the shape exec takes: {goal, steps, answer}",
+        }
+        return {"type": "object", "properties": {"plan": plan}, "required": ["plan"]}
+    from ..planning.plan_schema import plan_json_schema
 
-    tools = planner_tools(registry)
-    signatures = "; ".join(
-        f"{t.name}({', '.join(n + ('' if n in t.required else '?') for n in t.properties)})"
-        for t in tools
-    )
-    tool: dict[str, Any] = {"type": "string", "description": f"one of: {signatures}"}
-    if tools:
-        tool["enum"] = [t.name for t in tools]
-    step = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "description": "unique, e.g. weather"},
-            "tool": tool,
-            "args": {
-                "type": "object",
-                "description": 'the arguments; "$id.field" is an earlier step\'s output, '
-                '"${id.field}" puts it inside text',
-            },
-            "depends_on": {"type": "array", "items": {"type": "string"}},
-            "when": {
-                "type": "object",
-                "description": 'run the step only if, e.g. {"ref": "$w.temp", "op": "<", '
-                '"value": 0}',
-            },
-        },
-        "required": ["id", "tool"],
-    }
+    schema = plan_json_schema(registry, strict=False)
+    defs = schema.pop("$defs", {})  # its references are to the document's root: hoisted there
+    schema["description"] = "a tooldag plan: steps run in parallel where references allow"
     return {
         "type": "object",
-        "description": "a tooldag plan: steps run in parallel where references allow",
-        "properties": {
-            "goal": {"type": "string"},
-            "steps": {"type": "array", "items": step},
-            "answer": {
-                "type": ["string", "null"],
-                "description": "the answer, a template over outputs, e.g. 'It is ${w.temp} C'",
-            },
-        },
-        "required": ["steps"],
+        "properties": {"plan": schema},
+        "required": ["plan"],
+        "$defs": defs,
     }
 
 
@@ -349,29 +326,23 @@ def build_server(
 
         return call
 
-    def served_tool(name: str, annotations: Any, takes_plan: bool = False) -> Any:
+    def served_tool(name: str, annotations: Any) -> Any:
         method = getattr(served, name)
         context = "ctx" if "ctx" in inspect.signature(method).parameters else None
         made = Tool.from_function(
             failing(method), name=name, annotations=annotations, context_kwarg=context
         )
-        if takes_plan:
-            # The plan's own schema over these tools: what the host's model needs to write one.
-            made.parameters = {
-                "type": "object",
-                "properties": {"plan": schema},
-                "required": ["plan"],
-            }
+        if "plan" in inspect.signature(method).parameters:
+            made.parameters = plan_parameters(registry, checked=name == "exec")
         return made
 
-    schema = plan_schema(registry)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False, idempotent_hint=True)
     acting = ToolAnnotations(read_only_hint=policy.read_only, open_world_hint=True)
     tools = [
         served_tool("plan", ToolAnnotations(read_only_hint=True, open_world_hint=True)),
-        served_tool("validate", read_only, takes_plan=True),
+        served_tool("validate", read_only),
         served_tool("run", acting),
-        served_tool("exec", acting, takes_plan=True),
+        served_tool("exec", acting),
         served_tool("tools", read_only),
     ]
     server = MCPServer("tooldag", version=_version(), tools=tools, log_level="WARNING")

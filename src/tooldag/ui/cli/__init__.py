@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.runs_cmd",
     "tooldag.ui.cli.chat_cmd",
     "tooldag.ui.cli.mcp_cmd",
+    "tooldag.ui.cli.doctor_cmd",
 ]
 
 _EPILOG = """examples:
@@ -38,6 +39,7 @@ _EPILOG = """examples:
   tooldag tools                                 the built-in tools and their schemas
   tooldag tools --tools "mcp:stdio:python -m mcp_server_time"   an MCP server's tools
   tooldag mcp serve --tools calc                serve tooldag to MCP hosts (stdio)
+  tooldag doctor                                what the LLM endpoint supports (modes, context)
 """
 
 

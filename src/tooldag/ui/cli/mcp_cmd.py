@@ -14,7 +14,15 @@ import argparse
 import asyncio
 from typing import Any
 
-from .common import EXIT_OK, add_tools_option, at_least, err_console, registry_from_args
+from .common import (
+    EXIT_OK,
+    add_llm_options,
+    add_tools_option,
+    at_least,
+    err_console,
+    llm_from_args,
+    registry_from_args,
+)
 
 __all__ = ["register"]
 
@@ -69,9 +77,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="let run and exec call every side-effecting tool",
     )
-    p.add_argument(
-        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
-    )
+    add_llm_options(p)
     p.add_argument(
         "--max-replans",
         type=at_least(0),
@@ -98,15 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         raise ConfigError(f"--allow {unknown[0]}: no such tool (`tooldag tools` lists them)")
 
-    def llm() -> Any:
-        from ...llm.client import LLMClient
-
-        return LLMClient.from_env(model=args.model)
-
     server = build_server(
         registry,
         allow_side_effects=True if args.yes else args.allow,
-        llm=llm,
+        # Made on the first plan or run: validate and exec need no LLM configured.
+        llm=lambda: llm_from_args(args),
         max_replans=args.max_replans,
     )
 

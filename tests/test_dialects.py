@@ -212,9 +212,9 @@ def test_grammar_schema_makes_nullable_fields_optional_and_drops_huge_bounds() -
     # A step's `when` (a nullable $ref) is optional and no longer nullable.
     step = loose["properties"]["steps"]["items"]
     variant = step["anyOf"][0] if "anyOf" in step else step
-    assert "when" not in variant["required"] and variant["properties"]["when"] == {
-        "$ref": "#/$defs/condition"
-    }
+    when = variant["properties"]["when"]
+    assert "when" not in variant["required"] and when["$ref"] == "#/$defs/condition"
+    assert "anyOf" not in when and "null" not in str(when.get("type"))
 
 
 async def test_the_mode_is_remembered_in_tooldag_home_privately_and_without_keys(
@@ -423,10 +423,12 @@ async def test_probe_finds_what_each_dialect_supports(dialect: str) -> None:
 
 async def test_probe_reports_a_prompt_that_does_not_fit() -> None:
     prompt = system_prompt(load_registry(None))
-    with FakeLLMServer(default={"ok": True}, dialect="llama-cpp-python") as server:
+    # A context smaller than the all-packs system prompt (about 2,000 tokens).
+    fake = FakeLLMServer(default={"ok": True}, dialect="llama-cpp-python", context_window=1024)
+    with fake as server:
         report = await probe_endpoint(server.client(), system_prompt=prompt)
-    assert report.context_window == 2048 and report.prompt_tokens is not None
-    assert report.prompt_tokens > 2048 and report.fits is False and not report.usable
+    assert report.context_window == 1024 and report.prompt_tokens is not None
+    assert report.prompt_tokens > 1024 and report.fits is False and not report.usable
     assert report.prompt_tokens_source == "the server's context-length error"
 
 
@@ -439,10 +441,12 @@ async def test_probe_of_a_dead_endpoint_says_so() -> None:
     assert not report.usable
 
 
-def _doctor(dialect: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+def _doctor(
+    dialect: str, *extra: str, server_args: tuple[str, ...] = ()
+) -> tuple[subprocess.CompletedProcess[str], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AZURE_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tooldag.testing", "--dialect", dialect],
+        [sys.executable, "-m", "tooldag.testing", "--dialect", dialect, *server_args],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -476,7 +480,8 @@ def test_tooldag_doctor_against_the_fake_server_in_each_dialect(dialect: str) ->
 
 @pytest.mark.slow
 def test_tooldag_doctor_prints_a_table_and_exits_1_when_the_prompt_does_not_fit() -> None:
-    done, _ = _doctor("llama-cpp-python")
+    # A context smaller than the all-packs system prompt (about 2,000 tokens).
+    done, _ = _doctor("llama-cpp-python", server_args=("--context-window", "1024"))
     assert done.returncode == 1, done.stderr
     out = " ".join(done.stdout.split())
     assert "auto uses json_object_schema" in out

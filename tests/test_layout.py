@@ -26,7 +26,7 @@ FLOORS: list[set[str]] = [
     {"execution", "planning"},  # engines
     {"durable"},  # durable runs: the store and journal, and the runner over the executor
     {"agent"},  # orchestration
-    {"ui", "__main__"},  # faces
+    {"ui", "web", "__main__"},  # faces: the terminal and the local web viewer
 ]
 MAX_MODULES_PER_FOLDER = 12
 

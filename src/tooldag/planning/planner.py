@@ -16,6 +16,7 @@ take as they are.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -207,6 +208,7 @@ class Planner:
         )
 
     async def _ask(self, messages: list[dict[str, str]], purpose: str, attempt: int) -> LLMReply:
+        started = time.monotonic()  # the call's duration: where a trace's span of it begins
         reply = await self.llm.complete(
             messages,
             mode=self.mode,
@@ -226,6 +228,7 @@ class Planner:
                     ),
                     run_id=self.run_id,
                     attempt=attempt,
+                    duration=time.monotonic() - started,
                 )
             )
         return reply

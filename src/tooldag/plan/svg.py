@@ -408,14 +408,14 @@ def _path(route: Route) -> str:
     if route.back:
         (x1, y1), (x2, y2) = pts[0], pts[-1]
         bulge = max(x1, x2) + 36
-        return f"M{x1:.1f},{y1:.1f} C{bulge:.1f},{y1:.1f} {bulge:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
-    parts = [f"M{pts[0][0]:.1f},{pts[0][1]:.1f}"]
+        return f"M{x1:.0f},{y1:.0f} C{bulge:.0f},{y1:.0f} {bulge:.0f},{y2:.0f} {x2:.0f},{y2:.0f}"
+    parts = [f"M{pts[0][0]:.0f},{pts[0][1]:.0f}"]
     for (x1, y1), (x2, y2) in itertools.pairwise(pts):
-        if x1 == x2:
-            parts.append(f"L{x2:.1f},{y2:.1f}")
+        if round(x1) == round(x2):
+            parts.append(f"V{y2:.0f}")
             continue
         mid = (y1 + y2) / 2
-        parts.append(f"C{x1:.1f},{mid:.1f} {x2:.1f},{mid:.1f} {x2:.1f},{y2:.1f}")
+        parts.append(f"C{x1:.0f},{mid:.0f} {x2:.0f},{mid:.0f} {x2:.0f},{y2:.0f}")
     return " ".join(parts)
 
 
@@ -443,6 +443,8 @@ def dag_svg(
         height += 26
     width = geometry.width
     label = title or f"plan graph: {len(nodes)} steps"
+    # Attributes that every edge, and every box, shares are set once on the group around them
+    # (presentation attributes inherit): a 2,000-step plan draws in well under a megabyte.
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="tooldag-dag" role="img" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
@@ -453,16 +455,22 @@ def dag_svg(
         f'<defs><marker id="{marker}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
         f'fill="#6b7785"/></marker></defs>',
+        f'<g class="edges" fill="none" stroke="#6b7785" stroke-width="1.4" '
+        f'marker-end="url(#{marker})">',
     ]
     for route in geometry.routes:
-        dash = ' stroke-dasharray="5 4"' if route.ordering_only or route.back else ""
-        colour = "#c0392b" if route.back else "#6b7785"
+        extra = ' stroke-dasharray="5 4"' if route.ordering_only or route.back else ""
+        if route.back:
+            extra += ' stroke="#c0392b"'
         kind = "edge back" if route.back else "edge"
         out.append(
             f'<path class="{kind}" data-source={quoteattr(route.source)} '
-            f'data-target={quoteattr(route.target)} d="{_path(route)}" fill="none" '
-            f'stroke="{colour}" stroke-width="1.4"{dash} marker-end="url(#{marker})"/>'
+            f'data-target={quoteattr(route.target)} d="{_path(route)}"{extra}/>'
         )
+    out.append(
+        '</g><g class="nodes" stroke-width="1.6" text-anchor="middle" font-size="13" '
+        'font-weight="600">'
+    )
     for box in sorted(geometry.boxes.values(), key=lambda b: (b.layer, b.order)):
         node = by_id[box.id]
         status = statuses.get(box.id) if statuses else None
@@ -479,14 +487,14 @@ def dag_svg(
             f'<g class="{cls}" data-id={quoteattr(node.id)}'
             + (f' data-status="{escape(status)}"' if status else "")
             + f"><title>{escape(tip)}</title>"
-            f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.width:.1f}" '
-            f'height="{box.height:.1f}" rx="7" fill="{fill}" stroke="{stroke}" '
-            f'stroke-width="1.6"{dash}/>'
-            f'<text x="{tx:.1f}" y="{box.y + 19:.1f}" text-anchor="middle" font-size="13" '
-            f'font-weight="600" fill="#1f2933">{escape(_fit(node.id, box.width, 7.4))}</text>'
-            f'<text x="{tx:.1f}" y="{box.y + 36:.1f}" text-anchor="middle" font-size="11" '
+            f'<rect x="{box.x:.0f}" y="{box.y:.0f}" width="{box.width:.0f}" '
+            f'height="{box.height:.0f}" rx="7" fill="{fill}" stroke="{stroke}"{dash}/>'
+            f'<text x="{tx:.0f}" y="{box.y + 19:.0f}" fill="#1f2933">'
+            f"{escape(_fit(node.id, box.width, 7.4))}</text>"
+            f'<text x="{tx:.0f}" y="{box.y + 36:.0f}" font-size="11" font-weight="400" '
             f'fill="#52606d">{escape(_fit(node.label, box.width, 6.4))}</text></g>'
         )
+    out.append("</g>")
     if legend and shown:
         x, y = _MARGIN, geometry.height + 4
         for status in shown:

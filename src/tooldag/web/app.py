@@ -47,7 +47,7 @@ from ..errors import RunStateError
 from ..plan.svg import STATUS_PALETTE
 from ..result import RunStatus
 from .control import Controls
-from .live import SvgCache, poll, run_json, snapshot, step_detail
+from .live import PlanCache, poll, run_json, snapshot, step_detail
 
 __all__ = ["TOKEN_HEADER", "Viewer", "create_app"]
 
@@ -80,7 +80,7 @@ class Viewer:
         self.token = token
         self.hosts: set[str] = set()
         self.origins: set[str] = set()
-        self.svgs = SvgCache()
+        self.plans = PlanCache()
         self.poll_interval = 0.25  # seconds between two reads of the store, per open page
         self.stopping = asyncio.Event()
         # The newest cursor a snapshot of each run was served at: what wait_shown waits on.
@@ -208,7 +208,7 @@ async def _runs(request: Request) -> Response:
 async def _run(request: Request) -> Response:
     viewer = _viewer(request)
     run_id = request.path_params["run_id"]
-    data = await asyncio.to_thread(snapshot, viewer.store, run_id, viewer.svgs)
+    data = await asyncio.to_thread(snapshot, viewer.store, run_id, viewer.plans)
     if data is None:
         return JSONResponse({"error": f"no run {run_id!r}"}, status_code=404)
     response = JSONResponse(data)

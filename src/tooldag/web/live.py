@@ -23,7 +23,7 @@ from ..result import RunStatus, StepRecord
 __all__ = [
     "CANCELLABLE",
     "MAX_DETAIL_CHARS",
-    "SvgCache",
+    "PlanCache",
     "compact_events",
     "plan_diff",
     "poll",
@@ -40,45 +40,56 @@ CANCELLABLE = frozenset(
 MAX_DETAIL_CHARS = 200_000  # of an output or arguments shown in a step's panel
 
 
-class SvgCache:
-    """Plan versions drawn as SVG, the newest few kept: a plan version never changes, and a
-    2,000-step plan takes a fraction of a second to lay out."""
+class PlanCache:
+    """Plan versions as the page draws them (their graph as SVG, their steps, edges and what
+    changed from the version before), the newest few kept: a version never changes once
+    stored, and a 2,000-step plan takes a fraction of a second to lay out."""
 
     def __init__(self, size: int = 32) -> None:
-        self._items: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, run_id: str, version: int, plan: Plan) -> str:
+    def get(self, run_id: str, version: int, plan: Plan, before: Plan | None) -> dict[str, Any]:
         key = (run_id, version)
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        # Drawn without statuses: the page colours the boxes itself, as events come in.
-        svg = plan.to_svg()
+        nodes, edges = plan_graph(plan)
+        item = {
+            "version": version,
+            "steps": [n.id for n in nodes],
+            "tools": [n.label for n in nodes],
+            "edges": [[e.source, e.target] for e in edges],
+            # Drawn without statuses: the page colours the boxes itself, as events come in.
+            "svg": plan.to_svg(),
+            "diff": plan_diff(before, plan),
+        }
         with self._lock:
-            self._items[key] = svg
+            self._items[key] = item
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return svg
+        return item
 
 
 def run_json(info: RunInfo) -> dict[str, Any]:
+    """The run's row for the page: what ``runs list --json`` shows, and what its buttons may do."""
     out = info.to_json()
     status = info.status
     out["resumable"] = status.resumable
     out["cancellable"] = status in CANCELLABLE
+    if info.interrupted:
+        out["error"] = (
+            f"interrupted: process {info.owner_pid} on {info.owner_host} is gone; Resume "
+            "continues the run"
+        )
     return out
 
 
 def compact_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Events as the page wants them: no empty keys (a 2,000-step run has thousands)."""
-    out = []
-    for event in events:
-        item = {k: v for k, v in event.items() if v not in (None, {}, 0) or k == "seq"}
-        out.append(item)
-    return out
+    return [{k: v for k, v in e.items() if v not in (None, {}, 0) or k == "seq"} for e in events]
 
 
 def _step_json(record: StepRecord) -> dict[str, Any]:
@@ -112,35 +123,23 @@ def plan_diff(before: Plan | None, after: Plan) -> dict[str, list[str]]:
     }
 
 
-def snapshot(store: RunStore, run_id: str, svgs: SvgCache) -> dict[str, Any] | None:
-    """Everything the run page draws first, or ``None`` for an unknown run. The event log is
-    read first: rows read after it are at least as new, and the events after its cursor, which
-    the page applies next, bring both to the same moment."""
+def snapshot(store: RunStore, run_id: str, plans: PlanCache) -> dict[str, Any] | None:
+    """Everything the run page draws first, or ``None`` for an unknown run: the run's row, its
+    plan versions, and its event log up to a cursor. The page replays the log to know each
+    step's story (the step rows are made from the same events, and reading them would cost
+    every output); the events after the cursor, which it reads next, bring it up to date."""
     events = store.events_since(run_id)
     info = store.get_run(run_id)
     if info is None:
         return None
-    result = store.load_result(run_id)
-    plans = []
-    previous: Plan | None = None
-    for version, plan in enumerate(result.plans, start=1):
-        nodes, edges = plan_graph(plan)
-        plans.append(
-            {
-                "version": version,
-                "steps": [n.id for n in nodes],
-                "edges": [[e.source, e.target] for e in edges],
-                "svg": svgs.get(run_id, version, plan),
-                "diff": plan_diff(previous, plan),
-            }
-        )
-        previous = plan
+    versions = store.plans(run_id)
+    drawn = [
+        plans.get(run_id, n, plan, versions[n - 2] if n > 1 else None)
+        for n, plan in enumerate(versions, start=1)
+    ]
     return {
         "run": run_json(info),
-        "answer": result.answer,
-        "error": result.error,
-        "plans": plans,
-        "steps": [_step_json(r) for r in result.steps.values()],
+        "plans": drawn,
         "events": compact_events(events),
         "cursor": events[-1]["seq"] if events else 0,
         "palette": STATUS_PALETTE,

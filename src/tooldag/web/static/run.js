@@ -136,7 +136,6 @@ function drawGraph() {
   for (const g of svg.querySelectorAll("g.node")) {
     const id = g.getAttribute("data-id");
     state.nodes.set(id, { g, rect: g.querySelector("rect"), title: g.querySelector("title") });
-    g.addEventListener("click", () => select(id));
   }
   for (const id of state.nodes.keys()) paintNode(id);
   if (state.zoom === null) {
@@ -170,26 +169,59 @@ function rowCells(step) {
 
 function drawRow(id) {
   const step = state.steps.get(id);
-  let row = state.rows.get(id);
-  if (!row) {
-    row = el("tr", { class: "pick", "data-id": id });
-    for (let i = 0; i < 7; i++) row.append(el("td", { class: i === 3 || i === 4 || i === 5 ? "num" : null }));
-    row.addEventListener("click", () => select(id));
-    state.rows.set(id, row);
-    document.querySelector("#steps tbody").append(row);
-  }
+  const row = state.rows.get(id);
+  if (!row) return; // not in the table's window: drawn when scrolled to
   const cells = rowCells(step);
   row.children[0].textContent = cells[0];
   row.children[1].textContent = cells[1];
-  row.children[2].replaceChildren(badge(step.status, state.palette));
+  row.children[2].innerHTML = badgeHtml(step.status);
   for (let i = 3; i < 7; i++) row.children[i].textContent = cells[i];
+  row.children[6].title = cells[6];
   row.classList.toggle("selected", state.selected === id);
 }
 
+function esc(text) {
+  return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+function badgeHtml(status) {
+  const [fill, stroke] = colours(status);
+  return `<span class="badge" style="background:${fill};border-color:${stroke}">${esc(status)}</span>`;
+}
+
+// The table draws only the rows in (and near) its scrolled window, between two spacers: a
+// 2,000-step run costs what a 100-step one does. A batch redraws the drawn rows it names.
+const ROW_H = 29; // px: #steps rows have one fixed height (viewer.css)
+
 function drawTable() {
-  document.querySelector("#steps tbody").replaceChildren();
+  state.window = null;
+  drawWindow();
+}
+
+function drawWindow() {
+  const box = document.getElementById("steps-box");
+  const tbody = document.querySelector("#steps tbody");
+  const n = state.order.length;
+  const first = Math.max(0, Math.floor(box.scrollTop / ROW_H) - 20);
+  const last = Math.min(n, first + Math.ceil((box.clientHeight || 420) / ROW_H) + 40);
+  if (state.window && state.window[0] === first && state.window[1] === last) return;
+  state.window = [first, last];
+  const spacer = (rows) => rows ? `<tr class="spacer"><td colspan="7" style="height:${rows * ROW_H}px"></td></tr>` : "";
+  const html = [spacer(first)];
+  for (const id of state.order.slice(first, last)) {
+    const step = state.steps.get(id);
+    const c = rowCells(step);
+    html.push(
+      `<tr class="pick${state.selected === id ? " selected" : ""}" data-id="${esc(id)}">` +
+      `<td>${esc(c[0])}</td><td>${esc(c[1])}</td><td>${badgeHtml(step.status)}</td>` +
+      `<td class="num">${c[3]}</td><td class="num">${c[4]}</td><td class="num">${c[5]}</td>` +
+      `<td title="${esc(c[6])}">${esc(c[6])}</td></tr>`,
+    );
+  }
+  html.push(spacer(n - last));
+  tbody.innerHTML = html.join("");
   state.rows.clear();
-  for (const id of state.order) drawRow(id);
+  for (const row of tbody.querySelectorAll("tr[data-id]")) state.rows.set(row.getAttribute("data-id"), row);
 }
 
 function drawSummary() {
@@ -215,11 +247,11 @@ function drawSummary() {
   resume.disabled = !run.resumable;
   cancel.disabled = !run.cancellable;
   const answer = document.getElementById("answer");
-  answer.hidden = !state.answer;
-  answer.textContent = state.answer || "";
+  answer.hidden = !run.answer;
+  answer.textContent = run.answer || "";
   const error = document.getElementById("run-error");
-  error.hidden = !state.error;
-  error.textContent = state.error || "";
+  error.hidden = !run.error;
+  error.textContent = run.error || "";
   drawLegend();
 }
 
@@ -298,8 +330,14 @@ function scheduleGantt() {
   }, wait);
 }
 
+const DRAW_AT_ONCE = 400; // steps of a plan version drawn without asking
+
 function drawPlans() {
   const box = document.getElementById("plans");
+  if (state.plans.length === 1) {
+    box.replaceChildren(el("p", { class: "muted", text: "one version: the graph above. A replan adds versions here, side by side." }));
+    return;
+  }
   const cards = state.plans.map((plan) => {
     const d = plan.diff;
     const diff = plan.version === 1
@@ -310,17 +348,23 @@ function drawPlans() {
         d.changed.length ? `~ changed ${d.changed.join(", ")}` : "",
       ].filter(Boolean).join(" · ") || "the same steps";
     const pic = el("div", { class: "pic" });
-    pic.innerHTML = plan.svg;
-    for (const g of pic.querySelectorAll("g.node")) {
-      const id = g.getAttribute("data-id");
-      if (d.added.includes(id)) g.classList.add("added");
-      if (d.changed.includes(id)) g.classList.add("changed");
-    }
-    const svg = pic.querySelector("svg");
-    if (svg && state.plans.length > 1) {
+    const draw = () => {
+      pic.innerHTML = plan.svg;
+      for (const g of pic.querySelectorAll("g.node")) {
+        const id = g.getAttribute("data-id");
+        if (d.added.includes(id)) g.classList.add("added");
+        if (d.changed.includes(id)) g.classList.add("changed");
+      }
+      const svg = pic.querySelector("svg");
       const scale = Math.min(1, 520 / Number(svg.getAttribute("width")));
       svg.style.width = Number(svg.getAttribute("width")) * scale + "px";
       svg.style.height = Number(svg.getAttribute("height")) * scale + "px";
+    };
+    if (plan.steps.length <= DRAW_AT_ONCE) draw();
+    else {
+      const button = el("button", { type: "button", text: `draw its ${plan.steps.length} steps` });
+      button.addEventListener("click", draw);
+      pic.append(button);
     }
     return el("div", { class: "plan-card", "data-version": String(plan.version) },
       el("h4", { text: `plan ${plan.version} · ${plan.steps.length} steps` }),
@@ -371,7 +415,7 @@ async function select(id) {
     text: `attempt ${a.n}: ${a.outcome}, ${seconds((a.end === null ? Date.now() / 1000 : a.end) - a.start)}${a.error ? " · " + a.error : ""}`,
   }));
   const block = (title, text, cut) => [el("b", { text: title + (cut ? " (cut: too long to show whole)" : "") }), el("pre", { text })];
-  panel.replaceChildren(
+  panel.replaceChildren(...[
     el("h3", { text: s.id }),
     el("p", {}, badge(s.status, state.palette), "  ", el("span", { class: "muted", text: s.tool })),
     s.error ? el("p", { class: "error-text", text: s.error }) : null,
@@ -381,38 +425,47 @@ async function select(id) {
     ...block("arguments", s.args, s.args_cut),
     ...block("output", s.output, s.output_cut),
     ...block("as planned", s.planned, false),
-  );
+  ].filter(Boolean));
 }
 
 // ------------------------------------------------------------------ live
 
 function flush() {
   state.flushing = false;
+  const began = performance.now();
   const batch = state.queue.splice(0);
   const touched = new Set();
+  const known = state.order.length;
+  let count = 0;
   let run = null;
   for (const message of batch) {
     for (const event of message.events || []) apply(event, true, touched);
+    count += (message.events || []).length;
     if (message.run) run = message.run;
     if (message.cursor) state.cursor = Math.max(state.cursor, message.cursor);
   }
   let reload = false;
   if (run) {
-    // A new plan version (a replan, a resume) or the run's end: the snapshot has the new
-    // graph, the answer and the usage. What the batch says is drawn first all the same.
-    const changed = state.run && state.run.status !== run.status;
-    reload = run.plan_versions > state.plans.length || (changed && run.status !== "running");
+    // A new plan version (a replan): the snapshot has its graph. What the batch says is
+    // drawn first all the same.
+    reload = run.plan_versions > state.plans.length;
+    if (state.run && state.run.status === "running" && run.status !== "running") {
+      performance.mark("tooldag-ended", { detail: { at: Date.now() / 1000 } }); // for benchmarks
+    }
     state.run = run;
   }
   for (const id of touched) {
     drawRow(id);
     paintNode(id);
   }
+  if (state.order.length !== known) drawTable(); // steps the plan did not name (a resume)
   drawSummary();
   drawUsage();
   scheduleGantt();
   if (state.selected && touched.has(state.selected)) select(state.selected);
   document.body.dataset.cursor = String(state.cursor);
+  // What benchmarks/viewer.py reads: how long each redraw took, for how many events.
+  performance.measure("tooldag-flush", { start: began, detail: { events: count, messages: batch.length } });
   if (reload) load();
 }
 
@@ -457,17 +510,15 @@ async function load() {
   state.run = snap.run;
   state.palette = snap.palette;
   state.plans = snap.plans;
-  state.answer = snap.answer;
-  state.error = snap.error;
   state.steps = new Map();
   state.order = [];
   state.attempts = new Map();
   state.llm = [];
   state.t0 = null;
   const latest = snap.plans[snap.plans.length - 1];
-  for (const id of latest ? latest.steps : []) stepOf(id);
-  for (const row of snap.steps) Object.assign(stepOf(row.id), row);
-  for (const event of snap.events) apply(event, false, null);
+  if (latest) latest.steps.forEach((id, i) => { stepOf(id).tool = latest.tools[i]; });
+  // Each step's story is its events (the store's step rows are made from the same).
+  for (const event of snap.events) apply(event, true, null);
   state.cursor = Math.max(state.cursor, snap.cursor);
   drawGraph();
   drawTable();
@@ -476,6 +527,7 @@ async function load() {
   drawPlans();
   drawUsage();
   document.body.dataset.loaded = "1";
+  performance.mark("tooldag-drawn");
   document.body.dataset.cursor = String(state.cursor);
   if (state.selected) select(state.selected);
   listen();
@@ -494,6 +546,20 @@ async function act(what) {
   }
 }
 
+document.getElementById("graph").addEventListener("click", (e) => {
+  const g = e.target.closest("g.node");
+  if (g) select(g.getAttribute("data-id"));
+});
+document.querySelector("#steps tbody").addEventListener("click", (e) => {
+  const row = e.target.closest("tr[data-id]");
+  if (row) select(row.getAttribute("data-id"));
+});
+let scrolling = false;
+document.getElementById("steps-box").addEventListener("scroll", () => {
+  if (scrolling) return;
+  scrolling = true;
+  requestAnimationFrame(() => { scrolling = false; drawWindow(); });
+});
 document.getElementById("resume").addEventListener("click", () => act("resume"));
 document.getElementById("cancel").addEventListener("click", () => {
   if (confirm(`Cancel run ${RUN_ID} and undo what its steps did?`)) act("cancel");

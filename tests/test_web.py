@@ -5,6 +5,7 @@ event stream's batches; the server on 127.0.0.1; and a page that names nothing e
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import socket
 import sys
@@ -13,15 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
 from tooldag.errors import ConfigError
 from tooldag.events import Event, StepCompensated
+from tooldag.llm.client import LLMClient
 from tooldag.plan.model import Plan
 from tooldag.registry import ToolRegistry
 from tooldag.result import RunStatus
 from tooldag.ui.cli import main
+from tooldag.ui.repl import Chat
 from tooldag.web.app import TOKEN_HEADER, Viewer, _follow, create_app
 from tooldag.web.control import Controls
 from tooldag.web.server import ViewerServer
@@ -377,3 +381,36 @@ def test_the_cli_says_how_to_get_the_extra_when_it_is_missing(
     code = main(["ui", "--store", str(tmp_path / "runs.sqlite3"), "--tools", "calc"])
     assert code == 2
     assert "pip install 'tooldag[ui]'" in capsys.readouterr().err
+
+
+async def test_the_repls_ui_opens_the_last_runs_page_in_one_viewer(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run(store, "r-good", GOOD) is RunStatus.SUCCEEDED
+    opened: list[str] = []
+    monkeypatch.setattr("tooldag.web.server.open_browser", lambda url: not opened.append(url))
+    screen = io.StringIO()
+    llm = LLMClient.from_env(api_key="sk-test", env={})
+    chat = Chat(Console(file=screen, width=300), registry(), llm, store=store)
+    chat.last_result = store.load_result("r-good")
+    try:
+        await chat.command("/ui")
+        (url,) = opened
+        assert "/runs/r-good?token=" in url
+        assert f"viewer: {url}" in screen.getvalue()
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(url)).status_code == 200
+        await chat.command("/ui r-other")  # the same viewer, another run's page
+        assert opened[1].split("/runs/")[0] == url.split("/runs/")[0]
+        assert opened[1].split("?")[0].endswith("/runs/r-other")
+    finally:
+        await chat.close()
+
+
+def test_exec_ui_needs_the_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], examples_dir: Path
+) -> None:
+    plan = str(examples_dir / "weather_plan.json")
+    tools = str(examples_dir / "weather_tools.py")
+    assert main(["exec", plan, "--tools", tools, "--no-store", "--ui"]) == 2
+    assert "--ui shows the run from the run store: leave out --no-store" in capsys.readouterr().err

@@ -58,7 +58,9 @@ function apply(event, live, touched) {
   const data = event.data || {};
   const id = event.step_id;
   const ts = event.ts;
-  if (state.t0 === null || ts < state.t0) state.t0 = ts;
+  // An LLM call's event comes at its end: it began `duration` before.
+  const began = event.type === "llm_call" ? ts - (event.duration || 0) : ts;
+  if (state.t0 === null || began < state.t0) state.t0 = began;
   switch (event.type) {
     case "llm_call":
       state.llm.push({ ts, duration: event.duration || 0, attempt: event.attempt || 0, ...data });
@@ -163,7 +165,11 @@ function drawLegend() {
 function rowCells(step) {
   const start = step.started_at && state.t0 !== null ? step.started_at - state.t0 : null;
   const took = step.started_at && step.finished_at ? step.finished_at - step.started_at : null;
-  const why = step.error || step.reason || (step.reused ? "reused" : "");
+  let why = step.error || step.reason || (step.reused ? "reused" : "");
+  const latest = state.plans[state.plans.length - 1];
+  if (latest && state.plans.length > 1 && !latest.steps.includes(step.id)) {
+    why = "an earlier plan's step" + (why ? ": " + why : "");
+  }
   return [step.id, step.tool, null, String(step.attempts || 0), start === null ? "" : seconds(start), seconds(took), why];
 }
 
@@ -386,7 +392,7 @@ function drawUsage() {
   }
   const head = el("tr", {}, ...["at", "purpose", "model", "mode", "prompt", "completion", "time"].map((h, i) => el("th", { class: i >= 4 ? "num" : null, text: h })));
   const rows = state.llm.map((c) => el("tr", {},
-    el("td", { text: seconds(c.ts - state.t0) }), el("td", { text: c.purpose || "" }),
+    el("td", { text: seconds(c.ts - c.duration - state.t0) }), el("td", { text: c.purpose || "" }),
     el("td", { text: c.model || "" }), el("td", { text: c.mode || "" }),
     el("td", { class: "num", text: number((c.usage || {}).prompt_tokens) }),
     el("td", { class: "num", text: number((c.usage || {}).completion_tokens) }),

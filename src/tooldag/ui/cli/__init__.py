@@ -24,6 +24,8 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.exec_cmd",
     "tooldag.ui.cli.runs_cmd",
     "tooldag.ui.cli.chat_cmd",
+    "tooldag.ui.cli.doctor_cmd",
+    "tooldag.ui.cli.eval_cmd",
     "tooldag.ui.cli.ui_cmd",
 ]
 
@@ -36,6 +38,8 @@ _EPILOG = """examples:
   tooldag runs list                             journalled runs; tooldag runs resume ID
   tooldag validate plan.json --tools my_tools.py
   tooldag tools                                 the built-in tools and their schemas
+  tooldag doctor                                what the LLM endpoint supports (modes, context)
+  tooldag eval --output a.json                  measure the LLM's planning on 45 goals
   tooldag ui                                    the runs in your browser, live
 """
 

@@ -47,7 +47,7 @@ from .errors import (
 )
 from .events import Event, EventBus, EventType
 from .execution import Executor, RunHandle, run_plan
-from .issues import Issue
+from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
 from .plan.parse import parse_plan
@@ -128,6 +128,7 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "Session",
+    "Severity",
     "StatefulWorkflowExecutor",
     "Step",
     "StepFailedError",
@@ -147,6 +148,7 @@ __all__ = [
     "Usage",
     "UsageMeter",
     "aplan_and_run",
+    "errors_of",
     "load_registry",
     "parse_plan",
     "plan_and_run",
@@ -155,4 +157,5 @@ __all__ = [
     "to_mermaid",
     "tool",
     "validate",
+    "warnings_of",
 ]

@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.exec_cmd",
     "tooldag.ui.cli.runs_cmd",
     "tooldag.ui.cli.chat_cmd",
+    "tooldag.ui.cli.doctor_cmd",
 ]
 
 _EPILOG = """examples:
@@ -35,6 +36,7 @@ _EPILOG = """examples:
   tooldag runs list                             journalled runs; tooldag runs resume ID
   tooldag validate plan.json --tools my_tools.py
   tooldag tools                                 the built-in tools and their schemas
+  tooldag doctor                                what the LLM endpoint supports (modes, context)
 """
 
 

@@ -27,12 +27,14 @@ from ..views import plan_view, usage_text
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_llm_options,
     add_tools_option,
     at_least,
     console,
     err_console,
     exit_code,
     fail,
+    llm_from_args,
     print_json,
     registry_from_args,
 )
@@ -74,9 +76,7 @@ _DEMO_EXAMPLES = """examples:
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     add_tools_option(parser)
-    parser.add_argument(
-        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
-    )
+    add_llm_options(parser)
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -178,13 +178,8 @@ def register(subparsers: Any) -> None:
 
 
 def _llm(args: argparse.Namespace) -> LLMClient:
-    """The LLM from the environment; with none configured, the library's ``LLMConfigError``
-    says what to set (``main`` prints it and exits 2)."""
-    # Imported here, not at the top: the openai SDK takes half a second to import, and the
-    # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
-    from ...llm.client import LLMClient
-
-    return LLMClient.from_env(model=args.model)
+    """The LLM from the environment and the options (:func:`llm_from_args`)."""
+    return llm_from_args(args)
 
 
 def _approval(args: argparse.Namespace) -> ApprovalMode:

@@ -1,4 +1,5 @@
-"""What every command shares: loading ``--tools`` specs, reading plan files, reporting errors."""
+"""What every command shares: loading ``--tools`` specs, the LLM options, reading plan files,
+reporting errors."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -20,12 +21,16 @@ from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
 from ...result import RunStatus
 
+if TYPE_CHECKING:
+    from ...llm.client import LLMClient
+
 __all__ = [
     "DEFAULT_MAX_PLAN_BYTES",
     "EXIT_CANCELLED",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "add_llm_options",
     "add_run_options",
     "add_tools_option",
     "at_least",
@@ -33,6 +38,7 @@ __all__ = [
     "err_console",
     "exit_code",
     "fail",
+    "llm_from_args",
     "max_plan_bytes",
     "print_json",
     "read_plan_file",
@@ -91,6 +97,88 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=16,
         metavar="N",
         help="at most N tool calls at once (default 16)",
+    )
+
+
+def _setting(parse: Callable[[str, str], Any], flag: str) -> Callable[[str], Any]:
+    """An argparse type from one of the LLM client's setting parsers (one message for both the
+    option and its environment variable)."""
+    from ...errors import LLMConfigError
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, flag)
+        except LLMConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _timeout(text: str, flag: str) -> float:
+    from ...llm.client import timeout_setting
+
+    return timeout_setting(text, flag)
+
+
+def _max_tokens(text: str, flag: str) -> int:
+    from ...llm.client import max_tokens_setting
+
+    return max_tokens_setting(text, flag)
+
+
+def _temperature(text: str, flag: str) -> float:
+    from ...llm.client import temperature_setting
+
+    return temperature_setting(text, flag)
+
+
+def add_llm_options(parser: argparse.ArgumentParser) -> None:
+    """The LLM endpoint and its settings; each option wins over its environment variable."""
+    group = parser.add_argument_group("LLM")
+    group.add_argument(
+        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="an OpenAI-compatible endpoint, e.g. http://localhost:8080/v1 "
+        "(default: $OPENAI_BASE_URL)",
+    )
+    group.add_argument(
+        "--llm-timeout",
+        type=_setting(_timeout, "--llm-timeout"),
+        metavar="SECONDS",
+        help="the seconds one LLM call may take (default: $TOOLDAG_LLM_TIMEOUT, else 60, or "
+        "300 for a loopback or private-network URL)",
+    )
+    group.add_argument(
+        "--max-tokens",
+        type=_setting(_max_tokens, "--max-tokens"),
+        metavar="N",
+        help="the most tokens one LLM reply may hold (default: $TOOLDAG_MAX_TOKENS, else the "
+        "server's)",
+    )
+    group.add_argument(
+        "--temperature",
+        type=_setting(_temperature, "--temperature"),
+        metavar="T",
+        help="the sampling temperature, 0-2 (default: $TOOLDAG_TEMPERATURE, else the server's)",
+    )
+
+
+def llm_from_args(args: argparse.Namespace) -> LLMClient:
+    """The LLM client from the environment and :func:`add_llm_options`' options; with none
+    configured, the library's ``LLMConfigError`` says what to set (``main`` exits 2)."""
+    # Imported here, not at the top: the openai SDK takes half a second to import, and the
+    # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
+    from ...llm.client import LLMClient
+
+    return LLMClient.from_env(
+        model=getattr(args, "model", None),
+        base_url=getattr(args, "base_url", None),
+        timeout=getattr(args, "llm_timeout", None),
+        max_completion_tokens=getattr(args, "max_tokens", None),
+        temperature=getattr(args, "temperature", None),
     )
 
 

@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tooldag"
 # Bottom up. A module may import its own floor (without a circle) and the floors below it.
 # Keep this in step with the README's picture.
 FLOORS: list[set[str]] = [
-    {"_files", "_sync", "errors", "issues"},  # ground
+    {"_files", "_sync", "_terminal", "errors", "issues"},  # ground
     {"events", "plan", "registry", "result"},  # contracts
     {"llm", "observe", "testing", "validate"},  # services
     {"execution", "planning"},  # engines

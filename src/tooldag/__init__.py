@@ -46,7 +46,8 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import Executor, RunHandle, run_plan
+from .execution import Executor, RunHandle, Verdict, run_plan
+from .execution.policy import Policy, StepApproval
 from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
@@ -54,7 +55,7 @@ from .plan.parse import parse_plan
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
 from .registry.loading import load_registry
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
-from .validate import validate
+from .validate import Flow, flows, validate
 
 if TYPE_CHECKING:
     from .agent import Session, aplan_and_run, plan_and_run
@@ -101,6 +102,7 @@ __all__ = [
     "EventBus",
     "EventType",
     "Executor",
+    "Flow",
     "Issue",
     "LLMClient",
     "LLMConfigError",
@@ -116,6 +118,7 @@ __all__ = [
     "PlanParseError",
     "PlanRejected",
     "Planner",
+    "Policy",
     "ReferenceResolutionError",
     "RegistrationError",
     "RetryPolicy",
@@ -131,6 +134,7 @@ __all__ = [
     "Severity",
     "StatefulWorkflowExecutor",
     "Step",
+    "StepApproval",
     "StepFailedError",
     "StepRecord",
     "StepStatus",
@@ -147,8 +151,10 @@ __all__ = [
     "TransientToolError",
     "Usage",
     "UsageMeter",
+    "Verdict",
     "aplan_and_run",
     "errors_of",
+    "flows",
     "load_registry",
     "parse_plan",
     "plan_and_run",

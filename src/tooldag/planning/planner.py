@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import PlanParseError, PlanRejected
@@ -128,6 +128,8 @@ class Planner:
     ``mode`` is the structured-output mode (``None``: the client's configured mode, ``auto`` by
     default). ``meter`` sums usage over every call (plans, re-asks, replans) and holds the
     budgets; ``bus`` receives ``plan_created`` and ``llm_call`` events for ``run_id``.
+    ``check`` judges a valid plan further (a strict data-flow policy): the issues it returns go
+    back to the LLM like the validator's.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class Planner:
         bus: EventBus | None = None,
         meter: UsageMeter | None = None,
         run_id: str = "",
+        check: Callable[[Plan], Sequence[Issue]] | None = None,
     ) -> None:
         if max_reasks < 0:
             raise ValueError("max_reasks must be 0 or more")
@@ -150,6 +153,7 @@ class Planner:
         self.bus = bus
         self.meter = meter if meter is not None else UsageMeter()
         self.run_id = run_id
+        self.check = check
         self.version = 0
         """How many plans this planner has produced (the version of the last one)."""
         self._cache_key: tuple[int, ...] | None = None
@@ -248,6 +252,8 @@ class Planner:
                 if done:
                     plan = _with_referenced_completed_steps(plan, done)
                 issues = errors_of(validate(plan, self.registry))  # warnings never re-ask
+                if not issues and self.check is not None:
+                    issues = self.check(plan)
                 if not issues:
                     self._created(plan)
                     return plan

@@ -9,6 +9,11 @@ Ctrl-C while something runs cancels it and the REPL goes on: running steps are c
 every side-effecting step that succeeded is compensated, last finished first. At the prompt,
 Ctrl-C clears the line and Ctrl-D leaves.
 
+Approval (:mod:`tooldag.ui.approval`) is asked step by step as the run comes to each step, with
+its arguments resolved; the live view pauses while a question is on the screen. The data-flow
+``policy`` (``ask``, ``strict``, ``off``; :mod:`tooldag.execution.policy`) applies to goals,
+``/run`` and ``/resume`` alike.
+
 >>> chat = Chat(console, registry, llm, store=RunStore())   # doctest: +SKIP
 >>> asyncio.run(chat.repl())                                # doctest: +SKIP
 """
@@ -38,11 +43,13 @@ from rich.console import Console
 from rich.text import Text
 
 from .._files import private_file
+from .._terminal import printable
 from ..agent import Session
 from ..durable.runner import DurableExecutor
 from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
+from ..execution.policy import Policy, PolicyGate
 from ..issues import errors_of
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
@@ -125,7 +132,9 @@ class Chat:
     ``console`` shows plans, questions and progress; ``out`` (default: ``console``) the results.
     ``store`` journals every run (``/runs``, ``/show``, ``/resume``) and is the ledger that
     undoes a run cancelled while the LLM replans. ``approve`` is an
-    :class:`ApprovalMode`. ``input``/``output`` are prompt_toolkit's (tests pass a pipe).
+    :class:`ApprovalMode`, ``policy`` the data-flow :class:`Policy`; ``interactive`` false
+    means there is no one to answer questions (``tooldag run`` off a terminal): what would need
+    one is refused. ``input``/``output`` are prompt_toolkit's (tests pass a pipe).
     """
 
     def __init__(
@@ -136,6 +145,8 @@ class Chat:
         *,
         store: RunStore | None = None,
         approve: ApprovalMode | str = ApprovalMode.SIDE_EFFECTS,
+        policy: Policy | str = Policy.ASK,
+        interactive: bool = True,
         max_replans: int = 2,
         out: Console | None = None,
         history: History | None = None,
@@ -152,7 +163,10 @@ class Chat:
         self.max_replans = max_replans
         self.debug = debug
         self.session = Session(tools=registry, llm=llm, max_replans=max_replans)
-        self.approver = Approver(console, registry, self.ask, mode=approve)
+        self.policy = Policy(policy)
+        self.approver = Approver(
+            console, registry, self.ask, mode=approve, policy=self.policy, interactive=interactive
+        )
         self.prompt_text = prompt
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
@@ -194,7 +208,11 @@ class Chat:
         return await question.prompt_async(message, handle_sigint=False)
 
     def _bottom_toolbar(self) -> str:
-        parts = [f"model {self.session.llm.model}", f"approve {self.approver.mode.value}"]
+        parts = [
+            f"model {self.session.llm.model}",
+            f"approve {self.approver.mode.value}",
+            f"policy {self.policy.value}",
+        ]
         if self.toolbar:
             parts.insert(0, self.toolbar)
         return " · ".join(parts) + " · Ctrl-C cancels a run · Ctrl-D exits"
@@ -243,14 +261,17 @@ class Chat:
             await self.run_goal(text)
             self.out.print()
         except TooldagError as exc:
-            self.console.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+            self.console.print(Text(printable(f"error: {exc}"), style="red"), soft_wrap=True)
         except Exception as exc:
             if self.debug:
-                self.console.print(traceback.format_exc(), markup=False, highlight=False)
+                trace = printable(traceback.format_exc())
+                self.console.print(trace, markup=False, highlight=False)
             self.console.print(
                 Text(
-                    f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
-                    "shows the traceback)",
+                    printable(
+                        f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
+                        "shows the traceback)"
+                    ),
                     style="red",
                 ),
                 soft_wrap=True,
@@ -298,8 +319,7 @@ class Chat:
         """Plan ``goal`` (with the earlier goals as context), show the plan, ask, run, answer.
         ``None`` when no valid plan came back (the issues are shown)."""
         run_id, watch = self._new_watch()
-        self.approver.on_plan = lambda plan: watch.display.stop()
-        self.approver.plans_shown = 0
+        self._watch_questions(watch.display)
         watch.display.working(f"planning with {self.session.llm.model}...")
         task = asyncio.ensure_future(
             self.session.arun(
@@ -307,9 +327,9 @@ class Chat:
                 run_id=run_id,
                 bus=watch.bus,
                 approve=self.approver.approve_plan,
-                approve_step=self.approver.approve_step
-                if self.approver.mode is ApprovalMode.SIDE_EFFECTS
-                else None,
+                approve_step=self.approver.step_hook,
+                policy=self.policy,
+                egress_allow=self.approver.egress_allow,
             )
         )
         try:
@@ -341,13 +361,29 @@ class Chat:
         self.session.usage += stored.usage  # Session.arun counts only the runs that return
         return stored.model_copy(update={"status": RunStatus.CANCELLED})
 
+    def _watch_questions(self, display: LiveArea | None) -> None:
+        """The live view stops when a plan is shown and pauses while a step is asked about."""
+        self.approver.plans_shown = 0
+        self.approver.on_plan = (lambda plan: display.stop()) if display is not None else None
+        self.approver.pause = display.paused if display is not None else None
+
+    def _gate(self) -> PolicyGate:
+        """The gate of a run this REPL starts without the agent (``/run``, ``/resume``)."""
+        return PolicyGate(
+            self.registry,
+            policy=self.policy,
+            approve_step=self.approver.step_hook,
+            egress_allow=self.approver.egress_allow,
+        )
+
     def _stored(self, run_id: str) -> RunResult | None:
         if self.store is None or self.store.get_run(run_id) is None:
             return None
         return self.store.load_result(run_id)
 
     def _show_rejection(self, exc: PlanError) -> None:
-        self.console.print(Text(str(exc).splitlines()[0], style="red"), soft_wrap=True)
+        first = printable(str(exc).splitlines()[0])
+        self.console.print(Text(first, style="red"), soft_wrap=True)
         if exc.issues:
             self.console.print(issues_view(exc.issues))
 
@@ -402,14 +438,20 @@ class Chat:
             self.console.print(Text("the plan has issues: /edit fixes it", style="red"))
             return None
         run_id, watch = self._new_watch()
-        self.approver.on_plan = lambda p: watch.display.stop()
-        self.approver.plans_shown = 0
+        self._watch_questions(watch.display)
+        gate = self._gate()
         try:
-            refusal = await self.approver.review(plan)
+            refusal = None
+            if not await self.approver.approve_plan(plan):
+                refusal = "the plan was not approved"
+            else:
+                gate.prepare(plan)
+                refusal = gate.refusal()
             if refusal is not None:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
-                handle = Executor(self.registry, bus=watch.bus).start(plan, run_id=run_id)
+                executor = Executor(self.registry, bus=watch.bus, gate=gate)
+                handle = executor.start(plan, run_id=run_id)
                 result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
             watch.close()
@@ -493,7 +535,7 @@ class Chat:
 
     async def resume(self, run_id: str) -> RunResult | None:
         """Continue a stored run that failed, paused or was interrupted: finished steps are
-        reused, the rest run (side-effecting ones are asked about first)."""
+        reused, the rest run, asked about as they come (steps refused before are asked again)."""
         assert self.store is not None
         info = self.store.get_run(run_id)
         if info is None:
@@ -505,21 +547,28 @@ class Chat:
             self.console.print(Text(message, style="red"))
             return None
         stored = self.store.load_result(run_id)
+        gate = self._gate()
         if stored.plan is not None:
             # What the resume will run: the library's reuse rule, as DurableExecutor.aresume.
             reused = reusable_outputs(
                 previous=stored.plan, plan=stored.plan, outputs=stored.outputs
             )
             todo = [s for s in stored.plan.steps if s.id not in reused]
-            self.approver.plans_shown = 0
-            self.approver.on_plan = None
-            refusal = await self.approver.review(stored.plan.model_copy(update={"steps": todo}))
+            self._watch_questions(None)
+            refusal = None
+            if not await self.approver.approve_plan(stored.plan.model_copy(update={"steps": todo})):
+                refusal = "the plan was not approved"
+            else:
+                gate.prepare(stored.plan)  # the whole plan: reused outputs flow on
+                refusal = gate.refusal()
             if refusal is not None:
-                self.console.print(Text(f"not resumed: {refusal}", style="dark_orange"))
+                line = printable(f"not resumed: {refusal}")
+                self.console.print(Text(line, style="dark_orange"), soft_wrap=True)
                 return None
-        runner = DurableExecutor(self.registry, store=self.store)
+        runner = DurableExecutor(self.registry, store=self.store, gate=gate)
         monitor = Monitor(runner.executor.bus)
         display = LiveArea(self.console, monitor)
+        self.approver.pause = display.paused
         runner.executor.bus.subscribe(lambda e: display.refresh())
         display.progress(run_id)
         cancel = functools.partial(runner.acancel_workflow, run_id)

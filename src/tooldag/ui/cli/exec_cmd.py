@@ -18,6 +18,7 @@ import functools
 
 from rich.markup import escape
 
+from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import PlanParseError
@@ -81,9 +82,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _print_issues(path: str, issues: list[object], what: str) -> None:
-    err_console.print(f"{escape(path)}: {what}", highlight=False)
+    err_console.print(f"{escape(printable(path))}: {what}", highlight=False)
     for issue in issues:
-        err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
+        line = escape(printable(str(issue)))
+        err_console.print(f"  [red]✗[/red] {line}", highlight=False, soft_wrap=True)
 
 
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:

@@ -26,6 +26,7 @@ FLOORS: list[set[str]] = [
     {"execution", "planning"},  # engines
     {"durable"},  # durable runs: the store and journal, and the runner over the executor
     {"agent"},  # orchestration
+    {"evaluation"},  # goal sets run through the agent, measured (tooldag eval)
     {"ui", "__main__"},  # faces
 ]
 MAX_MODULES_PER_FOLDER = 12

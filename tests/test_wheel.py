@@ -61,6 +61,7 @@ def test_wheel_contains_prompts_and_packs(wheel: Path) -> None:
     for pack in (ROOT / "tools").glob("*.py"):
         assert f"tooldag/packs/{pack.name}" in names
     assert "tooldag/py.typed" in names
+    assert "tooldag/evaluation/sets/builtin.jsonl" in names  # tooldag eval's shipped goals
 
 
 def test_installed_wheel_runs_the_cli(wheel: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.runs_cmd",
     "tooldag.ui.cli.chat_cmd",
     "tooldag.ui.cli.doctor_cmd",
+    "tooldag.ui.cli.eval_cmd",
 ]
 
 _EPILOG = """examples:
@@ -37,6 +38,7 @@ _EPILOG = """examples:
   tooldag validate plan.json --tools my_tools.py
   tooldag tools                                 the built-in tools and their schemas
   tooldag doctor                                what the LLM endpoint supports (modes, context)
+  tooldag eval --output a.json                  measure the LLM's planning on 45 goals
 """
 
 

@@ -23,7 +23,7 @@ FLOORS: list[set[str]] = [
     {"_files", "_sync", "_terminal", "errors", "issues"},  # ground
     {"events", "plan", "registry", "result"},  # contracts
     {"llm", "observe", "testing", "validate"},  # services
-    {"execution", "planning"},  # engines
+    {"execution", "mcp", "planning"},  # engines
     {"durable"},  # durable runs: the store and journal, and the runner over the executor
     {"agent"},  # orchestration
     {"evaluation"},  # goal sets run through the agent, measured (tooldag eval)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Plugs `mcp:` specs and MCP host configs into load_registry (the SDK loads only when used).
+from . import mcp as _mcp  # noqa: F401
 from .durable import (
     DurableExecutor,
     RunInfo,

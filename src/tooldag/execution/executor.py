@@ -64,6 +64,7 @@ from .options import RunOptions
 from .outcome import finished_event, render_answer
 from .run import Run
 from .saga import Ledger
+from .scope import in_run_scope
 
 __all__ = ["ABANDONED", "CompensateWhen", "Executor", "RunHandle", "render_answer", "run_plan"]
 
@@ -202,7 +203,8 @@ class Executor:
             raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
         run = Run(self.options, plan, run_id, reuse, refused)
         driven = _drive(run, ledger, _statuses(compensate), final)
-        task = loop.create_task(driven, name=f"tooldag-run-{run.run_id}")
+        # In a run scope: what its steps open (an MCP session per server) closes with it.
+        task = loop.create_task(in_run_scope(driven), name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)
 
     async def run(

@@ -24,6 +24,7 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.exec_cmd",
     "tooldag.ui.cli.runs_cmd",
     "tooldag.ui.cli.chat_cmd",
+    "tooldag.ui.cli.mcp_cmd",
     "tooldag.ui.cli.doctor_cmd",
     "tooldag.ui.cli.eval_cmd",
 ]
@@ -37,6 +38,8 @@ _EPILOG = """examples:
   tooldag runs list                             journalled runs; tooldag runs resume ID
   tooldag validate plan.json --tools my_tools.py
   tooldag tools                                 the built-in tools and their schemas
+  tooldag tools --tools "mcp:stdio:python -m mcp_server_time"   an MCP server's tools
+  tooldag mcp serve --tools calc                serve tooldag to MCP hosts (stdio)
   tooldag doctor                                what the LLM endpoint supports (modes, context)
   tooldag eval --output a.json                  measure the LLM's planning on 45 goals
 """

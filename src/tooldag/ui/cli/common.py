@@ -191,8 +191,9 @@ def add_tools_option(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         default=None,
         help="a Python module (pkg.mod or path/to/file.py: its @tool functions are registered), a "
-        "JSON file of schema-only tools, or a built-in pack name (calc, files, ...). Repeatable. "
-        "Default: the built-in packs.",
+        "JSON file of schema-only tools, a built-in pack name (calc, files, ...), or an MCP "
+        "server: mcp:stdio:COMMAND ARGS, mcp:http://HOST:PORT/mcp, or an MCP host config file "
+        '({"mcpServers": ...}). Repeatable. Default: the built-in packs.',
     )
 
 

@@ -568,3 +568,21 @@ async def test_a_re_ask_sends_back_the_errors_only(
     assert "unknown_tool" in repair
     assert "coerced_argument" not in repair and "bare_reference" not in repair
     assert [i.code for i in rejected.value.issues] == ["unknown_tool"]
+
+
+async def test_the_mcp_server_validates_and_runs_a_plan_with_warnings_only() -> None:
+    from mcp import Client
+
+    from tooldag.registry.loading import load_registry
+    from tooldag.ui.mcp_server import build_server
+
+    plan = json.loads((FIXTURES / "stats_mean_into_expression.json").read_text(encoding="utf-8"))
+    async with Client(build_server(load_registry(["calc"]))) as client:
+        checked = (await client.call_tool("validate", {"plan": plan})).structured_content
+        ran = await client.call_tool("exec", {"plan": plan})
+    assert checked is not None and checked["valid"] is True
+    assert [(i["code"], i["severity"]) for i in checked["issues"]] == [
+        ("coerced_argument", "warning")
+    ]
+    assert not ran.is_error and ran.structured_content is not None
+    assert ran.structured_content["answer"] == "The mean is 8.0; doubled, 16.0."

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -292,6 +293,7 @@ class Planner:
         attempt: int,
         temperature: float | None = None,
     ) -> LLMReply:
+        started = time.monotonic()  # the call's duration: where a trace's span of it begins
         reply = await self.llm.complete(
             messages,
             mode=self.mode,
@@ -312,6 +314,7 @@ class Planner:
                     ),
                     run_id=self.run_id,
                     attempt=attempt,
+                    duration=time.monotonic() - started,
                 )
             )
         return reply

@@ -24,6 +24,7 @@ from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
+from ...issues import errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
@@ -119,13 +120,16 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.ui and args.no_store:
         raise ConfigError("--ui shows the run from the run store: leave out --no-store")
     registry = registry_from_args(args)
-    issues = validate(plan, registry)
+    found = validate(plan, registry)
+    issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
     if issues:
         if args.json:
             print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
         else:
             _print_issues(args.plan, list(issues), f"{len(issues)} issue(s); the plan was not run")
         return EXIT_FAILED
+    for warning in [] if args.json else warnings_of(found):
+        err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
     if args.no_store:
         executor = Executor(
             registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast

@@ -208,11 +208,31 @@ async def test_a_step_through_which_private_data_can_leave_waits_for_the_plan() 
     hold = Hold(after=json.dumps(send), timeout=HOLD)
     seen = Seen()
     release_after(hold, seen, "k")
+    asked: list[tuple[str, bool]] = []
+
+    def approve_step(request: Any) -> bool:  # the policy asks about the step the flow reaches
+        asked.append((request.step.id, tools.plan_complete.is_set()))
+        return True
+
     with FakeLLMServer([Reply(plan_text(steps), hold=hold)], chunk_size=4) as server:
-        result = await run(server, tools, seen)
+        result = await run(server, tools, seen, approve_step=approve_step)
     assert result.status is RunStatus.SUCCEEDED and not hold.timed_out.is_set()
+    assert asked == [("u", True)]
     assert seen.index(EventType.STEP_STARTED, "k") < seen.index(EventType.PLAN_CREATED)
     assert seen.index(EventType.PLAN_CREATED) < seen.index(EventType.STEP_STARTED, "u")
+
+
+async def test_text_the_finished_plan_may_read_as_a_reference_waits_for_it() -> None:
+    # "$f1.n" without braces is a reference only if the plan has a step f1: it does, but only
+    # later in the stream. Started early, "u" would have sent the literal text.
+    tools = Tools()
+    send = {"id": "u", "tool": "send", "args": {"url": "https://x.test/$f1.n"}}
+    steps = [fetch_step("f0", 0), send, fetch_step("f1", 1)]
+    seen = Seen()
+    with FakeLLMServer([plan_text(steps, answer="${u}")], chunk_size=5) as server:
+        result = await run(server, tools, seen)
+    assert result.status is RunStatus.SUCCEEDED and result.answer == "sent"
+    assert tools.calls[("send", "https://x.test/1")] == 1
 
 
 async def test_chunks_cut_through_strings_escapes_and_utf8_characters() -> None:

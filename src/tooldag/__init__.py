@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Plugs `mcp:` specs and MCP host configs into load_registry (the SDK loads only when used).
+from . import mcp as _mcp  # noqa: F401
 from .durable import (
     DurableExecutor,
     RunInfo,
@@ -46,15 +48,16 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import Executor, RunHandle, run_plan
-from .issues import Issue
+from .execution import Executor, RunHandle, Verdict, run_plan
+from .execution.policy import Policy, StepApproval
+from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
 from .plan.parse import parse_plan
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
 from .registry.loading import load_registry
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
-from .validate import validate
+from .validate import Flow, flows, validate
 
 if TYPE_CHECKING:
     from .agent import Session, aplan_and_run, plan_and_run
@@ -101,6 +104,7 @@ __all__ = [
     "EventBus",
     "EventType",
     "Executor",
+    "Flow",
     "Issue",
     "LLMClient",
     "LLMConfigError",
@@ -116,6 +120,7 @@ __all__ = [
     "PlanParseError",
     "PlanRejected",
     "Planner",
+    "Policy",
     "ReferenceResolutionError",
     "RegistrationError",
     "RetryPolicy",
@@ -128,8 +133,10 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "Session",
+    "Severity",
     "StatefulWorkflowExecutor",
     "Step",
+    "StepApproval",
     "StepFailedError",
     "StepRecord",
     "StepStatus",
@@ -146,7 +153,10 @@ __all__ = [
     "TransientToolError",
     "Usage",
     "UsageMeter",
+    "Verdict",
     "aplan_and_run",
+    "errors_of",
+    "flows",
     "load_registry",
     "parse_plan",
     "plan_and_run",
@@ -155,4 +165,5 @@ __all__ = [
     "to_mermaid",
     "tool",
     "validate",
+    "warnings_of",
 ]

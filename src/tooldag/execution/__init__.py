@@ -4,21 +4,32 @@
 :mod:`~tooldag.execution.options` the settings every run shares (:class:`RunOptions`);
 :mod:`~tooldag.execution.run` the ready/done state machine of one run;
 :mod:`~tooldag.execution.invoke` calls a tool (threads, timeouts, retries);
+:mod:`~tooldag.execution.gate` the hook asked about each step just before it runs
+(:class:`Verdict`);
 :mod:`~tooldag.execution.saga` the ledger its caller owns, which undoes what an abandoned run did
-(:class:`Ledger`); and :mod:`~tooldag.execution.outcome` works out what a finished run reports.
-Nothing here knows the LLM.
+(:class:`Ledger`); :mod:`~tooldag.execution.scope` what a run's steps share (connections opened
+on first use, closed with the run); and :mod:`~tooldag.execution.outcome` works out what a
+finished run reports. Nothing here knows the LLM.
 """
 
 from .executor import Executor, RunHandle, run_plan
+from .gate import Gate, Verdict, refused_steps
 from .options import RunOptions
 from .saga import CompensationFailure, CompensationReport, Ledger
+from .scope import RunScope, current_scope, run_scope
 
 __all__ = [
     "CompensationFailure",
     "CompensationReport",
     "Executor",
+    "Gate",
     "Ledger",
     "RunHandle",
     "RunOptions",
+    "RunScope",
+    "Verdict",
+    "current_scope",
+    "refused_steps",
     "run_plan",
+    "run_scope",
 ]

@@ -1,4 +1,5 @@
-"""What every run of an executor shares: the registry, the bus, limits, timeouts, the output cap.
+"""What every run of an executor shares: the registry, the bus, limits, timeouts, the output cap,
+the gate.
 
 :class:`RunOptions` is built once by :class:`~tooldag.execution.executor.Executor` (which is where
 its arguments are checked) and handed, frozen, to each run and each saga ledger, so that the
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..events import EventBus
 from ..registry.registry import ToolRegistry
+from .gate import Gate
 
 __all__ = ["RunOptions"]
 
@@ -29,6 +31,7 @@ class RunOptions:
     fail_fast: bool
     default_timeout: float | None
     max_output_bytes: int
+    gate: Gate | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_concurrency, int) or self.max_concurrency < 1:
@@ -46,5 +49,7 @@ class RunOptions:
             )
         if self.max_output_bytes < 1:
             raise ConfigError(f"max_output_bytes must be positive, not {self.max_output_bytes!r}")
+        if self.gate is not None and not callable(self.gate):
+            raise ConfigError(f"gate must be a callable gate(step, args), not {self.gate!r}")
         # A copy behind a read-only view: the caller's dict may change, these options may not.
         object.__setattr__(self, "tool_limits", types.MappingProxyType(dict(self.tool_limits)))

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import PlanParseError, PlanRejected
 from ..events import Event, EventBus, LLMCall, PlanCreated
-from ..issues import Issue
+from ..issues import Issue, errors_of
 from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
 from ..plan.parse import parse_plan
@@ -133,6 +134,8 @@ class Planner:
     ``mode`` is the structured-output mode (``None``: the client's configured mode, ``auto`` by
     default). ``meter`` sums usage over every call (plans, re-asks, replans) and holds the
     budgets; ``bus`` receives ``plan_created`` and ``llm_call`` events for ``run_id``.
+    ``check`` judges a valid plan further (a strict data-flow policy): the issues it returns go
+    back to the LLM like the validator's.
     """
 
     def __init__(
@@ -145,6 +148,7 @@ class Planner:
         bus: EventBus | None = None,
         meter: UsageMeter | None = None,
         run_id: str = "",
+        check: Callable[[Plan], Sequence[Issue]] | None = None,
     ) -> None:
         if max_reasks < 0:
             raise ValueError("max_reasks must be 0 or more")
@@ -155,6 +159,7 @@ class Planner:
         self.bus = bus
         self.meter = meter if meter is not None else UsageMeter()
         self.run_id = run_id
+        self.check = check
         self.version = 0
         """How many plans this planner has produced (the version of the last one)."""
         self._cache_key: tuple[int, ...] | None = None
@@ -253,7 +258,11 @@ class Planner:
                     plan = plan.model_copy(update={"goal": goal})
                 if done:
                     plan = _with_referenced_completed_steps(plan, done)
-                issues = validate(plan, self.registry) or self._check(plan)
+                issues = errors_of(validate(plan, self.registry))  # warnings never re-ask
+                if not issues and self.check is not None:
+                    issues = self.check(plan)
+                if not issues:
+                    issues = self._check(plan)
                 if not issues:
                     self._created(plan)
                     return plan
@@ -323,6 +332,7 @@ class Planner:
     ) -> LLMReply:
         """One LLM call of this planner's run (in its mode, on its meter), announced as an
         ``llm_call`` event for ``purpose``; ``on_delta`` streams it."""
+        started = time.monotonic()  # the call's duration: where a trace's span of it begins
         reply = await self.llm.complete(
             messages,
             mode=self.mode,
@@ -332,16 +342,19 @@ class Planner:
             temperature=temperature,
             on_delta=on_delta,
         )
-        self.announce(reply, purpose, attempt)
+        self.announce(reply, purpose, attempt, time.monotonic() - started)
         return reply
 
-    def announce(self, reply: LLMReply, purpose: str, attempt: int = 0) -> None:
-        """The ``llm_call`` event of a call of this run."""
+    def announce(
+        self, reply: LLMReply, purpose: str, attempt: int = 0, duration: float | None = None
+    ) -> None:
+        """The ``llm_call`` event of a call of this run (``duration``: where a trace's span of
+        it begins)."""
         if self.bus is not None:
             call = LLMCall(
                 reply.usage, purpose, reply.mode.value, reply.model, reply.usage_estimated
             )
-            self.bus.emit(Event(call, run_id=self.run_id, attempt=attempt))
+            self.bus.emit(Event(call, run_id=self.run_id, attempt=attempt, duration=duration))
 
     def _created(self, plan: Plan) -> None:
         self.version += 1

@@ -42,10 +42,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from ..errors import LLMStreamInterrupted, PlanParseError
-from ..issues import Issue
+from ..issues import Issue, errors_of
 from ..llm.client import LLMReply
 from ..plan.model import Plan, Step
 from ..plan.parse import normalize_plan_data, parse_plan
+from ..plan.refs import read_bare_refs
 from ..plan.reuse import reusable_outputs, same_call
 from ..plan.stream import StepScanner
 from ..result import RunResult, StepRecord, StepStatus
@@ -71,9 +72,37 @@ class EarlySteps(Protocol):
         """Wait until every step started so far has finished; what came of them."""
 
 
+class _AnyStep:
+    """Every name is a step id: the names a plan may yet give its steps."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+def _may_read_bare(value: Any) -> bool:
+    """Whether ``value`` holds text with a ``$name.path`` without braces, which the finished plan
+    reads as a reference if one of its steps is called ``name`` (the lenient reading of
+    :class:`~tooldag.plan.model.Plan`): until the plan is complete, that cannot be told."""
+    if isinstance(value, str):
+        return "$" in value and read_bare_refs(value, _AnyStep()) is not None
+    if isinstance(value, list):
+        return any(_may_read_bare(v) for v in value)
+    if isinstance(value, dict):
+        return any(_may_read_bare(v) for v in value.values())
+    return False
+
+
+def _bare_in(step: Step) -> bool:
+    if _may_read_bare(step.args):
+        return True
+    leaves = step.when.iter_leaves() if step.when is not None else []
+    return any(_may_read_bare(leaf.value) for leaf in leaves)
+
+
 def _step_of(raw: Any) -> Step | None:
     """A streamed element as the lenient parser would make it, or None when it cannot be told
-    on its own (not an object, a numbered id, whose references the whole plan renames)."""
+    on its own: not an object, a numbered id (whose references the whole plan renames), or text
+    the whole plan may read as a reference."""
     if not isinstance(raw, dict):
         return None
     for key in _ID_KEYS:
@@ -81,9 +110,10 @@ def _step_of(raw: Any) -> Step | None:
         if isinstance(ident, int) or (isinstance(ident, str) and ident.strip().isdigit()):
             return None
     try:
-        return Step.model_validate(normalize_plan_data({"steps": [raw]})["steps"][0])
+        step = Step.model_validate(normalize_plan_data({"steps": [raw]})["steps"][0])
     except Exception:  # the whole reply's parse reports it
         return None
+    return None if _bare_in(step) else step
 
 
 class _Session:
@@ -193,8 +223,8 @@ class _Take:
         deps = [d for d in step.dependencies() if d != step.id]
         inputs = [known for d in deps if (known := self.known(d)) is not None]
         mine = f"steps[{len(inputs)}]"
-        found = validate(Plan(steps=[*inputs, step]), self.session.planner.registry)
-        return [i for i in found if i.path.startswith(mine) or i.step == step.id]
+        found = errors_of(validate(Plan(steps=[*inputs, step]), self.session.planner.registry))
+        return [i for i in found if i.step == step.id or i.path in (mine, *_under(mine, i.path))]
 
     def reusable(self, sid: str) -> bool:
         """A completed step whose output the new plan can take: kept as it was, or not restated."""
@@ -246,6 +276,12 @@ class _Take:
 
     kept_before = 0
     """How many of ``kept`` arrived before the latest continuation."""
+
+
+def _under(prefix: str, path: str) -> tuple[str, ...]:
+    """``(path,)`` if ``path`` lies inside ``prefix`` (``steps[1].args.x`` in ``steps[1]``, not
+    ``steps[10]``), else ``()``."""
+    return (path,) if path.startswith((prefix + ".", prefix + "[")) else ()
 
 
 def _conflict(sid: str, earlier: Step) -> Issue:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from ..._terminal import printable
 from ...errors import ConfigError, PlanParseError, TooldagError
 from ...plan.model import Plan
 from ...plan.parse import parse_plan
@@ -189,8 +191,9 @@ def add_tools_option(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         default=None,
         help="a Python module (pkg.mod or path/to/file.py: its @tool functions are registered), a "
-        "JSON file of schema-only tools, or a built-in pack name (calc, files, ...). Repeatable. "
-        "Default: the built-in packs.",
+        "JSON file of schema-only tools, a built-in pack name (calc, files, ...), or an MCP "
+        "server: mcp:stdio:COMMAND ARGS, mcp:http://HOST:PORT/mcp, or an MCP host config file "
+        '({"mcpServers": ...}). Repeatable. Default: the built-in packs.',
     )
 
 
@@ -249,7 +252,16 @@ def read_plan_file(path: str) -> Plan:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """``data`` as JSON on stdout. Non-ASCII text stays readable; control characters, C1 and
+    DEL included, are written as ``\\u`` escapes (json escapes only C0 by itself), so that the
+    output shown on a terminal carries no control sequence and still parses as the same data."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(_JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+# Inside a JSON document these can only stand in strings (outside, JSON allows no such
+# character), where a \uXXXX escape means the same character.
+_JSON_CONTROL = re.compile("[\x7f-\x9f]")
 
 
 def fail(exc: BaseException, *, debug: bool = False) -> int:
@@ -257,10 +269,14 @@ def fail(exc: BaseException, *, debug: bool = False) -> int:
     if debug:
         traceback.print_exception(exc)
     elif isinstance(exc, TooldagError):
-        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        # A message may carry a tool's or the LLM's text: no control sequence gets through.
+        err_console.print(printable(f"error: {exc}"), markup=False, soft_wrap=True)
     else:
         err_console.print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            printable(
+                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+                "traceback)"
+            ),
             markup=False,
             soft_wrap=True,
         )

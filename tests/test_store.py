@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from pydantic import BaseModel
 
+from store_helpers import db_error, raw
 from tooldag.durable.store import (
     CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
@@ -99,28 +99,6 @@ def start(store: RunStore, run: str = "r1", plan: Plan = PLAN) -> None:
 def succeed(store: RunStore, step: str, output: Any, run: str = "r1", tool: str = "add") -> None:
     store.record(ev(StepStarted(tool, {}), run, step, attempt=1))
     store.record(ev(StepSucceeded(output), run, step, attempt=1))
-
-
-def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    """Run SQL (``?`` parameters) on the store's database, outside the store's API."""
-    if store.backend == "sqlite":
-        db = sqlite3.connect(store.path)
-        try:
-            rows = [tuple(r) for r in db.execute(sql, params)]
-            db.commit()
-            return rows
-        finally:
-            db.close()
-    with store._read() as conn:  # its own connection: the URL's password is not in store.path
-        cursor: Any = conn.execute(sql, params)
-        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
-
-
-def db_error(store: RunStore, message: str) -> Exception:
-    """What the store's database driver raises when the disk or the server fails."""
-    if store.backend == "sqlite":
-        return sqlite3.OperationalError(message)
-    return psycopg.OperationalError(message)
 
 
 # --------------------------------------------------------------------------- location and schema

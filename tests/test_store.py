@@ -457,7 +457,7 @@ def test_list_runs_newest_first_filtered_and_limited(store: RunStore) -> None:
 
 
 def test_claim_refuses_running_and_completed_runs(store: RunStore) -> None:
-    store.claim("r1", plan=PLAN)
+    assert store.claim("r1", plan=PLAN).status is RunStatus.RUNNING
     with pytest.raises(RunStateError, match="already running"):
         store.claim("r1", plan=PLAN, allow={"failed"})
     store.record(ev(RunFinished(RunStatus.SUCCEEDED)))

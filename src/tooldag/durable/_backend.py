@@ -86,6 +86,10 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def advice(self, exc: BaseException) -> str:
+        """What to do after a write failed with ``exc``."""
+        return self.write_hint
+
     @abstractmethod
     def statements(self, migration: Migration) -> tuple[str, ...]:
         """The migration's statements in this database's dialect."""

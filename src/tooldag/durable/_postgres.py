@@ -264,6 +264,11 @@ class PostgresBackend(Backend):
         if self._raw is not None:
             self._raw.close()
 
+    def advice(self, exc: BaseException) -> str:
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return "another process holds the run locked: retry, or raise busy_timeout"
+        return self.write_hint
+
     def statements(self, migration: Migration) -> tuple[str, ...]:
         return migration.postgresql
 

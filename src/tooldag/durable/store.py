@@ -263,7 +263,7 @@ class RunStore:
                     self._db.rollback()
                 if isinstance(exc, self._db.errors):
                     raise StoreError(
-                        f"cannot write {what} to {self.path}: {exc}; {self._db.write_hint}"
+                        f"cannot write {what} to {self.path}: {exc}; {self._db.advice(exc)}"
                     ) from exc
                 raise
 
@@ -362,7 +362,8 @@ class RunStore:
                 raise RunStateError(_not_allowed(run_id, info.status), run_id=run_id)
             claimed = self._take(db, run_id, now, plan)
         self._db.started(run_id)
-        return claimed
+        # Read inside the transaction, before this process counted as its live owner.
+        return dataclasses.replace(claimed, interrupted=False)
 
     def _take(self, db: Connection, run_id: str, now: float, plan: Plan | None) -> RunInfo:
         db.execute(
@@ -422,7 +423,8 @@ class RunStore:
             else:
                 return None
         self._db.started(run_id)
-        return claimed
+        # Read inside the transaction, before this process counted as its live owner.
+        return dataclasses.replace(claimed, interrupted=False)
 
     def release(self, run_id: str) -> None:
         """Forget that this process runs ``run_id`` (it finished or its executor died)."""

@@ -111,13 +111,13 @@ class TemporaryPostgres:
         return self.url
 
     def stop(self) -> None:
-        """Stop the server (fast shutdown: sessions are ended) and delete its directory."""
+        """Stop the server (an immediate shutdown: its data is thrown away) and delete its directory."""
         if self.root is None:
             return
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
             env = {**os.environ, "LC_ALL": "C", "HOME": str(self.root)}
-            cmd = [str(postgres_bin() / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]
+            cmd = [str(postgres_bin() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
             subprocess.run(cmd, env=env, capture_output=True, check=False, **self._run_as)
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None

@@ -111,7 +111,7 @@ class TemporaryPostgres:
         return self.url
 
     def stop(self) -> None:
-        """Stop the server (an immediate shutdown: its data is thrown away) and delete its directory."""
+        """Stop the server (at once: its data is thrown away) and delete its directory."""
         if self.root is None:
             return
         data = self.root / "data"

@@ -22,8 +22,7 @@ import psycopg
 import pytest
 
 from store_helpers import orphan, raw
-from tooldag.durable._postgres import redact_url
-from tooldag.durable.store import INTERRUPTED, RunStore
+from tooldag.durable.store import INTERRUPTED, RunStore, redact_url
 from tooldag.errors import RunStateError, StoreError
 from tooldag.events import Event, RunStarted, StepStarted
 from tooldag.plan import Plan

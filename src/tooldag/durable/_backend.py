@@ -10,6 +10,7 @@ renewed in the database). The store serialises every use of a backend with its o
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Protocol
@@ -17,10 +18,24 @@ from typing import Any, ClassVar, Protocol
 from ._liveness import forget_live, is_live, mark_live
 from ._migrations import Migration
 
-__all__ = ["Backend", "Connection", "Cursor", "Owner"]
+__all__ = ["Backend", "Connection", "Cursor", "Owner", "is_database_url", "redact_url"]
 
 Owner = tuple[int, str, str | None]
 """(pid, host, token) of the process that runs a run, as its row records it."""
+
+
+def is_database_url(path: object) -> bool:
+    """Whether ``path`` names a PostgreSQL store (``postgresql://`` or ``postgres://``)."""
+    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
+
+
+_PASSWORD_IN_AUTHORITY = re.compile(r"^(postgres(?:ql)?://[^:/@?#]*):[^@/?#]*@")
+_PASSWORD_IN_QUERY = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``: how messages and listings name a store."""
+    return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_AUTHORITY.sub(r"\1:***@", url))
 
 
 class Cursor(Protocol):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import threading
 import uuid
@@ -36,10 +35,10 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from ..errors import ConfigError, StoreError
-from ._backend import Backend, Connection, Cursor, Owner
+from ._backend import Backend, Connection, Cursor, Owner, redact_url
 from ._migrations import Migration
 
-__all__ = ["DEFAULT_LEASE", "PostgresBackend", "is_postgres_url", "redact_url"]
+__all__ = ["DEFAULT_LEASE", "PostgresBackend", "lease_from_env"]
 
 log = logging.getLogger("tooldag.store")
 
@@ -48,19 +47,6 @@ _HOST = socket.gethostname()
 # One token per process: a run row owned by it is this process's, whatever the pid looks like.
 _TOKEN = uuid.uuid4().hex
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
-
-
-def is_postgres_url(path: object) -> bool:
-    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
-
-
-_PASSWORD_IN_AUTHORITY = re.compile(r"^(postgres(?:ql)?://[^:/@?#]*):[^@/?#]*@")
-_PASSWORD_IN_QUERY = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``: how messages and listings name the store."""
-    return _PASSWORD_IN_QUERY.sub(r"\1***", _PASSWORD_IN_AUTHORITY.sub(r"\1:***@", url))
 
 
 def lease_from_env() -> float:

@@ -55,7 +55,7 @@ from ..errors import RunStateError, StoreError
 from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
-from ._backend import Backend, Connection
+from ._backend import Backend, Connection, is_database_url, redact_url
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
 from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
 from ._sqlite import SqliteBackend
@@ -71,6 +71,8 @@ __all__ = [
     "RunStore",
     "StoreWarning",
     "default_store_path",
+    "is_database_url",
+    "redact_url",
 ]
 
 
@@ -83,10 +85,6 @@ def default_store_path() -> Path:
     home = os.environ.get("TOOLDAG_HOME")
     base = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("tooldag"))
     return base / "runs.sqlite3"
-
-
-def _is_url(path: object) -> bool:
-    return isinstance(path, str) and path.startswith(("postgresql://", "postgres://"))
 
 
 # --------------------------------------------------------------------------- the read model
@@ -195,9 +193,9 @@ class RunStore:
     def _open(
         raw: str | os.PathLike[str], busy_timeout: float, synchronous: str, lease: float | None
     ) -> Backend:
-        if _is_url(raw):
+        if is_database_url(raw):
             try:
-                from ._postgres import PostgresBackend, redact_url
+                from ._postgres import PostgresBackend
             except ImportError as exc:
                 raise StoreError(
                     f"a postgresql:// store needs psycopg 3 ({exc}): pip install "

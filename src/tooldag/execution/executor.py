@@ -38,6 +38,9 @@ Rules worth knowing:
   see :mod:`tooldag.execution.threads`).
 - Write-ahead: if a critical event subscriber (the run store) raises, the step is not counted as
   done and the run stops, failed, saying that the journal failed.
+- ``runner=`` sends tool calls elsewhere (a :class:`~tooldag.execution.dask_runner.DaskRunner`);
+  the scheduling, retries, timeouts, compensation, events and journal stay here. See
+  :mod:`~tooldag.execution.runners`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from ..result import RunResult, RunStatus
 from .options import RunOptions
 from .outcome import finished_event, render_answer
 from .run import Run
+from .runners import StepRunner
 from .saga import Ledger
 
 __all__ = ["ABANDONED", "CompensateWhen", "Executor", "RunHandle", "render_answer", "run_plan"]
@@ -138,6 +142,7 @@ class Executor:
         default_timeout: float | None = 60.0,
         bus: EventBus | None = None,
         max_output_bytes: int = 10_000_000,
+        runner: StepRunner[Any] | None = None,
     ) -> None:
         self.options = RunOptions(
             registry=registry,
@@ -147,6 +152,7 @@ class Executor:
             fail_fast=fail_fast,
             default_timeout=default_timeout,
             max_output_bytes=max_output_bytes,
+            runner=runner,
         )
 
     @property

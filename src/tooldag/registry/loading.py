@@ -22,7 +22,11 @@ from types import ModuleType
 from ..errors import ConfigError, TooldagError
 from .registry import Tool, ToolRegistry
 
-__all__ = ["builtin_packs", "load_registry", "load_tools", "tools_of_module"]
+__all__ = ["USER_MODULE_PREFIX", "builtin_packs", "load_registry", "load_tools", "tools_of_module"]
+
+USER_MODULE_PREFIX = "tooldag_user_tools_"
+"""How the module of a ``--tools path.py`` file is named: a name nothing else can import (a step
+runner on other machines sends such a module's code by value)."""
 
 
 def builtin_packs() -> list[str]:
@@ -48,7 +52,7 @@ def tools_of_module(module: ModuleType) -> list[Tool]:
 
 
 def _import_file(path: Path) -> ModuleType:
-    name = f"tooldag_user_tools_{abs(hash(path.resolve()))}"
+    name = f"{USER_MODULE_PREFIX}{abs(hash(path.resolve()))}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

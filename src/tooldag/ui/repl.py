@@ -43,6 +43,7 @@ from ..durable.runner import DurableExecutor
 from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
+from ..execution.runners import StepRunner
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
 from ..observe.monitor import Monitor
@@ -143,6 +144,7 @@ class Chat:
         prompt: str = "tooldag> ",
         toolbar: str | None = None,
         debug: bool = False,
+        runner: StepRunner[Any] | None = None,
     ) -> None:
         self.console = console
         self.out = out or console
@@ -150,7 +152,9 @@ class Chat:
         self.store = store
         self.max_replans = max_replans
         self.debug = debug
-        self.session = Session(tools=registry, llm=llm, max_replans=max_replans)
+        # Where tool calls run (``--dask``): every executor of the session gets it.
+        self.executor_options: dict[str, Any] = {} if runner is None else {"runner": runner}
+        self.session = self._new_session(llm)
         self.approver = Approver(console, registry, self.ask, mode=approve)
         self.prompt_text = prompt
         self.toolbar = toolbar
@@ -164,6 +168,14 @@ class Chat:
         self._prompt: PromptSession[str] | None = None
         # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
         self.ctrl_c = CtrlC(console, second_aborts=False)
+
+    def _new_session(self, llm: LLMClient) -> Session:
+        return Session(
+            tools=self.registry,
+            llm=llm,
+            max_replans=self.max_replans,
+            executor_options=self.executor_options,
+        )
 
     # ------------------------------------------------------------------ input
 
@@ -408,7 +420,8 @@ class Chat:
             if refusal is not None:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
-                handle = Executor(self.registry, bus=watch.bus).start(plan, run_id=run_id)
+                executor = Executor(self.registry, bus=watch.bus, **self.executor_options)
+                handle = executor.start(plan, run_id=run_id)
                 result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
             watch.close()
@@ -515,7 +528,7 @@ class Chat:
             if refusal is not None:
                 self.console.print(Text(f"not resumed: {refusal}", style="dark_orange"))
                 return None
-        runner = DurableExecutor(self.registry, store=self.store)
+        runner = DurableExecutor(self.registry, store=self.store, **self.executor_options)
         monitor = Monitor(runner.executor.bus)
         display = LiveArea(self.console, monitor)
         runner.executor.bus.subscribe(lambda e: display.refresh())
@@ -548,7 +561,7 @@ class Chat:
         llm = LLMClient.from_env(model=name)
         old = self.session
         await self.close()
-        self.session = Session(tools=self.registry, llm=llm, max_replans=self.max_replans)
+        self.session = self._new_session(llm)
         self.session.results, self.session.usage = old.results, old.usage
         self.console.print(f"model: {name}")
 

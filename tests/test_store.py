@@ -478,6 +478,33 @@ def test_only_one_of_two_stores_claims_an_interrupted_run(tmp_path: Path) -> Non
         first.claim("r1", allow={INTERRUPTED})
 
 
+def test_queued_runs_are_claimed_oldest_first_each_once(store: RunStore) -> None:
+    store.record(ev(PlanCreated(PLAN, 1), "planned"))  # pending, but nobody queued it
+    store.enqueue("q1", PLAN)
+    store.enqueue("q2", PLAN)
+    with pytest.raises(RunStateError, match="exists already"):
+        store.enqueue("q1", PLAN)
+    assert store.get_run("q2").status is RunStatus.PENDING  # type: ignore[union-attr]
+    assert store.plans("q2") == [PLAN]
+    first = store.claim_next()
+    assert first is not None and (first.id, first.status) == ("q1", RunStatus.RUNNING)
+    second = store.claim_next()
+    assert second is not None and second.id == "q2"
+    assert store.claim_next() is None  # q1 and q2 run here; "planned" was never queued
+    assert store.get_run("planned").status is RunStatus.PENDING  # type: ignore[union-attr]
+
+
+def test_a_queued_run_whose_worker_died_is_claimed_again(store: RunStore) -> None:
+    store.enqueue("q1", PLAN)
+    assert store.claim_next() is not None
+    store.release("q1")  # its executor died: interrupted, still queued
+    assert store.claim_next(interrupted=False) is None
+    again = store.claim_next()
+    assert again is not None and again.id == "q1" and again.status is RunStatus.RUNNING
+    store.record(ev(RunFinished(RunStatus.SUCCEEDED), "q1"))
+    assert store.claim_next() is None  # finished runs stay finished
+
+
 # --------------------------------------------------------------------------- liveness
 
 

@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ToolError, TransientToolError
+from ..errors import ConfigError, PermanentToolError, ToolError, TransientToolError
 from ..registry.loading import USER_MODULE_PREFIX
 from .invoke import normalise_output
 from .runners import StepRunner, ToolCall
@@ -93,9 +93,12 @@ def _remote_call(function: bytes, kwargs: bytes, tool: str, max_bytes: int) -> A
         out = cloudpickle.loads(function)(**cloudpickle.loads(kwargs))
         if inspect.isawaitable(out):
             out = asyncio.run(_awaited(out))
-        return normalise_output(out, tool=tool, max_bytes=max_bytes)
     except Exception as exc:
         raise _portable(exc) from None
+    try:
+        return normalise_output(out, tool=tool, max_bytes=max_bytes)
+    except PermanentToolError as exc:
+        raise PermanentToolError(f"{exc} (refused on the Dask worker: it was not sent)") from None
 
 
 def _settle(waiter: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:

@@ -127,7 +127,8 @@ def test_a_pool_needs_a_shared_store_and_workers_that_can_start(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_a_worker_that_cannot_load_its_tools_fails_the_pool_at_once(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="a pool worker could not start: ConfigError: .*nope.py"):
+    failed = r"a pool worker could not start: ConfigError: .*nope\.py"
+    with pytest.raises(ConfigError, match=failed):
         RunPool(tmp_path / "runs.sqlite3", tools=[str(tmp_path / "nope.py")], workers=1)
 
 

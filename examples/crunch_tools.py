@@ -1,8 +1,9 @@
 """A CPU-bound pure-Python tool: what a thread pool cannot run in parallel (the GIL) and a Dask
 cluster can. ``examples/crunch_plan.json`` fans it out 16 times (about 0.5 s of CPU each here):
 
-    tooldag exec examples/crunch_plan.json --tools examples/crunch_tools.py --no-store
-    tooldag exec examples/crunch_plan.json --tools examples/crunch_tools.py --no-store --dask local:2
+    cd examples
+    tooldag exec crunch_plan.json --tools crunch_tools.py --no-store
+    tooldag exec crunch_plan.json --tools crunch_tools.py --no-store --dask local:2
 """
 
 from __future__ import annotations

@@ -138,6 +138,16 @@ def test_tooldag_store_picks_the_default_store(
     assert '"r1"' in capsys.readouterr().out
 
 
+def test_commits_are_as_durable_as_synchronous_says(postgres_url: str) -> None:
+    # NORMAL, as SQLite's WAL NORMAL: a killed process loses nothing committed; FULL waits for
+    # the disk at each commit.
+    with RunStore(postgres_url) as normal, RunStore(postgres_url, synchronous="FULL") as full:
+        assert raw(normal, "SHOW synchronous_commit") == [("off",)]
+        assert raw(full, "SHOW synchronous_commit") == [("on",)]
+    with pytest.raises(StoreError, match="use NORMAL, FULL or EXTRA"):
+        RunStore(postgres_url, synchronous="sometimes")
+
+
 # --------------------------------------------------------------------------- the lease
 
 

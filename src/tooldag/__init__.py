@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .durable import (
     DurableExecutor,
     RunInfo,
+    RunPool,
     RunStore,
     StatefulWorkflowExecutor,
     StoreWarning,
@@ -46,7 +47,7 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import Executor, RunHandle, run_plan
+from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, run_plan
 from .issues import Issue
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
@@ -96,6 +97,7 @@ __all__ = [
     "Condition",
     "ConditionError",
     "ConfigError",
+    "DaskRunner",
     "DurableExecutor",
     "Event",
     "EventBus",
@@ -123,6 +125,7 @@ __all__ = [
     "RunError",
     "RunHandle",
     "RunInfo",
+    "RunPool",
     "RunResult",
     "RunStateError",
     "RunStatus",
@@ -132,11 +135,13 @@ __all__ = [
     "Step",
     "StepFailedError",
     "StepRecord",
+    "StepRunner",
     "StepStatus",
     "StoreError",
     "StoreWarning",
     "Tool",
     "ToolArgumentError",
+    "ToolCall",
     "ToolCategory",
     "ToolContext",
     "ToolError",

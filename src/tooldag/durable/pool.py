@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import multiprocessing.synchronize
 import os
 import queue
 import signal
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._sync import run_sync
 from ..errors import ConfigError, RunStateError
@@ -39,6 +37,9 @@ from ..plan.model import Plan
 from ..result import RunResult, RunStatus, new_run_id
 from .runner import DurableExecutor
 from .store import RunStore, is_database_url
+
+if TYPE_CHECKING:
+    import multiprocessing.synchronize
 
 __all__ = ["RunPool"]
 
@@ -85,6 +86,8 @@ class RunPool:
 
             self._dask = DaskRunner(dask)  # one cluster for every worker
             address = self._dask.address
+        import multiprocessing  # only for a pool: `import tooldag` stays quick
+
         self._context = multiprocessing.get_context("spawn")
         self._stop = self._context.Event()
         self._cancel = self._context.Event()

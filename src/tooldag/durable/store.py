@@ -26,10 +26,10 @@ dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
 issued.
 A resumed run sees those stored forms, never the original objects.
 
-Durability: each event is one transaction. With SQLite's ``synchronous=NORMAL`` (the default) a
-commit survives the process being killed; only a power loss may drop the last few commits (pass
-``synchronous="FULL"`` to fsync every commit). PostgreSQL's commits are as durable as its server
-is configured to make them.
+Durability: each event is one transaction. With ``synchronous=NORMAL`` (the default) a commit
+survives the process being killed; only a power loss (with PostgreSQL: a crash of the database
+server) may drop the last few commits (pass ``synchronous="FULL"`` to wait for every commit to
+reach the disk).
 
 >>> store = RunStore(":memory:")
 >>> store.list_runs()
@@ -145,9 +145,9 @@ class RunStore:
     ``path`` is a file path or a ``postgresql://`` URL (libpq's form; ``?options=-csearch_path=x``
     picks a schema); it defaults to ``$TOOLDAG_STORE``, else :func:`default_store_path`.
     ``":memory:"`` gives a private SQLite store. ``busy_timeout`` bounds how long a write waits
-    for another process's lock before :class:`StoreError` is raised. ``synchronous`` is SQLite's;
-    ``lease`` (seconds) is PostgreSQL's: how long a run whose owner stopped renewing it still
-    reads as running.
+    for another process's lock before :class:`StoreError` is raised. ``synchronous`` is how durable
+    a commit is (see the module docstring); ``lease`` (seconds) is PostgreSQL's: how long a run
+    whose owner stopped renewing it still reads as running.
     """
 
     def __init__(
@@ -203,7 +203,9 @@ class RunStore:
                 ) from None
             url = str(raw)
             try:
-                return PostgresBackend(url, busy_timeout=busy_timeout, lease=lease)
+                return PostgresBackend(
+                    url, busy_timeout=busy_timeout, lease=lease, synchronous=synchronous
+                )
             except StoreError:
                 raise
             except Exception as exc:  # psycopg.Error: the server, the URL, the credentials

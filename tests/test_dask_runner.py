@@ -25,7 +25,7 @@ import pytest
 
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
-from tooldag.errors import ConfigError, TransientToolError
+from tooldag.errors import ConfigError, RegistrationError, TransientToolError
 from tooldag.events import EventType, StepRetrying
 from tooldag.execution.dask_runner import DaskRunner, parse_dask_spec
 from tooldag.execution.executor import Executor, run_plan
@@ -322,6 +322,18 @@ def test_dask_specs_are_checked() -> None:
             parse_dask_spec(bad)
     with pytest.raises(ConfigError, match="runner= takes a StepRunner"):
         Executor(REGISTRY, runner="local:2")  # type: ignore[arg-type]
+
+
+def test_where_a_tool_runs_is_its_placement_metadata() -> None:
+    assert located.placement is None and pinned.placement == "local"
+    assert pinned.metadata == {"placement": "local"}
+    registry = ToolRegistry()
+    declared = registry.register(
+        "heavy", "A heavy one.", {"type": "object", "properties": {}}, lambda: 1, placement="dask"
+    )
+    assert declared.placement == "dask"
+    with pytest.raises(RegistrationError, match="'runner' names where the tool runs"):
+        tool(runner=3)(lambda: 1)  # type: ignore[arg-type]
 
 
 def test_exec_dask_runs_the_plan_on_the_cluster_and_rejects_a_bad_address(

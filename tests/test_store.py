@@ -165,6 +165,21 @@ def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
         assert s.completed_outputs("run-failed") == {"fetch": "<html>"}
 
 
+def test_frozen_v2_fixture_opens_and_its_queue_is_served(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    shutil.copy(FIXTURES / "store_v2.sqlite3", path)
+    with RunStore(path) as s:
+        assert s.schema_version == CURRENT_SCHEMA_VERSION
+        assert [(r.id, r.status) for r in s.list_runs()] == [
+            ("run-queued", RunStatus.PENDING),
+            ("run-done", RunStatus.SUCCEEDED),
+        ]
+        assert s.load_result("run-done").outputs == {"a": 3, "b": 6}
+        claimed = s.claim_next()
+        assert claimed is not None and claimed.id == "run-queued"
+        assert s.claim_next() is None
+
+
 def test_a_store_from_a_newer_tooldag_is_refused(store: RunStore, store_url: str) -> None:
     raw(store, "INSERT INTO schema_version VALUES (?, 0, 'future')", CURRENT_SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="newer than this tooldag understands"):

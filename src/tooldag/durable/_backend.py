@@ -69,6 +69,8 @@ class Backend(ABC):
     key: str
     errors: tuple[type[Exception], ...]
     """What a failing database call raises (turned into StoreError by the store)."""
+    gone_because: ClassVar[str] = "is gone"
+    """How a run's owner is known to be gone, after "process P on H"."""
     begin_hint: ClassVar[str]
     """What to do when a write transaction cannot start."""
     write_hint: ClassVar[str]

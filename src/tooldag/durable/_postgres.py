@@ -198,6 +198,7 @@ class PostgresBackend(Backend):
     """A PostgreSQL database (a ``postgresql://`` URL, as libpq reads it)."""
 
     dialect = "postgresql"
+    gone_because = "let its lease run out (it died, hung, or lost the database)"
     begin_hint = "check that the database server is up and reachable"
     write_hint = "check that the database server is up and reachable, then resume the run"
     now_sql = _NOW

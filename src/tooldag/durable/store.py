@@ -610,7 +610,8 @@ class RunStore:
         error = info.error
         if info.interrupted:
             error = (
-                f"interrupted: process {info.owner_pid} on {info.owner_host} is gone; "
+                f"interrupted: process {info.owner_pid} on {info.owner_host} "
+                f"{self._db.gone_because}; "
                 f"`tooldag runs resume {run_id}` continues the run"
             )
         return RunResult(

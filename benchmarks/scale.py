@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from store import best  # benchmarks/store.py: the best of a few timed tries
 
 from tooldag.durable.store import RunStore
 from tooldag.events import Event, RunStarted, StepStarted, StepSucceeded
@@ -96,14 +96,6 @@ def timed(
         detach()
     assert result.ok, result.error
     return took
-
-
-def best(repeat: int, once: Callable[[], float]) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        times.append(once())
-    return min(times)
 
 
 def calibrate(seconds: float) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import distributed
 import pytest
 
+from store_helpers import wait_for_file
 from tooldag.durable.runner import DurableExecutor
 from tooldag.durable.store import RunStore
 from tooldag.errors import ConfigError, RegistrationError, TransientToolError
@@ -47,15 +48,6 @@ def where() -> str | None:
 def note(path: str, line: str) -> None:
     with open(path, "a") as f:
         f.write(line + "\n")
-
-
-def wait_for_file(path: Path, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{path} never appeared")
-        time.sleep(0.01)
-    return path.read_text()
 
 
 @tool(side_effects=False)

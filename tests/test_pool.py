@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from store_helpers import wait_for_file
 from tooldag.durable.pool import RunPool
 from tooldag.durable.store import RunStore
 from tooldag.errors import ConfigError
@@ -75,15 +75,6 @@ def chain(log: Path, n: int, tool: str = "step", **extra: str) -> Plan:
 
 def calls(log: Path) -> list[tuple[str, str, int]]:
     return [(r, s, int(p)) for r, s, p in (line.split() for line in log.read_text().splitlines())]
-
-
-def wait_for_file(path: Path, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while not path.exists() or not path.read_text():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{path} never appeared")
-        time.sleep(0.01)
-    return path.read_text()
 
 
 def test_exec_runs_several_plans_at_once_each_under_its_own_id(

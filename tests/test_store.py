@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from store_helpers import db_error, raw
+from store_helpers import db_error, raw, start_together
 from tooldag.durable.store import (
     CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
@@ -607,22 +607,7 @@ def test_two_processes_share_a_store_without_losing_events(store_url: str) -> No
     path, n = store_url, 1000
     RunStore(path).close()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), run, str(n)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for run in ("p1", "p2")
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
+    procs = start_together([[WRITER, str(path), run, str(n)] for run in ("p1", "p2")], env)
     for p in procs:
         assert p.wait(timeout=60) == 0
     with RunStore(path) as s:

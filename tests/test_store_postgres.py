@@ -13,7 +13,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from store_helpers import orphan, raw
+from store_helpers import orphan, raw, start_together, wait_for
 from tooldag.durable.store import INTERRUPTED, RunStore, redact_url
 from tooldag.errors import RunStateError, StoreError
 from tooldag.events import Event, RunStarted, StepStarted
@@ -40,15 +39,6 @@ def store(postgres_url: str) -> Iterator[RunStore]:
     s = RunStore(postgres_url)
     yield s
     s.close()
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until it holds (what a lease is: time in the database's clock)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def lease_of(store: RunStore, run_id: str) -> float | None:
@@ -300,23 +290,8 @@ def test_of_two_processes_resuming_one_run_one_wins_and_the_other_is_told_who(
 ) -> None:
     store.claim("r1", plan=PLAN)
     store.release("r1")  # interrupted: its owner died
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CLAIMER, postgres_url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=ENV,
-        )
-        for _ in range(2)
-    ]
+    procs = start_together([[CLAIMER, postgres_url]] * 2, ENV)
     try:
-        for p in procs:
-            assert p.stdout is not None and p.stdout.readline() == "ready\n"
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
         answers = {p.pid: p.stdout.readline() for p in procs if p.stdout is not None}
     finally:
         for p in procs:

@@ -209,9 +209,10 @@ class RunStore:
             except StoreError:
                 raise
             except Exception as exc:  # psycopg.Error: the server, the URL, the credentials
+                why = " ".join(str(exc).split())  # libpq's message spans lines: one line here
                 raise StoreError(
-                    f"cannot open the run store {redact_url(url)}: {str(exc).strip()}; check "
-                    "that the server is up and the URL (--store, TOOLDAG_STORE) is right"
+                    f"cannot open the run store {redact_url(url)}: {why}; check that the "
+                    "server is up and the URL (--store, TOOLDAG_STORE) is right"
                 ) from exc
         try:
             return SqliteBackend(raw, busy_timeout=busy_timeout, synchronous=synchronous)

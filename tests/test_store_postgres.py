@@ -232,7 +232,7 @@ def test_a_host_cut_off_past_its_lease_loses_the_run_and_cannot_journal_it(
     store: RunStore, postgres_url: str
 ) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, postgres_url, "0.4"],
+        [sys.executable, "-c", OWNER, postgres_url, "1.5"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -26,6 +26,18 @@ def weather_registry() -> ToolRegistry:
     return ToolRegistry(load_tools(str(EXAMPLES / "weather_tools.py")))
 
 
+@pytest.fixture(autouse=True)
+def _private_tooldag_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test (and the subprocesses it starts) gets its own $TOOLDAG_HOME: the endpoint
+    memory that the LLM client writes there never reaches the user's data directory, and no test
+    sees what another one learnt."""
+    home = tmp_path_factory.mktemp("tooldag-home")
+    monkeypatch.setenv("TOOLDAG_HOME", str(home))
+    return home
+
+
 # --------------------------------------------------------------------------- run store backends
 # A real PostgreSQL server (Debian's postgresql package; see tooldag.testing.postgres), started
 # once per session when a test first asks for it and stopped at the end. Without the server's

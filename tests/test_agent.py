@@ -21,8 +21,10 @@ from tooldag.agent import Session, aplan_and_run, plan_and_run
 from tooldag.durable.store import RunStore
 from tooldag.errors import PermanentToolError, PlanRejected
 from tooldag.events import Event, EventBus, EventType, LLMCall, PlanCreated, RunFinished
+from tooldag.execution import Verdict
+from tooldag.execution.policy import StepApproval
 from tooldag.llm.client import LLMClient
-from tooldag.plan import Plan, Step
+from tooldag.plan import Plan
 from tooldag.registry import Compensation, ToolRegistry, tool
 from tooldag.result import RunStatus, StepStatus
 from tooldag.testing import FakeLLMServer, Reply, ScriptedLLM, mock_openai
@@ -250,21 +252,44 @@ async def test_a_refused_plan_ends_rejected_with_nothing_run(
     assert CALLS == {}
 
 
-async def test_approve_step_is_asked_for_side_effecting_steps_only(
+async def test_approve_step_is_asked_just_before_each_side_effecting_step_and_no_skips_it(
     router: respx.MockRouter, tools: ToolRegistry
 ) -> None:
-    mock_openai(router, [plan("Open Bistro")])
-    asked: list[str] = []
+    mock_openai(router, [plan("Open Bistro", FAILING_SECOND_BOOKING)])
+    asked: list[tuple[str, dict[str, Any], dict[str, int]]] = []
 
-    async def approve_step(step: Step) -> bool:
-        asked.append(step.id)
-        return step.tool != "book_table"
+    async def approve_step(request: StepApproval) -> bool:
+        asked.append((request.id, request.args, dict(CALLS)))
+        return request.id != "second"
+
+    result = await aplan_and_run(GOAL, tools=tools, llm=llm(), approve_step=approve_step)
+    # Asked one step at a time, as each came to run (the read-only weather ran first).
+    assert [sid for sid, _, _ in asked] == ["booking", "second"]
+    assert asked[0][1] == {"restaurant": "Open Bistro", "guests": 2}
+    assert asked[0][2] == {"get_weather": 1}
+    assert asked[1][2] == {"get_weather": 1, "book_table:Open Bistro": 1}
+    # "No" skips the step and the run goes on: it succeeded without it.
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.steps["second"].status is StepStatus.SKIPPED
+    assert result.steps["second"].reason == "not approved"
+    assert "book_table:Closed Cafe" not in CALLS
+
+
+async def test_aborting_at_a_step_ends_the_run_rejected_and_undoes_what_ran(
+    router: respx.MockRouter, tools: ToolRegistry
+) -> None:
+    mock_openai(router, [plan("Open Bistro", FAILING_SECOND_BOOKING)])
+
+    def approve_step(request: StepApproval) -> Verdict:
+        return Verdict.ABORT if request.id == "second" else Verdict.RUN
 
     result = await aplan_and_run(GOAL, tools=tools, llm=llm(), approve_step=approve_step)
     assert result.status is RunStatus.REJECTED
-    assert "'booking'" in (result.error or "")
-    assert asked == ["booking"]
-    assert CALLS == {}
+    assert "step 'second' (book_table) was not approved: the run was aborted" in (
+        result.error or ""
+    )
+    assert RELEASED == ["B-Open Bistro"]  # the booking that ran was undone
+    assert "book_table:Closed Cafe" not in CALLS
 
 
 async def test_a_spent_budget_ends_the_run_budget_exceeded_and_compensates(

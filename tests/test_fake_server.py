@@ -113,7 +113,7 @@ async def test_reject_modes_answers_400_to_that_response_format() -> None:
     with FakeLLMServer(default=PLAN, reject_modes={"json_schema"}) as server:
         reply = await server.client().complete("plan", schema={"type": "object"})
         modes = [r.get("response_format", {}).get("type") for r in server.requests]
-    assert reply.mode is OutputMode.JSON_OBJECT
+    assert reply.mode is OutputMode.JSON_OBJECT_SCHEMA
     assert modes == ["json_schema", "json_object"]
 
 

@@ -308,3 +308,41 @@ def test_flows_never_raise_on_an_invalid_plan() -> None:
 @pytest.mark.parametrize("value", [None, 3, [], {}, "$", "$$", "${", "$1"])
 def test_odd_argument_values_are_no_flow(value: Any) -> None:
     assert flows(plan_of(SECRET, get("g", value)), PACKS) == []
+
+
+# --------------------------------------------------------------------------- destinations
+
+
+SEARCH = {"id": "s", "tool": "wikipedia_search", "args": {"query": "Ada Lovelace"}}
+
+
+def test_untrusted_text_into_a_service_that_always_answers_from_one_place_is_no_flow() -> None:
+    # The everyday chain: a search hit picks the page to read, from Wikipedia, always.
+    page = {"id": "p", "tool": "wikipedia_page", "args": {"title": "$s.results.0.title"}}
+    assert found(plan_of(SEARCH, page)) == []
+
+
+def test_untrusted_text_into_the_body_of_a_mail_to_a_fixed_recipient_is_no_flow() -> None:
+    mail = {
+        "id": "m",
+        "tool": "send_email",
+        "args": {"to": "me@example.org", "subject": "Today", "body": "${page.text}"},
+    }
+    assert found(plan_of(PAGE, mail)) == []
+
+
+def test_private_data_into_a_service_with_a_fixed_destination_is_still_a_flow() -> None:
+    search = {"id": "s", "tool": "wikipedia_search", "args": {"query": "$f.content"}}
+    flow = only(plan_of(SECRET, search))
+    assert flow.text == 'read_file(path=".env") -> wikipedia_search.query'
+
+
+def test_untrusted_text_into_a_tool_that_does_not_name_its_destination_is_a_flow() -> None:
+    @tool(side_effects=False, egress=["message"])
+    def notify(message: str) -> str:
+        """Send a message somewhere."""
+        return "sent"
+
+    registry = ToolRegistry([*PACKS, notify])
+    step = {"id": "n", "tool": "notify", "args": {"message": "$page.text"}}
+    assert only(plan_of(PAGE, step), registry).kinds == {"untrusted"}

@@ -20,13 +20,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tooldag"
 # Bottom up. A module may import its own floor (without a circle) and the floors below it.
 # Keep this in step with the README's picture.
 FLOORS: list[set[str]] = [
-    {"_files", "_sync", "errors", "issues"},  # ground
+    {"_files", "_sync", "_terminal", "errors", "issues"},  # ground
     {"events", "plan", "registry", "result"},  # contracts
     {"llm", "observe", "testing", "validate"},  # services
-    {"execution", "planning"},  # engines
+    {"execution", "mcp", "planning"},  # engines
     {"durable"},  # durable runs: the store and journal, and the runner over the executor
     {"agent"},  # orchestration
-    {"ui", "__main__"},  # faces
+    {"evaluation"},  # goal sets run through the agent, measured (tooldag eval)
+    {"ui", "web", "__main__"},  # faces: the terminal and the local web viewer
 ]
 MAX_MODULES_PER_FOLDER = 12
 

@@ -168,13 +168,14 @@ async def test_auto_mode_falls_back_when_json_schema_is_rejected_and_remembers(
     script = mock_openai(router, default='{"steps": []}', reject_modes={"json_schema"})
     client = make_client(sleep)
     first = await client.complete("plan", mode="auto", schema=SCHEMA)
-    assert first.mode is OutputMode.JSON_OBJECT
-    assert client.working_mode is OutputMode.JSON_OBJECT
+    assert first.mode is OutputMode.JSON_OBJECT_SCHEMA
+    assert client.working_mode is OutputMode.JSON_OBJECT_SCHEMA
     second = await make_client(sleep).complete("plan", mode="auto", schema=SCHEMA)
-    assert second.mode is OutputMode.JSON_OBJECT
+    assert second.mode is OutputMode.JSON_OBJECT_SCHEMA
     modes = [r.get("response_format", {}).get("type") for r in script.requests]
     assert modes == ["json_schema", "json_object", "json_object"]
     assert script.requests[0]["response_format"]["json_schema"]["strict"] is True
+    assert script.requests[1]["response_format"]["schema"] == SCHEMA
 
 
 async def test_auto_mode_falls_back_to_text_when_no_json_mode_is_accepted(
@@ -416,7 +417,8 @@ async def test_auto_falls_back_at_once_on_a_500_that_names_response_format(
     script = mock_openai(router, [ErrorReply(500, LLAMA_CPP_PYTHON_500), '{"steps": []}'])
     client = make_client(sleep, max_attempts=4)
     reply = await client.complete("plan", mode="auto", schema=SCHEMA)
-    assert reply.mode is OutputMode.JSON_OBJECT and client.working_mode is OutputMode.JSON_OBJECT
+    assert reply.mode is OutputMode.JSON_OBJECT_SCHEMA
+    assert client.working_mode is OutputMode.JSON_OBJECT_SCHEMA
     modes = [r.get("response_format", {}).get("type") for r in script.requests]
     assert modes == ["json_schema", "json_object"]  # no retry spent on the refused mode
     assert sleep.waits == []

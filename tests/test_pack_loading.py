@@ -99,6 +99,26 @@ def test_every_tool_declares_its_capabilities() -> None:
             assert t.is_egress(arg) is (egress is True or (egress is not False and arg in egress))
 
 
+# The arguments that choose where an egress tool sends (none: a fixed service), as the README's
+# table says; the allow-list and the untrusted-text rule of the flow analysis read them.
+DESTINATIONS = {
+    "http_get": {"url"},
+    "wikipedia_search": set(),
+    "wikipedia_page": set(),
+    "get_weather": set(),
+    "send_email": {"to"},
+}
+
+
+def test_every_egress_tool_says_what_chooses_its_destination() -> None:
+    from tooldag.validate.egress import destination_arguments
+
+    registry = load_registry(None)
+    declared = {t.name: destination_arguments(t) for t in registry if t.egress}
+    assert declared == DESTINATIONS
+    assert all(destination_arguments(t) is None for t in registry if not t.egress)
+
+
 def test_the_registry_of_all_packs_yields_a_plan_schema() -> None:
     schema = plan_json_schema(load_registry(None))
     assert "get_weather" in json.dumps(schema)

@@ -26,6 +26,7 @@ from tooldag.packs.mail import SmtpSettings
 from packs_fixtures import pack_registry
 from tooldag.errors import PermanentToolError, ToolArgumentError, TransientToolError
 from tooldag.execution.executor import Executor
+from tooldag.execution.policy import PolicyGate, StepApproval
 from tooldag.plan.parse import parse_plan
 from tooldag.result import StepStatus
 
@@ -201,6 +202,29 @@ async def test_the_envelope_holds_exactly_the_one_address_of_to(handler: Handler
     assert envelope.rcpt_tos == ["a.m+news@mail.example.co.uk"]
     assert msg["To"] == "Anne-Marie O'Neil <a.m+news@mail.example.co.uk>"
     assert [name for name in msg if name.lower() in ("cc", "bcc")] == []
+
+
+async def test_the_approval_shows_the_envelope_the_server_then_receives(
+    handler: Handler,
+) -> None:
+    asked: list[StepApproval] = []
+
+    def approve(request: StepApproval) -> bool:
+        asked.append(request)
+        return True
+
+    to = "Anne-Marie O'Neil <a.m+news@mail.example.co.uk>"
+    plan = parse_plan(
+        '{"steps": [{"id": "m", "tool": "send_email", "args": '
+        f'{{"to": "{to}", "subject": "Hi", "body": "x"}}}}]}}'
+    )
+    gate = PolicyGate(registry, approve_step=approve)
+    gate.prepare(plan)
+    result = await Executor(registry, gate=gate).run(plan)
+    assert result.steps["m"].status is StepStatus.SUCCEEDED
+    envelope, _ = handler.only_message()
+    assert [r.destinations for r in asked] == [("mail a.m+news@mail.example.co.uk",)]
+    assert envelope.rcpt_tos == ["a.m+news@mail.example.co.uk"]
 
 
 async def test_every_recipient_refused_is_permanent(handler: Handler) -> None:

@@ -166,6 +166,87 @@ async def test_text_that_is_not_json_is_re_asked(
     assert "not_json" in user_messages(script, 1)[-1]
 
 
+def roles(request: dict[str, Any]) -> list[str]:
+    return [m["role"] for m in request["messages"]]
+
+
+async def test_each_re_ask_carries_the_issues_of_the_earlier_attempts(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    script = mock_openai(router, [UNKNOWN_TOOL, CYCLE, GOOD])
+    plan = await Planner(registry, llm()).plan(GOAL)
+    assert plan.ids == ["weather", "outfit"]
+    second, third = script.requests[1], script.requests[2]
+    assert roles(second) == roles(third) == ["system", "user", "assistant", "user"]
+    assert json.loads(second["messages"][2]["content"]) == UNKNOWN_TOOL
+    assert "unknown_tool" in second["messages"][3]["content"]
+    assert "earlier attempts" not in second["messages"][3]["content"]
+    # The latest reply goes back in full, the one before it as its issues.
+    assert json.loads(third["messages"][2]["content"]) == CYCLE
+    repair = third["messages"][3]["content"]
+    latest, earlier = repair.split("Problems of earlier attempts")
+    assert "cycle" in latest and "unknown_tool" not in latest
+    assert "- attempt 1: unknown_tool: " in earlier and "'get_wether'" in earlier
+    assert "get_wether" not in json.dumps(third["messages"][:3])  # not the first reply in full
+
+
+async def test_the_re_ask_history_is_bounded_to_the_last_attempts(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    wrong = [
+        {"steps": [{"id": "weather", "tool": f"get_wether{n}", "args": {"location": "London"}}]}
+        for n in range(1, 6)
+    ]
+    script = mock_openai(router, [*wrong, GOOD])
+    await Planner(registry, llm(), max_reasks=5).plan(GOAL)
+    last = script.requests[5]
+    assert roles(last) == ["system", "user", "assistant", "user"]  # one reply in full, ever
+    repair = last["messages"][3]["content"]
+    assert "get_wether5" in repair.split("Problems of earlier attempts")[0]
+    assert [n for n in range(1, 5) if f"- attempt {n}: " in repair] == [2, 3, 4]
+    assert "get_wether1" not in repair
+
+
+async def test_an_identical_reply_raises_the_temperature_and_says_so(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    # Whitespace and key order do not make a reply different.
+    same = json.dumps(UNKNOWN_TOOL, indent=2)
+    script = mock_openai(router, [UNKNOWN_TOOL, same, UNKNOWN_TOOL, GOOD])
+    await Planner(registry, llm(temperature=0.2), max_reasks=3).plan(GOAL)
+    assert [r["temperature"] for r in script.requests] == [0.2, 0.2, 0.5, 0.8]
+    assert "identical" not in user_messages(script, 1)[-1]
+    assert "That reply is identical to attempt 1" in user_messages(script, 2)[-1]
+    assert "earlier attempts" not in user_messages(script, 2)[-1]  # the same issues, said once
+    assert "That reply is identical to attempt 1" in user_messages(script, 3)[-1]
+
+
+async def test_a_different_wrong_reply_keeps_the_temperature(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    script = mock_openai(router, [UNKNOWN_TOOL, CYCLE, GOOD])
+    await Planner(registry, llm()).plan(GOAL)
+    assert all("temperature" not in r for r in script.requests)  # the server's own default
+    assert "identical" not in user_messages(script, 2)[-1]
+
+
+async def test_an_identical_reply_with_no_temperature_set_asks_for_1(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    script = mock_openai(router, [UNKNOWN_TOOL, UNKNOWN_TOOL, GOOD])
+    await Planner(registry, llm()).plan(GOAL)
+    assert [r.get("temperature") for r in script.requests] == [None, None, 1.0]
+
+
+async def test_at_the_highest_temperature_the_re_ask_still_says_the_reply_repeated(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    script = mock_openai(router, [UNKNOWN_TOOL, UNKNOWN_TOOL, GOOD])
+    await Planner(registry, llm(temperature=1.0)).plan(GOAL)
+    assert [r["temperature"] for r in script.requests] == [1.0, 1.0, 1.0]
+    assert "identical to attempt 1" in user_messages(script, 2)[-1]
+
+
 async def test_exhausted_re_asks_raise_plan_rejected_with_issues_and_last_text(
     router: respx.MockRouter, registry: ToolRegistry
 ) -> None:
@@ -216,6 +297,18 @@ async def test_the_planner_uses_the_clients_configured_mode(
     assert planner.mode is OutputMode.JSON_OBJECT
     await planner.plan(GOAL)
     assert script.requests[0]["response_format"] == {"type": "json_object"}
+
+
+async def test_json_object_mode_gets_the_schema_with_optional_fields_optional(
+    router: respx.MockRouter, registry: ToolRegistry
+) -> None:
+    # A server that takes a schema with json_object (llama-cpp-python) compiles it to a grammar:
+    # nothing there needs OpenAI's all-required form, and required when/depends_on got filled
+    # with self-cycles by a small model.
+    planner = Planner(registry, llm(), mode="json_object")
+    assert planner._plan_schema() == plan_json_schema(registry, strict=False)
+    assert Planner(registry, llm())._plan_schema() == plan_json_schema(registry, strict=True)
+    assert Planner(registry, llm(), mode="text")._plan_schema() is None
 
 
 async def test_goal_and_context_are_data_never_template(

@@ -30,6 +30,20 @@ def test_every_module_declares_a_sorted_all() -> None:
             assert hasattr(module, name), f"{info.name}.__all__ names missing {name}"
 
 
+def test_the_data_flow_policy_is_public() -> None:
+    # What a library user needs to write an approve_step hook and to read its findings.
+    from tooldag.execution import Verdict
+    from tooldag.execution.policy import Policy, StepApproval
+    from tooldag.validate import Flow, flows
+
+    assert (tooldag.Flow, tooldag.flows) == (Flow, flows)
+    assert (tooldag.Policy, tooldag.StepApproval, tooldag.Verdict) == (
+        Policy,
+        StepApproval,
+        Verdict,
+    )
+
+
 def test_errors_form_one_tree() -> None:
     from tooldag import errors
 

@@ -91,6 +91,13 @@ PLANS: dict[str, dict[str, Any]] = {
         ],
         "answer": "Saved ${saved}.",
     },
+    "twice": {
+        "steps": [
+            {"id": "first", "tool": "save_note", "args": {"text": "one"}},
+            {"id": "again", "tool": "save_note", "args": {"text": "after ${first}"}},
+        ],
+        "answer": "Saved ${again}.",
+    },
     "block": {
         "steps": [
             {"id": "saved", "tool": "save_note", "args": {"text": "before the wait"}},
@@ -190,7 +197,7 @@ async def test_a_goal_shows_the_plan_asks_before_side_effects_runs_and_answers(
     h = make()
     screen = await h.session("note to self", "y", "/quit")
     plan_at = screen.index("plan · 2 steps")
-    asked_at = screen.index("? saved = save_note(text=")
+    asked_at = screen.index('? saved = save_note(text="total is 42")')  # resolved
     answer_at = screen.index("answer: Saved note-1.")
     assert plan_at < asked_at < answer_at
     assert "save_note !" in screen and "${total}" in screen  # marked, references shown
@@ -199,12 +206,23 @@ async def test_a_goal_shows_the_plan_asks_before_side_effects_runs_and_answers(
     assert dict(CALLS) == {"add": 1, "save_note": 1}
 
 
-async def test_refusing_a_step_runs_nothing_of_the_plan(make: Callable[..., Harness]) -> None:
+async def test_no_skips_the_step_and_the_run_goes_on(make: Callable[..., Harness]) -> None:
     h = make()
     screen = await h.session("note this", "n", "/quit")
-    assert "step 'saved' (save_note) was not approved" in screen
-    assert "rejected" in screen
-    assert CALLS["save_note"] == 0 and CALLS["add"] == 0  # not even the read-only step ran
+    assert "↷ saved skipped: not approved" in screen
+    assert CALLS["save_note"] == 0 and CALLS["add"] == 1  # the read-only step ran before
+    runs = h.chat.store.list_runs() if h.chat.store else []
+    assert [r.status for r in runs] == ["succeeded"]
+
+
+async def test_stop_ends_the_run_rejected_and_undoes_what_it_did(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    screen = await h.session("twice please", "y", "s", "/quit")
+    assert "↷ again skipped: not approved: the run was aborted" in screen
+    assert re.search(r"rejected in [\d.]+s: 2 steps \(1 compensated, 1 skipped\)", screen)
+    assert CALLS["save_note"] == 1 and CALLS["delete_note"] == 1
     runs = h.chat.store.list_runs() if h.chat.store else []
     assert [r.status for r in runs] == ["rejected"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -12,8 +13,10 @@ import pytest
 from pydantic import BaseModel, Field
 
 import tooldag.registry
+from tooldag.plan import Plan
 from tooldag.planning.plan_schema import plan_json_schema
 from tooldag.registry import ToolRegistry, tool
+from tooldag.registry.loading import builtin_packs, load_registry
 from tooldag.registry.schemas import (
     inline_refs,
     json_types,
@@ -260,6 +263,11 @@ def test_per_tool_plan_schema_is_strict_and_names_each_tool(weather_registry: To
         ["recommend_outfit"],
         ["send_alert"],
     ]
+    step = variants[0]["properties"]
+    # Strict mode needs every property; null is how the model leaves an optional one out.
+    assert step["depends_on"]["type"] == ["array", "null"]
+    assert {"type": "null"} in step["when"]["anyOf"]
+    assert schema["properties"]["answer"]["type"] == ["string", "null"]
     outfit_args = variants[1]["properties"]["args"]
     temperature = outfit_args["properties"]["temperature"]
     # A number argument also takes a "$step.field" reference string.
@@ -295,12 +303,20 @@ def test_plan_schema_accepts_the_seed_plan(weather_registry: ToolRegistry) -> No
         jsonschema.Draft202012Validator(plan_json_schema(weather_registry)).validate(bad)
 
 
-def test_plan_schema_puts_goal_then_steps_then_answer(weather_registry: ToolRegistry) -> None:
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize("per_tool", [True, False])
+def test_plan_schema_puts_goal_then_steps_then_answer(
+    weather_registry: ToolRegistry, per_tool: bool, strict: bool
+) -> None:
     # The order the model writes the keys in: steps can stream before the answer is written.
-    for per_tool in (True, False):
-        schema = plan_json_schema(weather_registry, per_tool=per_tool)
-        assert list(schema["properties"]) == ["goal", "steps", "answer"]
-        assert schema["required"] == ["goal", "steps", "answer"]
+    # Grammar converters write required properties first, in order: so goal and steps are.
+    schema = plan_json_schema(weather_registry, per_tool=per_tool, strict=strict)
+    assert list(schema["properties"]) == ["goal", "steps", "answer"]
+    assert schema["required"][:2] == ["goal", "steps"]
+    items = schema["properties"]["steps"]["items"]
+    for step in items.get("anyOf", [items]):
+        assert list(step["properties"]) == ["id", "tool", "args", "depends_on", "when"]
+        assert step["required"][:3] == ["id", "tool", "args"]
 
 
 def test_the_registry_imports_nothing_from_planning() -> None:
@@ -355,6 +371,123 @@ def test_plan_schema_is_not_per_tool_when_a_tool_has_free_form_arguments() -> No
 
     schema = plan_json_schema(ToolRegistry([post, create_issue]))
     assert "anyOf" not in schema["properties"]["steps"]["items"]
+
+
+@pytest.mark.parametrize("pack", [None, *builtin_packs()], ids=lambda p: p or "all")
+def test_the_strict_plan_schema_of_the_packs_passes_the_strict_rules(pack: str | None) -> None:
+    schema = plan_json_schema(load_registry(None if pack is None else [pack]))
+    assert_strict(schema)
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_the_loose_plan_schema_leaves_optional_fields_optional(
+    weather_registry: ToolRegistry,
+) -> None:
+    # For servers that compile the schema to a grammar: a required when/depends_on was filled
+    # with a self-cycle by a small model that had nothing to write there.
+    schema = plan_json_schema(weather_registry, strict=False)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["required"] == ["goal", "steps"]
+    assert schema["properties"]["answer"]["type"] == "string"
+    alert = schema["properties"]["steps"]["items"]["anyOf"][2]
+    assert alert["required"] == ["id", "tool", "args"]
+    assert alert["properties"]["depends_on"]["type"] == "array"
+    assert "anyOf" not in alert["properties"]["when"]  # no null branch: just leave it out
+    args = alert["properties"]["args"]
+    assert args["required"] == ["message"] and args["additionalProperties"] is False
+    assert args["properties"]["severity"]["type"] == "string"  # optional, not nullable
+    minimal = {
+        "goal": "g",
+        "steps": [
+            {"id": "w", "tool": "get_weather", "args": {"location": "Oslo"}},
+            {"id": "a", "tool": "send_alert", "args": {"message": "Cold in ${w.location}"}},
+        ],
+    }
+    jsonschema.Draft202012Validator(schema).validate(minimal)
+    conditional = copy.deepcopy(minimal)
+    conditional["steps"][1]["when"] = {"ref": "$w.temp", "op": "<", "value": 0}
+    conditional["steps"][1]["depends_on"] = ["w"]
+    jsonschema.Draft202012Validator(schema).validate(conditional)
+    conditional["steps"][1]["when"] = {"ref": "$w.temp", "op": "is_none"}  # needs no value
+    jsonschema.Draft202012Validator(schema).validate(conditional)
+    with pytest.raises(jsonschema.ValidationError):
+        conditional["steps"][1]["when"] = {"all": [], "any": []}  # one group kind at a time
+        jsonschema.Draft202012Validator(schema).validate(conditional)
+
+
+@tool(side_effects=False)
+def bounded(
+    values: Annotated[list[float], Field(min_length=1, max_length=100_000)],
+    word: Annotated[str, Field(min_length=1, max_length=100_000, pattern=r"^a{1,5000}$")],
+    tags: Annotated[list[str], Field(max_length=3)] = [],  # noqa: B006 - never mutated
+) -> dict[str, float]:
+    """Bounds of every size."""
+    return {}
+
+
+def count_bounds(schema: Any) -> list[tuple[str, int]]:
+    """Every count bound and every counted repetition in a pattern, anywhere in ``schema``."""
+    found: list[tuple[str, int]] = []
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in ("minItems", "maxItems", "minLength", "maxLength") and isinstance(value, int):
+                found.append((key, value))
+            elif key == "pattern" and isinstance(value, str):
+                for low, high in re.findall(r"\{(\d+)(?:,(\d*))?\}", value):
+                    found += [("pattern", int(n)) for n in (low, high) if n]
+            else:
+                found += count_bounds(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            found += count_bounds(item)
+    return found
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_no_plan_schema_has_a_bound_that_blows_up_a_grammar(strict: bool) -> None:
+    # maxItems: 100000 (statistics.values) became a 2-million-character llama.cpp grammar rule.
+    registry = ToolRegistry([*load_registry(None), bounded])
+    assert any(v == 100_000 for _, v in count_bounds(registry.get("statistics").parameters))
+    schema = plan_json_schema(registry, per_tool=True, strict=strict)
+    bounds = count_bounds(schema)
+    assert all(value <= 16 for _, value in bounds), sorted(bounds, key=lambda b: -b[1])[:3]
+    variant = next(
+        v for v in schema["properties"]["steps"]["items"]["anyOf"]
+        if v["properties"]["tool"]["enum"] == ["bounded"]
+    )  # fmt: skip
+    tags = variant["properties"]["args"]["properties"]["tags"]
+    assert tags["anyOf"][0]["maxItems"] == 3  # a small bound is kept: it costs the grammar little
+
+
+def test_a_bound_left_out_of_the_schema_is_still_enforced_by_the_validator() -> None:
+    from tooldag.validate.validator import validate
+
+    registry = load_registry(["calc"])
+    too_many = Plan.model_validate(
+        {"steps": [{"id": "s", "tool": "statistics", "args": {"values": [1.0] * 100_001}}]}
+    )
+    assert [i.code for i in validate(too_many, registry)] == ["type_mismatch"]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_references_fit_list_items_and_constrained_strings(strict: bool) -> None:
+    schema = plan_json_schema(load_registry(["calc", "web"]), strict=strict)
+    steps = [
+        {"id": "a", "tool": "statistics", "args": {"values": ["$b.total_hits", 2, "$c.x"]}},
+        {"id": "b", "tool": "wikipedia_search", "args": {"query": "x", "language": "$d.lang"}},
+    ]
+    if strict:  # every property, optional ones as null
+        steps[0].update(depends_on=None, when=None)
+        steps[1].update(depends_on=None, when=None)
+        steps[1]["args"].update(limit=None)
+    jsonschema.Draft202012Validator(schema).validate(
+        {"goal": "g", "steps": steps, "answer": None if strict else "x"}
+    )
+    steps[1]["args"]["language"] = "English"  # neither a reference nor a language code
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(
+            {"goal": "g", "steps": steps, "answer": None if strict else "x"}
+        )
 
 
 # --------------------------------------------------------------------------- type helpers

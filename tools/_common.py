@@ -8,10 +8,12 @@ classified as transient (worth a retry) or permanent.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePath
@@ -32,6 +34,7 @@ __all__ = [
     "raise_for_http_status",
     "raise_for_transport_error",
     "truncate",
+    "using_workspace",
     "workspace_path",
     "workspace_root",
 ]
@@ -261,9 +264,32 @@ def html_to_text(html: str) -> tuple[str | None, str]:
 # --------------------------------------------------------------------------- workspace
 
 
+# A workspace for the calls made in one context (an asyncio task and what it starts: the
+# executor copies the context into the threads of sync tools). ``tooldag eval`` runs goals in
+# parallel in one process, each in a temporary workspace of its own, which the process-wide
+# environment variable cannot give.
+_WORKSPACE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "tooldag_workspace", default=None
+)
+
+
+@contextlib.contextmanager
+def using_workspace(root: Path) -> Iterator[None]:
+    """Confine the file and data tools called in this context (and the tasks and tool threads
+    it starts) to ``root``, whatever ``TOOLDAG_WORKSPACE`` says."""
+    token = _WORKSPACE.set(root)
+    try:
+        yield
+    finally:
+        _WORKSPACE.reset(token)
+
+
 def workspace_root() -> Path:
-    """The directory file tools are confined to: ``TOOLDAG_WORKSPACE``, else the current one."""
-    raw = os.environ.get("TOOLDAG_WORKSPACE") or os.getcwd()
+    """The directory file tools are confined to: the one :func:`using_workspace` set for this
+    context, else ``TOOLDAG_WORKSPACE``, else the current one."""
+    override = _WORKSPACE.get()
+    raw = str(override) if override is not None else os.environ.get("TOOLDAG_WORKSPACE")
+    raw = raw or os.getcwd()
     root = Path(raw).expanduser()
     try:
         resolved = root.resolve(strict=True)

@@ -277,6 +277,7 @@ def _classify(exc: Exception, settings: SmtpSettings) -> PermanentToolError | Tr
     reads_private=True,  # the output names the user's own sender address
     egress=True,  # recipient, subject and body all leave
     untrusted_output=False,
+    metadata={"destination": ["to"]},  # the envelope recipient; the body goes where it goes
 )
 def send_email(
     to: Annotated[str, Field(min_length=3, max_length=320)],

@@ -151,6 +151,7 @@ def _number(block: dict[str, Any], key: str) -> float | None:
     reads_private=False,
     egress=["location"],  # sent to Open-Meteo's geocoder
     untrusted_output=True,  # place names come from the geocoder's community-edited data
+    metadata={"destination": []},  # always Open-Meteo
 )
 async def get_weather(
     location: Annotated[str, Field(min_length=1, max_length=200)],

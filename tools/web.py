@@ -63,8 +63,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NETWORK_RETRY = RetryPolicy(attempts=3, initial_backoff=1.0, max_backoff=10.0)
 
 
-def _web_tool(egress: bool | list[str]) -> Callable[[Callable[..., Any]], Tool]:
-    """The web tools' metadata: read-only, and what they return is third-party text."""
+def _web_tool(
+    egress: bool | list[str], destination: list[str]
+) -> Callable[[Callable[..., Any]], Tool]:
+    """The web tools' metadata: read-only, and what they return is third-party text;
+    ``destination`` the arguments that choose where the request goes (none: always Wikipedia)."""
     return tool(
         category="search",
         side_effects=False,
@@ -74,6 +77,7 @@ def _web_tool(egress: bool | list[str]) -> Callable[[Callable[..., Any]], Tool]:
         reads_private=False,
         egress=egress,
         untrusted_output=True,
+        metadata={"destination": destination},
     )
 
 
@@ -265,7 +269,7 @@ async def _fetch_once(url: httpx.URL, cap: int, timeout: float) -> _Hop:
 
 
 # The whole URL, query string included, goes to a host the plan chooses.
-@_web_tool(egress=["url"])
+@_web_tool(egress=["url"], destination=["url"])
 async def http_get(
     url: Annotated[str, Field(min_length=1, max_length=4096)],
     max_chars: Annotated[int, Field(ge=100, le=200_000)] = 20_000,
@@ -375,7 +379,7 @@ async def _wikipedia(language: str, params: dict[str, Any]) -> dict[str, Any]:
     return query if isinstance(query, dict) else {}
 
 
-@_web_tool(egress=True)  # every argument is a parameter of the request to Wikipedia
+@_web_tool(egress=True, destination=[])  # every argument is a parameter of the request to Wikipedia
 async def wikipedia_search(
     query: Annotated[str, Field(min_length=1, max_length=300)],
     limit: Annotated[int, Field(ge=1, le=20)] = 5,
@@ -413,7 +417,7 @@ async def wikipedia_search(
     )
 
 
-@_web_tool(egress=["title", "language"])  # max_chars only cuts the answer here
+@_web_tool(egress=["title", "language"], destination=[])  # max_chars only cuts the answer here
 async def wikipedia_page(
     title: Annotated[str, Field(min_length=1, max_length=300)],
     language: Language = "en",

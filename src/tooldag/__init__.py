@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Plugs `mcp:` specs and MCP host configs into load_registry (the SDK loads only when used).
+from . import mcp as _mcp  # noqa: F401
 from .durable import (
     DurableExecutor,
     RunInfo,
@@ -47,7 +49,8 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, run_plan
+from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, Verdict, run_plan
+from .execution.policy import Policy, StepApproval
 from .issues import Issue
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
@@ -55,7 +58,7 @@ from .plan.parse import parse_plan
 from .registry import Compensation, RetryPolicy, Tool, ToolCategory, ToolContext, ToolRegistry, tool
 from .registry.loading import load_registry
 from .result import RunResult, RunStatus, StepRecord, StepStatus, Usage
-from .validate import validate
+from .validate import Flow, flows, validate
 
 if TYPE_CHECKING:
     from .agent import Session, aplan_and_run, plan_and_run
@@ -103,6 +106,7 @@ __all__ = [
     "EventBus",
     "EventType",
     "Executor",
+    "Flow",
     "Issue",
     "LLMClient",
     "LLMConfigError",
@@ -118,6 +122,7 @@ __all__ = [
     "PlanParseError",
     "PlanRejected",
     "Planner",
+    "Policy",
     "ReferenceResolutionError",
     "RegistrationError",
     "RetryPolicy",
@@ -133,6 +138,7 @@ __all__ = [
     "Session",
     "StatefulWorkflowExecutor",
     "Step",
+    "StepApproval",
     "StepFailedError",
     "StepRecord",
     "StepRunner",
@@ -151,7 +157,9 @@ __all__ = [
     "TransientToolError",
     "Usage",
     "UsageMeter",
+    "Verdict",
     "aplan_and_run",
+    "flows",
     "load_registry",
     "parse_plan",
     "plan_and_run",

@@ -9,9 +9,10 @@ are left as their owner set them.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-__all__ = ["private_dir", "private_file"]
+__all__ = ["private_dir", "private_file", "write_private"]
 
 
 def private_dir(path: Path) -> None:
@@ -32,3 +33,18 @@ def private_file(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically: written ``0600`` beside it, then renamed over
+    it, so that a reader (another process) sees the old file or the new one, never half of one."""
+    private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

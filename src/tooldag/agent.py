@@ -23,8 +23,17 @@ What it promises:
   of the run.
 - ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
   LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
-- ``approve(plan)`` sees each plan before it runs, and ``approve_step(step)`` each side-effecting
-  step; a refusal ends the run ``rejected`` before anything of that plan ran.
+- ``approve(plan)`` sees each plan before it runs; a refusal ends the run ``rejected`` before
+  anything of that plan ran.
+- ``policy`` (:mod:`tooldag.execution.policy`) decides what a plan through which private data
+  can leave the machine needs (:func:`~tooldag.validate.flows`): ``ask`` (the default) approval
+  of the steps concerned, ``strict`` a plan without such a flow (the planner is told and may
+  write another), ``off`` nothing. Under ``ask`` with no ``approve_step`` hook there is no one
+  to ask, so such a plan is refused before anything of it runs, naming the flows.
+- ``approve_step(request)`` is asked just before each step with side effects, and each step a
+  data flow reaches, runs: ``request`` is a :class:`~tooldag.execution.policy.StepApproval`
+  (the step, its *resolved* arguments, the flows into it). ``True`` runs it, ``False`` skips it
+  and what waits for it (the run goes on), :attr:`Verdict.ABORT` ends the run ``rejected``.
 
 A :class:`Session` keeps earlier goals, answers and outputs for follow-up goals.
 """
@@ -50,6 +59,7 @@ from .errors import BudgetExceededError, LLMError, PlanRejected
 from .events import Event, EventBus, EventCallback, LLMCall
 from .execution.executor import Executor
 from .execution.outcome import finished_event
+from .execution.policy import ApproveStepHook, Policy, PolicyGate
 from .execution.saga import Ledger
 from .llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from .plan.model import Plan
@@ -58,6 +68,7 @@ from .planning.planner import Planner
 from .registry.loading import load_registry, load_tools
 from .registry.registry import Tool, ToolRegistry, tool
 from .result import RunResult, RunStatus, Usage
+from .validate.egress import EgressAllowList
 
 __all__ = [
     "ApproveHook",
@@ -71,8 +82,8 @@ __all__ = [
 log = logging.getLogger("tooldag.agent")
 
 ApproveHook: TypeAlias = Callable[[Any], "bool | Awaitable[bool]"]
-"""Called with a :class:`Plan` (``approve``) or a :class:`Step` (``approve_step``); a false
-result refuses it. May be async."""
+"""Called with each :class:`Plan` before it runs (``approve``); a false result refuses it. May be
+async. (``approve_step`` is an :data:`~tooldag.execution.policy.ApproveStepHook`.)"""
 
 ToolsSpec: TypeAlias = "ToolRegistry | Iterable[Tool | str | Callable[..., Any]] | str | None"
 LLMSpec: TypeAlias = "LLMClient | openai.AsyncOpenAI | openai.OpenAI | str | None"
@@ -135,7 +146,7 @@ class _Agent:
         max_reasks: int,
         mode: OutputMode | str | None,
         approve: ApproveHook | None,
-        approve_step: ApproveHook | None,
+        gate: PolicyGate,
         context: Any,
         executor_options: Mapping[str, Any],
     ) -> None:
@@ -146,12 +157,19 @@ class _Agent:
         self.meter = meter
         self.max_replans = max_replans
         self.approve = approve
-        self.approve_step = approve_step
+        self.gate = gate
         self.context = context
         self.planner = Planner(
-            registry, llm, max_reasks=max_reasks, mode=mode, bus=bus, meter=meter, run_id=run_id
+            registry,
+            llm,
+            max_reasks=max_reasks,
+            mode=mode,
+            bus=bus,
+            meter=meter,
+            run_id=run_id,
+            check=gate.planner_issues if gate.policy is Policy.STRICT else None,
         )
-        self.executor = Executor(registry, bus=bus, **dict(executor_options))
+        self.executor = Executor(registry, bus=bus, gate=gate, **dict(executor_options))
         self.plans: list[Plan] = []
         self.ledger = Ledger(run_id, self.executor.options)
         """What every execution did: undone when the run is given up."""
@@ -236,13 +254,9 @@ class _Agent:
     async def refusal(self, plan: Plan) -> str | None:
         if not await _approved(self.approve, plan):
             return f"plan version {len(self.plans)} was not approved"
-        if self.approve_step is not None:
-            for step in plan.steps:
-                if self.registry.get(step.tool).side_effects and not await _approved(
-                    self.approve_step, step
-                ):
-                    return f"step {step.id!r} ({step.tool}) was not approved"
-        return None
+        # The steps themselves are asked about as they come to run (the gate).
+        self.gate.prepare(plan)
+        return self.gate.refusal()
 
     async def give_up(
         self, result: RunResult | None, status: RunStatus, error: str | None
@@ -283,7 +297,9 @@ async def aplan_and_run(
     max_replans: int = 2,
     store: RunStore | str | Path | None = None,
     approve: ApproveHook | None = None,
-    approve_step: ApproveHook | None = None,
+    approve_step: ApproveStepHook | None = None,
+    policy: Policy | str = Policy.ASK,
+    egress_allow: EgressAllowList | str | None = None,
     max_reasks: int = 2,
     mode: OutputMode | str | None = None,
     max_llm_calls: int | None = None,
@@ -299,7 +315,11 @@ async def aplan_and_run(
     ``tools`` defaults to the built-in packs, ``llm`` to :meth:`LLMClient.from_env`. ``store`` (a
     :class:`RunStore` or a path) journals the run. ``max_llm_calls``/``max_tokens`` are the run's
     budgets. ``context`` is shown to the planner as data (earlier answers, see :class:`Session`).
-    ``on_event`` (or ``bus``) sees every event. ``executor_options`` go to
+    ``on_event`` (or ``bus``) sees every event. ``policy`` (``ask``, ``strict``, ``off``) and
+    ``approve_step`` are as the module says; ``egress_allow`` (an
+    :class:`~tooldag.validate.egress.EgressAllowList` or ``"host,*.domain,@mail.domain"``;
+    default ``$TOOLDAG_EGRESS_ALLOW``) lifts the findings into destinations it names.
+    ``executor_options`` go to
     :class:`~tooldag.execution.executor.Executor` (``max_concurrency``, ``tool_limits``,
     ``default_timeout``).
 
@@ -307,6 +327,9 @@ async def aplan_and_run(
     :class:`LLMError` subclasses when the LLM cannot be reached or configured.
     """
     registry = resolve_tools(tools)
+    if isinstance(egress_allow, str):
+        egress_allow = EgressAllowList.parse(egress_allow, where="egress_allow")
+    gate = PolicyGate(registry, policy=policy, approve_step=approve_step, egress_allow=egress_allow)
     client = resolve_llm(llm)
     bus = bus if bus is not None else EventBus()
     unsubscribe: list[Callable[[], None]] = []
@@ -327,7 +350,7 @@ async def aplan_and_run(
         max_reasks=max_reasks,
         mode=mode,
         approve=approve,
-        approve_step=approve_step,
+        gate=gate,
         context=context,
         executor_options=executor_options or {},
     )

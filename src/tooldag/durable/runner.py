@@ -15,6 +15,11 @@ This is the seed's ``StatefulWorkflowExecutor`` contract on top of
 - ``cancel_workflow(run_id)`` compensates the succeeded steps (saga) and persists ``cancelled``.
 - ``get_state(run_id)`` is the run as stored (a :class:`RunResult`), or ``None``.
 
+A step that a gate refused (``Executor(gate=...)``, the approval of ``tooldag chat``) is
+journalled ``skipped`` as not approved; a resume or a later start does not quietly run it: the
+runner's gate (``DurableExecutor(registry, gate=...)``) is asked again, and without one it is
+refused again.
+
 Only a cancel undoes anything here: a failed run is left as it is, to be resumed (cancel it to
 undo its effects). A run going in this process is started with ``compensate={cancelled}``, so a
 cancel undoes its steps, reused ones included, before its ``run_finished``; a stopped run is
@@ -40,6 +45,7 @@ from typing import Any
 from .._sync import run_sync
 from ..errors import RunStateError
 from ..execution.executor import Executor, RunHandle
+from ..execution.gate import refused_steps
 from ..execution.outcome import finished_event
 from ..execution.saga import Ledger
 from ..plan.model import Plan
@@ -121,9 +127,15 @@ class DurableExecutor:
         # The future lets a canceller on another thread or loop wait for the outcome.
         done: concurrent.futures.Future[RunResult] = concurrent.futures.Future()
         try:
+            refused = refused_steps(self.store.load_result(run_id).steps)
             try:
+                # Rejected: a gate aborted the run, which is then undone as a cancelled one.
                 handle = self.executor.start(
-                    plan, run_id=run_id, reuse=reuse, compensate={RunStatus.CANCELLED}
+                    plan,
+                    run_id=run_id,
+                    reuse=reuse,
+                    compensate={RunStatus.CANCELLED, RunStatus.REJECTED},
+                    refused=refused,
                 )
             except Exception as exc:  # a plan the executor refuses (cycle, duplicate ids)
                 self.store.set_status(run_id, RunStatus.FAILED, error=str(exc))

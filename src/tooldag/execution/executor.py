@@ -24,18 +24,21 @@ Rules worth knowing:
 - A failed, blocked or cancelled step blocks every step that waits for it (references or
   ``depends_on``); independent branches run on unless ``fail_fast``.
 - The scheduler never compensates; the caller decides (saga: succeeded steps whose tool declares
-  ``compensate``, undone last finished first). By default a run that ends failed or cancelled
-  is compensated before it reports its end; ``compensate=`` names other end statuses
-  (``False``: none). A caller that may go on after a failure (a replan) passes its own
-  :class:`~tooldag.execution.saga.Ledger` with ``compensate=False``, and compensates the ledger
-  when it gives up.
+  ``compensate``, undone last finished first). By default a run that ends failed, cancelled or
+  rejected (a gate aborted it) is compensated before it reports its end; ``compensate=`` names
+  other end statuses (``False``: none). A caller that may go on after a failure (a replan)
+  passes its own :class:`~tooldag.execution.saga.Ledger` with ``compensate=False``, and
+  compensates the ledger when it gives up.
+- ``gate=`` (:mod:`tooldag.execution.gate`) is asked about each step just before it runs, with
+  its resolved arguments: it may let it run, skip it (and what waits for it) or abort the run,
+  which then ends ``rejected``.
 - Each execution emits one ``run_finished``, after its compensation; ``final=False`` marks it as
   not the run's last (the caller that drives the run emits that one).
 - Outputs become JSON values (pydantic converts models, dataclasses, datetimes...); an output that
   cannot, or that is larger than ``max_output_bytes``, fails its step.
 - Cancelling cancels running async tools; a sync tool in its thread is left to finish and its
   result is discarded (Python cannot stop a thread; it does not hold up the exit of the process,
-  see :mod:`tooldag.execution.threads`).
+  see :mod:`tooldag.execution.runners`).
 - Write-ahead: if a critical event subscriber (the run store) raises, the step is not counted as
   done and the run stops, failed, saying that the journal failed.
 - ``runner=`` sends tool calls elsewhere (a :class:`~tooldag.execution.dask_runner.DaskRunner`);
@@ -59,21 +62,24 @@ from ..events import EventBus
 from ..plan.model import Plan
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus
+from .gate import Gate
 from .options import RunOptions
 from .outcome import finished_event, render_answer
 from .run import Run
 from .runners import StepRunner
 from .saga import Ledger
+from .scope import in_run_scope
 
 __all__ = ["ABANDONED", "CompensateWhen", "Executor", "RunHandle", "render_answer", "run_plan"]
 
 log = logging.getLogger("tooldag.executor")
 
-ABANDONED = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+ABANDONED = frozenset({RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.REJECTED})
 """The end statuses after which a run is compensated by default (``compensate=True``)."""
 
 CompensateWhen: TypeAlias = "bool | Collection[RunStatus | str]"
-"""``compensate=``: ``True`` (failed or cancelled), ``False`` (never), or the end statuses."""
+"""``compensate=``: ``True`` (failed, cancelled or rejected), ``False`` (never), or the end
+statuses."""
 
 
 def _statuses(compensate: CompensateWhen) -> frozenset[RunStatus]:
@@ -142,6 +148,7 @@ class Executor:
         default_timeout: float | None = 60.0,
         bus: EventBus | None = None,
         max_output_bytes: int = 10_000_000,
+        gate: Gate | None = None,
         runner: StepRunner[Any] | None = None,
     ) -> None:
         self.options = RunOptions(
@@ -152,6 +159,7 @@ class Executor:
             fail_fast=fail_fast,
             default_timeout=default_timeout,
             max_output_bytes=max_output_bytes,
+            gate=gate,
             runner=runner,
         )
 
@@ -173,6 +181,7 @@ class Executor:
         compensate: CompensateWhen = True,
         ledger: Ledger | None = None,
         final: bool = True,
+        refused: Collection[str] = (),
     ) -> RunHandle:
         """Start running ``plan`` on the running loop and return at once.
 
@@ -182,8 +191,10 @@ class Executor:
         status that ``compensate`` names the ledger is compensated before the run reports its
         end. ``final=False`` says that more may follow under the same run id (a caller that may
         replan): the ``run_finished`` event's :attr:`~tooldag.events.RunFinished.final` is then
-        false and the caller emits the run's final one. Raises PlanInvalidError for duplicate
-        ids or a cycle.
+        false and the caller emits the run's final one. ``refused`` names steps a gate refused
+        in an earlier execution (:func:`~tooldag.execution.gate.refused_steps`): the gate is
+        asked about them again, and without a gate they are refused again. Raises
+        PlanInvalidError for duplicate ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -196,9 +207,10 @@ class Executor:
             ledger = Ledger(run_id, self.options)
         elif ledger.run_id != run_id:
             raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
-        run = Run(self.options, plan, run_id, reuse)
+        run = Run(self.options, plan, run_id, reuse, refused)
         driven = _drive(run, ledger, _statuses(compensate), final)
-        task = loop.create_task(driven, name=f"tooldag-run-{run.run_id}")
+        # In a run scope: what its steps open (an MCP session per server) closes with it.
+        task = loop.create_task(in_run_scope(driven), name=f"tooldag-run-{run.run_id}")
         return RunHandle(run, task, loop)
 
     async def run(

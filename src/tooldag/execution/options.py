@@ -1,5 +1,5 @@
 """What every run of an executor shares: the registry, the bus, limits, timeouts, the output cap,
-the step runner.
+the gate, the step runner.
 
 :class:`RunOptions` is built once by :class:`~tooldag.execution.executor.Executor` (which is where
 its arguments are checked) and handed, frozen, to each run and each saga ledger, so that the
@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..events import EventBus
 from ..registry.registry import ToolRegistry
+from .gate import Gate
 from .runners import StepRunner
 
 __all__ = ["RunOptions"]
@@ -32,6 +33,7 @@ class RunOptions:
     fail_fast: bool
     default_timeout: float | None
     max_output_bytes: int
+    gate: Gate | None = None
     runner: StepRunner[Any] | None = None
     """Where tool calls go (None: this process); see :mod:`~tooldag.execution.runners`."""
 
@@ -51,6 +53,8 @@ class RunOptions:
             )
         if self.max_output_bytes < 1:
             raise ConfigError(f"max_output_bytes must be positive, not {self.max_output_bytes!r}")
+        if self.gate is not None and not callable(self.gate):
+            raise ConfigError(f"gate must be a callable gate(step, args), not {self.gate!r}")
         if self.runner is not None and not isinstance(self.runner, StepRunner):
             raise ConfigError(
                 f"runner= takes a StepRunner (e.g. DaskRunner('tcp://host:8786')), not "

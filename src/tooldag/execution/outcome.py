@@ -54,12 +54,19 @@ def render_answer(
 
 
 def run_status(
-    records: Mapping[str, StepRecord], *, cancelled: bool, paused: bool, fatal: str | None
+    records: Mapping[str, StepRecord],
+    *,
+    cancelled: bool,
+    paused: bool,
+    fatal: str | None,
+    rejected: str | None = None,
 ) -> RunStatus:
     """The status of a run whose steps ended as ``records``; a run left with pending steps is
-    paused only if a pause was asked for."""
+    paused only if a pause was asked for; a run a gate aborted (``rejected``, why) is rejected."""
     if cancelled:
         return RunStatus.CANCELLED
+    if rejected:
+        return RunStatus.REJECTED
     if fatal or any(r.status in BAD_STATUSES for r in records.values()):
         return RunStatus.FAILED
     if any(r.status is StepStatus.PENDING for r in records.values()):
@@ -68,12 +75,18 @@ def run_status(
 
 
 def run_problems(
-    records: Mapping[str, StepRecord], *, cancelled: bool, fatal: str | None
+    records: Mapping[str, StepRecord],
+    *,
+    cancelled: bool,
+    fatal: str | None,
+    rejected: str | None = None,
 ) -> list[str]:
     """What went wrong, in a few lines (RunResult.error)."""
     problems: list[str] = []
     if cancelled:
         problems.append("the run was cancelled")
+    if rejected:
+        problems.append(rejected)
     if fatal:
         problems.append(fatal)
     failed = [r for r in records.values() if r.status is StepStatus.FAILED]

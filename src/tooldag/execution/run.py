@@ -25,10 +25,11 @@ import contextlib
 import dataclasses
 import functools
 import graphlib
+import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ from ..plan.model import Plan, Step
 from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
 from ..result import RunResult, StepError, StepRecord, StepStatus
+from .gate import REFUSED, Verdict, verdict_of
 from .invoke import Invoker, error_of, is_transient
 from .options import RunOptions
 from .outcome import BAD_STATUSES, render_answer, run_problems, run_status
@@ -135,6 +137,7 @@ class Run:
         plan: Plan,
         run_id: str,
         reuse: Mapping[str, Any] | None,
+        refused: Collection[str] = (),
     ) -> None:
         self.options = options
         self.plan = plan
@@ -150,6 +153,13 @@ class Run:
                 )
             self.steps[step.id] = step
         self.reuse = dict(reuse or {})
+        self.refused_before = frozenset(refused)
+        """Steps a gate refused in an earlier execution: without a gate, refused again."""
+        self.declined: set[str] = set()
+        """Steps a gate refused in this execution, and the steps skipped for waiting on one."""
+        self.gate_lock = asyncio.Lock()  # one question at a time
+        self.rejected: str | None = None
+        """Why a gate aborted the run (it then ends ``rejected``)."""
         # What references resolve against: reused outputs (possibly of earlier plans) and ours.
         self.outputs: dict[str, Any] = dict(self.reuse)
         self.states = {s.id: _State(s.id, s.tool) for s in plan.steps}
@@ -314,6 +324,13 @@ class Run:
             exc = ReferenceResolutionError(f"${missing[0]}", why + "output; validate the plan")
             self.fail_early(sid, exc)
             return
+        declined = [d for d in self.deps[sid] if d in self.declined]
+        if declined:
+            # Whatever waits for a refused step, by reference or depends_on, is not run either.
+            self.declined.add(sid)
+            verb = "was" if len(declined) == 1 else "were"
+            self.skip(sid, f"it waits for {_names(declined)}, which {verb} not approved")
+            return
         skipped = [d for d in self.data_deps[sid] if states[d].status is StepStatus.SKIPPED]
         if skipped:
             verb = "was" if len(skipped) == 1 else "were"
@@ -455,6 +472,19 @@ class Run:
         state = self.states[sid]
         if self.pause_requested:
             return  # the step stays pending, for a resume
+        if self.options.gate is not None or sid in self.refused_before:
+            try:
+                verdict = await self.consult_gate(launch)
+            except asyncio.CancelledError:
+                self.mark_cancelled(sid)
+                return
+            except Exception as exc:
+                message = f"the approval gate failed ({type(exc).__name__}: {exc}); it did not run"
+                self.fail(sid, StepError(type=type(exc).__name__, message=message))
+                return
+            if verdict is not Verdict.RUN:
+                self.refuse(sid, tool.name, abort=verdict is Verdict.ABORT)
+                return
 
         def on_attempt(n: int) -> None:
             now = self.clock()
@@ -503,6 +533,35 @@ class Run:
         state.status = StepStatus.SUCCEEDED
         self.outputs[sid] = output
         self.complete(sid)
+
+    async def consult_gate(self, launch: _Launch) -> Verdict:
+        """The gate's verdict on a step about to run; a step refused in an earlier execution is
+        refused again when there is no gate to ask."""
+        gate = self.options.gate
+        if gate is None:
+            return Verdict.SKIP
+        answer = gate(launch.step, launch.args)
+        if not inspect.isawaitable(answer):
+            return verdict_of(answer)
+        try:
+            async with self.gate_lock:
+                return verdict_of(await answer)
+        finally:
+            close = getattr(answer, "close", None)
+            if close is not None:  # a coroutine cancelled before it began: no "never awaited"
+                close()
+
+    def refuse(self, sid: str, tool: str, *, abort: bool) -> None:
+        """A step the gate refused: skipped, and on ``abort`` the whole run stopped."""
+        self.declined.add(sid)
+        if abort:
+            self.rejected = f"step {sid!r} ({tool}) was not approved: the run was aborted"
+            self.halt(self.rejected)
+            self.skip(sid, f"{REFUSED}: the run was aborted")
+        elif sid in self.refused_before and self.options.gate is None:
+            self.skip(sid, f"{REFUSED} in an earlier attempt (no one to ask again here)")
+        else:
+            self.skip(sid, REFUSED)
 
     # ------------------------------------------------------------------ the run
 
@@ -567,8 +626,11 @@ class Run:
         self.settle_unstarted()
         records = {sid: state.record() for sid, state in self.states.items()}
         cancelled, fatal = self.cancel_requested, self.fatal
-        status = run_status(records, cancelled=cancelled, paused=self.pause_requested, fatal=fatal)
-        problems = run_problems(records, cancelled=cancelled, fatal=fatal)
+        paused, rejected = self.pause_requested, self.rejected
+        status = run_status(
+            records, cancelled=cancelled, paused=paused, fatal=fatal, rejected=rejected
+        )
+        problems = run_problems(records, cancelled=cancelled, fatal=fatal, rejected=rejected)
         outputs = {
             sid: r.output
             for sid, r in records.items()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ from ..result import Usage
 
 __all__ = [
     "Completion",
+    "ContextOverflow",
     "MODE_REJECTIONS",
     "StreamAccumulator",
+    "body_text",
+    "context_error",
+    "context_overflow",
     "error_text",
     "estimate_tokens",
     "from_completion",
@@ -104,20 +109,80 @@ def is_retryable(exc: BaseException, max_retry_after: float) -> bool:
     return False
 
 
-def names_response_format(exc: openai.APIStatusError) -> bool:
-    """A server error whose body is about ``response_format``: llama-cpp-python answers a
-    ``json_schema`` request with HTTP 500 and a validation error naming the field."""
+def body_text(exc: openai.APIStatusError) -> str:
+    """The error body as text (JSON when the body is structured), for matching."""
+    body = exc.body if exc.body is not None else getattr(exc, "message", "")
+    return body if isinstance(body, str) else json.dumps(body, default=str)
+
+
+def names_response_format(exc: openai.APIStatusError, mode: str | None = None) -> bool:
+    """A server error whose body is about ``response_format`` (or names ``mode``'s own request
+    field): llama-cpp-python answers a ``json_schema`` request with HTTP 500 and a validation
+    error naming the field."""
     if exc.status_code < 500:
         return False
-    body = exc.body if exc.body is not None else getattr(exc, "message", "")
-    text = body if isinstance(body, str) else json.dumps(body, default=str)
-    return "response_format" in text
+    text = body_text(exc)
+    return "response_format" in text or (mode is not None and mode in text)
 
 
-def rejects_mode(exc: openai.APIStatusError) -> bool:
+def rejects_mode(exc: openai.APIStatusError, mode: str | None = None) -> bool:
     """The endpoint refused the request's structured-output mode: a 4xx of the kind servers
-    answer unknown parameters with, or a 5xx that names ``response_format``."""
-    return exc.status_code in MODE_REJECTIONS or names_response_format(exc)
+    answer unknown parameters with, or a 5xx that names ``response_format`` (or ``mode``).
+    A prompt too long for the context is no such refusal: another mode would not fit either."""
+    if context_overflow(exc) is not None:
+        return False
+    return exc.status_code in MODE_REJECTIONS or names_response_format(exc, mode)
+
+
+@dataclass(frozen=True, slots=True)
+class ContextOverflow:
+    """A server's "the prompt does not fit": the token counts it gave, where it gave them."""
+
+    prompt_tokens: int | None
+    context: int | None
+
+
+# How servers say it: OpenAI, vLLM and llama-cpp-python ("maximum context length is M tokens.
+# However, you requested T tokens (N in the messages, ..."), llama-server ("request (N tokens)
+# exceeds the available context size (M tokens)", with n_prompt_tokens and n_ctx in the body),
+# llama-cpp-python's own wording ("Requested tokens (N) exceed context window of M").
+_CONTEXT_WORDS = re.compile(
+    r"context[ _]length|maximum context|context size|context window|n_ctx|exceed_context",
+    re.IGNORECASE,
+)
+_CONTEXT_PATTERNS = (
+    re.compile(r"maximum context length is (?P<m>\d+)[^(]*\((?P<n>\d+) in the messages"),
+    re.compile(r"maximum context length is (?P<m>\d+).*?resulted in (?P<n>\d+) tokens"),
+    re.compile(r"request \((?P<n>\d+) tokens\) exceeds the available context size \((?P<m>\d+)"),
+    re.compile(r"Requested tokens \((?P<n>\d+)\) exceed context window of (?P<m>\d+)"),
+    re.compile(r"maximum context length is (?P<m>\d+)"),
+)
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def context_overflow(exc: openai.APIStatusError) -> ContextOverflow | None:
+    """The prompt-too-long error of any of the servers above, with its numbers when given."""
+    if exc.status_code not in (400, 413, 422, 500):
+        return None
+    text = body_text(exc)
+    if not _CONTEXT_WORDS.search(text):
+        return None
+    body = exc.body
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping) and "n_ctx" in error:  # llama-server's own fields
+        return ContextOverflow(_number(error.get("n_prompt_tokens")), _number(error.get("n_ctx")))
+    for pattern in _CONTEXT_PATTERNS:
+        match = pattern.search(text)
+        if match is not None:
+            found = match.groupdict()
+            prompt = int(found["n"]) if found.get("n") else None
+            return ContextOverflow(prompt, int(found["m"]))
+    if exc.status_code >= 500:
+        return None  # a crash that mentions the context is not necessarily this error
+    return ContextOverflow(None, None)
 
 
 # ------------------------------------------------------------------ errors
@@ -167,7 +232,7 @@ def status_error(
             if wait is not None and wait > max_retry_after
             else f"rate limited{tries}: wait, lower concurrency or raise the rate limit"
         )
-    elif rejects_mode(exc) and mode != "text":
+    elif rejects_mode(exc, mode) and mode != "text":
         fix = (
             f"the endpoint rejected the request in output mode {mode}: "
             "use output_mode='auto' (or TOOLDAG_OUTPUT_MODE=auto) to fall back"
@@ -184,6 +249,25 @@ def status_error(
     )
 
 
+def context_error(
+    overflow: ContextOverflow, *, estimate: int, base_url: str, usage: Usage | None
+) -> LLMError:
+    """The error for a prompt that does not fit the server's context, saying what to raise."""
+    prompt = (
+        f"{overflow.prompt_tokens:,} tokens"
+        if overflow.prompt_tokens is not None
+        else f"about {estimate:,} tokens"
+    )
+    context = f"{overflow.context:,}" if overflow.context is not None else "smaller"
+    return LLMResponseError(
+        f"the prompt is {prompt} and the context of the server at {base_url} is {context}: "
+        "raise the server's context (llama.cpp -c / --ctx-size, llama-cpp-python --n_ctx, "
+        "Ollama num_ctx, vLLM --max-model-len) or use fewer tools (--tools)",
+        usage=usage,
+        status_code=400,
+    )
+
+
 def transport_error(
     exc: openai.APIError,
     *,
@@ -195,9 +279,11 @@ def transport_error(
     """The error to raise when no usable HTTP response came back, saying what to check."""
     tries = f" ({attempts} attempts)" if attempts > 1 else ""
     if isinstance(exc, openai.APITimeoutError):
+        now = f"now {timeout:g}s" if timeout is not None else "now the client's own timeout"
         message = (
-            f"the LLM at {base_url} timed out{tries}: raise TOOLDAG_LLM_TIMEOUT "
-            f"(now {timeout}s; a slow local model may need 300) or check the server"
+            f"the LLM at {base_url} timed out{tries}: raise TOOLDAG_LLM_TIMEOUT or "
+            f"--llm-timeout ({now}; a small model on a CPU may need 300 or more) "
+            "or check the server"
         )
     elif isinstance(exc, openai.APIConnectionError):
         message = (

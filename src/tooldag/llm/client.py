@@ -1,12 +1,16 @@
 """The LLM client: one chat-completions call, retried where retrying helps, counted, budgeted.
 
 Any OpenAI-compatible endpoint works through the ``openai`` SDK (OpenAI, Azure OpenAI, Ollama, vLLM,
-a llama.cpp server). The SDK's own retries are switched off so that tenacity alone decides: 429
-(honouring ``Retry-After``), 5xx, timeouts and connection errors are retried a bounded number of
-times; 400/401/403/404 fail at once with a message that says what to fix. Structured output is
-asked for in the best mode the endpoint accepts (``json_schema`` > ``json_object`` > ``text``);
-in ``auto`` mode a 4xx rejection of a mode falls back to the next and the mode that worked is
-remembered for that endpoint (base URL + model) for the rest of the process.
+llama.cpp's ``llama-server``, llama-cpp-python). The SDK's own retries are switched off so that
+tenacity alone decides: 429 (honouring ``Retry-After``), 5xx and connection errors are retried a
+bounded number of times, a timeout once; 400/401/403/404 fail at once with a message that says
+what to fix. Structured output is asked for in the best mode the endpoint accepts (``json_schema``
+> ``json_object_schema`` > ``json_object`` > ``text``); in ``auto`` mode a rejection of a mode (a
+4xx, or a 5xx naming ``response_format``) falls back to the next at once, and the mode that worked
+is remembered for that endpoint (base URL + model) across processes
+(:mod:`tooldag.llm.endpoints`). The first call to an endpoint checks the model against
+``/v1/models`` (a warning if it is not listed) and, when the server's context window is known,
+warns before a prompt that will not fit.
 
 >>> llm = LLMClient.from_env()                                  # doctest: +SKIP
 >>> reply = await llm.complete([{"role": "user", "content": "hi"}])  # doctest: +SKIP
@@ -28,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import openai
 from tenacity import (
@@ -44,6 +48,8 @@ from ..result import Usage
 from ._responses import (
     Completion,
     StreamAccumulator,
+    context_error,
+    context_overflow,
     estimate_tokens,
     from_completion,
     is_retryable,
@@ -52,16 +58,25 @@ from ._responses import (
     status_error,
     transport_error,
 )
+from .endpoints import EndpointMemory, endpoint_key, is_local_url, redact_url
+from .grammar import grammar_schema
 
 __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_TIMEOUT",
+    "EXPECTED_REPLY_TOKENS",
     "LLMClient",
     "LLMReply",
+    "LOCAL_TIMEOUT",
     "Messages",
     "OutputMode",
     "UsageMeter",
+    "context_from_models",
+    "max_tokens_setting",
+    "model_is_listed",
     "redact_url",
+    "temperature_setting",
+    "timeout_setting",
 ]
 
 log = logging.getLogger("tooldag.llm")
@@ -70,52 +85,58 @@ DEFAULT_MODEL = "gpt-4o-mini"
 _OPENAI_URL = "https://api.openai.com/v1"
 # Local servers (Ollama, vLLM, llama.cpp) ignore the key, but the SDK insists on a non-empty one.
 _NO_KEY = "not-needed"
-# Query parameters that carry credentials on some gateways (``?api-key=...``, ``?token=...``).
-_SECRET_PARAMS = ("key", "token", "secret", "password", "auth", "sig")
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to show: a user name and password (``http://user:KEY@host/v1``, which httpx
-    sends as Basic auth) and credential-like query values become ``***``.
-
-    >>> redact_url("http://me:sk-123@localhost:8080/v1?api-key=abc&v=1")
-    'http://***@localhost:8080/v1?api-key=***&v=1'
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<an unparsable URL>"
-    if not parts.netloc and "@" in url:  # no scheme: whatever stands before "@" may be a key
-        return "***@" + url.rpartition("@")[2]
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, "***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in pairs],
-            safe="*",
-        )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 DEFAULT_TIMEOUT = 60.0
+# A server on one's own machine or network is often a small model on a CPU: a whole plan at a
+# few tokens a second takes minutes, not seconds.
+LOCAL_TIMEOUT = 300.0
+# What a plan reply is expected to need when no max_tokens is set, for the context-window check.
+EXPECTED_REPLY_TOKENS = 600
 
 
-def _timeout_from(environ: Mapping[str, str]) -> float:
-    raw = environ.get("TOOLDAG_LLM_TIMEOUT", "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
+def timeout_setting(value: Any, source: str = "TOOLDAG_LLM_TIMEOUT") -> float:
+    """A timeout in seconds (> 0, finite) from text or a number; :class:`LLMConfigError` if not."""
     try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = 0.0
+    if not 0 < number < float("inf"):
         raise LLMConfigError(
-            f"TOOLDAG_LLM_TIMEOUT must be a number of seconds > 0, such as 300, not {raw!r}"
+            f"{source} must be a number of seconds > 0, such as 300, not {str(value)!r}"
         )
-    return value
+    return number
+
+
+def max_tokens_setting(value: Any, source: str = "TOOLDAG_MAX_TOKENS") -> int:
+    """The most tokens one reply may hold (a whole number >= 1); :class:`LLMConfigError` if not."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise LLMConfigError(
+            f"{source} must be a whole number of tokens >= 1, such as 2048, not {str(value)!r}"
+        )
+    return number
+
+
+def temperature_setting(value: Any, source: str = "TOOLDAG_TEMPERATURE") -> float:
+    """A sampling temperature from 0 to 2; :class:`LLMConfigError` if not."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0 <= number <= 2:
+        raise LLMConfigError(
+            f"{source} must be a number from 0 to 2, such as 0.2, not {str(value)!r}"
+        )
+    return number
+
+
+def _timeout_from(environ: Mapping[str, str], url: str) -> float:
+    raw = environ.get("TOOLDAG_LLM_TIMEOUT", "").strip()
+    if raw:
+        return timeout_setting(raw)
+    return LOCAL_TIMEOUT if is_local_url(url) else DEFAULT_TIMEOUT
 
 
 def _credentials_out_of(url: str) -> tuple[str, dict[str, str] | None]:
@@ -148,12 +169,40 @@ tooldag at work with scripted LLM answers, offline."""
 
 
 class OutputMode(StrEnum):
-    """How the reply's JSON is asked for. ``auto`` tries the strictest mode the endpoint accepts."""
+    """How the reply's JSON is asked for. ``auto`` tries the strictest mode the endpoint accepts:
+    ``json_schema`` (OpenAI, Azure, vLLM, llama-server, Ollama), then ``json_object_schema``
+    (``{"type": "json_object", "schema": ...}``: llama-cpp-python, llama-server), then
+    ``json_object``, then ``text``. ``structured_outputs`` and ``guided_json`` are vLLM's own
+    request fields (since 0.12, and before it), used only when asked for by name."""
 
     AUTO = "auto"
     JSON_SCHEMA = "json_schema"
+    JSON_OBJECT_SCHEMA = "json_object_schema"
     JSON_OBJECT = "json_object"
+    STRUCTURED_OUTPUTS = "structured_outputs"
+    GUIDED_JSON = "guided_json"
     TEXT = "text"
+
+    @property
+    def uses_schema(self) -> bool:
+        """Whether a request in this mode carries the reply's JSON Schema."""
+        return self in _SCHEMA_MODES
+
+
+_SCHEMA_MODES = frozenset(
+    {
+        OutputMode.JSON_SCHEMA,
+        OutputMode.JSON_OBJECT_SCHEMA,
+        OutputMode.STRUCTURED_OUTPUTS,
+        OutputMode.GUIDED_JSON,
+    }
+)
+_AUTO_ORDER = (
+    OutputMode.JSON_SCHEMA,
+    OutputMode.JSON_OBJECT_SCHEMA,
+    OutputMode.JSON_OBJECT,
+    OutputMode.TEXT,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +266,12 @@ class UsageMeter:
         self.usage += usage
 
 
-# The mode that worked, per endpoint (base URL + model), for every client of this process.
+# The mode that worked, per endpoint (base URL + model), for every client of this process (the
+# endpoint memory file keeps it across processes).
 _WORKING_MODES: dict[str, OutputMode] = {}
+# Endpoints whose model this process checked against /v1/models, or warned about the context of.
+_CHECKED: set[str] = set()
+_CONTEXT_WARNED: set[str] = set()
 # The meter of the run in progress (asyncio tasks and to_thread inherit it).
 _RUN_METER: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar(
     "tooldag_run_meter", default=None
@@ -254,9 +307,14 @@ class LLMClient:
         temperature: float | None = None,
         max_completion_tokens: int | None = None,
         sleep: Sleep | None = None,
+        check_model: bool = True,
+        memory: EndpointMemory | None = None,
     ) -> None:
         if max_attempts < 1:
             raise LLMConfigError("max_attempts must be at least 1")
+        self.check_model = check_model
+        """Check the model against ``/v1/models`` on the first call to an endpoint."""
+        self.memory = memory if memory is not None else EndpointMemory()
         self.model = model
         self.output_mode = OutputMode(output_mode)
         self.timeout = timeout
@@ -277,19 +335,24 @@ class LLMClient:
         if isinstance(client, openai.AsyncOpenAI | openai.OpenAI):
             # tenacity owns retrying: the SDK's own retries would multiply the attempts.
             self._fixed = client.with_options(max_retries=0)
-            self.base_url = redact_url(str(client.base_url).rstrip("/"))
+            sdk: openai.AsyncOpenAI | openai.OpenAI = client
         elif callable(client):
             self._factory = client
             # Built now to learn the base URL; handed to the first event loop that calls.
             try:
-                self._unbound = client()
+                self._unbound = sdk = client()
             except openai.OpenAIError as exc:
                 raise LLMConfigError(f"cannot configure the OpenAI client: {exc}") from None
-            self.base_url = redact_url(str(self._unbound.base_url).rstrip("/"))
         else:
             raise LLMConfigError(
                 f"client must be an AsyncOpenAI or OpenAI instance, not {type(client).__name__}"
             )
+        self.base_url = redact_url(str(sdk.base_url).rstrip("/"))
+        self.local = is_local_url(self.base_url)
+        """A loopback or private-network endpoint: a server of one's own (grammar-based, so it
+        gets :func:`~tooldag.llm.grammar.grammar_schema`, and ``max_tokens`` by that name)."""
+        # Azure lists models, not deployments: the model check would always warn.
+        self._is_azure = isinstance(sdk, openai.AsyncAzureOpenAI | openai.AzureOpenAI)
 
     # ------------------------------------------------------------------ construction
 
@@ -308,18 +371,30 @@ class LLMClient:
         """Configure from arguments first, then the environment.
 
         ``OPENAI_API_KEY``, ``OPENAI_BASE_URL`` (any OpenAI-compatible server), ``TOOLDAG_MODEL``
-        (or ``OPENAI_MODEL``; default ``gpt-4o-mini``), ``TOOLDAG_OUTPUT_MODE`` (``auto``,
-        ``json_schema``, ``json_object``, ``text``); for Azure OpenAI ``AZURE_OPENAI_ENDPOINT``,
-        ``AZURE_OPENAI_API_KEY`` and ``OPENAI_API_VERSION`` with the deployment as the model.
-        ``TOOLDAG_LLM_TIMEOUT`` is the seconds one call may take (default 60; raise it for a slow
-        local model). ``env`` replaces ``os.environ`` (for tests). Raises :class:`LLMConfigError`
-        when nothing is configured. Other keyword options go to :class:`LLMClient`.
+        (or ``OPENAI_MODEL``; default ``gpt-4o-mini``), ``TOOLDAG_OUTPUT_MODE`` (see
+        :class:`OutputMode`); for Azure OpenAI ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY``
+        and ``OPENAI_API_VERSION`` with the deployment as the model. ``TOOLDAG_LLM_TIMEOUT`` is
+        the seconds one call may take (default 60, 300 for a loopback or private-network URL),
+        ``TOOLDAG_MAX_TOKENS`` the most tokens a reply may hold, ``TOOLDAG_TEMPERATURE`` the
+        sampling temperature (0-2); arguments win over them. ``env`` replaces ``os.environ``
+        (for tests). Raises :class:`LLMConfigError` when nothing is configured or a setting is
+        not valid. Other keyword options go to :class:`LLMClient`.
         """
         import os
 
         environ: Mapping[str, str] = os.environ if env is None else env
+        url = base_url or environ.get("OPENAI_BASE_URL") or None
         if timeout is None:
-            timeout = _timeout_from(environ)
+            where = url or environ.get("AZURE_OPENAI_ENDPOINT") or _OPENAI_URL
+            timeout = _timeout_from(environ, where)
+        else:
+            timeout = timeout_setting(timeout, "the LLM timeout")
+        raw_limit = environ.get("TOOLDAG_MAX_TOKENS", "").strip()
+        if options.get("max_completion_tokens") is None and raw_limit:
+            options["max_completion_tokens"] = max_tokens_setting(raw_limit)
+        raw_temperature = environ.get("TOOLDAG_TEMPERATURE", "").strip()
+        if options.get("temperature") is None and raw_temperature:
+            options["temperature"] = temperature_setting(raw_temperature)
         model = model or environ.get("TOOLDAG_MODEL") or environ.get("OPENAI_MODEL") or None
         if "output_mode" not in options and environ.get("TOOLDAG_OUTPUT_MODE"):
             mode = environ["TOOLDAG_OUTPUT_MODE"]
@@ -332,7 +407,6 @@ class LLMClient:
         if client is not None:
             return cls(client, model=model or DEFAULT_MODEL, **options)
         key = api_key or environ.get("OPENAI_API_KEY") or None
-        url = base_url or environ.get("OPENAI_BASE_URL") or None
         azure = environ.get("AZURE_OPENAI_ENDPOINT") or None
         if url is None and azure is not None:
             return cls._azure(azure, api_key, model, environ, timeout, options)
@@ -404,18 +478,35 @@ class LLMClient:
 
     @property
     def endpoint(self) -> str:
-        """What identifies the endpoint for mode memory: base URL + model."""
-        return f"{self.base_url} {self.model}"
+        """What identifies the endpoint for mode memory: the redacted base URL + model."""
+        return endpoint_key(self.base_url, self.model)
 
     @property
     def working_mode(self) -> OutputMode | None:
-        """The structured-output mode that ``auto`` found to work for this endpoint, if any."""
-        return _WORKING_MODES.get(self.endpoint)
+        """The structured-output mode that ``auto`` found to work for this endpoint, if any
+        (found by this process, else remembered in the endpoint memory file)."""
+        known = _WORKING_MODES.get(self.endpoint)
+        if known is not None:
+            return known
+        try:
+            return OutputMode(str(self.memory.get(self.endpoint).get("mode")))
+        except ValueError:
+            return None
+
+    def remember_mode(self, mode: OutputMode) -> None:
+        """Record that ``mode`` works for this endpoint (``auto`` starts there from now on)."""
+        _WORKING_MODES[self.endpoint] = mode
+        if self.memory.get(self.endpoint).get("mode") != mode.value:
+            self.memory.update(self.endpoint, mode=mode.value)
 
     @staticmethod
     def forget_working_modes() -> None:
-        """Forget which output mode each endpoint accepts (``auto`` probes again)."""
+        """Forget, in this process, which output mode each endpoint accepts and which models
+        were checked. (The endpoint memory file is kept: ``tooldag doctor`` probes again and
+        rewrites an endpoint's entry.)"""
         _WORKING_MODES.clear()
+        _CHECKED.clear()
+        _CONTEXT_WARNED.clear()
 
     def _client(self) -> openai.AsyncOpenAI | openai.OpenAI:
         if self._fixed is not None:
@@ -465,32 +556,32 @@ class LLMClient:
         if mode is None:
             mode = OutputMode.AUTO if schema is not None else OutputMode.TEXT
         requested = OutputMode(mode)
-        if requested is OutputMode.JSON_SCHEMA and schema is None:
+        if requested.uses_schema and requested is not OutputMode.JSON_OBJECT_SCHEMA and not schema:
             raise LLMConfigError(
-                "output mode json_schema needs a schema "
+                f"output mode {requested.value} needs a schema "
                 "(tooldag.planning.plan_schema.plan_json_schema(registry))"
             )
         ambient = meter is None
         meter = meter if meter is not None else _RUN_METER.get()
         if meter is not None:
             meter.check()
-        base = self._request(messages, temperature, max_completion_tokens, on_delta is not None)
+        limit = max_completion_tokens or self.max_completion_tokens
+        await self._first_contact(messages, limit)
+        base = self._request(messages, temperature, limit, on_delta is not None)
         candidates = self._candidates(requested, schema is not None)
         for index, candidate in enumerate(candidates):
-            kwargs = dict(base)
-            if candidate is OutputMode.JSON_SCHEMA:
-                spec = {"name": schema_name, "schema": dict(schema or {}), "strict": True}
-                kwargs["response_format"] = {"type": "json_schema", "json_schema": spec}
-            elif candidate is OutputMode.JSON_OBJECT:
-                kwargs["response_format"] = {"type": "json_object"}
+            kwargs = {**base, **self.mode_fields(candidate, schema, schema_name)}
             tally = _Tally()
             try:
                 completion = await self._call_with_retries(kwargs, on_delta, tally)
             except openai.APIStatusError as exc:
+                overflow = context_overflow(exc)
+                if overflow is not None:
+                    raise self._context_error(overflow, messages, meter) from None
                 fallback = candidates[index + 1] if index + 1 < len(candidates) else None
-                if fallback is not None and rejects_mode(exc):
+                if fallback is not None and rejects_mode(exc, candidate.value):
                     log.info(
-                        "%s rejected response_format %s (%s); falling back to %s",
+                        "%s rejected output mode %s (%s); falling back to %s",
                         *(self.base_url, candidate.value, exc.status_code, fallback.value),
                     )
                     continue
@@ -498,21 +589,111 @@ class LLMClient:
             except openai.APIError as exc:
                 raise self._transport_error(exc, meter, tally.attempts) from None
             if requested is OutputMode.AUTO:
-                _WORKING_MODES[self.endpoint] = candidate
+                self.remember_mode(candidate)
             reply = self._reply(completion, candidate, messages, meter)
             if ambient and meter is not None and meter.listener is not None:
                 meter.listener(reply)
             return reply
         raise AssertionError("unreachable: the last candidate mode either returns or raises")
 
+    def mode_fields(
+        self, mode: OutputMode, schema: Mapping[str, Any] | None, schema_name: str = "plan"
+    ) -> dict[str, Any]:
+        """The request fields that ask for ``mode`` (``extra_body`` for vLLM's own fields).
+
+        Strict ``json_schema`` goes to hosted APIs as given; a loopback or private-network
+        server, and every grammar-only spelling, gets :func:`grammar_schema` instead."""
+        if schema is None or mode in (OutputMode.TEXT, OutputMode.AUTO):
+            if mode in (OutputMode.JSON_OBJECT, OutputMode.JSON_OBJECT_SCHEMA):
+                return {"response_format": {"type": "json_object"}}
+            return {}
+        strict = mode is OutputMode.JSON_SCHEMA and not self.local
+        shaped = dict(schema) if strict else grammar_schema(schema)
+        if mode is OutputMode.JSON_SCHEMA:
+            spec = {"name": schema_name, "schema": shaped, "strict": True}
+            return {"response_format": {"type": "json_schema", "json_schema": spec}}
+        if mode is OutputMode.JSON_OBJECT_SCHEMA:
+            return {"response_format": {"type": "json_object", "schema": shaped}}
+        if mode is OutputMode.STRUCTURED_OUTPUTS:
+            return {"extra_body": {"structured_outputs": {"json": shaped}}}
+        if mode is OutputMode.GUIDED_JSON:
+            return {"extra_body": {"guided_json": shaped}}
+        return {"response_format": {"type": "json_object"}}  # JSON_OBJECT
+
     def _candidates(self, requested: OutputMode, has_schema: bool) -> list[OutputMode]:
         if requested is not OutputMode.AUTO:
             return [requested]
-        order = [OutputMode.JSON_SCHEMA, OutputMode.JSON_OBJECT, OutputMode.TEXT]
+        order = list(_AUTO_ORDER)
         if not has_schema:
-            order.remove(OutputMode.JSON_SCHEMA)
-        known = _WORKING_MODES.get(self.endpoint)
+            order = [OutputMode.JSON_OBJECT, OutputMode.TEXT]
+        known = self.working_mode
         return order[order.index(known) :] if known in order else order
+
+    # ------------------------------------------------------------------ first contact
+
+    async def _first_contact(self, messages: Messages, limit: int | None) -> None:
+        """Once per endpoint and process: check the model name; and before every call, warn if
+        the prompt and a reply will not fit a context window known for this endpoint."""
+        key = self.endpoint
+        if self.check_model and not self._is_azure and key not in _CHECKED:
+            _CHECKED.add(key)
+            if "models_checked" not in self.memory.get(key):
+                await self.check_model_listed()
+        if key in _CONTEXT_WARNED:
+            return
+        window = self.memory.get(key).get("context_window")
+        if not isinstance(window, int) or window <= 0:
+            return
+        prompt = estimate_tokens(json.dumps([dict(m) for m in messages], default=str))
+        reply = limit or EXPECTED_REPLY_TOKENS
+        if prompt + reply > window:
+            _CONTEXT_WARNED.add(key)
+            log.warning(
+                "the prompt is about %s tokens and a reply needs up to %s more, but the context "
+                "of the server at %s is %s tokens: raise the server's context (llama.cpp -c / "
+                "--ctx-size, Ollama num_ctx, vLLM --max-model-len) or use fewer tools",
+                f"{prompt:,}",
+                f"{reply:,}",
+                self.base_url,
+                f"{window:,}",
+            )
+
+    async def list_models(self) -> list[Any]:
+        """The endpoint's ``/v1/models`` entries (SDK ``Model`` objects; vLLM adds
+        ``max_model_len``). Raises the SDK's errors; one request, a short timeout, no retries."""
+        client = self._client().with_options(timeout=min(self.timeout or 10.0, 10.0))
+        if isinstance(client, openai.OpenAI):
+            sync = client
+            return await asyncio.to_thread(lambda: list(sync.models.list().data))
+        page = await client.models.list()
+        return list(page.data)
+
+    async def check_model_listed(self) -> bool | None:
+        """Whether ``/v1/models`` lists this client's model (None: it cannot be told), logged as a
+        warning when it does not and remembered for the endpoint. Never raises."""
+        try:
+            models = await self.list_models()
+        except openai.APIStatusError as exc:  # no listing here: nothing to check against
+            log.debug("%s/models answered %s: model not checked", self.base_url, exc.status_code)
+            self.memory.update(self.endpoint, models_checked=True)
+            return None
+        except Exception as exc:  # never fatal: the real call reports a dead server better
+            log.debug("listing the models of %s failed: %s", self.base_url, exc)
+            return None
+        listed = model_is_listed(self.model, models)
+        fields: dict[str, Any] = {"models_checked": True, "model_listed": listed}
+        window = context_from_models(self.model, models)
+        if window is not None:
+            fields.update(context_window=window, context_source="/v1/models max_model_len")
+        self.memory.update(self.endpoint, **fields)
+        if listed is False:
+            names = ", ".join(str(getattr(m, "id", "?")) for m in models[:8])
+            more = f" and {len(models) - 8} more" if len(models) > 8 else ""
+            log.warning(
+                "model %r is not among the models %s lists (%s%s): check TOOLDAG_MODEL or --model",
+                *(self.model, self.base_url, names or "none", more),
+            )
+        return listed
 
     def _request(
         self, messages: Messages, temperature: float | None, limit: int | None, stream: bool
@@ -523,7 +704,9 @@ class LLMClient:
             kwargs["temperature"] = temperature
         limit = limit or self.max_completion_tokens
         if limit is not None:
-            kwargs["max_completion_tokens"] = limit
+            # OpenAI's reasoning models take only max_completion_tokens; Ollama and
+            # llama-cpp-python read only max_tokens (vLLM and llama-server take both).
+            kwargs["max_tokens" if self.local else "max_completion_tokens"] = limit
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
         if stream:
@@ -651,6 +834,21 @@ class LLMClient:
             attempts=attempts,
         )
 
+    def _context_error(
+        self, overflow: Any, messages: Messages, meter: UsageMeter | None
+    ) -> LLMError:
+        if overflow.context is not None:
+            self.memory.update(
+                self.endpoint, context_window=overflow.context, context_source="context error"
+            )
+        estimate = estimate_tokens(json.dumps([dict(m) for m in messages], default=str))
+        return context_error(
+            overflow,
+            estimate=estimate,
+            base_url=self.base_url,
+            usage=meter.usage if meter is not None else None,
+        )
+
     def _transport_error(
         self, exc: openai.APIError, meter: UsageMeter | None, attempts: int
     ) -> LLMError:
@@ -661,3 +859,30 @@ class LLMClient:
             usage=meter.usage if meter is not None else None,
             attempts=attempts,
         )
+
+
+def _same_model(name: str, listed: str) -> bool:
+    # Ollama lists "llama3.1:latest" for "llama3.1"; llama-server lists a file path.
+    return listed == name or listed == f"{name}:latest" or listed.rsplit("/", 1)[-1] == name
+
+
+def model_is_listed(model: str, models: Sequence[Any]) -> bool | None:
+    """Whether ``model`` is among ``models`` (``/v1/models`` entries). None when it cannot be
+    told: nothing listed, or one model from a llama.cpp server, which serves it under any name."""
+    ids = [str(getattr(m, "id", "")) for m in models]
+    if any(_same_model(model, listed) for listed in ids):
+        return True
+    owners = {str(getattr(m, "owned_by", "")) for m in models}
+    if not ids or (len(ids) == 1 and owners & {"llamacpp", "me"}):
+        return None
+    return False
+
+
+def context_from_models(model: str, models: Sequence[Any]) -> int | None:
+    """The context window ``/v1/models`` gives for ``model`` (vLLM's ``max_model_len``)."""
+    for entry in models:
+        if _same_model(model, str(getattr(entry, "id", ""))) or len(models) == 1:
+            value = getattr(entry, "max_model_len", None)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None

@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._terminal import printable
 from ..errors import RunStateError
 from ..events import (
     Event,
@@ -348,7 +349,8 @@ class Monitor:
 
     def timeline_table(self, run_id: str | None = None, *, width: int = 40) -> Table:
         """A rich table: one row per step, with a bar over the run's span (overlapping bars ran
-        at the same time) and what happened to it."""
+        at the same time) and what happened to it. Ids, tools and details (tool errors) are
+        shown as text, never read as markup, with control characters escaped."""
         summary = self.get_workflow_summary(run_id)
         rows = self.get_step_timeline(run_id)
         with self._lock:
@@ -357,8 +359,12 @@ class Monitor:
             t1 = run.finished_at or time.time()
         span = max(t1 - t0, 1e-9)
         table = Table(
-            title=f"run {summary['run_id']} · {summary['status']} · "
-            f"{summary['wall_time']:.2f}s · up to {summary['max_parallel']} at once",
+            title=Text(
+                printable(
+                    f"run {summary['run_id']} · {summary['status']} · "
+                    f"{summary['wall_time']:.2f}s · up to {summary['max_parallel']} at once"
+                )
+            ),
             title_justify="left",
         )
         longest = max((len(r["step_id"]) for r in rows), default=4)
@@ -388,7 +394,12 @@ class Monitor:
             if row["attempts"] > 1:
                 details = f"{row['attempts']} attempts. {details}".strip()
             table.add_row(
-                row["step_id"], row["tool"], Text(status.value, style=style), bar, duration, details
+                Text(printable(row["step_id"])),
+                Text(printable(row["tool"])),
+                Text(status.value, style=style),
+                bar,
+                duration,
+                Text(printable(details)),
             )
         return table
 

@@ -19,11 +19,14 @@ DESIGN.md §2 "The plan" for the format; a short example:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from html import escape
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .refs import Ref, Template, iter_refs, parse_string
+from .svg import plan_svg
 
 __all__ = ["CONDITION_OPS", "Condition", "Plan", "Step"]
 
@@ -154,3 +157,17 @@ class Plan(BaseModel):
 
     def dumps(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_json(), indent=indent, ensure_ascii=False)
+
+    def to_svg(self, statuses: Mapping[str, str] | None = None) -> str:
+        """The plan's graph as an SVG picture (:mod:`tooldag.plan.svg`, as the web viewer draws
+        it), boxes coloured by ``statuses`` (step id -> status word) when given."""
+        return plan_svg(self, statuses)
+
+    def _repr_svg_(self) -> str:
+        """How a plan shows in Jupyter, VS Code and on GitHub: its graph, drawn inline (no
+        script, no network)."""
+        return self.to_svg()
+
+    def _repr_html_(self) -> str:
+        goal = f"<p><b>{escape(self.goal)}</b></p>" if self.goal else ""
+        return f'<div class="tooldag-plan">{goal}{self.to_svg()}</div>'

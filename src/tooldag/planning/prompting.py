@@ -18,8 +18,10 @@ so that an output cannot pose as instructions.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -28,15 +30,18 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..issues import Issue
-from ..plan.model import Plan
+from ..plan.model import Plan, Step
 from ..registry.registry import Tool, ToolRegistry
+from ..registry.schemas import inline_refs, json_types, value_checker
 from ..result import RunResult, StepStatus
-from .plan_schema import planner_tools
+from ..validate.validator import validate
+from .plan_schema import GRAMMAR_BOUND, planner_tools
 
 __all__ = [
     "OUTPUT_BUDGET",
     "TOTAL_OUTPUT_BUDGET",
     "delimit",
+    "example_plan",
     "format_value",
     "render",
     "repair_prompt",
@@ -55,6 +60,9 @@ TOTAL_OUTPUT_BUDGET = 8000
 
 _DESCRIPTION_CHARS = 160
 _ARG_DESCRIPTION_CHARS = 70
+# A tool's description line: notes on optional arguments (their defaults are in the signature)
+# are left out past this, so a catalogue of a few tools fits a small model's 2,048 tokens.
+_DETAIL_CHARS = 320
 _ENUM_SHOWN = 8
 _FIELDS_SHOWN = 24
 
@@ -161,6 +169,15 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
+def _sentences(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` at a sentence's end if one is not too early, else at a word."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    end = text.rfind(". ", 0, limit)
+    return text[: end + 1] if end >= limit // 2 else _short(text, limit)
+
+
 def _first_paragraph(text: str) -> str:
     return text.strip().split("\n\n", 1)[0]
 
@@ -241,11 +258,19 @@ def tool_line(t: Tool) -> str:
     signature = ", ".join(text for text, _ in args)
     output = type_text(t.output_schema) if t.output_schema else "any"
     lines = [f"- {t.name}({signature}) -> {output}"]
-    description = _short(_first_paragraph(t.description), _DESCRIPTION_CHARS)
-    notes = [f"{text.split(':', 1)[0].rstrip('?')}: {doc}" for text, doc in args if doc]
-    detail = " ".join([description, *(f"{n}." if not n.endswith(".") else n for n in notes)])
-    if detail.strip():
-        lines.append("  " + detail.strip())
+    parts = [_sentences(_first_paragraph(t.description), _DESCRIPTION_CHARS)]
+    size, full = len(parts[0]), False
+    for (_, doc), name in zip(args, props, strict=True):
+        if not doc:
+            continue
+        note = f"{name}: {doc}" if doc.endswith(".") else f"{name}: {doc}."
+        full = full or size + len(note) >= _DETAIL_CHARS  # then no more optional notes
+        if name in required or not full:
+            parts.append(note)
+            size += len(note) + 1
+    detail = " ".join(parts).strip()
+    if detail:
+        lines.append("  " + detail)
     return "\n".join(lines)
 
 
@@ -254,14 +279,256 @@ def tool_catalogue(registry: ToolRegistry | Iterable[Tool]) -> str:
     return "\n".join(tool_line(t) for t in registry)
 
 
+# ---------------------------------------------------------------------------- the example
+
+# A few-shot example teaches the format, and small models copy it: one with a tool that is not
+# in the catalogue was copied into 10 of 19 replies of a 0.5B model. So the example is built from
+# the catalogue itself: real tools, their real argument names, a reference to a field their
+# output really has, and it must pass the validator.
+
+_NOTHING = object()
+_EXAMPLE_TOOLS = 24  # tools looked at for the example (the pair search is quadratic)
+_EG = re.compile(r"e\.g\.\s*")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_FILL_DEPTH = 3
+_CHECKED_TEXT = ("pattern", "format", "enum", "const")
+
+
+def _hinted_values(texts: Sequence[str]) -> list[Any]:
+    """Values a description shows: JSON after ``e.g.``, then any double-quoted string."""
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    for text in texts:
+        for match in _EG.finditer(text):
+            with contextlib.suppress(ValueError):
+                found.append(decoder.raw_decode(text, match.end())[0])
+    for text in texts:
+        for quoted in _QUOTED.findall(text):
+            with contextlib.suppress(ValueError):
+                found.append(json.loads(quoted))
+    return found
+
+
+def _made_up(name: str, schema: Any, depth: int = 0) -> Any:
+    """A value of ``schema``'s type, or ``_NOTHING`` if none is easy to make."""
+    if not isinstance(schema, Mapping) or depth > _FILL_DEPTH:
+        return _NOTHING
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for option in schema.get("anyOf") or schema.get("oneOf") or ():
+        value = _made_up(name, option, depth)
+        if value is not _NOTHING:
+            return value
+    types = json_types(dict(schema)) or {"string"}
+    if "string" in types:
+        return f"<{name}>"
+    for kind in ("integer", "number"):
+        if kind in types:
+            low = schema.get("minimum", 1)
+            high = schema.get("maximum", low if low > 1 else 1)
+            return max(low, min(high, 1))
+    if "boolean" in types:
+        return True
+    if "array" in types:
+        item = _made_up(name, schema.get("items", {"type": "string"}), depth + 1)
+        count = max(1, int(schema.get("minItems", 1)))
+        return _NOTHING if item is _NOTHING or count > GRAMMAR_BOUND else [item] * count
+    if "object" in types:
+        props = schema.get("properties") or {}
+        out = {k: _made_up(k, props.get(k), depth + 1) for k in schema.get("required", [])}
+        return _NOTHING if _NOTHING in out.values() else out
+    return None if "null" in types else _NOTHING
+
+
+def _literal(t: Tool, name: str, schema: Mapping[str, Any]) -> Any:
+    """A literal for argument ``name`` of ``t`` that fits its schema: an example the schema or a
+    description gives, else one made up from the type; ``_NOTHING`` if none fits."""
+    fits = value_checker(dict(schema), t.parameters.get("$defs"))
+    texts = [str(schema.get("description") or "")]
+    if len(t.required) == 1:
+        texts.append(t.description)  # "Evaluate an expression, e.g. "2 * 3"": about this argument
+    candidates = [*(schema.get("examples") or ()), *_hinted_values(texts)]
+    candidates.append(_made_up(name, schema))
+    for value in candidates:
+        if value is _NOTHING or (isinstance(value, str) and "$" in value):
+            continue
+        if fits(value) is None:
+            return value
+    return _NOTHING
+
+
+def _literal_args(t: Tool, skip: str | None = None) -> dict[str, Any] | None:
+    """Literals for every required argument of ``t`` but ``skip``; None if one cannot be made."""
+    props = inline_refs(t.parameters).get("properties") or {}
+    args: dict[str, Any] = {}
+    order = [n for n in props if n in t.required] + sorted(t.required - set(props))
+    for name in order:
+        if name == skip:
+            continue
+        value = _literal(t, name, props.get(name) or {})
+        if value is _NOTHING:
+            return None
+        args[name] = value
+    return args
+
+
+def _output_fields(t: Tool) -> list[tuple[str, set[str] | None]]:
+    """Paths into ``t``'s output a reference can read, with their JSON types: the top-level
+    fields, and the fields of the first item of a list of objects (``results.0.title``)."""
+    schema = inline_refs(t.output_schema) if t.output_schema else {}
+    props = schema.get("properties")
+    if not isinstance(props, Mapping):
+        return []
+    fields: list[tuple[str, set[str] | None]] = []
+    for name, sub in props.items():
+        if not isinstance(sub, Mapping) or not name.isidentifier():
+            continue
+        fields.append((name, json_types(dict(sub))))
+        items = sub.get("items")
+        if isinstance(items, Mapping) and isinstance(items.get("properties"), Mapping):
+            for inner, deeper in items["properties"].items():
+                if isinstance(deeper, Mapping) and inner.isidentifier():
+                    fields.append((f"{name}.0.{inner}", json_types(dict(deeper))))
+    return fields
+
+
+def _fits(produced: set[str] | None, accepted: set[str] | None) -> bool:
+    # Exact types only (an integer into a number at most): the example must need no coercion.
+    if not produced or not accepted:
+        return False
+    return all(p in accepted or (p == "integer" and "number" in accepted) for p in produced)
+
+
+def _link_score(
+    path: str, produced: set[str] | None, arg: str, accepted: set[str] | None, hinted: bool
+) -> int:
+    """How natural feeding output ``path`` into argument ``arg`` looks; -1 if the types differ.
+    The same name first (``entries.0.path`` into ``path``), then typed values, then text into an
+    argument of free text (one whose description shows no example value, unlike a file name)."""
+    if not _fits(produced, accepted):
+        return -1
+    last = path.rsplit(".", 1)[-1]
+    alike = len(last) > 2 and len(arg) > 2 and (last in arg or arg in last)  # file_path <- path
+    return 4 * (last == arg) + alike + 2 * (produced != {"string"}) + (not hinted)
+
+
+def _shows_example(schema: Mapping[str, Any]) -> bool:
+    text = str(schema.get("description") or "")
+    return bool(schema.get("examples")) or "e.g." in text or '"' in text
+
+
+def _step_id(tool_name: str, taken: set[str]) -> str:
+    base = re.sub(r"\W", "_", tool_name).lstrip("0123456789_") or "step"
+    step_id, n = base, 1
+    while step_id in taken:
+        n += 1
+        step_id = f"{base}_{n}"
+    taken.add(step_id)
+    return step_id
+
+
+def _answer_path(t: Tool) -> str:
+    """What the example's answer reads from ``t``: a field of text or a number that is not just
+    an argument echoed back (``read_file.content``, not ``read_file.path``), else all of it."""
+    fields = [(p, types) for p, types in _output_fields(t) if "." not in p and types]
+    fields.sort(key=lambda f: f[0] in t.properties)  # stable: echoes last, order kept
+    for path, types in fields:
+        if types and types <= {"string", "integer", "number"}:
+            return path
+    return ""
+
+
+def _example_candidates(tools: Sequence[Tool]) -> Iterator[list[Step]]:
+    """Example steps, best first: a pair where the second step reads a field of the first, then
+    single steps."""
+    fillable = {t.name: args for t in tools if (args := _literal_args(t)) is not None}
+    # Per tool: the required arguments a reference can fill (no pattern or enum the output
+    # would have to match at run time), with their types and whether they show an example value.
+    inputs: dict[str, list[tuple[str, set[str] | None, bool]]] = {}
+    for t in tools:
+        props = inline_refs(t.parameters).get("properties") or {}
+        inputs[t.name] = [
+            (arg, json_types(dict(sub)), _shows_example(sub))
+            for arg, sub in props.items()
+            if arg in t.required
+            and isinstance(sub, Mapping)
+            and not any(key in sub for key in _CHECKED_TEXT)
+        ]
+    ranked: list[tuple[int, int, int, int, str, str, Tool, Tool]] = []
+    for i, first in enumerate(tools):
+        if first.name not in fillable:
+            continue
+        fields = _output_fields(first)
+        for j, second in enumerate(tools):
+            if second is first or json_types(second.output_schema) == {"null"}:
+                continue  # a step that returns nothing gives the answer nothing to show
+            for k, (arg, accepted, hinted) in enumerate(inputs[second.name]):
+                for path, produced in fields:
+                    score = _link_score(path, produced, arg, accepted, hinted)
+                    if score >= 0:
+                        ranked.append((-score, i, j, k, arg, path, first, second))
+    ranked.sort(key=lambda r: r[:4])  # stable: a field's own order breaks the last ties
+    for *_, arg, path, first, second in ranked[:8]:
+        rest = _literal_args(second, skip=arg)
+        if rest is None:
+            continue
+        taken: set[str] = set()
+        a, b = _step_id(first.name, taken), _step_id(second.name, taken)
+        args = {**rest, arg: f"${a}.{path}"}
+        ordered = {k: args[k] for k in (second.properties or args) if k in args}
+        yield [
+            Step(id=a, tool=first.name, args=fillable[first.name]),
+            Step(id=b, tool=second.name, args=ordered),
+        ]
+    for t in tools:
+        if t.name in fillable:
+            yield [Step(id=_step_id(t.name, set()), tool=t.name, args=fillable[t.name])]
+
+
+def example_plan(registry: ToolRegistry | Iterable[Tool]) -> Plan | None:
+    """A small valid plan over ``registry``'s own tools, for the system prompt's example.
+
+    Read-only tools are preferred (an example should not teach sending mail); the plan is the
+    first candidate the validator accepts without a single issue. Its ``goal`` is empty and its
+    ``answer`` only the reference, for the template to word. None when no tool can be shown.
+    """
+    tools = planner_tools(registry)
+    checked = ToolRegistry(tools)
+    safe = [t for t in tools if not t.side_effects]
+    pools = [safe[:_EXAMPLE_TOOLS]] if safe else []
+    if len(safe) < len(tools):
+        pools.append(tools[:_EXAMPLE_TOOLS])
+    for pool in pools:
+        for steps in _example_candidates(pool):
+            last = steps[-1]
+            path = _answer_path(checked.get(last.tool))
+            answer = f"${{{last.id}.{path}}}" if path else f"${{{last.id}}}"
+            plan = Plan(goal="", steps=steps, answer=answer)
+            if not validate(plan, checked):
+                return plan
+    return None
+
+
 # ---------------------------------------------------------------------------- prompts
 
 
 def system_prompt(registry: ToolRegistry) -> str:
     """The planner's system prompt: catalogue (without compensation-only tools), plan format,
-    reference rules, an example."""
+    reference rules, and an example over these very tools (:func:`example_plan`)."""
     tools = planner_tools(registry)
-    return render("system.j2", catalogue=tool_catalogue(tools), tool_count=len(tools))
+    example = example_plan(tools)
+    shown = None
+    if example is not None:
+        shown = {
+            "tools": list(dict.fromkeys(s.tool for s in example.steps)),
+            "steps": [_dumps(s.to_json()) for s in example.steps],
+            "answer_ref": example.answer,
+        }
+    return render(
+        "system.j2", catalogue=tool_catalogue(tools), tool_count=len(tools), example=shown
+    )
 
 
 def _context_blocks(context: Any, budget: _Budget) -> list[str]:
@@ -288,10 +555,39 @@ def user_prompt(
     return render("user.j2", goal=goal, context_blocks=_context_blocks(context, budget))
 
 
-def repair_prompt(issues: Sequence[Issue]) -> str:
-    """Ask again, listing what was wrong with the last reply."""
-    items = [{"text": str(issue), "path": issue.path, "code": issue.code} for issue in issues[:20]]
-    return render("repair.j2", issues=items, more=max(0, len(issues) - 20))
+_ISSUES_SHOWN = 20
+_EARLIER_ISSUES_SHOWN = 4
+
+
+def repair_prompt(
+    issues: Sequence[Issue],
+    *,
+    earlier: Sequence[tuple[int, Sequence[Issue]]] = (),
+    repeats: int | None = None,
+) -> str:
+    """Ask again, listing what was wrong with the last reply.
+
+    ``earlier`` are ``(attempt number, issues)`` of attempts before it, shown as their issues
+    only (a few each), so the model does not trade one mistake back for another; ``repeats`` the
+    number of an earlier attempt that the last reply is identical to.
+    """
+    items = [{"text": str(issue), "path": issue.path, "code": issue.code} for issue in issues]
+    before = [
+        {
+            "number": number,
+            "issues": [str(issue) for issue in found[:_EARLIER_ISSUES_SHOWN]],
+            "more": max(0, len(found) - _EARLIER_ISSUES_SHOWN),
+        }
+        for number, found in earlier
+        if found
+    ]
+    return render(
+        "repair.j2",
+        issues=items[:_ISSUES_SHOWN],
+        more=max(0, len(items) - _ISSUES_SHOWN),
+        earlier=before,
+        repeats=repeats,
+    )
 
 
 def _error_text(record: Any) -> str:

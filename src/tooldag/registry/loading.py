@@ -6,7 +6,10 @@ A SPEC is one of:
 - a Python file (``path/to/tools.py``) or module (``pkg.mod``): every :class:`Tool` at its top level
   (``@tool`` functions) and every tool of a :class:`ToolRegistry` at its top level is registered;
   a module may instead list its tools in ``TOOLS``;
-- a JSON file of schema-only tools (see :meth:`ToolRegistry.load_json`).
+- a JSON file of schema-only tools (see :meth:`ToolRegistry.load_json`);
+- a kind of SPEC that a package above this floor plugs in with :func:`add_tool_source`: the MCP
+  client (:mod:`tooldag.mcp`) adds ``mcp:...`` specs and MCP host config files that way, so that
+  this module, which every tool source shares, knows nothing of MCP.
 """
 
 from __future__ import annotations
@@ -15,18 +18,39 @@ import importlib
 import importlib.util
 import pkgutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 
 from ..errors import ConfigError, TooldagError
 from .registry import Tool, ToolRegistry
 
-__all__ = ["USER_MODULE_PREFIX", "builtin_packs", "load_registry", "load_tools", "tools_of_module"]
+__all__ = [
+    "ToolSource",
+    "USER_MODULE_PREFIX",
+    "add_tool_source",
+    "builtin_packs",
+    "load_registry",
+    "load_tools",
+    "tools_of_module",
+]
 
 USER_MODULE_PREFIX = "tooldag_user_tools_"
 """How the module of a ``--tools path.py`` file is named: a name nothing else can import (a step
 runner on other machines sends such a module's code by value)."""
+
+ToolSource = Callable[[str], "list[Tool] | None"]
+"""A plugged-in kind of SPEC: the tools a SPEC names, or ``None`` when it is not of its kind."""
+
+_SOURCES: list[ToolSource] = []
+
+
+def add_tool_source(source: ToolSource) -> None:
+    """Let ``source`` claim SPECs before the built-in kinds are tried (once per source).
+
+    A ``TooldagError`` it raises is the spec's error, as for the built-in kinds."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 def builtin_packs() -> list[str]:
@@ -86,6 +110,12 @@ def load_tools(spec: str) -> list[Tool]:
 
 
 def _load_tools(spec: str) -> list[Tool]:
+    for source in _SOURCES:
+        claimed = source(spec)
+        if claimed is not None:
+            if not claimed:
+                raise ConfigError(f"--tools {spec}: it offers no tools")
+            return claimed
     path = Path(spec)
     if spec.endswith(".json"):
         if not path.is_file():

@@ -181,6 +181,7 @@ def tool(
     reads_private: bool = ...,
     egress: bool | Iterable[str] = ...,
     untrusted_output: bool = ...,
+    metadata: dict[str, Any] = ...,
     runner: str | None = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 

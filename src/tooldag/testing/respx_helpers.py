@@ -36,14 +36,21 @@ def mock_openai(
     reject_modes: Iterable[str] = (),
     base_url: str = OPENAI_BASE_URL,
     model: str = "fake-model",
+    dialect: str | None = None,
 ) -> ScriptedLLM:
-    """Route ``POST {base_url}/chat/completions`` of ``router`` to a :class:`ScriptedLLM`.
+    """Route ``POST {base_url}/chat/completions`` of ``router`` to a :class:`ScriptedLLM` (and
+    ``GET {base_url}/models`` to its model list, which the client checks on first contact).
 
     Returns the script: ``.requests`` are the request bodies received, ``.add(...)`` scripts
     more. A ``Disconnect`` item raises ``httpx.ConnectError``, a ``Stall`` ``httpx.ReadTimeout``.
     """
     script = ScriptedLLM(
-        replies, rules=rules, default=default, reject_modes=reject_modes, model=model
+        replies,
+        rules=rules,
+        default=default,
+        reject_modes=reject_modes,
+        model=model,
+        dialect=dialect,
     )
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -59,4 +66,7 @@ def mock_openai(
         return httpx.Response(response.status, headers=response.headers, content=response.body)
 
     router.post(f"{base_url.rstrip('/')}/chat/completions").mock(side_effect=handle)
+    router.get(f"{base_url.rstrip('/')}/models").mock(
+        side_effect=lambda request: httpx.Response(200, json=script.models())
+    )
     return script

@@ -8,6 +8,12 @@ the request body and returns an item. Scripted items are played in order, one pe
 they run out, the first :class:`Rule` whose text occurs in the last user message answers, then
 ``default``. ``reject_modes`` makes every request with that ``response_format`` type fail with
 400, as an endpoint without structured-output support does.
+
+``dialect`` makes the script behave as one real server does (:data:`DIALECTS`): which ways of
+asking for JSON it accepts and how it refuses the others (llama-cpp-python's HTTP 500 naming
+``response_format``), how it words a prompt too long for its context window, what its
+``/v1/models`` lists, and its own routes (llama-server's ``/props`` and ``/tokenize``, vLLM's
+``/tokenize``, Ollama's ``/api/show``). ``stall`` makes every completion hang that many seconds.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 __all__ = [
+    "DIALECTS",
+    "Dialect",
     "Disconnect",
     "ErrorReply",
     "FakeResponse",
@@ -65,11 +73,115 @@ class ErrorReply:
     code: str | None = None
     retry_after: float | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    kind: str | None = None
+    """The error's ``type`` (default ``server_error`` for 5xx, else ``invalid_request_error``)."""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """More fields of the error object (llama-server adds ``n_prompt_tokens`` and ``n_ctx``)."""
 
     def body(self) -> dict[str, Any]:
-        kind = "server_error" if self.status >= 500 else "invalid_request_error"
+        kind = self.kind or ("server_error" if self.status >= 500 else "invalid_request_error")
         message = self.message or f"scripted error {self.status}"
-        return {"error": {"message": message, "type": kind, "param": None, "code": self.code}}
+        error = {"message": message, "type": kind, "param": None, "code": self.code}
+        return {"error": {**error, **self.fields}}
+
+
+# The ways a request asks for JSON, as :func:`request_mode` names them.
+_WIRE_MODES = (
+    "json_schema",
+    "json_object_schema",
+    "json_object",
+    "structured_outputs",
+    "guided_json",
+)
+_EXTENSIONS = ("structured_outputs", "guided_json", "format")
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one real OpenAI-compatible server treats structured-output requests."""
+
+    name: str
+    accepts: frozenset[str]
+    """The request modes it honours (:func:`request_mode`'s names)."""
+    refusal: str
+    """How it refuses another mode: ``400`` (an OpenAI-style error), ``pydantic-500``
+    (llama-cpp-python's validation error as HTTP 500) or ``ignore`` (it answers anyway)."""
+    unknown_fields: str = "ignore"
+    """``reject`` (400, as OpenAI does) or ``ignore`` extension fields it does not know."""
+    context_style: str = "openai"
+    """How it words a prompt too long: ``openai``, ``llama-server`` or ``truncate`` (Ollama)."""
+    context_window: int | None = None
+    """Its default context window (None: not emulated)."""
+    owned_by: str = "system"
+
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d
+    for d in (
+        Dialect("openai", frozenset({"json_schema", "json_object"}), "400", "reject"),
+        Dialect("azure", frozenset({"json_schema", "json_object"}), "400", "reject"),
+        Dialect(
+            "vllm",
+            frozenset(_WIRE_MODES),
+            "400",
+            context_window=8192,
+            owned_by="vllm",
+        ),
+        Dialect(
+            "llama-server",
+            frozenset({"json_schema", "json_object_schema", "json_object"}),
+            "400",
+            context_style="llama-server",
+            context_window=4096,
+            owned_by="llamacpp",
+        ),
+        Dialect(
+            "llama-cpp-python",
+            frozenset({"json_object_schema", "json_object"}),
+            "pydantic-500",
+            context_window=2048,
+            owned_by="me",
+        ),
+        Dialect(
+            "ollama",
+            frozenset({"json_schema", "json_object"}),
+            "ignore",
+            context_style="truncate",
+            context_window=4096,
+            owned_by="library",
+        ),
+        Dialect("none", frozenset(), "400"),
+    )
+}
+
+
+def request_mode(body: Mapping[str, Any]) -> str:
+    """How a request body asks for JSON: ``json_schema``, ``json_object_schema`` (a
+    ``json_object`` response_format with a ``schema``), ``json_object``, ``structured_outputs``
+    or ``guided_json`` (vLLM's fields), ``format`` (Ollama's native field), or ``text``."""
+    fmt = body.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
+    if kind == "json_object" and isinstance(fmt, Mapping) and "schema" in fmt:
+        return "json_object_schema"
+    if kind in ("json_schema", "json_object"):
+        return str(kind)
+    for name in _EXTENSIONS:
+        if name in body:
+            return name
+    return "text" if kind in (None, "text") else str(kind)
+
+
+def _pydantic_500(kind: str) -> ErrorReply:
+    # What llama-cpp-python's server sends for a response_format type it does not know: FastAPI's
+    # validation error, turned into a 500 by its route error handler.
+    error = {
+        "type": "literal_error",
+        "loc": ("body", "response_format", "type"),
+        "msg": "Input should be 'text' or 'json_object'",
+        "input": kind,
+        "ctx": {"expected": "'text' or 'json_object'"},
+    }
+    return ErrorReply(500, str([error]), kind="internal_server_error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +261,18 @@ class ScriptedLLM:
         reject_modes: Iterable[str] = (),
         model: str = "fake-model",
         chunk_size: int = 16,
+        dialect: str | Dialect | None = None,
+        context_window: int | None = None,
+        stall: float | None = None,
     ) -> None:
+        if isinstance(dialect, str):
+            if dialect not in DIALECTS:
+                raise ValueError(f"unknown dialect {dialect!r}: one of {', '.join(DIALECTS)}")
+            dialect = DIALECTS[dialect]
+        self.dialect: Dialect | None = dialect
+        self.context_window = context_window or (dialect.context_window if dialect else None)
+        """The context window emulated (a prompt beyond it gets the dialect's error)."""
+        self.stall = stall
         self._queue: deque[ScriptItem] = deque(replies)
         if isinstance(rules, Mapping):
             rules = [Rule(text, reply) for text, reply in rules.items()]
@@ -194,6 +317,11 @@ class ScriptedLLM:
                         code="unsupported_response_format",
                     )
                 )
+            refusal = self._refusal(body)
+            if refusal is not None:
+                return _error(refusal)
+            if self.stall is not None:
+                return FakeResponse(0, {}, b"", fault=Stall(self.stall))
             item = self._next_item(body)
         while callable(item) and not isinstance(
             item, type | Reply | ErrorReply | Disconnect | Stall
@@ -214,6 +342,111 @@ class ScriptedLLM:
             return FakeResponse(0, {}, b"", fault=item)
         reply = item if isinstance(item, Reply) else Reply(item)
         return self._completion(body, reply)
+
+    def _refusal(self, body: Mapping[str, Any]) -> ErrorReply | None:
+        """The dialect's answer to a request it does not take, or to a prompt too long."""
+        dialect = self.dialect
+        if dialect is None:
+            return None
+        if dialect.unknown_fields == "reject":
+            for name in _EXTENSIONS:
+                if name in body:
+                    return ErrorReply(400, f"Unrecognized request argument supplied: {name}")
+            fmt = body.get("response_format")
+            if isinstance(fmt, Mapping) and "schema" in fmt:
+                return ErrorReply(400, "Unrecognized request argument supplied: schema")
+        mode = request_mode(body)
+        known = mode in dialect.accepts or mode in ("text", "format")
+        if not known and mode in _WIRE_MODES and dialect.refusal != "ignore":
+            fmt = body.get("response_format")
+            wire = fmt.get("type") if isinstance(fmt, Mapping) else mode
+            if dialect.refusal == "pydantic-500" and isinstance(fmt, Mapping):
+                return _pydantic_500(str(wire))
+            if isinstance(fmt, Mapping) or dialect.unknown_fields == "reject":
+                return ErrorReply(
+                    400,
+                    f"response_format {wire} is not supported by this server",
+                    code="unsupported_response_format",
+                )
+        return self._overflow(body)
+
+    def prompt_tokens(self, body: Mapping[str, Any]) -> int:
+        """The emulated token count of a request's messages (characters / 4)."""
+        return _tokens(
+            "".join(
+                _content_text(m.get("content"))
+                for m in body.get("messages") or []
+                if isinstance(m, Mapping)
+            )
+        )
+
+    def _overflow(self, body: Mapping[str, Any]) -> ErrorReply | None:
+        window = self.context_window
+        style = self.dialect.context_style if self.dialect else "openai"
+        if window is None or style == "truncate":
+            return None
+        prompt = self.prompt_tokens(body)
+        wanted = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        if style == "llama-server":
+            if prompt <= window:
+                return None
+            return ErrorReply(
+                400,
+                f"request ({prompt} tokens) exceeds the available context size ({window} "
+                "tokens), try increasing it",
+                kind="exceed_context_size_error",
+                fields={"code": 400, "n_prompt_tokens": prompt, "n_ctx": window},
+            )
+        if prompt + int(wanted) <= window:
+            return None
+        return ErrorReply(
+            400,
+            f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt + int(wanted)} tokens ({prompt} in the messages, {wanted} in the "
+            "completion). Please reduce the length of the messages or completion.",
+            code="context_length_exceeded",
+        )
+
+    def models(self) -> dict[str, Any]:
+        """The ``/v1/models`` list, as the dialect's server words it."""
+        entry: dict[str, Any] = {"id": self.model, "object": "model", "created": _CREATED}
+        entry["owned_by"] = self.dialect.owned_by if self.dialect else "system"
+        if self.dialect is not None and self.dialect.name == "vllm" and self.context_window:
+            entry["max_model_len"] = self.context_window
+        return {"object": "list", "data": [entry]}
+
+    def route(self, method: str, path: str, body: Mapping[str, Any]) -> FakeResponse | None:
+        """A server-specific route of the dialect (None: no such route here)."""
+        name = self.dialect.name if self.dialect else None
+        window = self.context_window
+        if name == "llama-server" and (method, path) == ("GET", "/props"):
+            settings = {"n_ctx": window, "temperature": 0.8}
+            return _json_response(
+                {
+                    "default_generation_settings": settings,
+                    "total_slots": 1,
+                    "model_path": f"/models/{self.model}.gguf",
+                }
+            )
+        if name in ("llama-server", "vllm") and (method, path) == ("POST", "/tokenize"):
+            text = body.get("content") or body.get("prompt") or ""
+            if not text and isinstance(body.get("messages"), list):
+                text = "".join(_content_text(m.get("content")) for m in body["messages"])
+            tokens = list(range(_tokens(str(text))))
+            if name == "vllm":
+                return _json_response(
+                    {"count": len(tokens), "max_model_len": window, "tokens": tokens}
+                )
+            return _json_response({"tokens": tokens})
+        if name == "ollama" and (method, path) == ("POST", "/api/show"):
+            if body.get("model") not in (self.model, f"{self.model}:latest"):
+                return _error(ErrorReply(404, f"model '{body.get('model')}' not found"))
+            info = {"general.architecture": "llama", "llama.context_length": 131072}
+            parameters = f"num_ctx {window}" if window else ""
+            return _json_response({"model_info": info, "parameters": parameters})
+        if name == "ollama" and (method, path) == ("GET", "/api/version"):
+            return _json_response({"version": "0.5.7"})
+        return None
 
     def _next_item(self, body: Mapping[str, Any]) -> Any:
         if self._queue:
@@ -298,6 +531,10 @@ class ScriptedLLM:
         events.append(b"data: [DONE]\n\n")
         headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
         return FakeResponse(200, headers, b"".join(events))
+
+
+def _json_response(data: Any) -> FakeResponse:
+    return FakeResponse(200, {"content-type": "application/json"}, json.dumps(data).encode())
 
 
 def _error(item: ErrorReply) -> FakeResponse:

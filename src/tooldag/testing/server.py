@@ -7,7 +7,9 @@ usage), scripted replies and error statuses, every request recorded.
 ...     llm = server.client()   # an LLMClient pointed at it
 
 Run it on its own with ``python -m tooldag.testing --rules rules.json`` (a JSON object of
-goal substring -> reply); it prints its base URL and serves until interrupted.
+goal substring -> reply); it prints its base URL and serves until interrupted. ``--dialect
+llama-cpp-python`` (or ``openai``, ``azure``, ``vllm``, ``llama-server``, ``ollama``, ``none``)
+makes it behave as that server does; ``--stall 30`` makes every completion hang 30 s.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .script import FakeResponse, Rule, ScriptedLLM, ScriptItem, Stall
+from .script import DIALECTS, FakeResponse, Rule, ScriptedLLM, ScriptItem, Stall
 
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
@@ -61,22 +63,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(FakeResponse(status, {"content-type": "application/json"}, body))
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") in ("/v1/models", "/models"):
-            model = self.server.script.model
-            self._json(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path in ("/v1/models", "/models"):
+            self._json(200, self.server.script.models())
+            return
+        routed = self.server.script.route("GET", path, {})
+        if routed is not None:
+            self._send(routed)
         else:
             self._json(404, {"error": {"message": f"no route {self.path}", "code": None}})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length)
-        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-            self._json(404, {"error": {"message": f"no route {self.path}", "code": None}})
-            return
         try:
             body = json.loads(raw or b"{}")
         except json.JSONDecodeError:
             self._json(HTTPStatus.BAD_REQUEST, {"error": {"message": "body is not JSON"}})
+            return
+        path = self.path.rstrip("/")
+        if path not in ("/v1/chat/completions", "/chat/completions"):
+            routed = self.server.script.route("POST", path, body if isinstance(body, dict) else {})
+            if routed is not None:
+                self._send(routed)
+            else:
+                self._json(404, {"error": {"message": f"no route {self.path}", "code": None}})
             return
         self.server.headers_seen.append({k.lower(): v for k, v in self.headers.items()})
         self._send(self.server.script.respond(body))
@@ -111,6 +122,9 @@ class FakeLLMServer(ScriptedLLM):
         model: str = "fake-model",
         chunk_size: int = 16,
         port: int = 0,
+        dialect: str | None = None,
+        context_window: int | None = None,
+        stall: float | None = None,
     ) -> None:
         super().__init__(
             replies,
@@ -119,6 +133,9 @@ class FakeLLMServer(ScriptedLLM):
             reject_modes=reject_modes,
             model=model,
             chunk_size=chunk_size,
+            dialect=dialect,
+            context_window=context_window,
+            stall=stall,
         )
         self._port = port
         self._server: _Server | None = None
@@ -195,16 +212,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default", help="JSON file: the reply when no rule matches")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--model", default="fake-model")
+    parser.add_argument(
+        "--dialect", choices=sorted(DIALECTS), help="behave as this server does (default: none)"
+    )
+    parser.add_argument(
+        "--context-window", type=int, metavar="TOKENS", help="emulate this context window"
+    )
+    parser.add_argument(
+        "--stall", type=float, metavar="SECONDS", help="hold every completion this long unanswered"
+    )
     args = parser.parse_args(argv)
     rules: dict[str, Any] = {}
-    default: Any = None
+    # With nothing scripted, answer every request (a probe such as `tooldag doctor`'s) alike.
+    default: Any = None if args.rules else {"ok": True}
     if args.rules:
         with open(args.rules, encoding="utf-8") as fh:
             rules = json.load(fh)
     if args.default:
         with open(args.default, encoding="utf-8") as fh:
             default = json.load(fh)
-    server = FakeLLMServer(rules=rules, default=default, model=args.model, port=args.port)
+    server = FakeLLMServer(
+        rules=rules,
+        default=default,
+        model=args.model,
+        port=args.port,
+        dialect=args.dialect,
+        context_window=args.context_window,
+        stall=args.stall,
+    )
     with server:
         print(server.base_url, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

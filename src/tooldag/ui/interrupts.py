@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from rich.console import Console
 from rich.text import Text
 
+from .._terminal import printable
+
 __all__ = ["CtrlC", "cancellable"]
 
 T = TypeVar("T")
@@ -94,7 +96,7 @@ class CtrlC:
     def _cancel_done(self, task: asyncio.Future[Any]) -> None:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            message = f"could not cancel: {task.exception()}"
+            message = printable(f"could not cancel: {task.exception()}")
             self.console.print(Text(message, style="red"), soft_wrap=True)
 
 

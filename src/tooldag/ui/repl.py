@@ -9,6 +9,11 @@ Ctrl-C while something runs cancels it and the REPL goes on: running steps are c
 every side-effecting step that succeeded is compensated, last finished first. At the prompt,
 Ctrl-C clears the line and Ctrl-D leaves.
 
+Approval (:mod:`tooldag.ui.approval`) is asked step by step as the run comes to each step, with
+its arguments resolved; the live view pauses while a question is on the screen. The data-flow
+``policy`` (``ask``, ``strict``, ``off``; :mod:`tooldag.execution.policy`) applies to goals,
+``/run`` and ``/resume`` alike.
+
 >>> chat = Chat(console, registry, llm, store=RunStore())   # doctest: +SKIP
 >>> asyncio.run(chat.repl())                                # doctest: +SKIP
 """
@@ -25,7 +30,7 @@ import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -38,11 +43,13 @@ from rich.console import Console
 from rich.text import Text
 
 from .._files import private_file
+from .._terminal import printable
 from ..agent import Session
 from ..durable.runner import DurableExecutor
 from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
+from ..execution.policy import Policy, PolicyGate
 from ..execution.runners import StepRunner
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
@@ -69,6 +76,9 @@ from .views import (
     usage_text,
 )
 
+if TYPE_CHECKING:
+    from ..web.server import ViewerServer
+
 __all__ = ["COMMANDS", "Chat", "default_history_path"]
 
 COMMANDS: dict[str, str] = {
@@ -81,6 +91,7 @@ COMMANDS: dict[str, str] = {
     "/show [ID]": "a stored run: plan, steps, timeline (default: the last run)",
     "/resume [ID]": "continue a failed, paused or interrupted run",
     "/graph [ID]": "a run as a Mermaid diagram coloured by status",
+    "/ui [ID]": "a run (default: the last) in the web viewer, live in your browser",
     "/model [NAME]": "show or switch the LLM model",
     "/usage": "LLM tokens spent in this session",
     "/clear": "forget earlier goals (follow-ups start fresh) and clear the screen",
@@ -125,7 +136,9 @@ class Chat:
     ``console`` shows plans, questions and progress; ``out`` (default: ``console``) the results.
     ``store`` journals every run (``/runs``, ``/show``, ``/resume``) and is the ledger that
     undoes a run cancelled while the LLM replans. ``approve`` is an
-    :class:`ApprovalMode`. ``input``/``output`` are prompt_toolkit's (tests pass a pipe).
+    :class:`ApprovalMode`, ``policy`` the data-flow :class:`Policy`; ``interactive`` false
+    means there is no one to answer questions (``tooldag run`` off a terminal): what would need
+    one is refused. ``input``/``output`` are prompt_toolkit's (tests pass a pipe).
     """
 
     def __init__(
@@ -136,6 +149,8 @@ class Chat:
         *,
         store: RunStore | None = None,
         approve: ApprovalMode | str = ApprovalMode.SIDE_EFFECTS,
+        policy: Policy | str = Policy.ASK,
+        interactive: bool = True,
         max_replans: int = 2,
         out: Console | None = None,
         history: History | None = None,
@@ -155,7 +170,10 @@ class Chat:
         # Where tool calls run (``--dask``): every executor of the session gets it.
         self.executor_options: dict[str, Any] = {} if runner is None else {"runner": runner}
         self.session = self._new_session(llm)
-        self.approver = Approver(console, registry, self.ask, mode=approve)
+        self.policy = Policy(policy)
+        self.approver = Approver(
+            console, registry, self.ask, mode=approve, policy=self.policy, interactive=interactive
+        )
         self.prompt_text = prompt
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
@@ -168,6 +186,7 @@ class Chat:
         self._prompt: PromptSession[str] | None = None
         # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
         self.ctrl_c = CtrlC(console, second_aborts=False)
+        self._viewer: ViewerServer | None = None  # /ui's, started on first use
 
     def _new_session(self, llm: LLMClient) -> Session:
         return Session(
@@ -205,7 +224,11 @@ class Chat:
         return await question.prompt_async(message, handle_sigint=False)
 
     def _bottom_toolbar(self) -> str:
-        parts = [f"model {self.session.llm.model}", f"approve {self.approver.mode.value}"]
+        parts = [
+            f"model {self.session.llm.model}",
+            f"approve {self.approver.mode.value}",
+            f"policy {self.policy.value}",
+        ]
         if self.toolbar:
             parts.insert(0, self.toolbar)
         return " · ".join(parts) + " · Ctrl-C cancels a run · Ctrl-D exits"
@@ -234,6 +257,8 @@ class Chat:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.session.llm.aclose()
+        if self._viewer is not None:
+            self._viewer.stop()
 
     def interrupts(self) -> contextlib.AbstractContextManager[None]:
         """Ctrl-C while something runs cancels it (at the prompt it is a key press)."""
@@ -254,14 +279,17 @@ class Chat:
             await self.run_goal(text)
             self.out.print()
         except TooldagError as exc:
-            self.console.print(Text(f"error: {exc}", style="red"), soft_wrap=True)
+            self.console.print(Text(printable(f"error: {exc}"), style="red"), soft_wrap=True)
         except Exception as exc:
             if self.debug:
-                self.console.print(traceback.format_exc(), markup=False, highlight=False)
+                trace = printable(traceback.format_exc())
+                self.console.print(trace, markup=False, highlight=False)
             self.console.print(
                 Text(
-                    f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
-                    "shows the traceback)",
+                    printable(
+                        f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
+                        "shows the traceback)"
+                    ),
                     style="red",
                 ),
                 soft_wrap=True,
@@ -284,6 +312,7 @@ class Chat:
             "/show": self._show,
             "/resume": self._resume,
             "/graph": self._graph,
+            "/ui": self._ui,
             "/model": self._model,
             "/usage": self._usage,
             "/clear": self._clear,
@@ -309,8 +338,7 @@ class Chat:
         """Plan ``goal`` (with the earlier goals as context), show the plan, ask, run, answer.
         ``None`` when no valid plan came back (the issues are shown)."""
         run_id, watch = self._new_watch()
-        self.approver.on_plan = lambda plan: watch.display.stop()
-        self.approver.plans_shown = 0
+        self._watch_questions(watch.display)
         watch.display.working(f"planning with {self.session.llm.model}...")
         task = asyncio.ensure_future(
             self.session.arun(
@@ -318,9 +346,9 @@ class Chat:
                 run_id=run_id,
                 bus=watch.bus,
                 approve=self.approver.approve_plan,
-                approve_step=self.approver.approve_step
-                if self.approver.mode is ApprovalMode.SIDE_EFFECTS
-                else None,
+                approve_step=self.approver.step_hook,
+                policy=self.policy,
+                egress_allow=self.approver.egress_allow,
             )
         )
         try:
@@ -352,13 +380,29 @@ class Chat:
         self.session.usage += stored.usage  # Session.arun counts only the runs that return
         return stored.model_copy(update={"status": RunStatus.CANCELLED})
 
+    def _watch_questions(self, display: LiveArea | None) -> None:
+        """The live view stops when a plan is shown and pauses while a step is asked about."""
+        self.approver.plans_shown = 0
+        self.approver.on_plan = (lambda plan: display.stop()) if display is not None else None
+        self.approver.pause = display.paused if display is not None else None
+
+    def _gate(self) -> PolicyGate:
+        """The gate of a run this REPL starts without the agent (``/run``, ``/resume``)."""
+        return PolicyGate(
+            self.registry,
+            policy=self.policy,
+            approve_step=self.approver.step_hook,
+            egress_allow=self.approver.egress_allow,
+        )
+
     def _stored(self, run_id: str) -> RunResult | None:
         if self.store is None or self.store.get_run(run_id) is None:
             return None
         return self.store.load_result(run_id)
 
     def _show_rejection(self, exc: PlanError) -> None:
-        self.console.print(Text(str(exc).splitlines()[0], style="red"), soft_wrap=True)
+        first = printable(str(exc).splitlines()[0])
+        self.console.print(Text(first, style="red"), soft_wrap=True)
         if exc.issues:
             self.console.print(issues_view(exc.issues))
 
@@ -413,14 +457,21 @@ class Chat:
             self.console.print(Text("the plan has issues: /edit fixes it", style="red"))
             return None
         run_id, watch = self._new_watch()
-        self.approver.on_plan = lambda p: watch.display.stop()
-        self.approver.plans_shown = 0
+        self._watch_questions(watch.display)
+        gate = self._gate()
         try:
-            refusal = await self.approver.review(plan)
+            refusal = None
+            if not await self.approver.approve_plan(plan):
+                refusal = "the plan was not approved"
+            else:
+                gate.prepare(plan)
+                refusal = gate.refusal()
             if refusal is not None:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
-                executor = Executor(self.registry, bus=watch.bus, **self.executor_options)
+                executor = Executor(
+                    self.registry, bus=watch.bus, gate=gate, **self.executor_options
+                )
                 handle = executor.start(plan, run_id=run_id)
                 result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
@@ -504,7 +555,7 @@ class Chat:
 
     async def resume(self, run_id: str) -> RunResult | None:
         """Continue a stored run that failed, paused or was interrupted: finished steps are
-        reused, the rest run (side-effecting ones are asked about first)."""
+        reused, the rest run, asked about as they come (steps refused before are asked again)."""
         assert self.store is not None
         info = self.store.get_run(run_id)
         if info is None:
@@ -516,21 +567,30 @@ class Chat:
             self.console.print(Text(message, style="red"))
             return None
         stored = self.store.load_result(run_id)
+        gate = self._gate()
         if stored.plan is not None:
             # What the resume will run: the library's reuse rule, as DurableExecutor.aresume.
             reused = reusable_outputs(
                 previous=stored.plan, plan=stored.plan, outputs=stored.outputs
             )
             todo = [s for s in stored.plan.steps if s.id not in reused]
-            self.approver.plans_shown = 0
-            self.approver.on_plan = None
-            refusal = await self.approver.review(stored.plan.model_copy(update={"steps": todo}))
+            self._watch_questions(None)
+            refusal = None
+            if not await self.approver.approve_plan(stored.plan.model_copy(update={"steps": todo})):
+                refusal = "the plan was not approved"
+            else:
+                gate.prepare(stored.plan)  # the whole plan: reused outputs flow on
+                refusal = gate.refusal()
             if refusal is not None:
-                self.console.print(Text(f"not resumed: {refusal}", style="dark_orange"))
+                line = printable(f"not resumed: {refusal}")
+                self.console.print(Text(line, style="dark_orange"), soft_wrap=True)
                 return None
-        runner = DurableExecutor(self.registry, store=self.store, **self.executor_options)
+        runner = DurableExecutor(
+            self.registry, store=self.store, gate=gate, **self.executor_options
+        )
         monitor = Monitor(runner.executor.bus)
         display = LiveArea(self.console, monitor)
+        self.approver.pause = display.paused
         runner.executor.bus.subscribe(lambda e: display.refresh())
         display.progress(run_id)
         cancel = functools.partial(runner.acancel_workflow, run_id)
@@ -553,6 +613,18 @@ class Chat:
             return
         statuses = {sid: record.status for sid, record in result.steps.items()}
         self.console.print(to_mermaid(result.plan, statuses), markup=False, highlight=False)
+
+    async def _ui(self, arg: str) -> None:
+        store = self._need_store()
+        if store is None:
+            return
+        from .cli.ui_cmd import open_page, start_viewer  # the web extra, only when asked for
+
+        if self._viewer is None:
+            registry = self.registry
+            self._viewer = start_viewer(store.path, tools=lambda: registry).start()
+        run_id = arg or (self.last_result.run_id if self.last_result is not None else None)
+        open_page(self._viewer, run_id, lambda text: self.console.print(text, markup=False))
 
     async def _model(self, name: str) -> None:
         if not name:

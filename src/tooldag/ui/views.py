@@ -4,13 +4,19 @@
 drawing lives here once. Everything takes the data to draw and returns a renderable (or prints
 to the console it is given), and :class:`RunWatch` turns a run's events into the live view;
 nothing here runs, plans or stores anything.
+
+Text that tooldag did not write itself (tool outputs and errors, the LLM's plans and answers,
+goals, tool descriptions) goes through :func:`~tooldag._terminal.printable` on its way in, so
+that no terminal control sequence in it reaches the terminal; and into tables as
+:class:`~rich.text.Text`, never as a string that rich would read as markup.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -19,6 +25,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from .._terminal import printable
 from ..durable.store import RunInfo
 from ..errors import RunStateError
 from ..events import (
@@ -40,6 +47,7 @@ from ..plan.model import Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
+from ..validate.flows import Flow
 
 __all__ = [
     "LiveArea",
@@ -47,6 +55,7 @@ __all__ = [
     "args_text",
     "bar_width",
     "events_view",
+    "flows_view",
     "issues_view",
     "plan_view",
     "print_result",
@@ -78,13 +87,24 @@ def _cut(text: str, limit: int | None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _safe(text: object) -> Text:
+    """Text from outside (a tool, the LLM, a goal) as a cell or line: escaped, no markup."""
+    return Text(printable(str(text)))
+
+
+def _json(value: Any, **options: Any) -> str:
+    # ensure_ascii=False keeps non-ASCII text readable; it also lets C1 controls and DEL
+    # through, which printable() then escapes.
+    return printable(json.dumps(value, ensure_ascii=False, default=str, **options))
+
+
 def _value_text(value: Any, limit: int | None = _VALUE_CHARS) -> Text:
     """One argument value: references in colour, long values cut (``limit=None``: never)."""
     if isinstance(value, str):
         parsed = parse_string(value)
         if isinstance(parsed, Ref | Template):
-            return Text(json.dumps(_cut(value, limit), ensure_ascii=False), style=_REF_STYLE)
-    return Text(_cut(json.dumps(value, ensure_ascii=False, default=str), limit))
+            return Text(_json(_cut(value, limit)), style=_REF_STYLE)
+    return Text(printable(_cut(json.dumps(value, ensure_ascii=False, default=str), limit)))
 
 
 def args_text(args: dict[str, Any], limit: int | None = _VALUE_CHARS) -> Text:
@@ -94,7 +114,7 @@ def args_text(args: dict[str, Any], limit: int | None = _VALUE_CHARS) -> Text:
     for i, (name, value) in enumerate(args.items()):
         if i:
             out.append(", ")
-        out.append(f"{name}=", style="dim")
+        out.append(f"{printable(name)}=", style="dim")
         out.append_text(_value_text(value, limit))
     return out
 
@@ -112,12 +132,14 @@ def plan_view(
     *,
     title: str | None = None,
     limit: int | None = _VALUE_CHARS,
+    flows: Sequence[Flow] = (),
 ) -> RenderableType:
     """The plan as a table (step, tool, arguments, what it waits for) and its issues, if any.
 
-    Steps whose tool has side effects are marked ``!`` (they are the ones approval asks about);
-    references to other steps' outputs are highlighted; argument values are cut to ``limit``
-    characters (``None``: shown whole).
+    Steps whose tool has side effects are marked ``!`` (they are the ones approval asks about),
+    steps that ``flows`` reach ``⇢``, with each flow's path below the table; references to other
+    steps' outputs are highlighted; argument values are cut to ``limit`` characters (``None``:
+    shown whole).
     """
     table = Table(
         title=title or f"plan · {len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}",
@@ -131,28 +153,47 @@ def plan_view(
     table.add_column("tool", no_wrap=True)
     table.add_column("arguments", overflow="fold", ratio=1)
     table.add_column("after", no_wrap=True, style="dim")
+    reached = {flow.step for flow in flows}
     for step in plan.steps:
-        tool = Text(step.tool)
+        tool = _safe(step.tool)
         effects = _side_effects(registry, step.tool)
         if effects:
             tool.append(" !", style="bold yellow")
         elif effects is None and registry is not None:
             tool.stylize("red")
+        if step.id in reached:
+            tool.append(" ⇢", style="bold dark_orange")
         args = args_text(step.args, limit)
         if step.when is not None:
             args.append("\nwhen ", style="dim")
-            args.append(json.dumps(step.when.to_json(), ensure_ascii=False), style=_REF_STYLE)
-        table.add_row(step.id, tool, args, ", ".join(step.dependencies()) or "-")
+            args.append(_json(step.when.to_json()), style=_REF_STYLE)
+        after = _safe(", ".join(step.dependencies()) or "-")
+        table.add_row(_safe(step.id), tool, args, after)
     parts: list[RenderableType] = [table]
     if not plan.steps:
         parts.append(Text("(no steps: the answer needs no tool)", style="dim"))
     if plan.answer:
-        parts.append(Text("answer: ", style="dim").append(plan.answer, style="italic"))
+        parts.append(Text("answer: ", style="dim").append(printable(plan.answer), style="italic"))
     if registry is not None and any(_side_effects(registry, s.tool) for s in plan.steps):
         parts.append(Text("! has side effects", style="dim yellow"))
+    if flows:
+        parts.append(flows_view(flows))
     if issues:
         parts.append(issues_view(issues))
     return Group(*parts)
+
+
+def flows_view(flows: Iterable[Flow]) -> Text:
+    """One line per data flow: ``⇢ g: read_file(path=".env") -> http_get.url``."""
+    out = Text()
+    for i, flow in enumerate(flows):
+        if i:
+            out.append("\n")
+        what = "private data" if "private" in flow.kinds else "untrusted text"
+        out.append("⇢ ", style="bold dark_orange")
+        out.append(f"{printable(flow.step)} can send {what} out: ", style="dark_orange")
+        out.append(printable(flow.text))
+    return out
 
 
 def issues_view(issues: Iterable[Issue]) -> Text:
@@ -162,25 +203,34 @@ def issues_view(issues: Iterable[Issue]) -> Text:
         if i:
             out.append("\n")
         out.append("✗ ", style="red")
-        out.append(str(issue))
+        out.append(printable(str(issue)))
     return out
 
 
-def step_details(step: Step, registry: ToolRegistry) -> RenderableType:
+def step_details(
+    step: Step, registry: ToolRegistry, *, resolved: dict[str, Any] | None = None
+) -> RenderableType:
     """What ``d`` (details) shows about a step awaiting approval: the tool, its full arguments
-    and how it is undone."""
+    (``resolved``: as they will be sent, then as planned) and how it is undone."""
     lines: list[RenderableType] = []
     if step.tool in registry:
         tool = registry.get(step.tool)
-        lines.append(Text(f"{tool.name}: ", style="bold").append(tool.description, style=""))
+        head = Text(f"{printable(tool.name)}: ", style="bold")
+        lines.append(head.append(printable(tool.description), style="not bold"))
         if tool.compensate is not None:
-            lines.append(Text(f"undone by {tool.compensate.tool} if the run is abandoned"))
+            lines.append(_safe(f"undone by {tool.compensate.tool} if the run is abandoned"))
         else:
             lines.append(Text("not undoable: tooldag cannot reverse it", style="yellow"))
-    lines.append(Text("arguments:", style="dim"))
-    lines.append(Text(json.dumps(step.args, indent=2, ensure_ascii=False, default=str)))
+    if resolved is not None:
+        lines.append(Text("arguments, as they will be sent:", style="dim"))
+        lines.append(Text(_json(resolved, indent=2)))
+        lines.append(Text("as planned:", style="dim"))
+    else:
+        lines.append(Text("arguments:", style="dim"))
+    lines.append(Text(_json(step.args, indent=2)))
     if step.dependencies():
-        lines.append(Text(f"waits for: {', '.join(step.dependencies())}", style="dim"))
+        waits = printable(", ".join(step.dependencies()))
+        lines.append(Text(f"waits for: {waits}", style="dim"))
     return Group(*lines)
 
 
@@ -255,12 +305,13 @@ def print_result(
             line = f"{mark} {record.id}: {record.error}"
         else:
             line = f"{mark} {record.id} {record.status.value}: {record.reason}"
-        console.print(Text(line, style=status_style(record.status)), soft_wrap=True)
+        console.print(Text(printable(line), style=status_style(record.status)), soft_wrap=True)
         explained = True
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
-        console.print(Text(result.error, style="dim"), soft_wrap=True)
+        console.print(Text(printable(result.error), style="dim"), soft_wrap=True)
     if result.answer is not None:
-        console.print(Text("answer: ", style="bold").append(result.answer, style="not bold"))
+        answer = printable(result.answer)
+        console.print(Text("answer: ", style="bold").append(answer, style="not bold"))
     console.print(summary_line(result))
 
 
@@ -294,7 +345,7 @@ def runs_table(infos: Sequence[RunInfo]) -> Table:
         else:
             table.add_column(header, no_wrap=True, min_width=width, max_width=width)
     for run_id, status, goal, counts, created in rows:
-        table.add_row(run_id, status_text(status), goal, counts, created)
+        table.add_row(_safe(run_id), status_text(status), _safe(goal), counts, created)
     return table
 
 
@@ -319,7 +370,8 @@ def steps_table(result: RunResult) -> Table:
         status = status_text(record.status)
         if record.reused:
             status.append(" (reused)", style="dim")
-        table.add_row(record.id, record.tool, status, str(record.attempts), took, _note(record))
+        row = (_safe(record.id), _safe(record.tool), status, str(record.attempts), took)
+        table.add_row(*row, _safe(_note(record)))
     return table
 
 
@@ -351,7 +403,8 @@ def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> Text:
         if e.attempt > 1:
             what += f" (attempt {e.attempt})"
         extra = _event_note(e.data)
-        out.append(f"\n  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else ""))
+        line = f"\n  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else "")
+        out.append(printable(line))
     return out
 
 
@@ -364,17 +417,17 @@ def run_view(
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="dim", no_wrap=True)
     fields.add_column(overflow="fold")
-    fields.add_row("goal", info.goal or "-")
+    fields.add_row("goal", _safe(info.goal or "-"))
     fields.add_row("created", f"{_when(info.created_at)}   finished {_when(info.finished_at)}")
     if info.usage.calls:
         fields.add_row("llm", usage_detail(info.usage))
     if result.answer:
-        fields.add_row("answer", result.answer)
+        fields.add_row("answer", _safe(result.answer))
     if result.error:
-        fields.add_row("error", Text(result.error, style="red"))
+        fields.add_row("error", Text(printable(result.error), style="red"))
     status = status_text(info.status)
     parts: list[RenderableType] = [
-        Text("run ", style="bold").append(info.id).append("  ").append_text(status),
+        Text("run ", style="bold").append(printable(info.id)).append("  ").append_text(status),
         fields,
     ]
     if result.plan is not None:
@@ -398,7 +451,7 @@ def tools_table(registry: ToolRegistry) -> Table:
         if tool.metadata.get("compensation_only"):
             continue
         effects = Text("side effects", style="yellow") if tool.side_effects else Text("read-only")
-        table.add_row(tool.name, tool.category, effects, tool.summary)
+        table.add_row(_safe(tool.name), _safe(tool.category), effects, _safe(tool.summary))
     return table
 
 
@@ -414,10 +467,13 @@ class LiveArea:
         self.monitor = monitor or Monitor()
         self.enabled = console.is_terminal and not console.is_dumb_terminal
         self._live: Live | None = None
+        self._get: Callable[[], RenderableType] | None = None
+        self._paused = False
 
     def _start(self, get: Callable[[], RenderableType]) -> None:
         self.stop()
-        if self.enabled:
+        self._get = get
+        if self.enabled and not self._paused:
             self._live = Live(
                 get_renderable=get, console=self.console, refresh_per_second=8, transient=True
             )
@@ -435,9 +491,29 @@ class LiveArea:
             self._live.refresh()
 
     def stop(self) -> None:
+        self._get = None
+        self._hide()
+
+    def _hide(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No live area while the block runs (a question is on the screen); what was live comes
+        back after it, unless it was stopped meanwhile."""
+        if self._paused:
+            yield
+            return
+        self._paused = True
+        self._hide()
+        try:
+            yield
+        finally:
+            self._paused = False
+            if self._get is not None:
+                self._start(self._get)
 
 
 class RunWatch:
@@ -483,7 +559,8 @@ class RunWatch:
             return
         for row in self.monitor.get_step_timeline(self.run_id):
             if row["status"] == "failed":
-                line = Text(f"✗ {row['step_id']} failed: {row['error']}", style="red")
+                failed = printable(f"✗ {row['step_id']} failed: {row['error']}")
+                line = Text(failed, style="red")
                 self.console.print(line, soft_wrap=True)
         self.console.print(
             Text(

@@ -15,6 +15,14 @@ taint passes through any number of steps. Precise where it matters: a flow only 
 that stays local (``write_file``'s ``path``) is no finding, nor is a literal, nor a source whose
 output reaches no egress step.
 
+Private data reaching any egress argument is a finding: it leaves. Untrusted text alone (a web
+page, a search hit) is a finding only where it can choose *where* a request goes: a destination
+argument (``http_get``'s ``url``, ``send_email``'s ``to``; see
+:func:`~tooldag.validate.egress.destination_arguments`), or any channel of a tool that does not
+say what its destination is. So ``wikipedia_search -> wikipedia_page.title`` (a fixed service)
+and a web page summarised into a mail to a fixed recipient are no findings, while a page that
+supplies the next URL is.
+
 The control channels are findings of their own (``channel`` ``"when"`` or ``"depends_on"``), for
 the sources that reach an egress step no other way: a step whose ``when`` reads private data
 tells whoever receives its request one bit of it (that it ran), and ``depends_on`` is how a plan
@@ -45,6 +53,7 @@ from ..plan.model import Condition, Plan, Step
 from ..plan.parse import _pause_gc, _resume_gc
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import Tool, ToolRegistry
+from .egress import destination_arguments
 
 __all__ = ["Flow", "MAX_SOURCES", "flow_issues", "flows"]
 
@@ -80,8 +89,9 @@ class Flow:
     def __str__(self) -> str:
         return self.text
 
-    def issue(self) -> Issue:
-        """This flow as a ``data_flow`` issue, written for an LLM (or a person) to act on."""
+    def issue(self, *, approvable: bool = True) -> Issue:
+        """This flow as a ``data_flow`` issue, written for an LLM (or a person) to act on;
+        ``approvable=False`` leaves out that a person may approve it (a strict policy)."""
         what = {
             frozenset({"private"}): "private data",
             frozenset({"untrusted"}): "untrusted text",
@@ -90,7 +100,7 @@ class Flow:
             message = f"step {self.step!r} can send {what} out of the machine: {self.text}"
             hint = (
                 f"keep the output of step {self.source!r} out of {self.argument}, directly or "
-                "through other steps, or have the user approve this step"
+                "through other steps"
             )
         else:
             how = (
@@ -103,8 +113,10 @@ class Flow:
             )
             hint = (
                 f"do not make step {self.step!r} depend on step {self.source!r} in its "
-                f"{self.channel}, or have the user approve it"
+                f"{self.channel}"
             )
+        if approvable:
+            hint += ", or have the user approve this step"
         return Issue("data_flow", message, step=self.step, path=self.path, hint=hint)
 
 
@@ -359,6 +371,11 @@ class _Analysis:
         for j in refs:
             for source in carry[j]:
                 first_hop.setdefault(source, j)
+        destinations = destination_arguments(t)
+        steers = destinations is None or (channel == "data" and arg in destinations)
+        if not steers:  # untrusted text alone is harmless where it cannot pick the destination
+            tools = self.tools
+            first_hop = {k: v for k, v in first_hop.items() if _is_private(tools[k])}
         if channel != "data":
             first_hop = {k: v for k, v in first_hop.items() if k not in reported}
         if not first_hop:
@@ -423,6 +440,10 @@ class _Analysis:
         back.reverse()
         known = self.paths[key] = (tuple(back), elided)
         return known
+
+
+def _is_private(tool: Tool | None) -> bool:
+    return tool is not None and tool.reads_private
 
 
 def _is_source(tool: Tool | None) -> bool:

@@ -6,6 +6,12 @@ key.
 
 Exit codes: 0 success, 1 the run failed or was refused (or no valid plan came back), 2 usage or
 configuration error (no LLM configured), 130 cancelled.
+
+``--policy ask|strict|off`` is the data-flow policy (:mod:`tooldag.execution.policy`): by
+default a plan through which private data can leave the machine (``read_file(path=".env") ->
+http_get.url``) runs only with approval of the steps concerned, asked just before each runs;
+``tooldag run`` without a terminal (and without ``--yes``) refuses such a plan before anything
+of it runs, naming the flow.
 """
 
 from __future__ import annotations
@@ -22,18 +28,21 @@ from rich.text import Text
 
 from ...durable.store import RunStore
 from ...errors import LLMError, PlanError
+from ...execution.policy import Policy
 from ..approval import ApprovalMode
 from ..views import plan_view, usage_text
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
     add_dask_option,
+    add_llm_options,
     add_tools_option,
     at_least,
     console,
     err_console,
     exit_code,
     fail,
+    llm_from_args,
     print_json,
     registry_from_args,
     step_runner,
@@ -49,6 +58,8 @@ _CHAT_EXAMPLES = """examples:
   tooldag chat                                  the built-in tools, approval before side effects
   tooldag chat --tools my_tools.py --tools calc your own tools plus the calc pack
   tooldag chat --approve plan                   confirm every plan before it runs
+  tooldag chat --policy strict                  never run a plan that can send private data out
+  TOOLDAG_EGRESS_ALLOW=api.example.org,@corp.com tooldag chat   destinations trusted with data
   OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1 tooldag chat   (Ollama)
 
 in the REPL: type a goal and press Enter; /help lists the commands (/plan, /run, /edit, /runs,
@@ -59,6 +70,7 @@ run (what ran is compensated); Ctrl-D exits.
 _RUN_EXAMPLES = """examples:
   tooldag run "What is 17% of 2,340?"
   tooldag run "Write today's date to today.txt" --yes          no approval questions
+  tooldag run "Post notes.txt to our wiki" --policy strict     refuse plans that send data out
   tooldag run "How many rows does sales.db have?" --tools data --json | jq .answer
 """
 
@@ -76,9 +88,7 @@ _DEMO_EXAMPLES = """examples:
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
     add_tools_option(parser)
-    parser.add_argument(
-        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
-    )
+    add_llm_options(parser)
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +101,13 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--yes", "-y", action="store_true", help="ask nothing (the same as --approve never)"
+    )
+    parser.add_argument(
+        "--policy",
+        choices=[p.value for p in Policy],
+        default=Policy.ASK.value,
+        help="plans through which private data can leave the machine: ask before those steps "
+        "run (default), refuse them (strict: the LLM is told and may replan), or no check (off)",
     )
     parser.add_argument(
         "--store",
@@ -182,13 +199,8 @@ def register(subparsers: Any) -> None:
 
 
 def _llm(args: argparse.Namespace) -> LLMClient:
-    """The LLM from the environment; with none configured, the library's ``LLMConfigError``
-    says what to set (``main`` prints it and exits 2)."""
-    # Imported here, not at the top: the openai SDK takes half a second to import, and the
-    # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
-    from ...llm.client import LLMClient
-
-    return LLMClient.from_env(model=args.model)
+    """The LLM from the environment and the options (:func:`llm_from_args`)."""
+    return llm_from_args(args)
 
 
 def _approval(args: argparse.Namespace) -> ApprovalMode:
@@ -207,20 +219,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
             llm,
             store=store,
             approve=_approval(args),
+            policy=args.policy,
             max_replans=args.max_replans,
             debug=args.debug,
             runner=runner,
         )
         asyncio.run(chat.repl())
     return EXIT_OK
-
-
-async def _refuse_without_terminal(message: str) -> str:
-    err_console.print(
-        "no terminal to ask on: pass --yes (or --approve never) to allow this without asking",
-        style="dark_orange",
-    )
-    raise EOFError
 
 
 async def _run_goal(chat: Chat, goal: str) -> Any:
@@ -253,6 +258,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             llm,
             store=store,
             approve=_approval(args),
+            policy=args.policy,
+            # Off a terminal no one can answer: what needs a question is refused before it runs.
+            interactive=sys.stdin.isatty(),
             max_replans=args.max_replans,
             out=out,
             # Questions go where the plan is shown, not into a redirected stdout.
@@ -260,8 +268,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             debug=args.debug,
             runner=runner,
         )
-        if not sys.stdin.isatty():
-            chat.approver.ask = _refuse_without_terminal
         chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
         try:
             result = asyncio.run(_run_goal(chat, goal))

@@ -1,4 +1,5 @@
-"""What every command shares: loading ``--tools`` specs, reading plan files, reporting errors."""
+"""What every command shares: loading ``--tools`` specs, the LLM options, reading plan files,
+reporting errors."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from ..._terminal import printable
 from ...errors import ConfigError, PlanParseError, TooldagError
 from ...execution.runners import StepRunner
 from ...plan.model import Plan
@@ -22,6 +25,9 @@ from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
 from ...result import RunStatus
 
+if TYPE_CHECKING:
+    from ...llm.client import LLMClient
+
 __all__ = [
     "DEFAULT_MAX_PLAN_BYTES",
     "EXIT_CANCELLED",
@@ -29,6 +35,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "add_dask_option",
+    "add_llm_options",
     "add_run_options",
     "add_tools_option",
     "at_least",
@@ -36,6 +43,7 @@ __all__ = [
     "err_console",
     "exit_code",
     "fail",
+    "llm_from_args",
     "max_plan_bytes",
     "print_json",
     "read_plan_file",
@@ -130,6 +138,88 @@ def step_runner(args: argparse.Namespace) -> Iterator[StepRunner[Any] | None]:
         runner.close()
 
 
+def _setting(parse: Callable[[str, str], Any], flag: str) -> Callable[[str], Any]:
+    """An argparse type from one of the LLM client's setting parsers (one message for both the
+    option and its environment variable)."""
+    from ...errors import LLMConfigError
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text, flag)
+        except LLMConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _timeout(text: str, flag: str) -> float:
+    from ...llm.client import timeout_setting
+
+    return timeout_setting(text, flag)
+
+
+def _max_tokens(text: str, flag: str) -> int:
+    from ...llm.client import max_tokens_setting
+
+    return max_tokens_setting(text, flag)
+
+
+def _temperature(text: str, flag: str) -> float:
+    from ...llm.client import temperature_setting
+
+    return temperature_setting(text, flag)
+
+
+def add_llm_options(parser: argparse.ArgumentParser) -> None:
+    """The LLM endpoint and its settings; each option wins over its environment variable."""
+    group = parser.add_argument_group("LLM")
+    group.add_argument(
+        "--model", metavar="NAME", help="the model (default: $TOOLDAG_MODEL, else gpt-4o-mini)"
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="an OpenAI-compatible endpoint, e.g. http://localhost:8080/v1 "
+        "(default: $OPENAI_BASE_URL)",
+    )
+    group.add_argument(
+        "--llm-timeout",
+        type=_setting(_timeout, "--llm-timeout"),
+        metavar="SECONDS",
+        help="the seconds one LLM call may take (default: $TOOLDAG_LLM_TIMEOUT, else 60, or "
+        "300 for a loopback or private-network URL)",
+    )
+    group.add_argument(
+        "--max-tokens",
+        type=_setting(_max_tokens, "--max-tokens"),
+        metavar="N",
+        help="the most tokens one LLM reply may hold (default: $TOOLDAG_MAX_TOKENS, else the "
+        "server's)",
+    )
+    group.add_argument(
+        "--temperature",
+        type=_setting(_temperature, "--temperature"),
+        metavar="T",
+        help="the sampling temperature, 0-2 (default: $TOOLDAG_TEMPERATURE, else the server's)",
+    )
+
+
+def llm_from_args(args: argparse.Namespace) -> LLMClient:
+    """The LLM client from the environment and :func:`add_llm_options`' options; with none
+    configured, the library's ``LLMConfigError`` says what to set (``main`` exits 2)."""
+    # Imported here, not at the top: the openai SDK takes half a second to import, and the
+    # commands that never call an LLM (validate, exec, runs, tools) should not pay for it.
+    from ...llm.client import LLMClient
+
+    return LLMClient.from_env(
+        model=getattr(args, "model", None),
+        base_url=getattr(args, "base_url", None),
+        timeout=getattr(args, "llm_timeout", None),
+        max_completion_tokens=getattr(args, "max_tokens", None),
+        temperature=getattr(args, "temperature", None),
+    )
+
+
 def add_tools_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tools",
@@ -137,8 +227,9 @@ def add_tools_option(parser: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         default=None,
         help="a Python module (pkg.mod or path/to/file.py: its @tool functions are registered), a "
-        "JSON file of schema-only tools, or a built-in pack name (calc, files, ...). Repeatable. "
-        "Default: the built-in packs.",
+        "JSON file of schema-only tools, a built-in pack name (calc, files, ...), or an MCP "
+        "server: mcp:stdio:COMMAND ARGS, mcp:http://HOST:PORT/mcp, or an MCP host config file "
+        '({"mcpServers": ...}). Repeatable. Default: the built-in packs.',
     )
 
 
@@ -197,7 +288,16 @@ def read_plan_file(path: str) -> Plan:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """``data`` as JSON on stdout. Non-ASCII text stays readable; control characters, C1 and
+    DEL included, are written as ``\\u`` escapes (json escapes only C0 by itself), so that the
+    output shown on a terminal carries no control sequence and still parses as the same data."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write(_JSON_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
+
+
+# Inside a JSON document these can only stand in strings (outside, JSON allows no such
+# character), where a \uXXXX escape means the same character.
+_JSON_CONTROL = re.compile("[\x7f-\x9f]")
 
 
 def fail(exc: BaseException, *, debug: bool = False) -> int:
@@ -205,10 +305,14 @@ def fail(exc: BaseException, *, debug: bool = False) -> int:
     if debug:
         traceback.print_exception(exc)
     elif isinstance(exc, TooldagError):
-        err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+        # A message may carry a tool's or the LLM's text: no control sequence gets through.
+        err_console.print(printable(f"error: {exc}"), markup=False, soft_wrap=True)
     else:
         err_console.print(
-            f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            printable(
+                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+                "traceback)"
+            ),
             markup=False,
             soft_wrap=True,
         )

@@ -23,10 +23,11 @@ import argparse
 import asyncio
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
+from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
@@ -57,6 +58,9 @@ from .common import (
     step_runner,
 )
 from .running import run_and_report
+
+if TYPE_CHECKING:
+    from ...web.server import ViewerServer
 
 __all__ = ["register"]
 
@@ -96,6 +100,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="stop the run at the first failed step (default: independent branches run on)",
     )
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="open the run's page in the web viewer, served by this process while the run goes "
+        "(needs the run store and pip install 'tooldag[ui]')",
+    )
     journal = parser.add_mutually_exclusive_group()
     journal.add_argument(
         "--store",
@@ -112,9 +122,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _print_issues(path: str, issues: list[object], what: str) -> None:
-    err_console.print(f"{escape(path)}: {what}", highlight=False)
+    err_console.print(f"{escape(printable(path))}: {what}", highlight=False)
     for issue in issues:
-        err_console.print(f"  [red]✗[/red] {escape(str(issue))}", highlight=False, soft_wrap=True)
+        line = escape(printable(str(issue)))
+        err_console.print(f"  [red]✗[/red] {line}", highlight=False, soft_wrap=True)
 
 
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
@@ -141,6 +152,10 @@ def _read(path: str, as_json: bool) -> Plan | None:
 def cmd_exec(args: argparse.Namespace) -> int:
     if args.workers and args.no_store:
         raise ConfigError("--workers shares the runs through the store: drop --no-store")
+    if args.ui and args.no_store:
+        raise ConfigError("--ui shows the run from the run store: leave out --no-store")
+    if args.ui and (args.workers or len(args.plans) > 1):
+        raise ConfigError("--ui shows one run: give one plan file (`tooldag ui` shows them all)")
     plans: list[Plan] = []
     for path in args.plans:
         plan = _read(path, args.json)
@@ -199,9 +214,30 @@ def _execute_durable(
         )
         monitor = Monitor(durable.executor.bus)
         work = functools.partial(_run_durable, durable, run_id, plan)
-        return run_and_report(monitor, work, as_json=args.json)
+        viewer, opened = _viewer(store, registry, durable, run_id) if args.ui else (None, False)
+        try:
+            return run_and_report(monitor, work, as_json=args.json)
+        finally:
+            if viewer is not None:
+                if opened:  # the page is left showing the run's end, not a viewer gone early
+                    viewer.wait_shown(run_id, timeout=5.0)
+                viewer.stop()
     finally:
         durable.close()
+
+
+def _viewer(
+    store: RunStore, registry: ToolRegistry, runner: DurableExecutor, run_id: str
+) -> tuple[ViewerServer, bool]:
+    """``--ui``: the viewer on a thread of this process and whether the run's page was opened
+    in a browser; the page's Cancel reaches the run through ``runner``."""
+    from .ui_cmd import open_page, start_viewer
+
+    viewer = start_viewer(
+        store.path, tools=lambda: registry, runner=runner, here=frozenset({run_id})
+    ).start()
+    say = functools.partial(err_console.print, markup=False, soft_wrap=True)
+    return viewer, open_page(viewer, run_id, say)
 
 
 # --------------------------------------------------------------------------- several plans

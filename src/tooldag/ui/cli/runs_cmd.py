@@ -15,6 +15,7 @@ from typing import Any
 from rich.markup import escape
 from rich.text import Text
 
+from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
 from ...events import Event, EventType
@@ -122,7 +123,7 @@ def _find(store: RunStore, run_id: str) -> RunInfo | None:
     info = store.get_run(run_id)
     if info is None:
         err_console.print(
-            f"error: no run {run_id!r} in {store.path} (`tooldag runs list` shows the runs)",
+            printable(f"error: no run {run_id!r} in {store.path} (`tooldag runs list` shows them)"),
             markup=False,
         )
     return info
@@ -183,7 +184,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 def _compensation(event: Event) -> None:
     """What ``runs cancel`` undid, step by step, on stderr."""
-    step = escape(event.step_id or "")
+    step = escape(printable(event.step_id or ""))
     if event.type is EventType.STEP_COMPENSATED:
         style = status_style(StepStatus.COMPENSATED)
         err_console.print(f"  [{style}]⟲[/] {step} compensated")
@@ -225,5 +226,5 @@ def _cancel(args: argparse.Namespace) -> int:
             runner.close()
     console.print(Text(f"run {result.run_id}: ").append_text(status_text(result.status)))
     if result.error:
-        err_console.print(escape(f"warning: {result.error}"))
+        err_console.print(escape(printable(f"warning: {result.error}")))
     return EXIT_OK

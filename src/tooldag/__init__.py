@@ -51,7 +51,7 @@ from .errors import (
 from .events import Event, EventBus, EventType
 from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, Verdict, run_plan
 from .execution.policy import Policy, StepApproval
-from .issues import Issue
+from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
 from .plan.parse import parse_plan
@@ -136,6 +136,7 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "Session",
+    "Severity",
     "StatefulWorkflowExecutor",
     "Step",
     "StepApproval",
@@ -159,6 +160,7 @@ __all__ = [
     "UsageMeter",
     "Verdict",
     "aplan_and_run",
+    "errors_of",
     "flows",
     "load_registry",
     "parse_plan",
@@ -168,4 +170,5 @@ __all__ = [
     "to_mermaid",
     "tool",
     "validate",
+    "warnings_of",
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import PlanParseError, PlanRejected
 from ..events import Event, EventBus, LLMCall, PlanCreated
-from ..issues import Issue
+from ..issues import Issue, errors_of
 from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
 from ..plan.parse import parse_plan
@@ -252,7 +252,7 @@ class Planner:
                     plan = plan.model_copy(update={"goal": goal})
                 if done:
                     plan = _with_referenced_completed_steps(plan, done)
-                issues = validate(plan, self.registry)
+                issues = errors_of(validate(plan, self.registry))  # warnings never re-ask
                 if not issues and self.check is not None:
                     issues = self.check(plan)
                 if not issues:

@@ -51,6 +51,7 @@ from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
 from ..execution.policy import Policy, PolicyGate
 from ..execution.runners import StepRunner
+from ..issues import errors_of
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
 from ..observe.monitor import Monitor
@@ -452,7 +453,7 @@ class Chat:
     async def run_plan(self, plan: Plan) -> RunResult | None:
         """Run ``plan`` as it is (no LLM): validate, show, ask, run with live progress."""
         issues = validate(plan, self.registry)
-        if issues:
+        if errors_of(issues):
             self.console.print(plan_view(plan, self.registry, issues))
             self.console.print(Text("the plan has issues: /edit fixes it", style="red"))
             return None
@@ -508,8 +509,9 @@ class Chat:
         self.last_plan = plan
         issues = validate(plan, self.registry)
         self.console.print(plan_view(plan, self.registry, issues))
-        note = "valid · /run runs it" if not issues else "not valid yet: /edit again"
-        self.console.print(Text(note, style="dim" if not issues else "red"))
+        valid = not errors_of(issues)
+        note = "valid · /run runs it" if valid else "not valid yet: /edit again"
+        self.console.print(Text(note, style="dim" if valid else "red"))
 
     def _need_store(self) -> RunStore | None:
         if self.store is None:

@@ -33,6 +33,7 @@ from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
 from ...execution.runners import StepRunner
+from ...issues import errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
@@ -164,7 +165,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
         plans.append(plan)
     registry = registry_from_args(args)
     for path, plan in zip(args.plans, plans, strict=True):
-        issues = validate(plan, registry)
+        found = validate(plan, registry)
+        issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
         if issues:
             if args.json:
                 print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
@@ -172,6 +174,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
                 what = "the plan was not run" if len(plans) == 1 else "no plan was run"
                 _print_issues(path, list(issues), f"{len(issues)} issue(s); {what}")
             return EXIT_FAILED
+        for warning in [] if args.json else warnings_of(found):
+            err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
     if args.workers:
         return _execute_pool(args, plans)
     with step_runner(args) as runner:

@@ -419,7 +419,7 @@ def _tool(connection: Connection, listed: Any, name: str, version: str) -> Tool:
                 "tool": original,
                 "title": title,
                 "annotations": annotations,
-            }
+            },
         },
     )
 

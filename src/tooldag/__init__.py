@@ -17,6 +17,7 @@ from . import mcp as _mcp  # noqa: F401
 from .durable import (
     DurableExecutor,
     RunInfo,
+    RunPool,
     RunStore,
     StatefulWorkflowExecutor,
     StoreWarning,
@@ -49,7 +50,7 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import Executor, RunHandle, Verdict, run_plan
+from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, Verdict, run_plan
 from .execution.policy import Policy, StepApproval
 from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
@@ -100,6 +101,7 @@ __all__ = [
     "Condition",
     "ConditionError",
     "ConfigError",
+    "DaskRunner",
     "DurableExecutor",
     "Event",
     "EventBus",
@@ -130,6 +132,7 @@ __all__ = [
     "RunError",
     "RunHandle",
     "RunInfo",
+    "RunPool",
     "RunResult",
     "RunStateError",
     "RunStatus",
@@ -141,11 +144,13 @@ __all__ = [
     "StepApproval",
     "StepFailedError",
     "StepRecord",
+    "StepRunner",
     "StepStatus",
     "StoreError",
     "StoreWarning",
     "Tool",
     "ToolArgumentError",
+    "ToolCall",
     "ToolCategory",
     "ToolContext",
     "ToolError",

@@ -226,7 +226,9 @@ class Run:
         self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.invoker = Invoker(
-            max_workers=options.max_concurrency, max_output_bytes=options.max_output_bytes
+            max_workers=options.max_concurrency,
+            max_output_bytes=options.max_output_bytes,
+            runner=options.runner,
         )
         self.idle = asyncio.Event()
         self.draining = False
@@ -240,9 +242,13 @@ class Run:
         self.interrupted = False
         """The run's own task was cancelled (not the run): its driver re-raises once it is over."""
         self.started_at = 0.0
-        self.add(plan.steps, reuse)
-        if sealed:
-            self.seal()
+        try:
+            self.add(plan.steps, reuse)
+            if sealed:
+                self.seal()
+        except PlanInvalidError:
+            self.invoker.close()  # a plan that cannot run leaves no thread pool behind
+            raise
 
     # ------------------------------------------------------------------ events
 

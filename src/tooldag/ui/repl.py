@@ -50,6 +50,7 @@ from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
 from ..execution.policy import Policy, PolicyGate
+from ..execution.runners import StepRunner
 from ..issues import errors_of
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
@@ -159,6 +160,7 @@ class Chat:
         prompt: str = "tooldag> ",
         toolbar: str | None = None,
         debug: bool = False,
+        runner: StepRunner[Any] | None = None,
         stream: bool = False,
         join: str = "auto",
     ) -> None:
@@ -168,6 +170,8 @@ class Chat:
         self.store = store
         self.max_replans = max_replans
         self.debug = debug
+        # Where tool calls run (``--dask``): every executor of the session gets it.
+        self.executor_options: dict[str, Any] = {} if runner is None else {"runner": runner}
         self.policy = Policy(policy)
         self.approver = Approver(
             console, registry, self.ask, mode=approve, policy=self.policy, interactive=interactive
@@ -194,6 +198,16 @@ class Chat:
         self.ctrl_c = CtrlC(console, second_aborts=False)
         self._viewer: ViewerServer | None = None  # /ui's, started on first use
 
+    def _new_session(self, llm: LLMClient) -> Session:
+        return Session(
+            tools=self.registry,
+            llm=llm,
+            max_replans=self.max_replans,
+            executor_options=self.executor_options,
+            stream=self.stream,
+            join=self.join,
+        )
+
     # ------------------------------------------------------------------ input
 
     def _session(self) -> PromptSession[str]:
@@ -215,15 +229,6 @@ class Chat:
                 prompt_continuation=lambda width, *_: "." * (width - 1) + " ",
             )
         return self._prompt
-
-    def _new_session(self, llm: LLMClient) -> Session:
-        return Session(
-            tools=self.registry,
-            llm=llm,
-            max_replans=self.max_replans,
-            stream=self.stream,
-            join=self.join,
-        )
 
     async def ask(self, message: str) -> str:
         """One answer from the person (approval questions); no history."""
@@ -497,7 +502,9 @@ class Chat:
             if refusal is not None:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
-                executor = Executor(self.registry, bus=watch.bus, gate=gate)
+                executor = Executor(
+                    self.registry, bus=watch.bus, gate=gate, **self.executor_options
+                )
                 handle = executor.start(plan, run_id=run_id)
                 result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
@@ -612,7 +619,9 @@ class Chat:
                 line = printable(f"not resumed: {refusal}")
                 self.console.print(Text(line, style="dark_orange"), soft_wrap=True)
                 return None
-        runner = DurableExecutor(self.registry, store=self.store, gate=gate)
+        runner = DurableExecutor(
+            self.registry, store=self.store, gate=gate, **self.executor_options
+        )
         monitor = Monitor(runner.executor.bus)
         display = LiveArea(self.console, monitor)
         self.approver.pause = display.paused

@@ -24,7 +24,7 @@ What it promises:
 - ``usage`` is the sum over every LLM call of the run: plans, re-asks, replans and the calls of
   LLM-backed tools (``summarize``...). A spent budget ends the run with ``budget_exceeded``.
 - ``approve(plan)`` sees each plan before it runs; a refusal ends the run ``rejected`` before
-  anything of that plan ran.
+  anything of that plan ran (but for the read-only steps a streamed plan started early).
 - ``policy`` (:mod:`tooldag.execution.policy`) decides what a plan through which private data
   can leave the machine needs (:func:`~tooldag.validate.flows`): ``ask`` (the default) approval
   of the steps concerned, ``strict`` a plan without such a flow (the planner is told and may
@@ -34,6 +34,15 @@ What it promises:
   data flow reaches, runs: ``request`` is a :class:`~tooldag.execution.policy.StepApproval`
   (the step, its *resolved* arguments, the flows into it). ``True`` runs it, ``False`` skips it
   and what waits for it (the run goes on), :attr:`Verdict.ABORT` ends the run ``rejected``.
+- ``stream=True`` streams each plan (:mod:`tooldag.planning.streaming`): every step is checked as
+  it arrives, and read-only, idempotent steps that no data flow reaches start at once, in an
+  execution that the complete, validated and approved plan then finishes; side effects still
+  wait for the whole plan.
+- ``join`` (``always``, ``auto``: when the plan has no answer template or says
+  ``"answer": "llm"``, ``never``) asks the LLM, after a run that succeeded, for the answer or
+  for another plan and why (:mod:`tooldag.planning.join`); its replans count against
+  ``max_replans`` and reuse completed steps like those after a failure. ``on_answer`` receives
+  the join's answer text as it streams.
 
 A :class:`Session` keeps earlier goals, answers and outputs for follow-up goals.
 """
@@ -47,7 +56,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -57,17 +66,19 @@ from ._sync import run_sync
 from .durable.store import RunStore
 from .errors import BudgetExceededError, LLMError, PlanRejected
 from .events import Event, EventBus, EventCallback, LLMCall
-from .execution.executor import Executor
+from .execution.executor import Executor, RunHandle
 from .execution.outcome import finished_event
 from .execution.policy import ApproveStepHook, Policy, PolicyGate
 from .execution.saga import Ledger
 from .llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
-from .plan.model import Plan
+from .plan.model import Plan, Step
 from .plan.reuse import reusable_outputs
+from .planning.join import Finish, Join, join, join_setting, wants_join
 from .planning.planner import Planner
+from .planning.streaming import StreamingPlanner
 from .registry.loading import load_registry, load_tools
 from .registry.registry import Tool, ToolRegistry, tool
-from .result import RunResult, RunStatus, Usage
+from .result import RunResult, RunStatus, StepRecord, Usage
 from .validate.egress import EgressAllowList
 
 __all__ = [
@@ -130,6 +141,40 @@ async def _approved(hook: ApproveHook | None, subject: Any) -> bool:
     return bool(verdict)
 
 
+class _EarlyRun:
+    """The open execution that a streamed plan's early steps go to, started with the first of
+    them; the approved plan seals it (:meth:`_Agent.execute`)."""
+
+    def __init__(self, agent: _Agent) -> None:
+        self.agent = agent
+        self.handle: RunHandle | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def start(self, steps: Sequence[Step], reuse: Mapping[str, Any]) -> None:
+        try:
+            here = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            here = False
+        if not here:  # a sync OpenAI client streams on a worker thread
+            self.loop.call_soon_threadsafe(self.start, steps, reuse)
+            return
+        if self.handle is not None:
+            self.handle.extend(steps, reuse)
+            return
+        agent = self.agent
+        self.handle = agent.executor.start(
+            Plan(goal=agent.goal, steps=list(steps)),
+            reuse=reuse,
+            ledger=agent.ledger,
+            compensate=False,
+            final=False,
+            sealed=False,
+        )
+
+    async def settle(self) -> Mapping[str, StepRecord]:
+        return await self.handle.settle() if self.handle is not None else {}
+
+
 class _Agent:
     """One run of :func:`aplan_and_run`: the state shared by its plans and executions."""
 
@@ -149,6 +194,9 @@ class _Agent:
         gate: PolicyGate,
         context: Any,
         executor_options: Mapping[str, Any],
+        stream: bool = False,
+        join: Join | str = Join.AUTO,
+        on_answer: Callable[[str], None] | None = None,
     ) -> None:
         self.goal = goal
         self.registry = registry
@@ -159,7 +207,8 @@ class _Agent:
         self.approve = approve
         self.gate = gate
         self.context = context
-        self.planner = Planner(
+        planner = StreamingPlanner if stream else Planner
+        self.planner = planner(
             registry,
             llm,
             max_reasks=max_reasks,
@@ -169,6 +218,10 @@ class _Agent:
             run_id=run_id,
             check=gate.planner_issues if gate.policy is Policy.STRICT else None,
         )
+        self.join = join_setting(join)
+        self.on_answer = on_answer
+        self.early: _EarlyRun | None = None
+        """The open execution of the plan being streamed, if steps started early."""
         self.executor = Executor(registry, bus=bus, gate=gate, **dict(executor_options))
         self.plans: list[Plan] = []
         self.ledger = Ledger(run_id, self.executor.options)
@@ -185,22 +238,47 @@ class _Agent:
             # while the LLM replans, in an approval hook. Every attempt's side effects are undone
             # before the cancellation goes on.
             with contextlib.suppress(Exception):
+                await self.close_early()
                 await self.give_up(self.last, RunStatus.CANCELLED, "cancelled")
             raise
 
+    # -- streamed plans: where their early steps run (none without streaming)
+
+    def streamed(self) -> dict[str, Any]:
+        """The planner's ``early=``: a new open execution for the plan to come."""
+        if not isinstance(self.planner, StreamingPlanner):
+            return {}
+        # Early steps meet the gate before the plan is prepared for it: none that a data flow
+        # reaches starts early, so the gate must hold no findings of an earlier plan.
+        self.gate.prepare(Plan(goal=self.goal))
+        self.early = _EarlyRun(self)
+        return {"early": self.early}
+
+    async def close_early(self) -> None:
+        """Cancel the open execution of a plan that will not run (refused, never valid): what
+        started early is cancelled, and the execution becomes :attr:`last`."""
+        early, self.early = self.early, None
+        if early is None or early.handle is None:
+            return
+        early.handle.cancel()
+        self.last = await early.handle.wait()
+
     async def plan_and_execute(self) -> RunResult:
         try:
-            plan = await self.planner.plan(self.goal, self.context)
+            plan = await self.planner.plan(self.goal, self.context, **self.streamed())
         except BudgetExceededError as exc:
-            return self.finish(None, RunStatus.BUDGET_EXCEEDED, str(exc))
+            await self.close_early()
+            return self.finish(self.last, RunStatus.BUDGET_EXCEEDED, str(exc))
         except (PlanRejected, LLMError) as exc:
-            self.finish(None, RunStatus.FAILED, str(exc))  # journals the end of the run
+            await self.close_early()
+            self.finish(self.last, RunStatus.FAILED, str(exc))  # journals the end of the run
             raise
         replans = 0
         while True:
             self.plans.append(plan)
             refusal = await self.refusal(plan)
             if refusal is not None:
+                await self.close_early()
                 return await self.give_up(self.last, RunStatus.REJECTED, refusal)
             reuse: dict[str, Any] = {}
             if self.last is not None:
@@ -208,7 +286,13 @@ class _Agent:
                     previous=self.plans[-2], plan=plan, outputs=self.last.outputs
                 )
             result = await self.execute(plan, reuse)
-            if result.status is not RunStatus.FAILED or replans >= self.max_replans:
+            reason: str | None = None
+            if result.status is RunStatus.SUCCEEDED and wants_join(plan, self.join):
+                joined = await self.joined(plan, result, can_replan=replans < self.max_replans)
+                if isinstance(joined, RunResult):
+                    return joined
+                reason = joined  # the join asks for another plan
+            elif result.status is not RunStatus.FAILED or replans >= self.max_replans:
                 status = result.status
                 error = result.error
                 if status is RunStatus.FAILED:
@@ -218,23 +302,55 @@ class _Agent:
                 return await self.give_up(result, status, error)
             replans += 1
             try:
-                plan = await self.planner.replan(self.goal, plan, result, self.context)
-            except BudgetExceededError as exc:
-                return await self.give_up(result, RunStatus.BUDGET_EXCEEDED, str(exc))
-            except (PlanRejected, LLMError) as exc:
-                return await self.give_up(
-                    result,
-                    RunStatus.FAILED,
-                    f"replanning failed: {exc}; first failure: {result.error}",
+                plan = await self.planner.replan(
+                    self.goal, plan, result, self.context, reason=reason, **self.streamed()
                 )
+            except BudgetExceededError as exc:
+                await self.close_early()
+                return await self.give_up(self.last, RunStatus.BUDGET_EXCEEDED, str(exc))
+            except (PlanRejected, LLMError) as exc:
+                await self.close_early()
+                why = f"first failure: {result.error}" if reason is None else f"asked: {reason}"
+                return await self.give_up(
+                    self.last, RunStatus.FAILED, f"replanning failed: {exc}; {why}"
+                )
+
+    async def joined(self, plan: Plan, result: RunResult, *, can_replan: bool) -> RunResult | str:
+        """The join of a run that succeeded: the finished run with the LLM's answer, or the
+        reason the LLM gives for another plan."""
+        try:
+            decision = await join(
+                self.planner,
+                self.goal,
+                plan,
+                result,
+                can_replan=can_replan,
+                context=self.context,
+                on_text=self.on_answer,
+                stream=isinstance(self.planner, StreamingPlanner),
+            )
+        except BudgetExceededError as exc:
+            return await self.give_up(result, RunStatus.BUDGET_EXCEEDED, str(exc))
+        except LLMError as exc:  # what ran stands; only the answer is missing
+            why = f"the answer could not be written: {exc}"
+            return self.finish(result, RunStatus.SUCCEEDED, why)
+        if isinstance(decision, Finish):
+            answered = result.model_copy(update={"answer": decision.answer})
+            return self.finish(answered, RunStatus.SUCCEEDED, result.error)
+        return decision.reason
 
     async def execute(self, plan: Plan, reuse: Mapping[str, Any]) -> RunResult:
         """Run ``plan``; its result becomes :attr:`last`, its side effects go on the ledger."""
         # Not final and nothing undone: a replan, compensation or approval may follow, and
         # give_up() and finish() decide.
-        handle = self.executor.start(
-            plan, reuse=reuse, ledger=self.ledger, compensate=False, final=False
-        )
+        early, self.early = self.early, None
+        if early is not None and early.handle is not None:
+            handle = early.handle  # steps started while the plan streamed: it takes the rest
+            handle.seal(plan, reuse)
+        else:
+            handle = self.executor.start(
+                plan, reuse=reuse, ledger=self.ledger, compensate=False, final=False
+            )
         try:
             result = await handle.wait()
         except asyncio.CancelledError:
@@ -309,6 +425,9 @@ async def aplan_and_run(
     on_event: EventCallback | None = None,
     run_id: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
+    stream: bool = False,
+    join: Join | str = Join.AUTO,
+    on_answer: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Plan ``goal`` with the LLM, run it, replan on failure; the :class:`RunResult`.
 
@@ -321,7 +440,7 @@ async def aplan_and_run(
     default ``$TOOLDAG_EGRESS_ALLOW``) lifts the findings into destinations it names.
     ``executor_options`` go to
     :class:`~tooldag.execution.executor.Executor` (``max_concurrency``, ``tool_limits``,
-    ``default_timeout``).
+    ``default_timeout``). ``stream``, ``join`` and ``on_answer`` are as the module says.
 
     Raises :class:`PlanRejected` when no valid first plan comes back (nothing ran), and
     :class:`LLMError` subclasses when the LLM cannot be reached or configured.
@@ -353,6 +472,9 @@ async def aplan_and_run(
         gate=gate,
         context=context,
         executor_options=executor_options or {},
+        stream=stream,
+        join=join,
+        on_answer=on_answer,
     )
     agent.meter.listener = agent.tool_llm_call
     try:

@@ -45,6 +45,7 @@ __all__ = [
     "LLMConfigError",
     "LLMError",
     "LLMResponseError",
+    "LLMStreamInterrupted",
     "PermanentToolError",
     "PlanError",
     "PlanInvalidError",
@@ -228,6 +229,21 @@ class LLMConfigError(LLMError, ConfigError):
 
 class LLMResponseError(LLMError):
     """The endpoint answered with an error (after retries, for the transient ones)."""
+
+
+class LLMStreamInterrupted(LLMResponseError):
+    """A streamed reply broke off after some of its text had arrived (and been handed on).
+
+    Not retried as a whole, since whoever read the text may have acted on it: ``partial_text``
+    is what arrived, for the caller to go on from (the streaming planner asks for the rest);
+    ``reply`` the call as far as it came (an :class:`~tooldag.llm.client.LLMReply`: its
+    estimated usage is counted).
+    """
+
+    def __init__(self, message: str, *, partial_text: str, usage: Any = None) -> None:
+        self.partial_text = partial_text
+        self.reply: Any = None
+        super().__init__(message, last_response=partial_text, usage=usage)
 
 
 class BudgetExceededError(LLMError):

@@ -53,15 +53,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from .._sync import run_sync
 from ..errors import ConfigError, RunStateError
 from ..events import EventBus
-from ..plan.model import Plan
+from ..plan.model import Plan, Step
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus
+from ..result import RunResult, RunStatus, StepRecord
 from .gate import Gate
 from .options import RunOptions
 from .outcome import finished_event, render_answer
@@ -128,6 +128,49 @@ class RunHandle:
     def done(self) -> bool:
         return self._task.done()
 
+    @property
+    def sealed(self) -> bool:
+        """Every step of the run's plan has been given (always, unless started open)."""
+        return self._run.sealed
+
+    def extend(self, steps: Iterable[Step], reuse: Mapping[str, Any] | None = None) -> None:
+        """Give an open run (:meth:`Executor.start` with ``sealed=False``) more steps, and
+        ``reuse`` outputs (of these or of completed steps they reference): each starts as soon
+        as its inputs exist. Call it on the run's loop. Raises PlanInvalidError for a duplicate
+        id or a cycle, RunStateError once the run is sealed."""
+        self._on_loop()
+        if self._run.sealed or self._run.finishing:
+            why = "sealed" if self._run.sealed else "over (it was stopped)"
+            raise RunStateError(
+                f"run {self.run_id} is {why}: it takes no more steps", run_id=self.run_id
+            )
+        self._run.add(steps, reuse)
+
+    def seal(self, plan: Plan | None = None, reuse: Mapping[str, Any] | None = None) -> None:
+        """Tell an open run that no more steps will come; with ``plan`` (the complete plan: the
+        steps given so far must be its steps as they are), its other steps are added first, with
+        ``reuse``. The run ends once every step has. Call it on the run's loop; idempotent.
+        Raises PlanInvalidError if the plan changed a step given before."""
+        self._on_loop()
+        self._run.seal(plan, reuse)
+
+    async def settle(self) -> dict[str, StepRecord]:
+        """Wait until nothing of the run runs or is ready to start (for an open run: every step
+        given so far has finished, or the run stopped); the records of its steps so far."""
+        self._on_loop()
+        await self._run.quiet.wait()
+        return {sid: state.record() for sid, state in self._run.states.items()}
+
+    def _on_loop(self) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RunStateError(
+                "an open run takes steps on its own event loop only", run_id=self.run_id
+            )
+
     async def wait(self) -> RunResult:
         """The result (awaiting it again is fine; cancelling the waiter does not cancel the run)."""
         return await asyncio.shield(self._task)
@@ -182,6 +225,7 @@ class Executor:
         ledger: Ledger | None = None,
         final: bool = True,
         refused: Collection[str] = (),
+        sealed: bool = True,
     ) -> RunHandle:
         """Start running ``plan`` on the running loop and return at once.
 
@@ -193,8 +237,12 @@ class Executor:
         replan): the ``run_finished`` event's :attr:`~tooldag.events.RunFinished.final` is then
         false and the caller emits the run's final one. ``refused`` names steps a gate refused
         in an earlier execution (:func:`~tooldag.execution.gate.refused_steps`): the gate is
-        asked about them again, and without a gate they are refused again. Raises
-        PlanInvalidError for duplicate ids or a cycle.
+        asked about them again, and without a gate they are refused again. ``sealed=False``
+        starts the run *open*: ``plan`` may be only its first steps (or none), more come through
+        :meth:`RunHandle.extend` and the rest with :meth:`RunHandle.seal`, and the run does not
+        end before it is sealed; it emits ``run_started`` with its first steps, without a plan
+        (a streamed plan's steps start while the LLM still writes it). Raises PlanInvalidError
+        for duplicate ids or a cycle.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -207,7 +255,7 @@ class Executor:
             ledger = Ledger(run_id, self.options)
         elif ledger.run_id != run_id:
             raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
-        run = Run(self.options, plan, run_id, reuse, refused)
+        run = Run(self.options, plan, run_id, reuse, refused, sealed=sealed)
         driven = _drive(run, ledger, _statuses(compensate), final)
         # In a run scope: what its steps open (an MCP session per server) closes with it.
         task = loop.create_task(in_run_scope(driven), name=f"tooldag-run-{run.run_id}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import ReferenceResolutionError
 from ..events import Event, RunFinished
+from ..plan.model import LLM_ANSWER
 from ..plan.refs import BadReference, Ref, lookup, parse_string, render_text
 from ..result import RunStatus, StepRecord, StepStatus
 
@@ -31,8 +32,8 @@ def render_answer(
     A reference that cannot be read (its step was skipped, failed, blocked, or its output lacks the
     key) renders as a bracketed placeholder saying why, never as an error.
     """
-    if template is None:
-        return None
+    if template is None or template.strip() == LLM_ANSWER:
+        return None  # "llm": the answer is the join's to write
     parsed = parse_string(template)
     if isinstance(parsed, str | BadReference):
         return parsed if isinstance(parsed, str) else template

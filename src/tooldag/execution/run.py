@@ -1,9 +1,15 @@
 """The run of one plan: a ready/done state machine driven by step completions.
 
-:class:`graphlib.TopologicalSorter` is the pure state machine; this module acts on what it makes
+A small ready/done counter (:class:`_Sorter`, graphlib's ``TopologicalSorter`` protocol, but one
+that takes more steps while it runs) is the pure state machine; this module acts on what it makes
 ready. A step is started from the completion of its last dependency (no polling loop, no
 level-by-level batches): the finishing step's task marks itself done and, in the same call, starts,
 skips or blocks whatever that made ready.
+
+A run may be *open*: started before its plan is complete, and fed steps as they come
+(:meth:`Run.extend`, a streamed plan's early steps) until :meth:`Run.seal` gives it the rest of
+the plan. It is the same machine: a closed run is one whose steps were all added, then sealed, at
+once.
 
 Concurrency limits are admission control: a step that is ready to start takes a slot of the global
 limit and, if its tool has one, of its tool's limit; without a free slot it waits in a FIFO queue
@@ -29,7 +35,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +131,49 @@ def _names(ids: list[str]) -> str:
     return ", ".join(repr(i) for i in ids)
 
 
+class _Sorter:
+    """graphlib.TopologicalSorter's ``get_ready`` / ``done`` / ``is_active``, to which nodes may
+    be added at any time (nodes added together may wait for each other; a node added later only
+    for nodes added before it, which a new node cannot put into a cycle)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, int] = {}  # node -> dependencies not done yet
+        self._dependants: dict[str, list[str]] = {}
+        self._finished: set[str] = set()
+        self._ready: list[str] = []
+        self._out = 0  # handed out by get_ready, not done yet
+
+    def add(self, graph: Mapping[str, tuple[str, ...]]) -> None:
+        """Add ``graph`` (node -> the nodes it waits for, known or in ``graph``). Raises
+        :class:`graphlib.CycleError` if its nodes wait for each other in a circle."""
+        inner = {node: [d for d in deps if d in graph] for node, deps in graph.items()}
+        graphlib.TopologicalSorter(inner).prepare()  # raises CycleError
+        for node, deps in graph.items():
+            self._dependants.setdefault(node, [])
+            pending = [d for d in deps if d not in self._finished]
+            self._waiting[node] = len(pending)
+            for dep in pending:
+                self._dependants.setdefault(dep, []).append(node)
+            if not pending:
+                self._ready.append(node)
+
+    def get_ready(self) -> tuple[str, ...]:
+        ready, self._ready = tuple(self._ready), []
+        self._out += len(ready)
+        return ready
+
+    def done(self, node: str) -> None:
+        self._out -= 1
+        self._finished.add(node)
+        for dependant in self._dependants.get(node, ()):
+            self._waiting[dependant] -= 1
+            if not self._waiting[dependant]:
+                self._ready.append(dependant)
+
+    def is_active(self) -> bool:
+        return bool(self._ready) or self._out > 0
+
+
 class Run:
     """The state of one run: step states, outputs, the sorter, the queue, running tasks.
 
@@ -138,6 +187,8 @@ class Run:
         run_id: str,
         reuse: Mapping[str, Any] | None,
         refused: Collection[str] = (),
+        *,
+        sealed: bool = True,
     ) -> None:
         self.options = options
         self.plan = plan
@@ -145,14 +196,7 @@ class Run:
         self.bus = options.bus
         self.clock = _Clock()
         self.steps: dict[str, Step] = {}
-        for step in plan.steps:
-            if step.id in self.steps:
-                raise PlanInvalidError(
-                    "the plan cannot run: give every step its own id",
-                    [Issue("duplicate_id", f"two steps are called {step.id!r}", step.id)],
-                )
-            self.steps[step.id] = step
-        self.reuse = dict(reuse or {})
+        self.reuse: dict[str, Any] = {}
         self.refused_before = frozenset(refused)
         """Steps a gate refused in an earlier execution: without a gate, refused again."""
         self.declined: set[str] = set()
@@ -161,29 +205,21 @@ class Run:
         self.rejected: str | None = None
         """Why a gate aborted the run (it then ends ``rejected``)."""
         # What references resolve against: reused outputs (possibly of earlier plans) and ours.
-        self.outputs: dict[str, Any] = dict(self.reuse)
-        self.states = {s.id: _State(s.id, s.tool) for s in plan.steps}
+        self.outputs: dict[str, Any] = {}
+        self.states: dict[str, _State] = {}
         self.deps: dict[str, tuple[str, ...]] = {}
         self.data_deps: dict[str, tuple[str, ...]] = {}
         self.unknown: dict[str, list[str]] = {}
-        for step in plan.steps:
-            data = step.data_dependencies()
-            self.data_deps[step.id] = tuple(d for d in data if d in self.steps)
-            if step.id in self.reuse:
-                self.deps[step.id] = ()
-                continue
-            every = dict.fromkeys([*data, *step.depends_on])
-            self.deps[step.id] = tuple(d for d in every if d in self.steps)
-            missing = [d for d in every if d not in self.steps and d not in self.reuse]
-            if missing:
-                self.unknown[step.id] = missing
-        self.sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(self.deps)
-        try:
-            self.sorter.prepare()
-        except graphlib.CycleError as exc:
-            cycle = [str(c) for c in exc.args[1]]
-            issue = Issue("cycle", "steps wait for each other", cycle[0], hint=" -> ".join(cycle))
-            raise PlanInvalidError("the plan cannot run: it has a cycle", [issue]) from None
+        self.sorter = _Sorter()
+        self.sealed = False
+        """Every step of the plan has been added: the run ends when they have."""
+        self.opened = asyncio.Event()
+        """Set by the first steps or the seal: an open run starts (``run_started``) then."""
+        self.quiet = asyncio.Event()
+        """Nothing runs or is ready to: every step added so far has finished (or the run
+        stopped). What ``idle`` is, but for an open run's seal."""
+        self.quiet.set()
+        self.started = False
         self.free = options.max_concurrency
         self.tool_free = dict(options.tool_limits)
         self.queue: deque[_Launch] = deque()
@@ -206,6 +242,13 @@ class Run:
         self.interrupted = False
         """The run's own task was cancelled (not the run): its driver re-raises once it is over."""
         self.started_at = 0.0
+        try:
+            self.add(plan.steps, reuse)
+            if sealed:
+                self.seal()
+        except PlanInvalidError:
+            self.invoker.close()  # a plan that cannot run leaves no thread pool behind
+            raise
 
     # ------------------------------------------------------------------ events
 
@@ -270,17 +313,97 @@ class Run:
             return
         self.cancel_requested = True
         self.stop_reason = "the run was cancelled"
+        self.opened.set()  # an open run that has no step yet ends too
         self.cancel_tasks()
 
     def request_pause(self) -> None:
         if self.pause_requested or self.finishing:
             return
         self.pause_requested = True
+        self.opened.set()
         self.check_idle()
 
     def check_idle(self) -> None:
-        if not self.tasks and (self.stopping or not self.sorter.is_active()):
+        if self.tasks or not (self.stopping or not self.sorter.is_active()):
+            self.quiet.clear()
+            return
+        self.quiet.set()
+        if self.stopping or self.sealed:
             self.idle.set()
+
+    # ------------------------------------------------------------------ steps that come in
+
+    def add(self, steps: Iterable[Step], reuse: Mapping[str, Any] | None = None) -> None:
+        """Take ``steps`` into the run (they may wait for each other and for steps added before)
+        and ``reuse`` (outputs to take as they are, of these steps or of earlier ones).
+        Raises PlanInvalidError for a duplicate id or a cycle, and leaves the run as it was."""
+        new: dict[str, Step] = {}
+        for step in steps:
+            if step.id in self.steps or step.id in new:
+                raise PlanInvalidError(
+                    "the plan cannot run: give every step its own id",
+                    [Issue("duplicate_id", f"two steps are called {step.id!r}", step.id)],
+                )
+            new[step.id] = step
+        reuse = dict(reuse or {})
+        known = {**self.steps, **new}
+        reused = {**self.reuse, **reuse}
+        deps: dict[str, tuple[str, ...]] = {}
+        data_deps: dict[str, tuple[str, ...]] = {}
+        unknown: dict[str, list[str]] = {}
+        for step in new.values():
+            data = step.data_dependencies()
+            data_deps[step.id] = tuple(d for d in data if d in known)
+            if step.id in reused:
+                deps[step.id] = ()
+                continue
+            every = dict.fromkeys([*data, *step.depends_on])
+            deps[step.id] = tuple(d for d in every if d in known)
+            missing = [d for d in every if d not in known and d not in reused]
+            if missing:
+                unknown[step.id] = missing
+        try:
+            self.sorter.add(deps)
+        except graphlib.CycleError as exc:
+            cycle = [str(c) for c in exc.args[1]]
+            issue = Issue("cycle", "steps wait for each other", cycle[0], hint=" -> ".join(cycle))
+            raise PlanInvalidError("the plan cannot run: it has a cycle", [issue]) from None
+        self.steps.update(new)
+        self.reuse.update(reuse)
+        self.outputs.update(reuse)
+        self.states.update((sid, _State(sid, s.tool)) for sid, s in new.items())
+        self.deps.update(deps)
+        self.data_deps.update(data_deps)
+        self.unknown.update(unknown)
+        if new:
+            self.quiet.clear()
+        if new or reuse:
+            self.opened.set()
+        if self.started:
+            self.mark_reused(new)
+            self.drain()
+
+    def seal(self, plan: Plan | None = None, reuse: Mapping[str, Any] | None = None) -> None:
+        """No more steps will come: with ``plan``, the complete plan, whose steps not added yet
+        are added now (with ``reuse``). A step added before must be the plan's step of that id
+        as it is (PlanInvalidError otherwise)."""
+        if self.sealed or self.finishing:
+            return  # a run that was stopped while open ends as it is
+        if plan is not None:
+            changed = [s.id for s in plan.steps if s.id in self.steps and self.steps[s.id] != s]
+            if changed:
+                raise PlanInvalidError(
+                    "the plan cannot run: it changed steps that had started already",
+                    [Issue("duplicate_id", f"step {sid!r} changed", sid) for sid in changed],
+                )
+            # A step of the run that was not reused ran (or runs) here: its output stands.
+            reuse = {k: v for k, v in (reuse or {}).items() if k not in self.steps}
+            self.add([s for s in plan.steps if s.id not in self.steps], reuse)
+            self.plan = plan
+        self.sealed = True
+        self.opened.set()
+        if self.started:
+            self.check_idle()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -568,13 +691,17 @@ class Run:
     async def main(self) -> RunResult:
         """Run the plan to its end and return what it came to; emits no ``run_finished`` and
         undoes nothing (that is for whoever drives the run)."""
-        self.started_at = self.clock()
         try:
-            if self.emit(RunStarted(self.plan, self.plan.goal), None):
-                self.mark_reused()
-                self.drain()
-            self.check_idle()
             try:
+                await self.opened.wait()
+                self.started_at = self.clock()
+                # An open run does not know its plan yet: the planner announces it when it has.
+                plan = self.plan if self.sealed else None
+                self.started = True
+                if self.emit(RunStarted(plan, self.plan.goal), None):
+                    self.mark_reused(self.steps)
+                    self.drain()
+                self.check_idle()
                 await self.idle.wait()
             except asyncio.CancelledError:
                 # The run's own task was cancelled (e.g. its loop is shutting down): cancel the
@@ -586,10 +713,11 @@ class Run:
         finally:
             self.invoker.close()
 
-    def mark_reused(self) -> None:
-        for sid, output in self.reuse.items():
-            if sid not in self.states:
+    def mark_reused(self, steps: Iterable[str]) -> None:
+        for sid in steps:
+            if sid not in self.reuse or self.states[sid].status is not _PENDING:
                 continue
+            output = self.reuse[sid]
             state = self.finish(sid, StepStatus.SUCCEEDED)
             with contextlib.suppress(Exception):
                 state.args = resolve(self.steps[sid].args, self.outputs)

@@ -357,5 +357,10 @@ class StreamAccumulator:
         if getattr(chunk, "usage", None) is not None:
             self._usage = _usage_of(chunk.usage)
 
+    @property
+    def delivered(self) -> bool:
+        """Whether any text was handed on: from then on a retry would repeat it to the reader."""
+        return bool(self._parts)
+
     def result(self) -> Completion:
         return Completion("".join(self._parts), self._finish, self._usage, self._chunks)

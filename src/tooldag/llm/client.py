@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import httpx
 import openai
 from tenacity import (
     AsyncRetrying,
@@ -43,7 +44,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..errors import BudgetExceededError, LLMConfigError, LLMError
+from ..errors import BudgetExceededError, LLMConfigError, LLMError, LLMStreamInterrupted
 from ..result import Usage
 from ._responses import (
     Completion,
@@ -547,7 +548,10 @@ class LLMClient:
         """One completion. ``messages`` may be a plain string (one user message).
 
         ``mode`` defaults to ``text`` (``auto`` when a ``schema`` is given). ``on_delta`` streams
-        the reply and is called with each piece of text as it arrives. ``meter`` sums the run's
+        the reply (in any mode) and is called with each piece of text as it arrives; a stream
+        that breaks off before any text is retried like any call, one that breaks off later
+        raises :class:`LLMStreamInterrupted` (its text was handed on already), and the stream
+        is closed when the call ends, also by cancellation. ``meter`` sums the run's
         usage and enforces its budgets (default: the run's meter, if one is active). Raises
         :class:`LLMResponseError` (with what to fix) or :class:`BudgetExceededError`.
         """
@@ -588,6 +592,14 @@ class LLMClient:
                 raise self._status_error(exc, candidate, meter, tally.attempts) from None
             except openai.APIError as exc:
                 raise self._transport_error(exc, meter, tally.attempts) from None
+            except LLMStreamInterrupted as exc:
+                # The endpoint took the mode and billed what it streamed: both count.
+                if requested is OutputMode.AUTO:
+                    self.remember_mode(candidate)
+                cut = Completion(exc.partial_text, None, None, None)
+                exc.reply = self._reply(cut, candidate, messages, meter)
+                exc.usage = meter.usage if meter is not None else exc.reply.usage
+                raise
             if requested is OutputMode.AUTO:
                 self.remember_mode(candidate)
             reply = self._reply(completion, candidate, messages, meter)
@@ -776,8 +788,13 @@ class LLMClient:
                 if on_delta is None:
                     return from_completion(response)
                 stream = StreamAccumulator(on_delta)
-                for chunk in response:
-                    stream.feed(chunk)
+                try:
+                    for chunk in response:
+                        stream.feed(chunk)
+                except (openai.APIError, httpx.TransportError) as exc:
+                    raise self._broken_stream(exc, stream) from None
+                finally:
+                    response.close()
                 return stream.result()
 
             return await asyncio.to_thread(call)
@@ -785,9 +802,32 @@ class LLMClient:
         if on_delta is None:
             return from_completion(response)
         stream = StreamAccumulator(on_delta)
-        async for chunk in response:
-            stream.feed(chunk)
+        try:
+            async for chunk in response:
+                stream.feed(chunk)
+        except (openai.APIError, httpx.TransportError) as exc:
+            raise self._broken_stream(exc, stream) from None
+        finally:
+            # Also when cancelled (Ctrl-C): closing the connection stops the generation, and
+            # with it the billing of tokens nobody will read.
+            await response.close()
         return stream.result()
+
+    def _broken_stream(self, exc: Exception, stream: StreamAccumulator) -> Exception:
+        """What a stream that failed midway raises: before any text, an error the retry loop
+        retries (a connection error); after, :class:`LLMStreamInterrupted` with what arrived."""
+        if not stream.delivered:
+            if isinstance(exc, httpx.TransportError):
+                request = httpx.Request("POST", f"{self.base_url}/chat/completions")
+                return openai.APIConnectionError(message=str(exc), request=request)
+            return exc
+        text = stream.result().text
+        return LLMStreamInterrupted(
+            f"the reply streamed from {self.base_url} broke off after {len(text):,} characters "
+            f"({type(exc).__name__}: {exc}): ask again, or go on from what arrived "
+            "(partial_text)",
+            partial_text=text,
+        )
 
     def _reply(
         self,

@@ -29,7 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from .refs import Ref, Template, iter_refs, may_hold_bare_ref, parse_string, read_bare_refs
 from .svg import plan_svg
 
-__all__ = ["BareReference", "CONDITION_OPS", "Condition", "Plan", "Step"]
+__all__ = ["BareReference", "CONDITION_OPS", "Condition", "LLM_ANSWER", "Plan", "Step"]
+
+LLM_ANSWER = "llm"
+"""A plan's ``answer`` that asks for the LLM's answer after the run (the join), not a template."""
 
 # The seed's operators plus not_none and in.
 CONDITION_OPS = ("==", "!=", "<", "<=", ">", ">=", "contains", "is_none", "not_none", "in")

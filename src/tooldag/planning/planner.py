@@ -29,7 +29,7 @@ from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
 from ..plan.parse import parse_plan
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, StepStatus, Usage
+from ..result import RunResult, StepRecord, StepStatus, Usage
 from ..validate.validator import validate
 from .plan_schema import plan_json_schema
 from .prompting import repair_prompt, replan_prompt, system_prompt, user_prompt
@@ -105,9 +105,11 @@ def _reask(
     base: list[dict[str, str]],
     tried: Sequence[tuple[str, Sequence[Issue]]],
     repeats: int | None,
+    ran: Sequence[tuple[Step, StepRecord]] = (),
 ) -> list[dict[str, str]]:
     """The next request: the first request, the latest reply, and a re-ask with its issues and
-    those of the (up to ``_EARLIER_ATTEMPTS``) attempts before it."""
+    those of the (up to ``_EARLIER_ATTEMPTS``) attempts before it, and the steps that ``ran``
+    already (a streamed plan's early steps)."""
     latest, issues = tried[-1]
     first = max(0, len(tried) - 1 - _EARLIER_ATTEMPTS)
     same = _same_reply(latest)
@@ -119,7 +121,10 @@ def _reask(
     return [
         *base,
         {"role": "assistant", "content": latest},
-        {"role": "user", "content": repair_prompt(issues, earlier=earlier, repeats=repeats)},
+        {
+            "role": "user",
+            "content": repair_prompt(issues, earlier=earlier, repeats=repeats, ran=ran),
+        },
     ]
 
 
@@ -182,19 +187,20 @@ class Planner:
         previous_plan: Plan,
         result: RunResult,
         context: Any = None,
+        *,
+        reason: str | None = None,
     ) -> Plan:
-        """A new validated plan after ``result`` (a run of ``previous_plan``) failed.
+        """A new validated plan after ``result`` (a run of ``previous_plan``) failed, or after a
+        run whose results the join found do not answer the goal (``reason``, its words).
 
         Completed steps the new plan references without restating are put back in from
         ``previous_plan``; :func:`tooldag.plan.reuse.reusable_outputs` says which outputs the
         executor can take as they are.
         """
+        prompt = replan_prompt(goal, previous_plan, result, context=context, reason=reason)
         messages = [
             {"role": "system", "content": self._system_prompt()},
-            {
-                "role": "user",
-                "content": replan_prompt(goal, previous_plan, result, context=context),
-            },
+            {"role": "user", "content": prompt},
         ]
         return await self._converse(
             goal, messages, "replan", completed_steps(previous_plan, result)
@@ -256,6 +262,8 @@ class Planner:
                 if not issues and self.check is not None:
                     issues = self.check(plan)
                 if not issues:
+                    issues = self._check(plan)
+                if not issues:
                     self._created(plan)
                     return plan
             log.info("plan attempt %d rejected: %s", attempt + 1, "; ".join(map(str, issues)))
@@ -263,7 +271,7 @@ class Planner:
             tried.append((reply.text, issues))
             if repeats is not None:
                 temperature = self._hotter(temperature)
-            messages = _reask(base, tried, repeats)
+            messages = _reask(base, tried, repeats, await self._ran())
         attempts = self.max_reasks + 1
         raise PlanRejected(
             f"the LLM gave no valid plan in {attempts} attempt(s): try a more specific goal, "
@@ -286,6 +294,15 @@ class Planner:
         log.info("the reply repeated an earlier one; temperature raised to %s", raised)
         return raised
 
+    def _check(self, plan: Plan) -> list[Issue]:
+        """Issues of a valid plan beyond the validator's (a streamed plan's, see
+        :mod:`~tooldag.planning.streaming`); none here."""
+        return []
+
+    async def _ran(self) -> Sequence[tuple[Step, StepRecord]]:
+        """Steps that ran while the plan was being written, for a re-ask; none here."""
+        return ()
+
     async def _ask(
         self,
         messages: list[dict[str, str]],
@@ -293,31 +310,51 @@ class Planner:
         attempt: int,
         temperature: float | None = None,
     ) -> LLMReply:
+        return await self.call(
+            messages,
+            purpose,
+            schema=self._plan_schema(),
+            schema_name="tooldag_plan",
+            attempt=attempt,
+            temperature=temperature,
+        )
+
+    async def call(
+        self,
+        messages: list[dict[str, str]],
+        purpose: str,
+        *,
+        schema: Mapping[str, Any] | None,
+        schema_name: str,
+        attempt: int = 0,
+        temperature: float | None = None,
+        on_delta: Callable[[str], None] | None = None,
+    ) -> LLMReply:
+        """One LLM call of this planner's run (in its mode, on its meter), announced as an
+        ``llm_call`` event for ``purpose``; ``on_delta`` streams it."""
         started = time.monotonic()  # the call's duration: where a trace's span of it begins
         reply = await self.llm.complete(
             messages,
             mode=self.mode,
-            schema=self._plan_schema(),
-            schema_name="tooldag_plan",
+            schema=schema,
+            schema_name=schema_name,
             meter=self.meter,
             temperature=temperature,
+            on_delta=on_delta,
         )
-        if self.bus is not None:
-            self.bus.emit(
-                Event(
-                    LLMCall(
-                        reply.usage,
-                        purpose,
-                        reply.mode.value,
-                        reply.model,
-                        reply.usage_estimated,
-                    ),
-                    run_id=self.run_id,
-                    attempt=attempt,
-                    duration=time.monotonic() - started,
-                )
-            )
+        self.announce(reply, purpose, attempt, time.monotonic() - started)
         return reply
+
+    def announce(
+        self, reply: LLMReply, purpose: str, attempt: int = 0, duration: float | None = None
+    ) -> None:
+        """The ``llm_call`` event of a call of this run (``duration``: where a trace's span of
+        it begins)."""
+        if self.bus is not None:
+            call = LLMCall(
+                reply.usage, purpose, reply.mode.value, reply.model, reply.usage_estimated
+            )
+            self.bus.emit(Event(call, run_id=self.run_id, attempt=attempt, duration=duration))
 
     def _created(self, plan: Plan) -> None:
         self.version += 1

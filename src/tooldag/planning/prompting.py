@@ -33,16 +33,18 @@ from ..issues import Issue
 from ..plan.model import Plan, Step
 from ..registry.registry import Tool, ToolRegistry
 from ..registry.schemas import inline_refs, json_types, value_checker
-from ..result import RunResult, StepStatus
+from ..result import RunResult, StepRecord, StepStatus
 from ..validate.validator import validate
 from .plan_schema import GRAMMAR_BOUND, planner_tools
 
 __all__ = [
     "OUTPUT_BUDGET",
     "TOTAL_OUTPUT_BUDGET",
+    "continue_prompt",
     "delimit",
     "example_plan",
     "format_value",
+    "join_prompt",
     "render",
     "repair_prompt",
     "replan_prompt",
@@ -564,13 +566,28 @@ def repair_prompt(
     *,
     earlier: Sequence[tuple[int, Sequence[Issue]]] = (),
     repeats: int | None = None,
+    ran: Sequence[tuple[Step, StepRecord]] = (),
+    output_budget: int = OUTPUT_BUDGET,
+    total_budget: int = TOTAL_OUTPUT_BUDGET,
 ) -> str:
     """Ask again, listing what was wrong with the last reply.
 
     ``earlier`` are ``(attempt number, issues)`` of attempts before it, shown as their issues
     only (a few each), so the model does not trade one mistake back for another; ``repeats`` the
-    number of an earlier attempt that the last reply is identical to.
+    number of an earlier attempt that the last reply is identical to; ``ran`` the steps that ran
+    while the reply streamed, with what came of them (outputs truncated and delimited), to be
+    kept or referenced rather than run again.
     """
+    budget = _Budget(output_budget, total_budget)
+    done = []
+    for step, record in ran:
+        if record.status is StepStatus.SUCCEEDED:
+            text = delimit(f"{step.id} output", budget.take(record.output))
+        else:
+            what = _error_text(record) if record.status is StepStatus.FAILED else record.reason
+            text = delimit(f"{step.id} {record.status.value}", format_value(what or "", 600))
+        entry = {"id": step.id, "tool": step.tool, "args": _dumps(step.args)}
+        done.append({**entry, "status": record.status.value, "output": text})
     items = [{"text": str(issue), "path": issue.path, "code": issue.code} for issue in issues]
     before = [
         {
@@ -587,6 +604,7 @@ def repair_prompt(
         more=max(0, len(items) - _ISSUES_SHOWN),
         earlier=before,
         repeats=repeats,
+        ran=done,
     )
 
 
@@ -597,27 +615,45 @@ def _error_text(record: Any) -> str:
     return f"{error.type}: {error.message}"
 
 
+def _completed(
+    step: Step, record: StepRecord | None, result: RunResult, budget: _Budget
+) -> dict[str, Any] | None:
+    """A succeeded step as a prompt shows it: its output truncated and delimited (None if the
+    step did not succeed)."""
+    if record is None or record.status is not StepStatus.SUCCEEDED:
+        return None
+    output = result.outputs.get(step.id, record.output)
+    return {
+        "id": step.id,
+        "tool": step.tool,
+        "args": _dumps(step.args),
+        "output": delimit(f"{step.id} output", budget.take(output)),
+    }
+
+
 def replan_prompt(
     goal: str,
     previous: Plan,
     result: RunResult,
     *,
     context: Any = None,
+    reason: str | None = None,
     output_budget: int = OUTPUT_BUDGET,
     total_budget: int = TOTAL_OUTPUT_BUDGET,
 ) -> str:
     """Ask for a new plan after a failed run: what completed (outputs truncated and delimited),
-    what failed and why, what was blocked; completed steps can be reused by id."""
+    what failed and why, what was blocked; completed steps can be reused by id. With
+    ``reason`` (the join's words: the run succeeded but does not answer the goal), that is
+    what the new plan must address."""
     budget = _Budget(output_budget, total_budget)
     completed, failed, blocked, not_run = [], [], [], []
     for step in previous.steps:
         record = result.steps.get(step.id)
         status = record.status if record is not None else StepStatus.PENDING
         entry: dict[str, Any] = {"id": step.id, "tool": step.tool, "args": _dumps(step.args)}
-        if status is StepStatus.SUCCEEDED:
-            output = result.outputs.get(step.id, record.output if record else None)
-            entry["output"] = delimit(f"{step.id} output", budget.take(output))
-            completed.append(entry)
+        shown = _completed(step, record, result, budget)
+        if shown is not None:
+            completed.append(shown)
         elif status is StepStatus.FAILED:
             assert record is not None
             entry["error"] = delimit(f"{step.id} error", format_value(_error_text(record), 600))
@@ -642,4 +678,50 @@ def replan_prompt(
         # The run's error quotes tool errors, which third parties may have written: data, like them.
         run_error=delimit("run error", format_value(result.error, 600)) if result.error else None,
         context_blocks=_context_blocks(context, budget),
+        # The join read the outputs, which third parties may have written: data, like them.
+        reason=delimit("why another plan", format_value(reason, 600)) if reason else None,
     )
+
+
+def join_prompt(
+    goal: str,
+    plan: Plan,
+    result: RunResult,
+    *,
+    can_replan: bool,
+    context: Any = None,
+    output_budget: int = OUTPUT_BUDGET,
+    total_budget: int = TOTAL_OUTPUT_BUDGET,
+) -> str:
+    """Ask the LLM to answer ``goal`` from a run's results (outputs truncated and delimited as
+    in a replan), or, if ``can_replan``, to ask for another plan and say why."""
+    budget = _Budget(output_budget, total_budget)
+    completed, others = [], []
+    for step in plan.steps:
+        record = result.steps.get(step.id)
+        shown = _completed(step, record, result, budget)
+        if shown is not None:
+            completed.append(shown)
+        else:
+            status = record.status.value if record is not None else "not run"
+            why = (_error_text(record) if record is not None else "") or status
+            others.append({"id": step.id, "tool": step.tool, "status": status, "why": why})
+    return render(
+        "join.j2",
+        goal=goal,
+        plan=plan.dumps(indent=None),
+        completed=completed,
+        # Errors quote tools, which may quote third parties: data too.
+        others=[
+            {**o, "why": delimit(f"{o['id']} {o['status']}", format_value(o["why"], 300))}
+            for o in others
+        ],
+        can_replan=can_replan,
+        context_blocks=_context_blocks(context, budget),
+    )
+
+
+def continue_prompt(kept: Sequence[str], *, why: str | None) -> str:
+    """Ask for the rest of a plan whose streamed reply broke off (``why``: ``length``, the
+    token limit, or anything else for a broken connection) after the steps ``kept``."""
+    return render("continue.j2", kept=list(kept), why=why or "")

@@ -9,13 +9,14 @@ record every request.
 from __future__ import annotations
 
 from .respx_helpers import mock_openai
-from .script import Disconnect, ErrorReply, Reply, Rule, ScriptedLLM, ScriptItem, Stall
+from .script import Disconnect, ErrorReply, Hold, Reply, Rule, ScriptedLLM, ScriptItem, Stall
 from .server import FakeLLMServer
 
 __all__ = [
     "Disconnect",
     "ErrorReply",
     "FakeLLMServer",
+    "Hold",
     "Reply",
     "Rule",
     "ScriptItem",

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import httpx
@@ -25,6 +25,22 @@ if TYPE_CHECKING:
 __all__ = ["OPENAI_BASE_URL", "mock_openai"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class _BrokenStream(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A body that breaks off after its pieces, as a dropped connection does."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._pieces
+        raise httpx.RemoteProtocolError("scripted break mid-stream")
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece
+        raise httpx.RemoteProtocolError("scripted break mid-stream")
 
 
 def mock_openai(
@@ -42,7 +58,9 @@ def mock_openai(
     ``GET {base_url}/models`` to its model list, which the client checks on first contact).
 
     Returns the script: ``.requests`` are the request bodies received, ``.add(...)`` scripts
-    more. A ``Disconnect`` item raises ``httpx.ConnectError``, a ``Stall`` ``httpx.ReadTimeout``.
+    more. A ``Disconnect`` item raises ``httpx.ConnectError``, a ``Stall`` ``httpx.ReadTimeout``,
+    a :class:`Reply` with ``break_after`` ``httpx.RemoteProtocolError`` mid-stream (its ``hold``
+    does not wait: the whole stream is there at once).
     """
     script = ScriptedLLM(
         replies,
@@ -63,6 +81,9 @@ def mock_openai(
             raise httpx.ReadTimeout("scripted stall", request=request)
         if response.fault is not None:
             raise httpx.ConnectError("scripted disconnect", request=request)
+        if response.broken:
+            stream = _BrokenStream([piece.data for piece in response.pieces])
+            return httpx.Response(response.status, headers=response.headers, stream=stream)
         return httpx.Response(response.status, headers=response.headers, content=response.body)
 
     router.post(f"{base_url.rstrip('/')}/chat/completions").mock(side_effect=handle)

@@ -14,12 +14,23 @@ asking for JSON it accepts and how it refuses the others (llama-cpp-python's HTT
 ``response_format``), how it words a prompt too long for its context window, what its
 ``/v1/models`` lists, and its own routes (llama-server's ``/props`` and ``/tokenize``, vLLM's
 ``/tokenize``, Ollama's ``/api/show``). ``stall`` makes every completion hang that many seconds.
+
+Streamed replies (``stream: true`` requests) come as a slow model sends them: ``token_rate``
+tokens a second (a token being 4 characters, as the usage counts; a reply that is not streamed
+comes whole after as long), in pieces of ``chunk_size``
+characters, or of random sizes from ``chunk_sizes`` (seeded by ``seed``), so that pieces end
+inside strings, escapes and between the code points of a character sequence; ``wire_bytes``
+splits what goes over the socket further, through the middle of multi-byte UTF-8 characters. A
+:class:`Reply` can :class:`Hold` its stream at a point until a test says go on, or break off
+after some characters (a transport error mid-stream); a client that closes a stream early is
+recorded in :attr:`ScriptedLLM.abandoned`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +43,8 @@ __all__ = [
     "Disconnect",
     "ErrorReply",
     "FakeResponse",
+    "Hold",
+    "Piece",
     "Reply",
     "Rule",
     "ScriptItem",
@@ -54,6 +67,11 @@ class Reply:
     content: Any
     usage: Mapping[str, int] | bool | None = None
     finish_reason: str = "stop"
+    hold: Hold | None = None
+    """Streamed: wait at this point of the content (only the HTTP server waits)."""
+    break_after: int | None = None
+    """Streamed: drop the connection after this many characters of content, without finishing
+    the response (the client sees a transport error mid-stream)."""
 
     @property
     def text(self) -> str:
@@ -62,6 +80,19 @@ class Reply:
         to_json = getattr(self.content, "to_json", None)  # a Plan
         data = to_json() if callable(to_json) else self.content
         return json.dumps(data, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Hold a streamed reply just after the first ``after`` in its content until ``release`` is
+    set, or ``timeout`` seconds pass (then :attr:`timed_out` is set): a model that thinks
+    between two steps for as long as a test needs. Only the HTTP server holds; the respx helper
+    sends the whole stream at once."""
+
+    after: str
+    release: threading.Event = field(default_factory=threading.Event)
+    timeout: float = 10.0
+    timed_out: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,13 +249,31 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class Piece:
+    """One write of a streamed response: ``data`` sent after waiting ``delay`` seconds (and for
+    ``hold`` first); ``chars`` is how much of the reply's content has gone out with it."""
+
+    data: bytes
+    delay: float = 0.0
+    hold: Hold | None = None
+    chars: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FakeResponse:
-    """What to send back: a status, headers and body, or a ``fault`` (a Disconnect or Stall)."""
+    """What to send back: a status, headers and body, or a ``fault`` (a Disconnect or Stall).
+
+    A streamed response also has its ``pieces`` (``body`` is them joined), and ``broken`` when
+    the connection is to drop after the last one."""
 
     status: int
     headers: dict[str, str]
     body: bytes
     fault: Disconnect | Stall | None = None
+    pieces: tuple[Piece, ...] = ()
+    broken: bool = False
+    delay: float = 0.0
+    """Seconds before a response that is not streamed goes out (its generation time)."""
 
 
 def _tokens(text: str) -> int:
@@ -264,6 +313,10 @@ class ScriptedLLM:
         dialect: str | Dialect | None = None,
         context_window: int | None = None,
         stall: float | None = None,
+        token_rate: float | None = None,
+        chunk_sizes: tuple[int, int] | None = None,
+        seed: int = 0,
+        wire_bytes: int | None = None,
     ) -> None:
         if isinstance(dialect, str):
             if dialect not in DIALECTS:
@@ -281,8 +334,19 @@ class ScriptedLLM:
         self.reject_modes = frozenset(reject_modes)
         self.model = model
         self.chunk_size = max(1, chunk_size)
+        if token_rate is not None and token_rate <= 0:
+            raise ValueError("token_rate must be a positive number of tokens a second")
+        self.token_rate = token_rate
+        """Tokens a second of a streamed reply (None: as fast as the socket goes)."""
+        if chunk_sizes is not None and not 1 <= chunk_sizes[0] <= chunk_sizes[1]:
+            raise ValueError("chunk_sizes must be (smallest, largest) with 1 <= smallest")
+        self.chunk_sizes = chunk_sizes
+        self._random = random.Random(seed)
+        self.wire_bytes = wire_bytes
         self.requests: list[dict[str, Any]] = []
         """Every request body received, in order (rejected ones included)."""
+        self.abandoned: list[int] = []
+        """For each stream the client closed before its end: the characters of content sent."""
         self._changed = threading.Condition()
 
     def add(self, *items: ScriptItem) -> None:
@@ -300,6 +364,18 @@ class ScriptedLLM:
         """Block until ``count`` requests arrived (for subprocess tests); False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: len(self.requests) >= count, timeout)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+        """Block until ``condition()`` holds (checked whenever a request or an abandoned stream
+        is recorded); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
+    def stream_abandoned(self, chars: int) -> None:
+        """Record that a client closed a stream after ``chars`` characters of content."""
+        with self._changed:
+            self.abandoned.append(chars)
+            self._changed.notify_all()
 
     def respond(self, body: dict[str, Any]) -> FakeResponse:
         """The response to one chat-completions request body."""
@@ -501,8 +577,13 @@ class ScriptedLLM:
         }
         if usage is not None:
             payload["usage"] = usage
+        # A reply that is not streamed arrives when the whole of it has been generated.
+        delay = _tokens(text) / self.token_rate if self.token_rate else 0.0
         return FakeResponse(
-            200, {"content-type": "application/json"}, json.dumps(payload).encode("utf-8")
+            200,
+            {"content-type": "application/json"},
+            json.dumps(payload).encode("utf-8"),
+            delay=delay,
         )
 
     def _stream(
@@ -517,20 +598,63 @@ class ScriptedLLM:
                 "choices": choices,
                 **extra,
             }
-            return b"data: " + json.dumps(data).encode("utf-8") + b"\n\n"
+            # Raw UTF-8, as real servers send it: a wire split can fall inside a character.
+            return b"data: " + json.dumps(data, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
         def delta(content: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
             return [{"index": 0, "delta": content, "finish_reason": finish}]
 
-        events = [chunk(delta({"role": "assistant", "content": ""}))]
-        for start in range(0, len(text), self.chunk_size):
-            events.append(chunk(delta({"content": text[start : start + self.chunk_size]})))
-        events.append(chunk(delta({}, reply.finish_reason)))
-        if usage is not None:
-            events.append(chunk([], usage=usage))
-        events.append(b"data: [DONE]\n\n")
+        end = len(text) if reply.break_after is None else min(reply.break_after, len(text))
+        held = self._held_at(reply, text)
+        pieces = [Piece(chunk(delta({"role": "assistant", "content": ""})))]
+        for start, stop in self._cuts(end, held):
+            part = text[start:stop]
+            delay = math.ceil(len(part) / 4) / self.token_rate if self.token_rate else 0.0
+            hold = reply.hold if start == held else None
+            pieces.extend(self._wire(chunk(delta({"content": part})), delay, hold, stop))
+        if reply.break_after is None:
+            pieces.append(Piece(chunk(delta({}, reply.finish_reason)), chars=len(text)))
+            if usage is not None:
+                pieces.append(Piece(chunk([], usage=usage), chars=len(text)))
+            pieces.append(Piece(b"data: [DONE]\n\n", chars=len(text)))
         headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
-        return FakeResponse(200, headers, b"".join(events))
+        body = b"".join(p.data for p in pieces)
+        broken = reply.break_after is not None
+        return FakeResponse(200, headers, body, pieces=tuple(pieces), broken=broken)
+
+    @staticmethod
+    def _held_at(reply: Reply, text: str) -> int | None:
+        if reply.hold is None:
+            return None
+        at = text.find(reply.hold.after)
+        if at < 0:
+            raise ValueError(f"Hold(after={reply.hold.after!r}) is not in the reply's content")
+        return at + len(reply.hold.after)
+
+    def _cuts(self, end: int, held: int | None) -> list[tuple[int, int]]:
+        """Where the content's pieces start and stop (a held stream also stops at the hold)."""
+        cuts: list[tuple[int, int]] = []
+        start = 0
+        while start < end:
+            if self.chunk_sizes is not None:
+                with self._changed:  # one generator, answering from several threads
+                    size = self._random.randint(*self.chunk_sizes)
+            else:
+                size = self.chunk_size
+            stop = min(start + size, end)
+            if held is not None and start < held < stop:
+                stop = held
+            cuts.append((start, stop))
+            start = stop
+        return cuts
+
+    def _wire(self, data: bytes, delay: float, hold: Hold | None, chars: int) -> list[Piece]:
+        """One event as the socket writes go: in ``wire_bytes`` parts if asked."""
+        size = self.wire_bytes
+        if size is None or len(data) <= size:
+            return [Piece(data, delay, hold, chars)]
+        parts = [data[i : i + size] for i in range(0, len(data), size)]
+        return [Piece(parts[0], delay, hold, chars), *(Piece(p, chars=chars) for p in parts[1:])]
 
 
 def _json_response(data: Any) -> FakeResponse:

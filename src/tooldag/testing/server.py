@@ -9,7 +9,8 @@ usage), scripted replies and error statuses, every request recorded.
 Run it on its own with ``python -m tooldag.testing --rules rules.json`` (a JSON object of
 goal substring -> reply); it prints its base URL and serves until interrupted. ``--dialect
 llama-cpp-python`` (or ``openai``, ``azure``, ``vllm``, ``llama-server``, ``ollama``, ``none``)
-makes it behave as that server does; ``--stall 30`` makes every completion hang 30 s.
+makes it behave as that server does; ``--stall 30`` makes every completion hang 30 s;
+``--token-rate 50`` streams replies at 50 tokens a second (``--chunk-size`` characters a piece).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import argparse
 import contextlib
 import json
 import logging
+import select
+import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -51,12 +54,58 @@ class _Handler(BaseHTTPRequestHandler):
         if response.fault is not None:
             self.close_connection = True
             return
+        if response.pieces:
+            self._stream(response)
+            return
+        if response.delay:
+            self.server.stopping.wait(response.delay)
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         self.send_header("content-length", str(len(response.body)))
         self.end_headers()
         self.wfile.write(response.body)
+
+    def _stream(self, response: FakeResponse) -> None:
+        """A streamed response, piece by piece as paced (chunked transfer encoding, so that a
+        connection dropped midway is an incomplete body, not a short one)."""
+        self.send_response(response.status)
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        stopping = self.server.stopping
+        sent = 0
+        for piece in response.pieces:
+            if piece.hold is not None and not piece.hold.release.wait(piece.hold.timeout):
+                piece.hold.timed_out.set()
+            if piece.delay:
+                stopping.wait(piece.delay)
+            if stopping.is_set() or self._peer_gone():
+                self.server.script.stream_abandoned(sent)
+                self.close_connection = True
+                return
+            try:
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(piece.data), piece.data))
+                self.wfile.flush()
+            except OSError:  # the client went away between the check and the write
+                self.server.script.stream_abandoned(sent)
+                self.close_connection = True
+                return
+            sent = piece.chars
+        if response.broken:
+            self.close_connection = True  # no last chunk: the body ends incomplete
+            return
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _peer_gone(self) -> bool:
+        """Whether the client closed its end (a readable socket with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
 
     def _json(self, status: int, data: Any) -> None:
         body = json.dumps(data).encode("utf-8")
@@ -107,6 +156,9 @@ class _Server(ThreadingHTTPServer):
 class FakeLLMServer(ScriptedLLM):
     """A :class:`ScriptedLLM` served over HTTP on ``127.0.0.1`` (an ephemeral port by default).
 
+    ``streaming`` options go to :class:`ScriptedLLM` (``token_rate``, ``chunk_sizes``,
+    ``seed``, ``wire_bytes``).
+
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. ``requests`` holds every
     request body, ``request_headers`` their headers; :meth:`wait_for_requests` blocks until a
     subprocess has called.
@@ -125,6 +177,7 @@ class FakeLLMServer(ScriptedLLM):
         dialect: str | None = None,
         context_window: int | None = None,
         stall: float | None = None,
+        **streaming: Any,
     ) -> None:
         super().__init__(
             replies,
@@ -136,6 +189,7 @@ class FakeLLMServer(ScriptedLLM):
             dialect=dialect,
             context_window=context_window,
             stall=stall,
+            **streaming,
         )
         self._port = port
         self._server: _Server | None = None
@@ -221,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stall", type=float, metavar="SECONDS", help="hold every completion this long unanswered"
     )
+    parser.add_argument(
+        "--token-rate", type=float, metavar="N", help="stream replies at N tokens a second"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=16, metavar="CHARS", help="characters a streamed piece"
+    )
     args = parser.parse_args(argv)
     rules: dict[str, Any] = {}
     # With nothing scripted, answer every request (a probe such as `tooldag doctor`'s) alike.
@@ -239,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         dialect=args.dialect,
         context_window=args.context_window,
         stall=args.stall,
+        token_rate=args.token_rate,
+        chunk_size=args.chunk_size,
     )
     with server:
         print(server.base_url, flush=True)

@@ -161,6 +161,8 @@ class Chat:
         toolbar: str | None = None,
         debug: bool = False,
         runner: StepRunner[Any] | None = None,
+        stream: bool = False,
+        join: str = "auto",
     ) -> None:
         self.console = console
         self.out = out or console
@@ -170,11 +172,18 @@ class Chat:
         self.debug = debug
         # Where tool calls run (``--dask``): every executor of the session gets it.
         self.executor_options: dict[str, Any] = {} if runner is None else {"runner": runner}
-        self.session = self._new_session(llm)
         self.policy = Policy(policy)
         self.approver = Approver(
             console, registry, self.ask, mode=approve, policy=self.policy, interactive=interactive
         )
+        # Streamed plans start read-only steps before the plan is approved: not when every
+        # plan is to be confirmed before anything of it runs.
+        self.stream = stream and self.approver.mode is not ApprovalMode.PLAN
+        self.join = join
+        self.session = self._new_session(llm)
+        self.asking = 0
+        """Questions being asked now (the live view waits for them)."""
+        self._watch: RunWatch | None = None
         self.prompt_text = prompt
         self.toolbar = toolbar
         self.last_plan: Plan | None = None
@@ -195,6 +204,8 @@ class Chat:
             llm=llm,
             max_replans=self.max_replans,
             executor_options=self.executor_options,
+            stream=self.stream,
+            join=self.join,
         )
 
     # ------------------------------------------------------------------ input
@@ -222,7 +233,13 @@ class Chat:
     async def ask(self, message: str) -> str:
         """One answer from the person (approval questions); no history."""
         question: PromptSession[str] = PromptSession(input=self._input, output=self._output)
-        return await question.prompt_async(message, handle_sigint=False)
+        self.asking += 1
+        if self._watch is not None:
+            self._watch.display.stop()  # steps that started early may still be running
+        try:
+            return await question.prompt_async(message, handle_sigint=False)
+        finally:
+            self.asking -= 1
 
     def _bottom_toolbar(self) -> str:
         parts = [
@@ -330,7 +347,13 @@ class Chat:
 
     def _new_watch(self) -> tuple[str, RunWatch]:
         run_id = new_run_id()
-        watch = RunWatch(self.console, run_id, max_replans=self.max_replans)
+        watch = RunWatch(
+            self.console,
+            run_id,
+            max_replans=self.max_replans,
+            may_show=lambda: not self.asking,
+        )
+        self._watch = watch
         if self.store is not None:
             watch.keep(self.store.attach(watch.bus))
         return run_id, watch
@@ -341,6 +364,14 @@ class Chat:
         run_id, watch = self._new_watch()
         self._watch_questions(watch.display)
         watch.display.working(f"planning with {self.session.llm.model}...")
+        answer: list[str] = []
+
+        def on_answer(text: str) -> None:  # the join's answer, shown as it is written
+            if not answer:
+                watch.display.answer(lambda: "".join(answer))
+            answer.append(text)
+            watch.display.refresh()
+
         task = asyncio.ensure_future(
             self.session.arun(
                 goal,
@@ -350,6 +381,7 @@ class Chat:
                 approve_step=self.approver.step_hook,
                 policy=self.policy,
                 egress_allow=self.approver.egress_allow,
+                on_answer=on_answer,
             )
         )
         try:

@@ -43,7 +43,7 @@ from ..events import (
 )
 from ..issues import Issue, warnings_of
 from ..observe.monitor import Monitor, status_style
-from ..plan.model import Plan, Step
+from ..plan.model import LLM_ANSWER, Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
@@ -174,7 +174,9 @@ def plan_view(
     parts: list[RenderableType] = [table]
     if not plan.steps:
         parts.append(Text("(no steps: the answer needs no tool)", style="dim"))
-    if plan.answer:
+    if plan.answer and plan.answer.strip() == LLM_ANSWER:
+        parts.append(Text("answer: written by the LLM from the results", style="dim"))
+    elif plan.answer:
         parts.append(Text("answer: ", style="dim").append(printable(plan.answer), style="italic"))
     if registry is not None and any(_side_effects(registry, s.tool) for s in plan.steps):
         parts.append(Text("! has side effects", style="dim yellow"))
@@ -501,6 +503,16 @@ class LiveArea:
     def progress(self, run_id: str) -> None:
         self._start(lambda: progress_view(self.monitor, run_id, width=self.console.width))
 
+    def answer(self, text: Callable[[], str]) -> None:
+        """The answer as it is being written (``text()``: what has arrived so far)."""
+        self._start(
+            lambda: Text("answer: ", style="bold").append(printable(text()), style="not bold")
+        )
+
+    @property
+    def showing(self) -> bool:
+        return self._live is not None
+
     def refresh(self) -> None:
         if self._live is not None:
             self._live.refresh()
@@ -535,8 +547,17 @@ class RunWatch:
     """Follows one run's events on :attr:`bus`: feeds the monitor and the live view, and says
     what happens between attempts (a failure, then a replan)."""
 
-    def __init__(self, console: Console, run_id: str, *, max_replans: int = 0) -> None:
+    def __init__(
+        self,
+        console: Console,
+        run_id: str,
+        *,
+        max_replans: int = 0,
+        may_show: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.run_id = run_id
+        self.may_show = may_show
+        """False while a question is being asked: the live view waits."""
         self.bus = EventBus()
         self.monitor = Monitor()
         self.display = LiveArea(console, self.monitor)
@@ -566,6 +587,9 @@ class RunWatch:
             self.display.stop()
             if self.last_status is RunStatus.FAILED and self.executions > 0:
                 self._failed_attempt()
+        elif kind is EventType.STEP_STARTED and not self.display.showing and self.may_show():
+            # A streamed plan's execution goes on after its approval stopped the view.
+            self.display.progress(self.run_id)
         else:
             self.display.refresh()
 

@@ -123,6 +123,19 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="new plans asked for after a failure (default 2)",
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="stream plans: read-only steps start while the LLM still writes the plan (side "
+        "effects wait for the whole plan; not with --approve plan)",
+    )
+    parser.add_argument(
+        "--join",
+        choices=["always", "auto", "never"],
+        default="auto",
+        help="after a run, the LLM reads the results and writes the answer or asks for "
+        "another plan: always, auto (when the plan has no answer template; default) or never",
+    )
 
 
 def _command(
@@ -223,6 +236,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             max_replans=args.max_replans,
             debug=args.debug,
             runner=runner,
+            stream=args.stream,
+            join=args.join,
         )
         asyncio.run(chat.repl())
     return EXIT_OK
@@ -267,6 +282,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             output=create_output(stdout=sys.stderr),
             debug=args.debug,
             runner=runner,
+            stream=args.stream,
+            join=args.join,
         )
         chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
         try:

@@ -73,6 +73,9 @@ __all__ = [
 
 _REF_STYLE = "cyan"
 _VALUE_CHARS = 60
+# Longer answers are cut on the terminal: rich lays text out at about a microsecond a character,
+# which makes megabytes take a minute, and nobody reads them scrolling by; --json has them whole.
+_ANSWER_CHARS = 100_000
 
 
 def bar_width(width: int) -> int:
@@ -90,6 +93,14 @@ def _cut(text: str, limit: int | None) -> str:
 def _safe(text: object) -> Text:
     """Text from outside (a tool, the LLM, a goal) as a cell or line: escaped, no markup."""
     return Text(printable(str(text)))
+
+
+def _answer_text(answer: str) -> Text:
+    """An answer to print, escaped, and cut after ``_ANSWER_CHARS`` characters with a note."""
+    if len(answer) <= _ANSWER_CHARS:
+        return _safe(answer)
+    note = f" … (cut: the answer has {len(answer):,} characters; --json prints it whole)"
+    return _safe(answer[:_ANSWER_CHARS]).append(note, style="dim")
 
 
 def _json(value: Any, **options: Any) -> str:
@@ -310,8 +321,8 @@ def print_result(
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
         console.print(Text(printable(result.error), style="dim"), soft_wrap=True)
     if result.answer is not None:
-        answer = printable(result.answer)
-        console.print(Text("answer: ", style="bold").append(answer, style="not bold"))
+        answer = _answer_text(result.answer)
+        console.print(Text.assemble(("answer: ", "bold"), answer))
     console.print(summary_line(result))
 
 
@@ -422,7 +433,7 @@ def run_view(
     if info.usage.calls:
         fields.add_row("llm", usage_detail(info.usage))
     if result.answer:
-        fields.add_row("answer", _safe(result.answer))
+        fields.add_row("answer", _answer_text(result.answer))
     if result.error:
         fields.add_row("error", Text(printable(result.error), style="red"))
     status = status_text(info.status)

@@ -182,7 +182,7 @@ print(result.answer)
 result.outputs
 
 # %%
-from IPython.display import Markdown, display
+from IPython.display import Markdown
 
 from tooldag import RunResult
 
@@ -209,9 +209,10 @@ assert result.ok and result.usage.calls == 1 and len(server.requests) == 1
 # The plan the model wrote is a graph: its edges come from the references
 # (`outfit_london` reads `$weather_london.temp`, so it waits for `weather_london`), and
 # the two cities' branches share nothing, so they ran side by side. Here is the JSON,
-# then the graph as Mermaid (rendered by JupyterLab 4.1+, GitHub and most Markdown
-# viewers), coloured by how each step ended, then the same graph drawn with matplotlib
-# for any front end.
+# then the result itself: a `RunResult` shows in a notebook as its graph, each step
+# coloured by how it ended, and its steps. The graph is SVG drawn inline (no script, no
+# network), so JupyterLab, VS Code, GitHub and an HTML export all show it; a `Plan` shows
+# the same way, and `plan.to_svg(statuses)` is the picture as text, to save or embed.
 
 # %%
 plan = result.plan  # the last plan of the run (None only for a run that never had one)
@@ -219,15 +220,7 @@ assert plan is not None
 print(plan.dumps())
 
 # %%
-from tooldag.observe.mermaid import to_mermaid
-
-statuses = {sid: record.status for sid, record in result.steps.items()}
-display(Markdown(f"```mermaid\n{to_mermaid(plan, statuses)}\n```"))
-
-# %%
-from tooldag.observe.plotting import plot_dag
-
-ax = plot_dag(plan, statuses)
+result
 
 # %% [markdown]
 # ## In `async` code: `aplan_and_run`

@@ -183,19 +183,13 @@ print(f"{summary['total']} steps, up to {summary['max_parallel']} at once")
 # %% [markdown]
 # ## The DAG
 #
-# Mermaid text for front ends that render it, and a matplotlib drawing for the others.
-# A level-by-level executor would run these in five batches (the columns below).
+# A plan shows as its graph, drawn inline as SVG. A level-by-level executor would run these
+# in five batches (the rows below); this one starts each step as soon as its inputs are in.
 
 # %%
-from IPython.display import Markdown, display
-
-from tooldag.observe.mermaid import to_mermaid
-from tooldag.observe.plotting import plot_dag
-
 plan = result.plan
 assert plan is not None  # a run that got as far as running has a plan
-display(Markdown(f"```mermaid\n{to_mermaid(plan)}\n```"))
-ax = plot_dag(plan)
+plan
 
 # %% [markdown]
 # ## The timeline: branches overlap

@@ -188,18 +188,16 @@ assert [r.status for r in results.values()] == ["succeeded"] * 3
 assert len(SENT) == 3  # cold in Oslo, heat in Dubai, storm in Lisbon
 
 # %% [markdown]
-# In the graph, conditional steps are the hexagons in Mermaid and the dashed boxes in the
-# drawing, coloured by what happened in Lisbon:
+# In the graph, conditional steps are the dashed boxes, coloured by what happened in
+# Lisbon:
 
 # %%
-from tooldag.observe.mermaid import to_mermaid
-from tooldag.observe.plotting import plot_dag
+from IPython.display import SVG
 
 lisbon = results["Lisbon"]
 assert lisbon.plan is not None  # a run that got as far as running has a plan
 statuses = {sid: record.status for sid, record in lisbon.steps.items()}
-display(Markdown(f"```mermaid\n{to_mermaid(lisbon.plan, statuses)}\n```"))
-ax = plot_dag(lisbon.plan, statuses, title="Lisbon")
+SVG(lisbon.plan.to_svg(statuses))
 
 # %% [markdown]
 # ## State: pause, inspect, resume

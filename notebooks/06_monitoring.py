@@ -217,8 +217,11 @@ display(Markdown("\n".join(lines)))
 # plan coloured by status:
 
 # %%
+from IPython.display import SVG
+
 monitor.print_timeline()
-display(Markdown(f"```mermaid\n{monitor.to_mermaid()}\n```"))
+assert result.plan is not None  # a run that got as far as running has a plan
+display(SVG(result.plan.to_svg(monitor.statuses())))
 
 # %% [markdown]
 # ## A Gantt chart of the run

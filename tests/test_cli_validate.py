@@ -55,7 +55,7 @@ def test_cycle_is_printed_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None
     code, out, _ = run(capsys, "validate", CYCLE_PLAN, "--tools", WEATHER_TOOLS)
     assert code == 1
     text = flat(out)
-    assert "1 issue(s)" in text
+    assert "1 error(s)" in text
     assert "cycle: [weather] the steps depend on each other in a circle: " in text
     assert "weather -> outfit -> weather" in text
 
@@ -67,8 +67,9 @@ def test_json_output_has_exactly_the_documented_shape(capsys: pytest.CaptureFixt
     assert list(data) == ["valid", "issues"]
     assert data["valid"] is False
     (issue,) = data["issues"]
-    assert list(issue) == ["code", "step", "path", "message", "hint"]
+    assert list(issue) == ["code", "severity", "step", "path", "message", "hint"]
     assert issue["code"] == "cycle"
+    assert issue["severity"] == "error"
     assert issue["step"] == "weather"
     assert issue["path"] == "steps[0]"
     assert "weather -> outfit -> weather" in issue["message"]
@@ -94,7 +95,7 @@ def test_several_issues_are_listed_with_hints(
     code, out, _ = run(capsys, "validate", str(plan), "--tools", WEATHER_TOOLS)
     assert code == 1
     text = flat(out)
-    assert "3 issue(s)" in text
+    assert "3 error(s)" in text
     assert "hint: did you mean get_weather?" in text
     assert "missing_argument" in text and "type_mismatch" in text
 
@@ -109,7 +110,7 @@ def test_unreadable_llm_reply_exits_2_with_issues_in_json(
     data = json.loads(out)
     assert data["valid"] is False
     assert [i["code"] for i in data["issues"]] == ["truncated_json"]
-    assert list(data["issues"][0]) == ["code", "step", "path", "message", "hint"]
+    assert list(data["issues"][0]) == ["code", "severity", "step", "path", "message", "hint"]
     assert "Traceback" not in err
 
 

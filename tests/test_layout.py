@@ -27,7 +27,7 @@ FLOORS: list[set[str]] = [
     {"durable"},  # durable runs: the store and journal, and the runner over the executor
     {"agent"},  # orchestration
     {"evaluation"},  # goal sets run through the agent, measured (tooldag eval)
-    {"ui", "__main__"},  # faces
+    {"ui", "web", "__main__"},  # faces: the terminal and the local web viewer
 ]
 MAX_MODULES_PER_FOLDER = 12
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tooldag import Plan, load_registry, plan_and_run, run_plan
+from tooldag import Plan, StepApproval, load_registry, plan_and_run, run_plan
 from tooldag.result import RunStatus, StepStatus
 from tooldag.testing import FakeLLMServer
 
@@ -59,13 +59,25 @@ def test_the_time_servers_tools_are_listed_with_their_schemas() -> None:
 
 
 def test_a_goal_is_planned_over_the_time_server_and_run_end_to_end() -> None:
+    asked: list[tuple[str, dict[str, Any]]] = []
+
+    def approve_step(request: StepApproval) -> bool:
+        asked.append((request.step.id, dict(request.args)))
+        return True
+
     with FakeLLMServer(rules={"oslo and tokyo": TIME_PLAN}) as fake:
         result = plan_and_run(
-            "What is the time in Oslo and Tokyo?", tools=[TIME], llm=fake.client()
+            "What is the time in Oslo and Tokyo?",
+            tools=[TIME],
+            llm=fake.client(),
+            approve_step=approve_step,
         )
         offered = json.dumps(fake.requests[0])
     assert "time__convert_time" in offered  # the planner was shown the server's tools
     assert result.status is RunStatus.SUCCEEDED, result.error
+    # A remote tool's output is taken as private and untrusted whatever its hints say, so the
+    # step it flows into is asked about, with the argument resolved from the first call.
+    assert asked == [("tokyo", {**asked[0][1], "source_timezone": "Europe/Oslo"})]
     assert result.outputs["oslo"]["timezone"] == "Europe/Oslo"
     tokyo = result.outputs["tokyo"]
     assert tokyo["target"]["timezone"] == "Asia/Tokyo" and tokyo["time_difference"] in (

@@ -9,8 +9,10 @@ working directory (``notebooks/execute.py``, which also writes the committed fil
 from __future__ import annotations
 
 import asyncio
+import base64
 import importlib.util
 import os
+import re
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -31,12 +33,22 @@ NAMES = [
 ]
 # How many matplotlib charts each notebook promises (02 is about schemas: tables, no charts).
 CHARTS = {
-    "01_quickstart": 1,
+    "01_quickstart": 0,
     "02_tools": 0,
-    "03_parallel_dags": 3,
-    "04_conditions_and_state": 2,
+    "03_parallel_dags": 2,
+    "04_conditions_and_state": 1,
     "05_failures_and_replanning": 2,
     "06_monitoring": 2,
+}
+# How many plan graphs each shows as a picture: inline SVG (tooldag.plan.svg), which needs no
+# script and no network, unlike Mermaid text (05 compares two plans in one matplotlib chart).
+GRAPHS = {
+    "01_quickstart": 1,
+    "02_tools": 0,
+    "03_parallel_dags": 1,
+    "04_conditions_and_state": 1,
+    "05_failures_and_replanning": 0,
+    "06_monitoring": 1,
 }
 NOTEBOOK_TIMEOUT = 120.0  # seconds for a whole notebook; each runs in a few
 MAX_BYTES = 150_000  # outputs included; the charts are most of it
@@ -125,6 +137,42 @@ def test_committed_notebook_has_its_outputs_and_is_small(name: str) -> None:
     assert [t for t in _texts(nb) if any(p in t for p in here)] == []
     assert "version" not in nb.metadata.language_info
     assert all("execution" not in cell.metadata for cell in code)
+
+
+def _graphs(nb: NotebookNode) -> int:
+    return sum(
+        any("tooldag-dag" in str(output.get("data", {}).get(k, "")) for k in PICTURES)
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+
+
+PICTURES = ("text/html", "image/svg+xml")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_notebook_shows_its_graphs_as_pictures_not_mermaid(name: str) -> None:
+    nb = _committed(name)
+    assert _graphs(nb) == GRAPHS[name]
+    assert [t for t in _texts(nb) if "```mermaid" in t or "mermaid.js" in t] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in NAMES if GRAPHS[n]])
+def test_the_html_export_has_each_graph_inline(name: str) -> None:
+    # What nbconvert writes: the SVG in the page itself (a result's HTML) or as a data: image
+    # (an SVG output), so the picture is there with no network.
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(_committed(name))
+    inline = re.findall(r'<svg[^>]*class="tooldag-dag"', html)
+    images = [
+        base64.b64decode(data).decode()
+        for data in re.findall(r'<img[^>]* src="data:image/svg\+xml;base64,([^"]+)"', html)
+    ]
+    assert len(inline) + sum('class="tooldag-dag"' in svg for svg in images) == GRAPHS[name]
+    assert "```mermaid" not in html
 
 
 @pytest.mark.parametrize("name", NAMES)

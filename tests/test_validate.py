@@ -145,7 +145,7 @@ def test_forward_reference_to_a_later_step_is_fine(weather_registry: ToolRegistr
 
 @pytest.mark.parametrize(
     "value",
-    ["$weather.", "It is ${weather.temp", "${weather temp}", "It is $weather.temp C"],
+    ["$weather.", "It is ${weather.temp", "${weather temp}", "It is $weather.temp.toFixed(1) C"],
 )
 def test_bad_reference(weather_registry: ToolRegistry, value: str) -> None:
     plan = plan_of(WEATHER, {**ALERT, "args": {"message": value}})
@@ -153,15 +153,37 @@ def test_bad_reference(weather_registry: ToolRegistry, value: str) -> None:
     assert issue.path == "steps[1].args.message"
 
 
-def test_reference_written_without_braces_inside_text_gets_a_hint(
-    weather_registry: ToolRegistry,
-) -> None:
+def test_bare_reference(weather_registry: ToolRegistry) -> None:
+    """``$step.path`` inside text, where ``step`` is a step of the plan, is read as
+    ``${step.path}``: a warning, not an error."""
     plan = plan_of(WEATHER, OUTFIT, answer="Wear $outfit.outfit today")
-    issue = only(validate(plan, weather_registry), "bad_reference")
-    assert issue.hint is not None and "${outfit.outfit}" in issue.hint
-    # A dollar amount, or an escaped dollar, is just text.
-    fine = plan_of(WEATHER, OUTFIT, answer="Costs $5, or $$outfit")
+    issue = only(validate(plan, weather_registry), "bare_reference")
+    assert issue.severity == "warning" and issue.path == "answer" and issue.step is None
+    assert "$outfit.outfit inside text is read as ${outfit.outfit}" in issue.message
+    assert plan.answer == "Wear ${outfit.outfit} today"
+    # A dollar amount, a name that is no step, or an escaped dollar, is just text.
+    fine = plan_of(WEATHER, OUTFIT, answer="Costs $5 in $PATH, or $$outfit: ${outfit.outfit}")
     assert validate(fine, weather_registry) == []
+    assert fine.answer == "Costs $5 in $PATH, or $$outfit: ${outfit.outfit}"
+
+
+def test_coerced_argument(weather_registry: ToolRegistry) -> None:
+    """A number into a parameter that takes free text is passed as its text: a warning."""
+    plan = plan_of(WEATHER, with_args(ALERT, message="$weather.temp"))
+    issue = only(validate(plan, weather_registry), "coerced_argument")
+    assert issue.severity == "warning" and issue.path == "steps[1].args.message"
+    assert "send_alert.message takes a string, and $weather.temp is a number" in issue.message
+    assert issue.hint == 'write "${weather.temp}" to pass the text itself'
+
+
+def test_guessed_answer(weather_registry: ToolRegistry) -> None:
+    plan = plan_of(WEATHER, OUTFIT, answer="Wear a raincoat.")
+    issue = only(validate(plan, weather_registry), "guessed_answer")
+    assert issue.severity == "warning" and issue.path == "answer"
+    assert "reads no step's output, though the plan has 2 steps" in issue.message
+    assert issue.hint == "put what the steps find into it, e.g. ${outfit.field}"
+    # No steps: the answer is all there is, and that is fine.
+    assert validate(plan_of(answer="Hello!"), weather_registry) == []
 
 
 def test_unknown_field_with_hint(weather_registry: ToolRegistry) -> None:

@@ -62,6 +62,11 @@ def test_wheel_contains_prompts_and_packs(wheel: Path) -> None:
         assert f"tooldag/packs/{pack.name}" in names
     assert "tooldag/py.typed" in names
     assert "tooldag/evaluation/sets/builtin.jsonl" in names  # tooldag eval's shipped goals
+    # The web viewer's page loads nothing from elsewhere: its script and style ship here.
+    static = ROOT / "src" / "tooldag" / "web" / "static"
+    assert {p.name for p in static.iterdir()} >= {"run.html", "run.js", "viewer.css"}
+    for asset in static.iterdir():
+        assert f"tooldag/web/static/{asset.name}" in names
 
 
 def test_installed_wheel_runs_the_cli(wheel: Path, tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ from .errors import (
 from .events import Event, EventBus, EventType
 from .execution import Executor, RunHandle, Verdict, run_plan
 from .execution.policy import Policy, StepApproval
-from .issues import Issue
+from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
 from .plan import Condition, Plan, Step
 from .plan.parse import parse_plan
@@ -133,6 +133,7 @@ __all__ = [
     "RunStatus",
     "RunStore",
     "Session",
+    "Severity",
     "StatefulWorkflowExecutor",
     "Step",
     "StepApproval",
@@ -154,6 +155,7 @@ __all__ = [
     "UsageMeter",
     "Verdict",
     "aplan_and_run",
+    "errors_of",
     "flows",
     "load_registry",
     "parse_plan",
@@ -163,4 +165,5 @@ __all__ = [
     "to_mermaid",
     "tool",
     "validate",
+    "warnings_of",
 ]

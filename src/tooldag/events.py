@@ -69,6 +69,7 @@ __all__ = [
     "StepSucceeded",
     "payload_from_json",
     "payload_to_json",
+    "subscribe_all",
 ]
 
 log = logging.getLogger("tooldag.events")
@@ -416,6 +417,23 @@ def payload_from_json(kind: EventType, data: Mapping[str, Any] | None) -> Payloa
 
 # -- the bus
 
+# Callbacks that see the events of every bus in the process: instrumentation (OpenTelemetry,
+# tooldag.observe.otel) that cannot be handed each run's bus. Empty, it costs emit one test.
+_EVERY_BUS: list[EventCallback] = []
+
+
+def subscribe_all(callback: EventCallback) -> Callable[[], None]:
+    """Call ``callback(event)`` for every event of every :class:`EventBus` in this process,
+    after the bus's own subscribers and isolated like them (an exception is logged); returns a
+    function that unsubscribes."""
+    _EVERY_BUS.append(callback)
+
+    def unsubscribe() -> None:
+        if callback in _EVERY_BUS:
+            _EVERY_BUS.remove(callback)
+
+    return unsubscribe
+
 
 def _run_over(event: Event) -> bool:
     data = event.data
@@ -453,6 +471,12 @@ class EventBus:
                 callback(event)
             except Exception:
                 log.exception("event callback %r failed on %s", callback, event.type)
+        if _EVERY_BUS:
+            for callback in list(_EVERY_BUS):
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("event callback %r failed on %s", callback, event.type)
 
     async def stream(self, until: Callable[[Event], bool] | None = None) -> AsyncIterator[Event]:
         """Yield events as they are emitted (from the loop this is iterated on).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
+from html import escape
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -203,6 +204,40 @@ class RunResult(BaseModel):
         if self.usage.calls:
             lines += ["", f"{self.usage.total_tokens:,} tokens in {self.usage.calls} LLM call(s)"]
         return "\n".join(lines)
+
+    def _repr_svg_(self) -> str | None:
+        """The run's last plan drawn as a graph, each step coloured by how it ended."""
+        if self.plan is None:
+            return None
+        return self.plan.to_svg({k: s.status.value for k, s in self.steps.items()})
+
+    def _repr_html_(self) -> str:
+        """How a result shows in Jupyter (the Markdown form is the fallback): status and answer,
+        the graph by status, then one table row per step."""
+        took = f" in {self.duration:.2f}s" if self.duration is not None else ""
+        parts = [f"<p><b>run {escape(self.run_id)}: {self.status.value}</b>{took}</p>"]
+        if self.answer is not None:
+            parts.append(f"<blockquote>{escape(self.answer)}</blockquote>")
+        parts.append(self._repr_svg_() or "")
+        if self.steps:
+            head = "".join(
+                f"<th>{h}</th>"
+                for h in ("step", "tool", "status", "attempts", "time", "error / reason")
+            )
+            rows = []
+            for r in self.steps.values():
+                took_step = f"{r.duration:.3f}s" if r.duration is not None else ""
+                why = str(r.error) if r.error else (r.reason or "")
+                cells = (r.id, r.tool, r.status.value, str(r.attempts), took_step, why)
+                rows.append("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+            parts.append(
+                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            )
+        if self.usage.calls:
+            parts.append(
+                f"<p>{self.usage.total_tokens:,} tokens in {self.usage.calls} LLM call(s)</p>"
+            )
+        return '<div class="tooldag-run">' + "".join(parts) + "</div>"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``--json`` prints): status, answer, outputs, steps, usage."""

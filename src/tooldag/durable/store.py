@@ -448,14 +448,24 @@ class RunStore:
         ``type``, ``step_id``, ``attempt``, ``ts``, ``duration`` and ``data`` (the payload's
         fields but outputs, arguments, plans and answers), as ``tooldag runs show --json``
         prints it."""
+        events = self.events_since(run_id)
+        for event in events:
+            del event["seq"]
+        return events
+
+    def events_since(self, run_id: str, seq: int = 0) -> list[dict[str, Any]]:
+        """The run's journal after position ``seq`` (0: all of it), as :meth:`events_json` has
+        it, each event with its ``seq`` too. The log only grows, so the last ``seq`` seen is a
+        cursor: what a viewer polls with to read only what is new."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT type, step_id, attempt, ts, duration, data FROM events "
-                "WHERE run_id = ? ORDER BY seq",
-                (run_id,),
+                "SELECT seq, type, step_id, attempt, ts, duration, data FROM events "
+                "WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, seq),
             ).fetchall()
         return [
             {
+                "seq": r["seq"],
                 "type": r["type"],
                 "step_id": r["step_id"],
                 "attempt": r["attempt"],

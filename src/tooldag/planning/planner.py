@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import PlanParseError, PlanRejected
 from ..events import Event, EventBus, LLMCall, PlanCreated
-from ..issues import Issue
+from ..issues import Issue, errors_of
 from ..llm.client import LLMClient, LLMReply, OutputMode, UsageMeter
 from ..plan.model import Plan, Step
 from ..plan.parse import parse_plan
@@ -251,7 +252,7 @@ class Planner:
                     plan = plan.model_copy(update={"goal": goal})
                 if done:
                     plan = _with_referenced_completed_steps(plan, done)
-                issues = validate(plan, self.registry)
+                issues = errors_of(validate(plan, self.registry))  # warnings never re-ask
                 if not issues and self.check is not None:
                     issues = self.check(plan)
                 if not issues:
@@ -292,6 +293,7 @@ class Planner:
         attempt: int,
         temperature: float | None = None,
     ) -> LLMReply:
+        started = time.monotonic()  # the call's duration: where a trace's span of it begins
         reply = await self.llm.complete(
             messages,
             mode=self.mode,
@@ -312,6 +314,7 @@ class Planner:
                     ),
                     run_id=self.run_id,
                     attempt=attempt,
+                    duration=time.monotonic() - started,
                 )
             )
         return reply

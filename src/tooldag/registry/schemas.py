@@ -11,13 +11,16 @@ is an argument, not a keyword to drop.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import Any
 
 __all__ = [
     "STRICT_KEYWORDS",
+    "TEXT_COERCIBLE",
     "ValueCheck",
+    "as_text",
     "describe_types",
     "inline_refs",
     "json_type_of",
@@ -25,6 +28,8 @@ __all__ = [
     "strict_loses_meaning",
     "strict_schema",
     "subschema_at",
+    "takes_free_text",
+    "text_coercion",
     "types_compatible",
     "value_checker",
 ]
@@ -499,6 +504,50 @@ def types_compatible(produced: AbstractSet[str] | None, accepted: AbstractSet[st
         return True
     # A float that happens to be whole fits an integer parameter in lax mode.
     return "number" in produced and "integer" in accepted
+
+
+# --------------------------------------------------------------------------- safe coercions
+
+# The JSON types a parameter that takes free text is given as their JSON text (see
+# takes_free_text): nothing is lost, and it is what ``${...}`` interpolation would give. A list,
+# even of one item, or an object is never turned into text: that is a mistake, not a spelling.
+TEXT_COERCIBLE = frozenset({"integer", "number", "boolean"})
+# What a parameter may ask of its text that a number's text cannot be trusted to meet.
+_TEXT_RULES = ("enum", "const", "pattern", "format")
+
+
+def takes_free_text(schema: Any) -> bool:
+    """Whether a parameter of ``schema`` takes a string whose text it leaves free (no ``enum``,
+    ``const``, ``pattern`` or ``format``; a length limit is checked on the text as usual): the
+    parameters a number or boolean is passed to as its JSON text."""
+    if not isinstance(schema, dict):
+        return False
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list):
+            return any(takes_free_text(option) for option in options)
+    types = json_types(schema)
+    return types is not None and "string" in types and not any(k in schema for k in _TEXT_RULES)
+
+
+def as_text(value: Any) -> str:
+    """A number or boolean as its JSON text: ``3`` -> ``"3"``, ``2.5`` -> ``"2.5"``, ``True`` ->
+    ``"true"``: the text that ``${...}`` interpolation gives for the same value."""
+    return json.dumps(value)
+
+
+def text_coercion(value: Any, accepted: AbstractSet[str]) -> str | None:
+    """The text that ``value`` is passed as to a parameter that takes free text and accepts the
+    JSON types ``accepted``; None when it is passed as it is (it fits, or it is no number or
+    boolean)."""
+    kind = type(value)
+    if kind is not int and kind is not float and kind is not bool:
+        return None
+    for name in accepted:
+        check = _PRIMITIVE_CHECKS.get(name)
+        if check is not None and name != "string" and check(value):
+            return None
+    return as_text(value)
 
 
 def subschema_at(schema: dict[str, Any] | None, path: Iterable[str | int]) -> dict[str, Any] | None:

@@ -22,7 +22,14 @@ from pydantic import BaseModel
 
 from ..errors import RegistrationError, ToolArgumentError
 from .capabilities import ALL_ARGUMENTS, default_capabilities, describe_egress, egress_set
-from .schemas import inline_refs, json_types, strict_loses_meaning, strict_schema
+from .schemas import (
+    inline_refs,
+    json_types,
+    strict_loses_meaning,
+    strict_schema,
+    takes_free_text,
+    text_coercion,
+)
 
 __all__ = ["Compensation", "RetryPolicy", "Tool", "ToolCategory", "ToolContext"]
 
@@ -200,6 +207,17 @@ class Tool:
         return props if isinstance(props, dict) else {}
 
     @cached_property
+    def text_params(self) -> dict[str, frozenset[str]]:
+        """The parameters that take free text (:func:`~tooldag.registry.schemas.takes_free_text`),
+        with the JSON types each accepts: a number or boolean given to one of them is passed as
+        its JSON text."""
+        return {
+            name: frozenset(json_types(schema) or ())
+            for name, schema in self.properties.items()
+            if takes_free_text(schema)
+        }
+
+    @cached_property
     def _schema_validator(self) -> Any:
         import jsonschema
 
@@ -209,7 +227,9 @@ class Tool:
         """Validate (and, for Python tools, convert) arguments; ToolArgumentError names the field.
 
         An optional argument sent as ``null`` counts as absent: OpenAI's strict mode makes optional
-        properties nullable, so that is how a model in strict mode leaves one out.
+        properties nullable, so that is how a model in strict mode leaves one out. A number or
+        boolean given to a parameter that takes free text is passed as its JSON text (``3.5`` ->
+        ``"3.5"``, ``True`` -> ``"true"``; the validator warns of it as ``coerced_argument``).
         """
         args = {
             k: v
@@ -218,6 +238,14 @@ class Tool:
                 v is None and k not in self.required and not _admits_null(self.properties.get(k))
             )
         }
+        text_params = self.text_params
+        if text_params:
+            for name, value in args.items():
+                accepted = text_params.get(name)
+                if accepted is not None:
+                    text = text_coercion(value, accepted)
+                    if text is not None:
+                        args[name] = text
         if self.args_model is not None:
             try:
                 model = self.args_model.model_validate(dict(args))

@@ -4,7 +4,8 @@
 127.0.0.1:
 
 - ``plan(goal)``: a validated plan for the goal (the LLM comes from the usual environment);
-- ``validate(plan)``: the plan's issues (empty when it is valid) and its data-flow findings;
+- ``validate(plan)``: the plan's issues (no errors when it is valid; each has its ``severity``)
+  and its data-flow findings;
 - ``run(goal)``: plan, run and replan; the answer, status, steps and token usage;
 - ``exec(plan)``: run a plan as given; its result;
 - ``tools()``: the tools plans may use, with their schemas.
@@ -43,6 +44,7 @@ from ..events import (
     StepSucceeded,
 )
 from ..execution.gate import Verdict
+from ..issues import errors_of
 from ..plan.model import Plan
 from ..plan.parse import parse_plan
 from ..registry.registry import ToolRegistry
@@ -194,7 +196,8 @@ class _Tools:
         return {"plan": plan.to_json(), "usage": planner.usage.to_dict()}
 
     async def validate(self, plan: dict[str, Any]) -> ValidateOutput:
-        """Check a plan against this server's tools: `issues` is empty when it is valid;
+        """Check a plan against this server's tools: `valid` when `issues` has no error (its
+        warnings, `severity` "warning", say how the plan is read);
         `data_flows` are the ways private or untrusted data could leave the machine (findings,
         not errors)."""
         try:
@@ -202,8 +205,9 @@ class _Tools:
         except PlanError as exc:
             return {"valid": False, "issues": [i.to_dict() for i in exc.issues], "data_flows": []}
         issues = validate(parsed, self.registry)
-        flows = [] if issues else [i.to_dict() for i in flow_issues(parsed, self.registry)]
-        return {"valid": not issues, "issues": [i.to_dict() for i in issues], "data_flows": flows}
+        valid = not errors_of(issues)  # warnings say how a valid plan is read
+        flows = [i.to_dict() for i in flow_issues(parsed, self.registry)] if valid else []
+        return {"valid": valid, "issues": [i.to_dict() for i in issues], "data_flows": flows}
 
     async def run(self, goal: str, ctx: Any) -> dict[str, Any]:
         """Plan a goal with the LLM and run it over this server's tools (replanning on failure):
@@ -252,7 +256,7 @@ class _Tools:
         from ..execution.executor import Executor
 
         parsed = _plan_of(plan)
-        issues = validate(parsed, self.registry)
+        issues = errors_of(validate(parsed, self.registry))  # warnings do not stop a plan
         if issues:
             raise _Failed(_issues_text("the plan is not valid; nothing ran", issues))
         for step in parsed.steps:

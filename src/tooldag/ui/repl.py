@@ -30,7 +30,7 @@ import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
@@ -50,6 +50,7 @@ from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
 from ..execution.policy import Policy, PolicyGate
+from ..issues import errors_of
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
 from ..observe.monitor import Monitor
@@ -75,6 +76,9 @@ from .views import (
     usage_text,
 )
 
+if TYPE_CHECKING:
+    from ..web.server import ViewerServer
+
 __all__ = ["COMMANDS", "Chat", "default_history_path"]
 
 COMMANDS: dict[str, str] = {
@@ -87,6 +91,7 @@ COMMANDS: dict[str, str] = {
     "/show [ID]": "a stored run: plan, steps, timeline (default: the last run)",
     "/resume [ID]": "continue a failed, paused or interrupted run",
     "/graph [ID]": "a run as a Mermaid diagram coloured by status",
+    "/ui [ID]": "a run (default: the last) in the web viewer, live in your browser",
     "/model [NAME]": "show or switch the LLM model",
     "/usage": "LLM tokens spent in this session",
     "/clear": "forget earlier goals (follow-ups start fresh) and clear the screen",
@@ -178,6 +183,7 @@ class Chat:
         self._prompt: PromptSession[str] | None = None
         # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
         self.ctrl_c = CtrlC(console, second_aborts=False)
+        self._viewer: ViewerServer | None = None  # /ui's, started on first use
 
     # ------------------------------------------------------------------ input
 
@@ -240,6 +246,8 @@ class Chat:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self.session.llm.aclose()
+        if self._viewer is not None:
+            self._viewer.stop()
 
     def interrupts(self) -> contextlib.AbstractContextManager[None]:
         """Ctrl-C while something runs cancels it (at the prompt it is a key press)."""
@@ -293,6 +301,7 @@ class Chat:
             "/show": self._show,
             "/resume": self._resume,
             "/graph": self._graph,
+            "/ui": self._ui,
             "/model": self._model,
             "/usage": self._usage,
             "/clear": self._clear,
@@ -432,7 +441,7 @@ class Chat:
     async def run_plan(self, plan: Plan) -> RunResult | None:
         """Run ``plan`` as it is (no LLM): validate, show, ask, run with live progress."""
         issues = validate(plan, self.registry)
-        if issues:
+        if errors_of(issues):
             self.console.print(plan_view(plan, self.registry, issues))
             self.console.print(Text("the plan has issues: /edit fixes it", style="red"))
             return None
@@ -486,8 +495,9 @@ class Chat:
         self.last_plan = plan
         issues = validate(plan, self.registry)
         self.console.print(plan_view(plan, self.registry, issues))
-        note = "valid · /run runs it" if not issues else "not valid yet: /edit again"
-        self.console.print(Text(note, style="dim" if not issues else "red"))
+        valid = not errors_of(issues)
+        note = "valid · /run runs it" if valid else "not valid yet: /edit again"
+        self.console.print(Text(note, style="dim" if valid else "red"))
 
     def _need_store(self) -> RunStore | None:
         if self.store is None:
@@ -589,6 +599,18 @@ class Chat:
             return
         statuses = {sid: record.status for sid, record in result.steps.items()}
         self.console.print(to_mermaid(result.plan, statuses), markup=False, highlight=False)
+
+    async def _ui(self, arg: str) -> None:
+        store = self._need_store()
+        if store is None:
+            return
+        from .cli.ui_cmd import open_page, start_viewer  # the web extra, only when asked for
+
+        if self._viewer is None:
+            registry = self.registry
+            self._viewer = start_viewer(store.path, tools=lambda: registry).start()
+        run_id = arg or (self.last_result.run_id if self.last_result is not None else None)
+        open_page(self._viewer, run_id, lambda text: self.console.print(text, markup=False))
 
     async def _model(self, name: str) -> None:
         if not name:

@@ -41,13 +41,14 @@ from ..events import (
     StepRetrying,
     StepSkipped,
 )
-from ..issues import Issue
+from ..issues import Issue, warnings_of
 from ..observe.monitor import Monitor, status_style
 from ..plan.model import Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
 from ..validate.flows import Flow
+from ..validate.validator import validate
 
 __all__ = [
     "LiveArea",
@@ -139,7 +140,7 @@ def _side_effects(registry: ToolRegistry | None, name: str) -> bool | None:
 def plan_view(
     plan: Plan,
     registry: ToolRegistry | None = None,
-    issues: Sequence[Issue] = (),
+    issues: Sequence[Issue] | None = None,
     *,
     title: str | None = None,
     limit: int | None = _VALUE_CHARS,
@@ -150,7 +151,8 @@ def plan_view(
     Steps whose tool has side effects are marked ``!`` (they are the ones approval asks about),
     steps that ``flows`` reach ``⇢``, with each flow's path below the table; references to other
     steps' outputs are highlighted; argument values are cut to ``limit`` characters (``None``:
-    shown whole).
+    shown whole). ``issues`` left out, the plan's warnings are shown when a ``registry`` is given
+    (see :func:`_plan_warnings`).
     """
     table = Table(
         title=title or f"plan · {len(plan.steps)} step{'s' if len(plan.steps) != 1 else ''}",
@@ -189,9 +191,19 @@ def plan_view(
         parts.append(Text("! has side effects", style="dim yellow"))
     if flows:
         parts.append(flows_view(flows))
+    if issues is None:
+        issues = _plan_warnings(plan, registry)
     if issues:
         parts.append(issues_view(issues))
     return Group(*parts)
+
+
+def _plan_warnings(plan: Plan, registry: ToolRegistry | None) -> list[Issue]:
+    """The warnings of a plan that is shown without its issues (a plan from the planner has no
+    errors, but may have warnings: a number passed as text, ``$step`` read as ``${step}``)."""
+    if registry is None:
+        return []
+    return warnings_of(validate(plan, registry))
 
 
 def flows_view(flows: Iterable[Flow]) -> Text:
@@ -208,12 +220,15 @@ def flows_view(flows: Iterable[Flow]) -> Text:
 
 
 def issues_view(issues: Iterable[Issue]) -> Text:
-    """One line per issue, as ``tooldag validate`` prints them."""
+    """One line per issue, as ``tooldag validate`` prints them: errors ``✗``, warnings ``!``."""
     out = Text()
     for i, issue in enumerate(issues):
         if i:
             out.append("\n")
-        out.append("✗ ", style="red")
+        if issue.is_error:
+            out.append("✗ ", style="red")
+        else:
+            out.append("! ", style="yellow")
         out.append(printable(str(issue)))
     return out
 

@@ -1,5 +1,6 @@
-"""The validator: the only judge of a plan. ``validate(plan, registry)`` returns issues, never
-raises; ``flows(plan, registry)`` finds where private or untrusted data can leave the machine.
+"""The validator: the only judge of a plan. ``validate(plan, registry)`` returns issues (errors
+and warnings: ``tooldag.errors_of`` picks what stops a plan), never raises; ``flows(plan,
+registry)`` finds where private or untrusted data can leave the machine.
 
 :mod:`~tooldag.validate.validator` walks the plan and owns the state of one validation; what it
 judges is in :mod:`~tooldag.validate._references` (``$step.path`` against the steps and their
@@ -10,6 +11,14 @@ findings are not errors, and ``validate`` never mixes them in.
 """
 
 from .flows import Flow, flow_issues, flows
-from .validator import ISSUE_CODES, check_plan, validate
+from .validator import ISSUE_CODES, WARNING_CODES, check_plan, validate
 
-__all__ = ["Flow", "ISSUE_CODES", "check_plan", "flow_issues", "flows", "validate"]
+__all__ = [
+    "Flow",
+    "ISSUE_CODES",
+    "WARNING_CODES",
+    "check_plan",
+    "flow_issues",
+    "flows",
+    "validate",
+]

@@ -5,24 +5,33 @@ resolves references: these functions judge one argument at a time and only repor
 :class:`~tooldag.validate._report.Report` they are given: unknown or missing arguments, literals
 that do not fit, references whose declared type cannot fit, ``${...}`` text given to a parameter
 that does not take text, containers of the wrong type.
+
+A number or boolean, literal or referenced, given to a parameter that takes free text is no error
+but a ``coerced_argument`` warning: the step is given its JSON text when it runs (the same
+:attr:`~tooldag.registry.Tool.text_params` decide both, in ``Tool.validate_args``). A list, even
+of one item, where a scalar is expected stays an error, and so does a number given to text whose
+form the parameter fixes (``enum``, ``pattern``, ``format``): the hint says what to write.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterator
 from typing import Any
 
 from ..registry.registry import Tool
 from ..registry.schemas import (
+    TEXT_COERCIBLE,
     ValueCheck,
     describe_types,
     json_type_of,
     json_types,
+    text_coercion,
     types_compatible,
     value_checker,
 )
-from ._report import Report, Types
+from ._report import Report, Types, short
 
 __all__ = [
     "ToolView",
@@ -31,9 +40,9 @@ __all__ = [
     "check_ref_arg",
     "check_template_arg",
     "has_dollar",
+    "literal_issue",
     "missing",
     "strings_in",
-    "type_issue",
     "unexpected",
 ]
 
@@ -51,6 +60,7 @@ class ToolView:
         "output",
         "props",
         "required",
+        "text",
         "tool",
     )
 
@@ -59,6 +69,8 @@ class ToolView:
         self.name = tool.name
         self.output = tool.output_schema
         self.props = tool.properties
+        # Parameter -> the JSON types it accepts, for those that take free text.
+        self.text = tool.text_params
         required = tool.parameters.get("required", [])
         # A dict: ordered (issues come out in the schema's order) and fast to test.
         self.required = dict.fromkeys(r for r in required if isinstance(r, str))
@@ -126,10 +138,23 @@ def missing(report: Report, view: ToolView, owner: str, index: int, name: str) -
     )
 
 
-def type_issue(
-    report: Report, view: ToolView, owner: str, index: int, arg: str, problem: str
+def literal_issue(
+    report: Report, view: ToolView, owner: str, index: int, arg: str, value: Any, problem: str
 ) -> None:
-    """Report that a literal value of ``arg`` does not fit its schema (``problem`` says how)."""
+    """Report that the literal ``value`` of ``arg`` does not fit its schema (``problem`` says how):
+    a warning when it is a number or boolean that the step is given as its text, else an error."""
+    accepted = view.text.get(arg)
+    text = text_coercion(value, accepted) if accepted is not None else None
+    if text is not None and view.compiled(arg)(text) is None:
+        report.warn(
+            "coerced_argument",
+            f"{view.name}.{arg} takes {describe_types(accepted or ())}; {short(value)} is passed "
+            f"as the text {json.dumps(text)}",
+            step=owner,
+            path=(index, arg),
+            hint=f"write {json.dumps(text)} to pass the text itself",
+        )
+        return
     report.add(
         "type_mismatch",
         f"{view.name}.{arg}: {problem}",
@@ -172,7 +197,7 @@ def check_literal(
         return
     problem = view.compiled(arg)(value)
     if problem is not None:
-        type_issue(report, view, owner, index, arg, problem)
+        literal_issue(report, view, owner, index, arg, value, problem)
 
 
 def check_ref_arg(
@@ -195,14 +220,49 @@ def check_ref_arg(
     if not fits:
         accepted = view.types(arg)
         assert produced is not None and accepted is not None
+        body = value.removeprefix("$")
+        if arg in view.text and produced & TEXT_COERCIBLE:
+            example = '3.5 as "3.5"' if produced - {"boolean"} else 'true as "true"'
+            report.warn(
+                "coerced_argument",
+                f"{view.name}.{arg} takes {describe_types(accepted)}, and {value} is "
+                f"{describe_types(produced)}: it is passed as its JSON text ({example})",
+                step=owner,
+                path=(index, arg),
+                hint=f'write "${{{body}}}" to pass the text itself',
+            )
+            return
         report.add(
             "type_mismatch",
             f"{view.name}.{arg} takes {describe_types(accepted)}, but {value} is "
             f"{describe_types(produced)}",
             step=owner,
             path=(index, arg),
-            hint="reference a field of the right type, or add a step that converts it",
+            hint=_mismatch_hint(view, arg, body, produced, accepted),
         )
+
+
+def _mismatch_hint(
+    view: ToolView, arg: str, body: str, produced: frozenset[str], accepted: frozenset[str]
+) -> str:
+    """What to write instead of a whole reference of the ``produced`` types."""
+    if "string" in accepted and produced & TEXT_COERCIBLE:
+        schema = view.props.get(arg)
+        rules = [
+            k
+            for k in ("enum", "const", "pattern", "format")
+            if isinstance(schema, dict) and k in schema
+        ]
+        fixed = (
+            f" (its {'/'.join(rules)} is checked on the text when the step runs)" if rules else ""
+        )
+        return f'if its text is meant, write "${{{body}}}"{fixed}'
+    if "array" in produced and "array" not in accepted:
+        return (
+            f"a list, even of one item, is not {describe_types(accepted)}: reference one item, "
+            f'e.g. "${body}.0"'
+        )
+    return "reference a field of the right type, or add a step that converts it"
 
 
 def check_template_arg(report: Report, view: ToolView, owner: str, index: int, arg: str) -> None:

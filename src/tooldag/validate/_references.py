@@ -11,20 +11,24 @@ each reference it checks adds its edge to the ``deps`` list it is handed.
 from __future__ import annotations
 
 import difflib
-import re
 from typing import Any
 
-from ..plan.refs import BadReference, Ref, Template, parse_string
+from ..plan.refs import (
+    BadReference,
+    Ref,
+    Template,
+    bare_calls,
+    method_hint,
+    parse_string,
+    read_bare_refs,
+    reference_hint,
+)
 from ..registry.registry import Tool
 from ..registry.schemas import describe_types, json_types, subschema_at
 from ._args import ToolView, strings_in
 from ._report import Report, Types, Where, issue_path, short
 
 __all__ = ["Fields", "References", "UNSEEN"]
-
-# A ``$step...`` written inside text without braces: read literally, which is never what was meant
-# when ``step`` is a step of the plan. ``$$`` is consumed first so an escaped dollar never matches.
-_LOOSE_REF_RE = re.compile(r"\$\$|\$([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)")
 
 # What a cache lookup returns for a key never seen (None is a cached value: "types unknown").
 UNSEEN: Any = object()
@@ -86,6 +90,7 @@ class References:
                 f"malformed reference {ref.text!r}: {ref.reason}",
                 step=owner,
                 path=where,
+                hint=ref.hint,
             )
             return None
         target = self.index.get(ref.step)
@@ -165,12 +170,23 @@ class References:
             self.check_loose(value, owner, where)
 
     def check_loose(self, text: str, owner: str | None, where: Where) -> None:
-        """``"Wear $outfit.outfit"``: a reference without braces inside text stays literal text."""
-        for m in _LOOSE_REF_RE.finditer(text):
-            step = m.group(1)
-            if step is None or step not in self.index:
-                continue
-            body = step + (m.group(2) or "")
+        """``"Round $stats.mean.toFixed(2)"``: a ``$step`` inside text that the plan did not read
+        as a reference (a method call on it, or text changed after the plan was built) stays
+        literal text, which is never what was meant when ``step`` is a step of the plan."""
+        for call in bare_calls(text, self.index):
+            reason, hint = reference_hint(call)
+            self.report.add(
+                "bad_reference",
+                f"{short(text, 60)} mentions ${call}, which is not a reference: "
+                f"{reason.split(': ', 1)[-1]}",
+                step=owner,
+                path=where,
+                hint=hint or f"write ${{{call}}} for a reference inside text, $$ for a dollar",
+            )
+            return
+        read = read_bare_refs(text, self.index)
+        if read is not None:
+            body = read[1][0]
             self.report.add(
                 "bad_reference",
                 f"{short(text, 60)} mentions ${body} as plain text, so it will not be replaced",
@@ -179,7 +195,6 @@ class References:
                 hint=f"inside text write ${{{body}}}; for the value itself write exactly "
                 f'"${body}"; for a literal dollar write $$',
             )
-            return
 
     def check_nested(self, value: Any, owner: str, index: int, arg: str, deps: list[int]) -> bool:
         """Check the references in every string of a list or object argument; return whether it
@@ -198,6 +213,10 @@ def _field_hint(tool: Tool, ref: Ref, segment: Any, position: int) -> str | None
         node = subschema_at(tool.output_schema, ref.path[:position]) or {}
     except KeyError:
         return None
+    if isinstance(segment, str) and "object" not in (json_types(node) or {"object"}):
+        known = method_hint(str(prefix)[1:], segment)  # .length, .toString: no fields
+        if known is not None:
+            return known
     for key in ("anyOf", "oneOf"):
         options = node.get(key)
         for option in options if isinstance(options, list) else []:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..issues import Issue
+from ..issues import Issue, Severity
 
 __all__ = ["Report", "Types", "Where", "issue_path", "short"]
 
@@ -49,5 +49,19 @@ class Report:
         step: str | None = None,
         path: Where = "",
         hint: str | None = None,
+        severity: Severity = Severity.ERROR,
     ) -> None:
-        self.issues.append(Issue(code, message, step=step, path=issue_path(path), hint=hint))
+        self.issues.append(
+            Issue(code, message, step=step, path=issue_path(path), hint=hint, severity=severity)
+        )
+
+    def warn(
+        self,
+        code: str,
+        message: str,
+        step: str | None = None,
+        path: Where = "",
+        hint: str | None = None,
+    ) -> None:
+        """Add a warning: the plan runs, read the way ``message`` says."""
+        self.add(code, message, step, path, hint, Severity.WARNING)

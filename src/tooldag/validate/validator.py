@@ -12,10 +12,14 @@ that it hands exactly what they need: the references (:mod:`~tooldag.validate._r
 arguments (:mod:`~tooldag.validate._args`) and the ``when`` conditions
 (:mod:`~tooldag.validate._conditions`).
 
-Issue codes (stable): ``invalid_id``, ``duplicate_id``, ``unknown_tool``, ``unknown_step``,
-``cycle``, ``bad_reference``, ``unknown_field``, ``missing_argument``, ``unexpected_argument``,
-``type_mismatch``, ``bad_condition``, ``empty_plan``; and ``data_flow``, which ``validate`` never
-returns: a flow of private or untrusted data out of the machine is a finding of
+Issue codes (stable). Errors: ``invalid_id``, ``duplicate_id``, ``unknown_tool``,
+``unknown_step``, ``cycle``, ``bad_reference``, ``unknown_field``, ``missing_argument``,
+``unexpected_argument``, ``type_mismatch``, ``bad_condition``, ``empty_plan``. Warnings
+(:data:`WARNING_CODES`: the plan runs, and only errors send the planner back to the LLM):
+``coerced_argument`` (a number or boolean passed to a text parameter as its JSON text),
+``bare_reference`` (``$step.path`` inside text, read as ``${step.path}``), ``guessed_answer``
+(an answer that reads no step's output). And ``data_flow``, which ``validate`` never returns: a
+flow of private or untrusted data out of the machine is a finding of
 :func:`~tooldag.validate.flows.flows`, for the caller's policy to weigh, not an error.
 """
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import re
 
-from ..issues import Issue
+from ..issues import Issue, errors_of
 from ..plan.model import Plan, Step
 from ..plan.parse import _pause_gc, _resume_gc
 from ..plan.refs import BadReference, Ref, Template, parse_string
@@ -35,23 +39,26 @@ from ._args import (
     check_ref_arg,
     check_template_arg,
     has_dollar,
+    literal_issue,
     missing,
-    type_issue,
     unexpected,
 )
 from ._conditions import check_condition
 from ._references import UNSEEN, Fields, References
 from ._report import Report
 
-__all__ = ["ISSUE_CODES", "check_plan", "validate"]
+__all__ = ["ISSUE_CODES", "WARNING_CODES", "check_plan", "validate"]
 
 ISSUE_CODES = (
     "bad_condition",
     "bad_reference",
+    "bare_reference",
+    "coerced_argument",
     "cycle",
     "data_flow",
     "duplicate_id",
     "empty_plan",
+    "guessed_answer",
     "invalid_id",
     "missing_argument",
     "type_mismatch",
@@ -60,6 +67,8 @@ ISSUE_CODES = (
     "unknown_step",
     "unknown_tool",
 )
+# The codes validate reports as warnings, never as errors.
+WARNING_CODES = frozenset({"bare_reference", "coerced_argument", "guessed_answer"})
 
 
 class _Validator:
@@ -181,7 +190,7 @@ class _Validator:
                     continue  # an optional argument sent as null counts as absent
                 problem = check(value)
                 if problem is not None:
-                    type_issue(report, view, owner, index, arg, problem)
+                    literal_issue(report, view, owner, index, arg, value, problem)
             if view is not None:
                 for name in view.required:
                     if name not in args:
@@ -303,6 +312,30 @@ class _Validator:
         answer = self.plan.answer
         if answer and "$" in answer:
             self.refs.check_text(answer, None, "answer", [])
+        steps = self.plan.steps
+        if answer and steps and not self.plan.answer_refs():
+            if isinstance(parse_string(answer), BadReference):
+                return  # reported above
+            last = steps[-1].id
+            self.report.warn(
+                "guessed_answer",
+                f"the answer reads no step's output, though the plan has {len(steps)} "
+                f"step{'s' if len(steps) != 1 else ''}: it was written before anything ran",
+                path="answer",
+                hint=f"put what the steps find into it, e.g. ${{{last}.field}}",
+            )
+
+    def check_bare(self) -> None:
+        """A warning for each ``$step.path`` inside text that the plan read as ``${step.path}``."""
+        for bare in self.plan.bare_references:
+            self.report.warn(
+                "bare_reference",
+                f"${bare.ref} inside text is read as ${{{bare.ref}}}, the output of step "
+                f"{bare.ref.split('.', 1)[0].split('[', 1)[0]!r}",
+                step=bare.owner,
+                path=bare.path,
+                hint=f"write ${{{bare.ref}}} to say so; $$ is a literal dollar",
+            )
 
     def run(self) -> list[Issue]:
         if not self.plan.steps and not self.plan.answer:
@@ -313,6 +346,7 @@ class _Validator:
             )
             return self.report.issues
         self.index_steps()
+        self.check_bare()
         self.check_steps()
         self.check_answer()
         self.check_cycles()
@@ -330,7 +364,10 @@ def _in_order(deps: list[list[int]]) -> bool:
 
 
 def validate(plan: Plan, registry: ToolRegistry) -> list[Issue]:
-    """Every issue in ``plan`` against ``registry``; an empty list means the plan is valid."""
+    """Every issue in ``plan`` against ``registry``, errors and warnings in the order found.
+
+    The plan may run when ``errors_of(issues)`` is empty (an empty list: valid, nothing to say);
+    warnings say how it is read (see :data:`WARNING_CODES`)."""
     was_enabled = _pause_gc()
     try:
         return _Validator(plan, registry).run()
@@ -341,10 +378,11 @@ def validate(plan: Plan, registry: ToolRegistry) -> list[Issue]:
 
 
 def check_plan(plan: Plan, registry: ToolRegistry) -> Plan:
-    """``validate`` and raise :class:`PlanInvalidError` with the issues if there are any."""
+    """``validate`` and raise :class:`PlanInvalidError` with the errors if there are any
+    (warnings do not stop a plan)."""
     from ..errors import PlanInvalidError
 
-    issues = validate(plan, registry)
+    issues = errors_of(validate(plan, registry))
     if issues:
         raise PlanInvalidError(f"the plan has {len(issues)} issue(s)", issues)
     return plan

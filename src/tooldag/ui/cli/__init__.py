@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .common import EXIT_CANCELLED, EXIT_USAGE, fail
 
@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "tooldag.ui.cli.mcp_cmd",
     "tooldag.ui.cli.doctor_cmd",
     "tooldag.ui.cli.eval_cmd",
+    "tooldag.ui.cli.ui_cmd",
 ]
 
 _EPILOG = """examples:
@@ -42,6 +43,7 @@ _EPILOG = """examples:
   tooldag mcp serve --tools calc                serve tooldag to MCP hosts (stdio)
   tooldag doctor                                what the LLM endpoint supports (modes, context)
   tooldag eval --output a.json                  measure the LLM's planning on 45 goals
+  tooldag ui                                    the runs in your browser, live
 """
 
 
@@ -54,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
+    )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="send OpenTelemetry traces of runs over OTLP, where the OTEL_EXPORTER_OTLP_* "
+        "variables say (needs pip install 'tooldag[otel]')",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
@@ -69,14 +77,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     debug = bool(args.debug)
+    stop_tracing: Callable[[], None] | None = None
     try:
+        if args.otel:
+            stop_tracing = _trace()
         code: int = args.handler(args)
     except KeyboardInterrupt:
         print("cancelled", file=sys.stderr)
         return EXIT_CANCELLED
     except Exception as exc:
         return fail(exc, debug=debug)
+    finally:
+        if stop_tracing is not None:
+            stop_tracing()
     return code
+
+
+def _trace() -> Callable[[], None]:
+    """``--otel``: every run of this command traced, exported over OTLP; returns what flushes
+    the spans at exit."""
+    from ...observe.otel import configure_otlp, instrument, uninstrument
+
+    shutdown = configure_otlp()
+    instrument()
+
+    def stop() -> None:
+        uninstrument()
+        shutdown()
+
+    return stop
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import argparse
 import functools
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
-from ...errors import PlanParseError
+from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
+from ...issues import errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
@@ -41,6 +43,9 @@ from .common import (
     resume_command,
 )
 from .running import run_and_report
+
+if TYPE_CHECKING:
+    from ...web.server import ViewerServer
 
 __all__ = ["register"]
 
@@ -64,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--fail-fast",
         action="store_true",
         help="stop the run at the first failed step (default: independent branches run on)",
+    )
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="open the run's page in the web viewer, served by this process while the run goes "
+        "(needs the run store and pip install 'tooldag[ui]')",
     )
     journal = parser.add_mutually_exclusive_group()
     journal.add_argument(
@@ -106,14 +117,19 @@ def cmd_exec(args: argparse.Namespace) -> int:
         else:
             _print_issues(args.plan, list(exc.issues), "not a readable plan")
         return EXIT_USAGE
+    if args.ui and args.no_store:
+        raise ConfigError("--ui shows the run from the run store: leave out --no-store")
     registry = registry_from_args(args)
-    issues = validate(plan, registry)
+    found = validate(plan, registry)
+    issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
     if issues:
         if args.json:
             print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
         else:
             _print_issues(args.plan, list(issues), f"{len(issues)} issue(s); the plan was not run")
         return EXIT_FAILED
+    for warning in [] if args.json else warnings_of(found):
+        err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
     if args.no_store:
         executor = Executor(
             registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
@@ -139,6 +155,27 @@ def _execute_durable(
         )
         monitor = Monitor(runner.executor.bus)
         work = functools.partial(_run_durable, runner, run_id, plan)
-        return run_and_report(monitor, work, as_json=args.json)
+        viewer, opened = _viewer(store, registry, runner, run_id) if args.ui else (None, False)
+        try:
+            return run_and_report(monitor, work, as_json=args.json)
+        finally:
+            if viewer is not None:
+                if opened:  # the page is left showing the run's end, not a viewer gone early
+                    viewer.wait_shown(run_id, timeout=5.0)
+                viewer.stop()
     finally:
         runner.close()
+
+
+def _viewer(
+    store: RunStore, registry: ToolRegistry, runner: DurableExecutor, run_id: str
+) -> tuple[ViewerServer, bool]:
+    """``--ui``: the viewer on a thread of this process and whether the run's page was opened
+    in a browser; the page's Cancel reaches the run through ``runner``."""
+    from .ui_cmd import open_page, start_viewer
+
+    viewer = start_viewer(
+        store.path, tools=lambda: registry, runner=runner, here=frozenset({run_id})
+    ).start()
+    say = functools.partial(err_console.print, markup=False, soft_wrap=True)
+    return viewer, open_page(viewer, run_id, say)

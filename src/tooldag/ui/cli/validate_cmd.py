@@ -1,4 +1,9 @@
-"""``tooldag validate``, ``tooldag tools`` and ``tooldag graph``: inspecting plans and tools."""
+"""``tooldag validate``, ``tooldag tools`` and ``tooldag graph``: inspecting plans and tools.
+
+``tooldag validate`` exits 0 when the plan has no errors (its warnings, marked ``!``, are printed
+after the verdict), 1 when it has errors (``✗``), 2 when it cannot be read; ``--json`` gives every
+issue with its ``severity``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...errors import PlanParseError
+from ...issues import errors_of, warnings_of
 from ...observe.mermaid import to_mermaid
 from ...validate.validator import validate
 from .common import (
@@ -30,8 +36,9 @@ def _issue_rows(issues: list[Any]) -> None:
     for issue in issues:
         where = f"[{issue.step}] " if issue.step else ""
         path = f"  at {issue.path}" if issue.path else ""
+        mark = "[red]✗[/red]" if getattr(issue, "is_error", True) else "[yellow]![/yellow]"
         console.print(
-            f"  [red]✗[/red] {escape(f'{issue.code}: {where}{issue.message}{path}')}",
+            f"  {mark} {escape(f'{issue.code}: {where}{issue.message}{path}')}",
             highlight=False,
             soft_wrap=True,
         )
@@ -51,18 +58,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     registry = registry_from_args(args)
     issues = validate(plan, registry)
+    errors, warnings = errors_of(issues), warnings_of(issues)
     if args.json:
-        print_json({"valid": not issues, "issues": [i.to_dict() for i in issues]})
-        return EXIT_FAILED if issues else EXIT_OK
-    if not issues:
+        print_json({"valid": not errors, "issues": [i.to_dict() for i in [*errors, *warnings]]})
+        return EXIT_FAILED if errors else EXIT_OK
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
+    if not errors:
         console.print(
-            f"[green]✓[/green] {args.plan}: valid plan, {len(plan.steps)} step(s) over "
-            f"{len({s.tool for s in plan.steps})} tool(s)",
+            f"[green]✓[/green] {escape(args.plan)}: valid plan, {len(plan.steps)} step(s) over "
+            f"{len({s.tool for s in plan.steps})} tool(s){noted}",
             highlight=False,
         )
+        _issue_rows(warnings)
         return EXIT_OK
-    console.print(f"{args.plan}: {len(issues)} issue(s)", markup=False)
-    _issue_rows(issues)
+    console.print(f"{args.plan}: {len(errors)} error(s){noted}", markup=False)
+    _issue_rows([*errors, *warnings])
     return EXIT_FAILED
 
 
@@ -134,7 +144,8 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check a plan file against the tools (exit 0 valid, 1 invalid, 2 unreadable)",
         description="Check that PLAN.json is an acyclic graph of known tools whose references "
-        "resolve and whose arguments fit the tools' schemas.",
+        "resolve and whose arguments fit the tools' schemas. Errors (✗) make it invalid (exit "
+        "1); warnings (!) say how a valid plan is read, e.g. a number passed as text (exit 0).",
         epilog="examples:\n  tooldag validate plan.json --tools my_tools.py\n"
         "  tooldag validate plan.json --tools tools.json --json",
         formatter_class=raw,
@@ -142,7 +153,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     add_tools_option(p)
     p.add_argument(
-        "--json", action="store_true", help='print {"valid": bool, "issues": [...]} instead of text'
+        "--json",
+        action="store_true",
+        help='print {"valid": bool, "issues": [...]} instead of text; each issue has its '
+        '"severity" (error or warning)',
     )
     p.set_defaults(handler=cmd_validate)
 

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import gc
 import os
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -93,8 +94,11 @@ def record_only(n: int, path: Path) -> float:
 
 def size_per_1000(n: int, path: Path, tool_name: str) -> float:
     run_once(fan_out(n, tool_name), path)
-    with RunStore(path) as store:
-        store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # count only the main file
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # count only the main file
+    finally:
+        db.close()
     return os.path.getsize(path) / (n / 1000)
 
 

@@ -4,7 +4,9 @@ at a chosen point, announcing it on stdout first, so the test kills it exactly t
 Its tools append their step id to the file named by ``$TOOLDAG_CRASH_COUNTER``: the call counts.
 The module is also a ``--tools`` file (``tooldag runs resume ID --tools tests/crash_worker.py``).
 
-    python tests/crash_worker.py DB RUN_ID [--resume] [--block STEP:PHASE]
+    python tests/crash_worker.py STORE RUN_ID [--resume] [--block STEP:PHASE]
+
+STORE is a SQLite file or a ``postgresql://`` URL.
 
 PHASE is where the process freezes (until it is killed):
 
@@ -21,7 +23,6 @@ import asyncio
 import os
 import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 from tooldag.durable.runner import DurableExecutor
@@ -118,7 +119,7 @@ def _freezer(step_id: str, phase: str) -> Any:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("store")
     parser.add_argument("run_id")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--block", metavar="STEP:PHASE")
@@ -132,7 +133,7 @@ def main() -> int:
     bus = EventBus()
     if phase == "before_commit":  # subscribed ahead of the store: it sees the output first
         bus.subscribe(_freezer(step_id, phase))
-    runner = DurableExecutor(registry(), store=RunStore(Path(args.db)), bus=bus)
+    runner = DurableExecutor(registry(), store=RunStore(args.store), bus=bus)
     if phase in ("started", "after_commit"):
         bus.subscribe(_freezer(step_id, phase))
     result = runner.resume(args.run_id) if args.resume else runner.start(args.run_id, PLAN)

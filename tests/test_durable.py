@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from store_helpers import db_error, integrity, orphan, raw
 from tooldag.durable.runner import DurableExecutor, StatefulWorkflowExecutor, resume
 from tooldag.durable.store import INTERRUPTED, RunStore
 from tooldag.errors import PlanInvalidError, RunStateError
@@ -78,8 +76,8 @@ def tools() -> Tools:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    s = RunStore(tmp_path / "runs.sqlite3")
+def store(store_url: str) -> Iterator[RunStore]:
+    s = RunStore(store_url)
     yield s
     s.close()
 
@@ -89,14 +87,6 @@ def runner(tools: Tools, store: RunStore) -> Iterator[DurableExecutor]:
     r = DurableExecutor(tools.registry, store=store)
     yield r
     r.close()
-
-
-def integrity(store: RunStore) -> str:
-    db = sqlite3.connect(store.path)
-    try:
-        return str(db.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        db.close()
 
 
 async def test_start_runs_the_plan_and_journals_every_step(
@@ -167,16 +157,9 @@ async def test_status_flip_to_interrupted_then_resume_reruns_only_the_in_flight_
     await runner.astart("r1", CHAIN)
     # Make the store look as it would had the process died while c ran: the run row says running
     # (owned by a process that is gone), c's row says running.
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    db = sqlite3.connect(store.path)
-    db.execute(
-        "UPDATE runs SET status = 'running', finished_at = NULL, owner_pid = ?, owner_token = NULL",
-        (gone.pid,),
-    )
-    db.execute("UPDATE steps SET status = 'running', output = NULL WHERE step_id = 'c'")
-    db.commit()
-    db.close()
+    raw(store, "UPDATE runs SET status = 'running', finished_at = NULL")
+    orphan(store)
+    raw(store, "UPDATE steps SET status = 'running', output = NULL WHERE step_id = 'c'")
     assert store.get_run("r1").status == INTERRUPTED  # type: ignore[union-attr]
     stuck = runner.get_state("r1")
     assert stuck is not None and stuck.status is RunStatus.INTERRUPTED and not stuck.ok
@@ -220,7 +203,7 @@ async def test_a_failed_commit_does_not_count_the_step_done_and_resume_reruns_it
         if armed:
             armed.clear()
             fired.append(True)
-            raise sqlite3.OperationalError("disk I/O error")
+            raise db_error(store, "disk I/O error")
         real_commit()
 
     monkeypatch.setattr(store, "_commit", commit)

@@ -154,6 +154,7 @@ async def test_each_tool_keeps_its_schemas_and_is_named_for_its_server(demo: Dem
     assert read.output_schema is not None
     assert set(read.output_schema["properties"]) == {"title", "words"}
     assert read.metadata["mcp"]["tool"] == "notes.read"  # the name the server knows
+    assert read.placement == "local"  # its session is this process's: never on a Dask worker
     assert read.category == "mcp" and read.summary == "Read a note."
     assert "demo__as_json" in registry and registry.get("demo__as_json").output_schema is None
     assert all(t.name.startswith("demo__") for t in registry)

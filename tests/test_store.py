@@ -1,4 +1,10 @@
-"""RunStore on its own, fed synthetic executor events: what it stores, where, how it reads back."""
+"""RunStore on its own, fed synthetic executor events: what it stores, where, how it reads back.
+
+The conformance suite: every test that takes ``store`` (or ``store_url``) runs against both
+backends, a SQLite file and a schema of a real PostgreSQL server (``tests/conftest.py``); what only
+one backend has (SQLite's file, WAL and process probe) takes ``sqlite_store``, and PostgreSQL's
+lease and cross-host claims are in ``test_store_postgres.py``.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +18,14 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from store_helpers import db_error, raw, start_together
 from tooldag.durable.store import (
     CURRENT_SCHEMA_VERSION,
     INTERRUPTED,
@@ -67,9 +75,16 @@ PLAN = Plan.model_validate(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
+def store(store_url: str) -> Iterator[RunStore]:
+    s = RunStore(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[RunStore]:
     s = RunStore(tmp_path / "runs.sqlite3")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -84,14 +99,6 @@ def start(store: RunStore, run: str = "r1", plan: Plan = PLAN) -> None:
 def succeed(store: RunStore, step: str, output: Any, run: str = "r1", tool: str = "add") -> None:
     store.record(ev(StepStarted(tool, {}), run, step, attempt=1))
     store.record(ev(StepSucceeded(output), run, step, attempt=1))
-
-
-def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(store.path)
-    try:
-        return [tuple(r) for r in db.execute(sql, params)]
-    finally:
-        db.close()
 
 
 # --------------------------------------------------------------------------- location and schema
@@ -114,10 +121,13 @@ def test_default_path_falls_back_to_the_user_data_dir(monkeypatch: pytest.Monkey
     assert default_store_path() == Path(platformdirs.user_data_dir("tooldag")) / "runs.sqlite3"
 
 
-def test_store_uses_wal_and_records_its_schema_version(store: RunStore) -> None:
-    assert raw(store, "PRAGMA journal_mode") == [("wal",)]
+def test_a_sqlite_store_uses_wal(sqlite_store: RunStore) -> None:
+    assert raw(sqlite_store, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_the_store_records_its_schema_version(store: RunStore) -> None:
     assert store.schema_version == CURRENT_SCHEMA_VERSION
-    assert raw(store, "SELECT version FROM schema_version") == [(1,)]
+    assert raw(store, "SELECT version FROM schema_version") == [(1,), (2,)]
 
 
 def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
@@ -155,15 +165,25 @@ def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
         assert s.completed_outputs("run-failed") == {"fetch": "<html>"}
 
 
-def test_a_store_from_a_newer_tooldag_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "runs.sqlite3"
-    RunStore(path).close()
-    db = sqlite3.connect(path)
-    db.execute("INSERT INTO schema_version VALUES (?, 0, 'future')", (CURRENT_SCHEMA_VERSION + 1,))
-    db.commit()
-    db.close()
+def test_frozen_v2_fixture_opens_and_its_queue_is_served(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite3"
+    shutil.copy(FIXTURES / "store_v2.sqlite3", path)
+    with RunStore(path) as s:
+        assert s.schema_version == CURRENT_SCHEMA_VERSION
+        assert [(r.id, r.status) for r in s.list_runs()] == [
+            ("run-queued", RunStatus.PENDING),
+            ("run-done", RunStatus.SUCCEEDED),
+        ]
+        assert s.load_result("run-done").outputs == {"a": 3, "b": 6}
+        claimed = s.claim_next()
+        assert claimed is not None and claimed.id == "run-queued"
+        assert s.claim_next() is None
+
+
+def test_a_store_from_a_newer_tooldag_is_refused(store: RunStore, store_url: str) -> None:
+    raw(store, "INSERT INTO schema_version VALUES (?, 0, 'future')", CURRENT_SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="newer than this tooldag understands"):
-        RunStore(path)
+        RunStore(store_url)
 
 
 def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
@@ -412,12 +432,12 @@ def test_a_failed_commit_rolls_back_and_raises_store_error(
     store.record(ev(StepStarted("add", {}), step="a", attempt=1))
 
     def broken_commit() -> None:
-        raise sqlite3.OperationalError("disk I/O error")
+        raise db_error(store, "disk I/O error")
 
     monkeypatch.setattr(store, "_commit", broken_commit)
     bus = EventBus()
     store.attach(bus)
-    with pytest.raises(StoreError, match=r"disk I/O error.*resume the run"):
+    with pytest.raises(StoreError, match=r"disk I/O error.*then resume the run"):
         bus.emit(ev(StepSucceeded(3), step="a", attempt=1))
     monkeypatch.undo()
     assert store.completed_outputs("r1") == {}
@@ -452,7 +472,7 @@ def test_list_runs_newest_first_filtered_and_limited(store: RunStore) -> None:
 
 
 def test_claim_refuses_running_and_completed_runs(store: RunStore) -> None:
-    store.claim("r1", plan=PLAN)
+    assert store.claim("r1", plan=PLAN).status is RunStatus.RUNNING
     with pytest.raises(RunStateError, match="already running"):
         store.claim("r1", plan=PLAN, allow={"failed"})
     store.record(ev(RunFinished(RunStatus.SUCCEEDED)))
@@ -473,6 +493,33 @@ def test_only_one_of_two_stores_claims_an_interrupted_run(tmp_path: Path) -> Non
         first.claim("r1", allow={INTERRUPTED})
 
 
+def test_queued_runs_are_claimed_oldest_first_each_once(store: RunStore) -> None:
+    store.record(ev(PlanCreated(PLAN, 1), "planned"))  # pending, but nobody queued it
+    store.enqueue("q1", PLAN)
+    store.enqueue("q2", PLAN)
+    with pytest.raises(RunStateError, match="exists already"):
+        store.enqueue("q1", PLAN)
+    assert store.get_run("q2").status is RunStatus.PENDING  # type: ignore[union-attr]
+    assert store.plans("q2") == [PLAN]
+    first = store.claim_next()
+    assert first is not None and (first.id, first.status) == ("q1", RunStatus.RUNNING)
+    second = store.claim_next()
+    assert second is not None and second.id == "q2"
+    assert store.claim_next() is None  # q1 and q2 run here; "planned" was never queued
+    assert store.get_run("planned").status is RunStatus.PENDING  # type: ignore[union-attr]
+
+
+def test_a_queued_run_whose_worker_died_is_claimed_again(store: RunStore) -> None:
+    store.enqueue("q1", PLAN)
+    assert store.claim_next() is not None
+    store.release("q1")  # its executor died: interrupted, still queued
+    assert store.claim_next(interrupted=False) is None
+    again = store.claim_next()
+    assert again is not None and again.id == "q1" and again.status is RunStatus.RUNNING
+    store.record(ev(RunFinished(RunStatus.SUCCEEDED), "q1"))
+    assert store.claim_next() is None  # finished runs stay finished
+
+
 # --------------------------------------------------------------------------- liveness
 
 
@@ -482,7 +529,10 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_a_running_run_whose_process_is_gone_reads_as_interrupted(store: RunStore) -> None:
+def test_a_running_run_whose_process_is_gone_reads_as_interrupted(
+    sqlite_store: RunStore,
+) -> None:
+    store = sqlite_store
     start(store)
     raw_db = sqlite3.connect(store.path)
     raw_db.execute("UPDATE runs SET owner_pid = ?, owner_token = NULL", (_dead_pid(),))
@@ -514,7 +564,8 @@ def test_set_status_refuses_interrupted_which_is_read_not_stored(store: RunStore
     assert store.get_run("r1").stored_status is RunStatus.RUNNING  # type: ignore[union-attr]
 
 
-def test_a_run_owned_by_a_live_process_reads_as_running(store: RunStore) -> None:
+def test_a_run_owned_by_a_live_process_reads_as_running(sqlite_store: RunStore) -> None:
+    store = sqlite_store
     start(store)
     sleeper = subprocess.Popen(
         [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
@@ -552,26 +603,11 @@ store.record(Event(RunFinished(RunStatus.SUCCEEDED), run))
 
 
 @pytest.mark.slow
-def test_two_processes_share_a_store_without_losing_events(tmp_path: Path) -> None:
-    path, n = tmp_path / "runs.sqlite3", 1000
+def test_two_processes_share_a_store_without_losing_events(store_url: str) -> None:
+    path, n = store_url, 1000
     RunStore(path).close()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path), run, str(n)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for run in ("p1", "p2")
-    ]
-    for p in procs:
-        assert p.stdout is not None and p.stdout.readline() == "ready\n"
-    for p in procs:
-        assert p.stdin is not None
-        p.stdin.write("go\n")
-        p.stdin.flush()
+    procs = start_together([[WRITER, str(path), run, str(n)] for run in ("p1", "p2")], env)
     for p in procs:
         assert p.wait(timeout=60) == 0
     with RunStore(path) as s:
@@ -579,7 +615,8 @@ def test_two_processes_share_a_store_without_losing_events(tmp_path: Path) -> No
             assert s.get_run(run).status == "succeeded"  # type: ignore[union-attr]
             assert s.completed_outputs(run) == {f"s{i}": i for i in range(n)}
             assert len(s.events(run)) == 2 * n + 2
-    assert raw(s, "PRAGMA integrity_check") == [("ok",)]
+        if s.backend == "sqlite":
+            assert raw(s, "PRAGMA integrity_check") == [("ok",)]
 
 
 def test_threads_sharing_one_store_keep_every_event(store: RunStore) -> None:

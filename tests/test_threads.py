@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tooldag.execution.threads import DaemonThreadPool
+from tooldag.execution.runners import DaemonThreadPool
 
 
 def test_calls_run_side_by_side_up_to_max_workers_on_daemon_threads() -> None:

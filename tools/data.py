@@ -256,6 +256,7 @@ def _collect(
 
 @tool(
     category="data",
+    runner="local",  # the database file is on this machine, not on a Dask worker
     side_effects=False,
     idempotent=True,
     timeout=60.0,

@@ -199,6 +199,7 @@ class FileContent(TypedDict):
 
 @tool(
     category="file",
+    runner="local",  # the workspace is on this machine, not on a Dask worker
     side_effects=False,
     idempotent=True,
     timeout=30.0,
@@ -347,6 +348,7 @@ def _prune_stash(folder: Path) -> None:
 
 @tool(
     category="file",
+    runner="local",  # the workspace is on this machine, not on a Dask worker
     side_effects=True,
     idempotent=True,
     timeout=30.0,
@@ -439,6 +441,7 @@ class FileRestored(TypedDict):
 
 @tool(
     category="file",
+    runner="local",  # the workspace is on this machine, not on a Dask worker
     side_effects=True,
     idempotent=True,
     timeout=30.0,
@@ -525,6 +528,7 @@ def _entry(path: Path, root: Path) -> FileEntry:
 
 @tool(
     category="file",
+    runner="local",  # the workspace is on this machine, not on a Dask worker
     side_effects=False,
     idempotent=True,
     timeout=30.0,

@@ -17,6 +17,7 @@ from . import mcp as _mcp  # noqa: F401
 from .durable import (
     DurableExecutor,
     RunInfo,
+    RunPool,
     RunStore,
     StatefulWorkflowExecutor,
     StoreWarning,
@@ -48,7 +49,7 @@ from .errors import (
     TransientToolError,
 )
 from .events import Event, EventBus, EventType
-from .execution import Executor, RunHandle, Verdict, run_plan
+from .execution import DaskRunner, Executor, RunHandle, StepRunner, ToolCall, Verdict, run_plan
 from .execution.policy import Policy, StepApproval
 from .issues import Issue, Severity, errors_of, warnings_of
 from .observe import Monitor, to_mermaid
@@ -99,6 +100,7 @@ __all__ = [
     "Condition",
     "ConditionError",
     "ConfigError",
+    "DaskRunner",
     "DurableExecutor",
     "Event",
     "EventBus",
@@ -128,6 +130,7 @@ __all__ = [
     "RunError",
     "RunHandle",
     "RunInfo",
+    "RunPool",
     "RunResult",
     "RunStateError",
     "RunStatus",
@@ -139,11 +142,13 @@ __all__ = [
     "StepApproval",
     "StepFailedError",
     "StepRecord",
+    "StepRunner",
     "StepStatus",
     "StoreError",
     "StoreWarning",
     "Tool",
     "ToolArgumentError",
+    "ToolCall",
     "ToolCategory",
     "ToolContext",
     "ToolError",

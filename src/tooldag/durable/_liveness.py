@@ -1,11 +1,12 @@
-"""The probe that tells a live run owner from a dead one.
+"""The probe that tells a live run owner from a dead one, on this machine.
 
 A run row stored as ``running`` records its owner (pid, host, process start time). The run reads
 as interrupted when that process is gone: a dead or zombie pid, a pid recycled by another process,
 or, for this very process, a run it no longer executes (its executor died with an exception).
-Kept apart from :mod:`tooldag.durable.store` because it is about processes, not SQL: the store
-asks :func:`owner_gone` while it reads rows and calls :func:`mark_live` / :func:`forget_live` as
-runs start and end here.
+Kept apart from the store because it is about processes, not SQL: the SQLite backend asks
+:func:`owner_gone` while the store reads rows, and every backend calls :func:`mark_live` /
+:func:`forget_live` as runs start and end here. (A PostgreSQL store, shared by hosts that cannot
+see each other's processes, judges by a lease instead: :mod:`~tooldag.durable._postgres`.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
-__all__ = ["forget_live", "mark_live", "owner_gone", "owner_identity"]
+__all__ = ["forget_live", "is_live", "mark_live", "owner_gone", "owner_identity"]
 
 _HOST = socket.gethostname()
 # (store file, run id) of runs executing in this process: a row owned by this pid but absent here
@@ -75,6 +76,12 @@ def forget_live(store_key: str, run_id: str) -> None:
     """This process no longer executes ``run_id`` (it finished or its executor died)."""
     with _LIVE_LOCK:
         _LIVE.discard((store_key, run_id))
+
+
+def is_live(store_key: str, run_id: str) -> bool:
+    """Whether this process executes ``run_id`` of the store at ``store_key``."""
+    with _LIVE_LOCK:
+        return (store_key, run_id) in _LIVE
 
 
 def owner_gone(

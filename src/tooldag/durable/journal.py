@@ -2,14 +2,15 @@
 
 Kept apart from :mod:`tooldag.durable.store`, which owns the connection, the transactions and the
 reads: a :class:`Journal` only writes, inside a transaction the store has opened, so every event's
-rows and its line in the event log are committed together or not at all. It is internal; users go
-through :class:`~tooldag.durable.store.RunStore`.
+rows and its line in the event log are committed together or not at all. Its SQL is what SQLite
+and PostgreSQL both speak (``ON CONFLICT``, ``CASE`` for the larger of two values, the target
+table named in an upsert's ``SET``), with ``?`` parameters. It is internal; users go through
+:class:`~tooldag.durable.store.RunStore`.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any, assert_never
 
 from ..events import (
@@ -31,8 +32,8 @@ from ..events import (
     payload_to_json,
 )
 from ..result import RunStatus, StepStatus
+from ._backend import Connection, Owner
 from ._codec import dumps_json, error_json, plan_json
-from ._liveness import owner_identity
 
 __all__ = ["Journal"]
 
@@ -44,13 +45,15 @@ class Journal:
     """Writes the rows for events (and plans) into a connection whose transaction is open.
 
     Holds the last plan written per run so that an unchanged plan costs no query; one journal per
-    store, guarded by the store's lock.
+    store, guarded by the store's lock. ``owner`` is what a ``run_started`` records as the run's
+    owner: this process, as the store's backend names it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Owner) -> None:
         self._plans_seen: dict[str, str] = {}  # run id -> last plan JSON written (dedup)
+        self._owner = owner
 
-    def write(self, db: sqlite3.Connection, event: Event) -> None:
+    def write(self, db: Connection, event: Event) -> None:
         """Update the run and step rows for ``event``, then append it to the event log."""
         self._rows(db, event)
         light = payload_to_json(event.data, exclude=HEAVY_KEYS)
@@ -68,15 +71,15 @@ class Journal:
             ),
         )
 
-    def ensure_run(self, db: sqlite3.Connection, run_id: str, ts: float, goal: str = "") -> None:
+    def ensure_run(self, db: Connection, run_id: str, ts: float, goal: str = "") -> None:
         """Create the run's row (``pending``) unless it exists."""
         db.execute(
-            "INSERT OR IGNORE INTO runs (id, goal, status, created_at, updated_at) "
-            "VALUES (?, ?, 'pending', ?, ?)",
+            "INSERT INTO runs (id, goal, status, created_at, updated_at) "
+            "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (id) DO NOTHING",
             (run_id, goal, ts, ts),
         )
 
-    def add_plan(self, db: sqlite3.Connection, run_id: str, plan: Any, ts: float) -> None:
+    def add_plan(self, db: Connection, run_id: str, plan: Any, ts: float) -> None:
         """Store ``plan`` as the run's next version, unless it equals the latest one."""
         text = json.dumps(plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
         if self._plans_seen.get(run_id) == text:
@@ -90,7 +93,7 @@ class Journal:
             db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (run_id, version, text, ts))
         self._plans_seen[run_id] = text
 
-    def _rows(self, db: sqlite3.Connection, e: Event) -> None:
+    def _rows(self, db: Connection, e: Event) -> None:
         """The run, step and plan rows ``e`` changes (the most frequent events first)."""
         match e.data:
             case StepStarted() as data:
@@ -102,9 +105,9 @@ class Journal:
                 self._upsert_end(db, e, StepStatus.FAILED, error=error_json(error))
             case StepRetrying(error=error):
                 db.execute(
-                    "UPDATE steps SET attempts = MAX(attempts, ?), error = ? "
-                    "WHERE run_id = ? AND step_id = ?",
-                    (e.attempt, error_json(error), e.run_id, e.step_id),
+                    "UPDATE steps SET attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,"
+                    " error = ? WHERE run_id = ? AND step_id = ?",
+                    (e.attempt, e.attempt, error_json(error), e.run_id, e.step_id),
                 )
             case StepSkipped(reason=reason):
                 self._upsert_end(db, e, StepStatus.SKIPPED, reason=reason)
@@ -140,19 +143,19 @@ class Journal:
             case _:
                 assert_never(e.data)
 
-    def _on_run_started(self, db: sqlite3.Connection, e: Event, data: RunStarted) -> None:
+    def _on_run_started(self, db: Connection, e: Event, data: RunStarted) -> None:
         goal = data.goal
         self.ensure_run(db, e.run_id, e.ts, goal)
         db.execute(
             "UPDATE runs SET status = 'running', goal = CASE WHEN ? != '' THEN ? ELSE goal END, "
             "updated_at = ?, finished_at = NULL, error = NULL, owner_pid = ?, owner_host = ?, "
             "owner_token = ? WHERE id = ?",
-            (goal, goal, e.ts, *owner_identity(), e.run_id),
+            (goal, goal, e.ts, *self._owner, e.run_id),
         )
         if data.plan is not None:
             self.add_plan(db, e.run_id, data.plan, e.ts)
 
-    def _on_llm_call(self, db: sqlite3.Connection, e: Event, data: LLMCall) -> None:
+    def _on_llm_call(self, db: Connection, e: Event, data: LLMCall) -> None:
         # One event is one call, whatever the "calls" field of its usage says.
         usage = data.usage
         self.ensure_run(db, e.run_id, e.ts)
@@ -163,7 +166,7 @@ class Journal:
             (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens, e.ts, e.run_id),
         )
 
-    def _on_run_finished(self, db: sqlite3.Connection, e: Event, data: RunFinished) -> None:
+    def _on_run_finished(self, db: Connection, e: Event, data: RunFinished) -> None:
         status = data.status
         if not data.final:
             # One execution of a run the agent goes on with (it replans next): the run is still
@@ -183,16 +186,16 @@ class Journal:
             ),
         )
 
-    def _on_step_started(self, db: sqlite3.Connection, e: Event, data: StepStarted) -> None:
+    def _on_step_started(self, db: Connection, e: Event, data: StepStarted) -> None:
         args = data.args
         db.execute(
             "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
             "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
-            "tool = COALESCE(excluded.tool, tool), status = 'running',"
+            "tool = COALESCE(excluded.tool, steps.tool), status = 'running',"
             " attempts = excluded.attempts, args = excluded.args, output = NULL, error = NULL,"
             " reason = NULL, reused = 0,"
             " finished_at = NULL, started_at = CASE WHEN excluded.attempts > 1 AND"
-            " status = 'running' THEN started_at ELSE excluded.started_at END",
+            " steps.status = 'running' THEN steps.started_at ELSE excluded.started_at END",
             (
                 e.run_id,
                 e.step_id,
@@ -205,7 +208,7 @@ class Journal:
 
     def _upsert_end(
         self,
-        db: sqlite3.Connection,
+        db: Connection,
         e: Event,
         status: StepStatus,
         *,
@@ -217,13 +220,14 @@ class Journal:
         db.execute(
             "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
             " finished_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
-            " DO UPDATE SET status = excluded.status,"
-            " attempts = MAX(attempts, excluded.attempts), output = excluded.output,"
+            " DO UPDATE SET status = excluded.status, attempts = CASE WHEN steps.attempts >"
+            " excluded.attempts THEN steps.attempts ELSE excluded.attempts END,"
+            " output = excluded.output,"
             " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at",
             (e.run_id, e.step_id, status.value, e.attempt, output, error, reason, e.ts),
         )
 
-    def _on_step_reused(self, db: sqlite3.Connection, e: Event, output: Any) -> None:
+    def _on_step_reused(self, db: Connection, e: Event, output: Any) -> None:
         # The output is already in the row (that is where reuse read it from): not written again.
         updated = db.execute(
             "UPDATE steps SET status = 'succeeded', reused = 1 WHERE run_id = ? AND step_id = ?",

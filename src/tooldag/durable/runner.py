@@ -103,6 +103,11 @@ class DurableExecutor:
     async def aresume(self, run_id: str) -> RunResult:
         """Continue a failed, paused or interrupted run with its latest plan."""
         self.store.claim(run_id, allow=_RESUMABLE)
+        return await self.acontinue(run_id)
+
+    async def acontinue(self, run_id: str) -> RunResult:
+        """Run ``run_id``, which this process has just claimed (:meth:`RunStore.claim`,
+        :meth:`RunStore.claim_next`), with its latest plan: its completed steps are reused."""
         plans = self.store.plans(run_id)
         if not plans:
             self.store.release(run_id)

@@ -1,15 +1,24 @@
-"""The run store: a SQLite journal of every run, so a crashed run can be resumed and inspected.
+"""The run store: a journal of every run, so a crashed run can be resumed and inspected.
 
-One file (WAL mode, a busy timeout, ``BEGIN IMMEDIATE`` writes retried on ``SQLITE_BUSY``) holds the
-runs, their plan versions, one row per (run id, step id) and an append-only event log. The store is
+A SQLite file (WAL mode, a busy timeout, ``BEGIN IMMEDIATE`` writes retried on ``SQLITE_BUSY``), or
+a PostgreSQL database for a ``postgresql://`` URL (``tooldag[postgres]``), holds the runs, their
+plan versions, one row per (run id, step id) and an append-only event log: the same schema, the
+same rules, the same answers, whichever database it is (a backend, :mod:`~tooldag.durable._sqlite`
+or :mod:`~tooldag.durable._postgres`, supplies the connection, the locks and the liveness). The
+store is
 fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record` as a *critical*
 callback, so a failed write propagates to the executor and a step's output is committed before the
 step counts as done (write-ahead). Outputs live once, in the step row; events reference it. Which
 rows each event writes is :mod:`tooldag.durable.journal`'s business; this module owns the
-connection, the transactions, the reads and what they return (:class:`RunInfo`). The schema is in
+transactions, the claims, the reads and what they return (:class:`RunInfo`). The schema is in
 :mod:`~tooldag.durable._migrations`, the JSON encoding in :mod:`~tooldag.durable._codec` and the
 probe of a run owner's process in :mod:`~tooldag.durable._liveness`; their public names are
 re-exported here.
+
+Where a run's owner is seen to be gone, the run reads as interrupted: with SQLite, when its
+process (on this machine) is gone; with PostgreSQL, when its lease in the database ran out (the
+owner renews it every ``lease / 3`` seconds; ``lease`` defaults to ``$TOOLDAG_STORE_LEASE``, else
+15 s), so another host can see a dead host's run as interrupted and resume it.
 
 Outputs that JSON cannot express are stored in their JSON form when pydantic knows one (models,
 dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
@@ -18,8 +27,9 @@ issued.
 A resumed run sees those stored forms, never the original objects.
 
 Durability: each event is one transaction. With ``synchronous=NORMAL`` (the default) a commit
-survives the process being killed; only a power loss may drop the last few commits (pass
-``synchronous="FULL"`` to fsync every commit).
+survives the process being killed; only a power loss (with PostgreSQL: a crash of the database
+server) may drop the last few commits (pass ``synchronous="FULL"`` to wait for every commit to
+reach the disk).
 
 >>> store = RunStore(":memory:")
 >>> store.list_runs()
@@ -31,7 +41,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
@@ -41,16 +50,15 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .._files import private_file
 from ..errors import RunStateError, StoreError
 from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
+from ._backend import Backend, Connection, is_database_url, redact_url
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
-from ._liveness import forget_live, mark_live, owner_gone, owner_identity
 from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
+from ._sqlite import SqliteBackend
 from .journal import Journal
 
 __all__ = [
@@ -63,6 +71,8 @@ __all__ = [
     "RunStore",
     "StoreWarning",
     "default_store_path",
+    "is_database_url",
+    "redact_url",
 ]
 
 
@@ -128,18 +138,16 @@ def _with_counts(info: RunInfo, counts: dict[str, int]) -> RunInfo:
 # --------------------------------------------------------------------------- the store
 
 
-def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
 class RunStore:
-    """A SQLite run journal. Thread-safe; several processes may share one file.
+    """A run journal: a SQLite file, or a PostgreSQL database. Thread-safe; several processes
+    (with PostgreSQL, on several hosts) may share one store.
 
-    ``path`` defaults to :func:`default_store_path`; ``":memory:"`` gives a private store.
-    ``busy_timeout`` bounds how long a write waits for another process's lock before
-    :class:`StoreError` is raised.
+    ``path`` is a file path or a ``postgresql://`` URL (libpq's form; ``?options=-csearch_path=x``
+    picks a schema); it defaults to ``$TOOLDAG_STORE``, else :func:`default_store_path`.
+    ``":memory:"`` gives a private SQLite store. ``busy_timeout`` bounds how long a write waits
+    for another process's lock before :class:`StoreError` is raised. ``synchronous`` is how durable
+    a commit is (see the module docstring); ``lease`` (seconds) is PostgreSQL's: how long a run
+    whose owner stopped renewing it still reads as running.
     """
 
     def __init__(
@@ -148,37 +156,78 @@ class RunStore:
         *,
         busy_timeout: float = 10.0,
         synchronous: str = "NORMAL",
+        lease: float | None = None,
     ) -> None:
-        raw = default_store_path() if path is None else path
-        self.path = str(raw) if str(raw) == ":memory:" else str(Path(raw).expanduser())
-        self._key = self.path if self.path == ":memory:" else os.path.realpath(self.path)
+        raw: str | os.PathLike[str] = (
+            path if path is not None else os.environ.get("TOOLDAG_STORE") or default_store_path()
+        )
         self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._journal = Journal()
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise StoreError(f"synchronous={synchronous!r}: use NORMAL, FULL or EXTRA")
+        self._db: Backend = self._open(raw, busy_timeout, synchronous, lease)
+        self.path = self._db.path
+        self._journal = Journal(self._db.owner())
+        # updated_at: the runs row is not rewritten per step (that would cost every step a
+        # write), so the last event's time, read through the (run_id, seq) index, says when the
+        # run last moved. db_now: the database's clock, which a lease is measured against.
+        self._info_sql = (
+            "SELECT r.*, (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id) AS plan_versions, "
+            "(SELECT e.ts FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1) "
+            f"AS last_event, {self._db.now_sql} AS db_now FROM runs r"
+        )
         try:
-            if self.path != ":memory:":
-                private_file(Path(self.path))
-            self._conn = sqlite3.connect(
-                self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
-            )
-            self._conn.row_factory = sqlite3.Row
-            self._retry(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
-            self._conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._migrate()
         except StoreError:
+            self._db.close()
             raise
-        except (sqlite3.Error, OSError) as exc:
+        except self._db.errors as exc:
+            self._db.close()
+            raise StoreError(self._cannot_open(exc)) from exc
+
+    def _cannot_open(self, exc: BaseException) -> str:
+        return (
+            f"cannot open the run store {self.path}: {exc}; pass another path or URL (--store, "
+            "TOOLDAG_STORE, TOOLDAG_HOME) if this is not a tooldag store"
+        )
+
+    @staticmethod
+    def _open(
+        raw: str | os.PathLike[str], busy_timeout: float, synchronous: str, lease: float | None
+    ) -> Backend:
+        if is_database_url(raw):
+            try:
+                from ._postgres import PostgresBackend
+            except ImportError as exc:
+                raise StoreError(
+                    f"a postgresql:// store needs psycopg 3 ({exc}): pip install "
+                    "'tooldag[postgres]'"
+                ) from None
+            url = str(raw)
+            try:
+                return PostgresBackend(
+                    url, busy_timeout=busy_timeout, lease=lease, synchronous=synchronous
+                )
+            except StoreError:
+                raise
+            except Exception as exc:  # psycopg.Error: the server, the URL, the credentials
+                why = " ".join(str(exc).split())  # libpq's message spans lines: one line here
+                raise StoreError(
+                    f"cannot open the run store {redact_url(url)}: {why}; check that the "
+                    "server is up and the URL (--store, TOOLDAG_STORE) is right"
+                ) from exc
+        try:
+            return SqliteBackend(raw, busy_timeout=busy_timeout, synchronous=synchronous)
+        except StoreError:
+            raise
+        except Exception as exc:  # sqlite3.Error, OSError
             raise StoreError(
-                f"cannot open the run store {self.path}: {exc}; pass another path (or set "
+                f"cannot open the run store {raw}: {exc}; pass another path (or set "
                 "TOOLDAG_HOME) if this file is not a tooldag store"
             ) from exc
 
     # -- plumbing
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._db.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -189,65 +238,61 @@ class RunStore:
     def __repr__(self) -> str:
         return f"<RunStore {self.path}>"
 
-    def _retry(self, action: Callable[[], Any]) -> Any:
-        """Run ``action``; on SQLITE_BUSY beyond sqlite's own timeout, back off and try again."""
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-        retrying = Retrying(
-            retry=retry_if_exception(_is_busy),
-            stop=stop_after_delay(self.busy_timeout),
-            wait=wait_random_exponential(multiplier=0.01, max=0.5),
-            reraise=True,
-        )
-        return retrying(action)
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._db.dialect
 
     def _commit(self) -> None:
-        self._conn.execute("COMMIT")
+        self._db.commit()
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction: all of it is committed, or none of it."""
+    def _write(self, what: str) -> Iterator[Connection]:
+        """One write transaction: all of it is committed, or none of it."""
         with self._lock:
             try:
-                self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
-            except sqlite3.Error as exc:
+                self._db.begin()
+            except self._db.errors as exc:
                 raise StoreError(
-                    f"cannot write {what} to {self.path}: {exc}; another process may hold the "
-                    "store locked: retry, or raise busy_timeout"
+                    f"cannot write {what} to {self.path}: {exc}; {self._db.begin_hint}"
                 ) from exc
             try:
-                yield self._conn
+                yield self._db.conn
                 self._commit()
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
+                if self._db.in_transaction:
+                    self._db.rollback()
+                if isinstance(exc, self._db.errors):
                     raise StoreError(
-                        f"cannot write {what} to {self.path}: {exc}; check the disk has room and "
-                        "the file is writable, then resume the run"
+                        f"cannot write {what} to {self.path}: {exc}; {self._db.advice(exc)}"
                     ) from exc
                 raise
 
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._lock:
+            try:
+                yield self._db.conn
+            except self._db.errors as exc:
+                raise StoreError(
+                    f"cannot read the run store {self.path}: {exc}; {self._db.begin_hint}"
+                ) from exc
+
     def _migrate(self) -> None:
-        # Raw sqlite errors on purpose: the caller reports them as "cannot open the run store".
-        db = self._conn
-        self._retry(lambda: db.execute("BEGIN IMMEDIATE"))
+        # Raw database errors on purpose: the caller reports them as "cannot open the run store".
+        db = self._db
+        db.begin()
         try:
-            self._apply_migrations(db)
-            db.execute("COMMIT")
+            db.lock_schema()
+            self._apply_migrations(db.conn)
+            db.commit()
         except BaseException:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                db.rollback()
             raise
 
-    def _apply_migrations(self, db: sqlite3.Connection) -> None:
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
-            "applied_at REAL NOT NULL, description TEXT NOT NULL)"
-        )
+    def _apply_migrations(self, db: Connection) -> None:
+        db.execute(self._db.schema_version_ddl)
         current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
         if current > CURRENT_SCHEMA_VERSION:
             raise StoreError(
@@ -258,7 +303,7 @@ class RunStore:
         for migration in MIGRATIONS:
             if migration.version <= current:
                 continue
-            for statement in migration.statements:
+            for statement in self._db.statements(migration):
                 db.execute(statement)
             db.execute(
                 "INSERT INTO schema_version VALUES (?, ?, ?)",
@@ -267,8 +312,8 @@ class RunStore:
 
     @property
     def schema_version(self) -> int:
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
         return int(row[0])
 
     # -- writing: events
@@ -278,12 +323,17 @@ class RunStore:
 
     def record(self, event: Event) -> None:
         """Journal one event in one transaction; raises :class:`StoreError` if it cannot."""
+        self._db.check_owner(event.run_id)
+        started = event.type is EventType.RUN_STARTED
         with self._write(f"{event.type.value} of run {event.run_id}") as db:
             self._journal.write(db, event)
-        if event.type is EventType.RUN_STARTED:
-            mark_live(self._key, event.run_id)
+            if started:
+                self._db.owned(db, event.run_id)
+        if started:
+            self._db.started(event.run_id)
         elif isinstance(event.data, RunFinished) and event.data.final:
-            forget_live(self._key, event.run_id)
+            with self._lock:
+                self._db.stopped(event.run_id)
 
     # -- writing: ownership
     def claim(
@@ -293,10 +343,11 @@ class RunStore:
 
         ``allow`` lists the statuses (``interrupted`` included) the run may be in; anything else,
         and a run running in a live process, raises :class:`RunStateError`. Two processes
-        claiming the same run cannot both win.
+        claiming the same run cannot both win: the loser is told which process holds it.
         """
         now = time.time()
         with self._write(f"the claim of run {run_id}") as db:
+            self._db.lock_run(run_id)
             info = self._info(db, run_id)
             if info is None:
                 if plan is None:
@@ -310,21 +361,76 @@ class RunStore:
                 )
             elif info.status not in allow:
                 raise RunStateError(_not_allowed(run_id, info.status), run_id=run_id)
-            db.execute(
-                "UPDATE runs SET status = 'running', updated_at = ?, finished_at = NULL, "
-                "owner_pid = ?, owner_host = ?, owner_token = ? WHERE id = ?",
-                (now, *owner_identity(), run_id),
-            )
-            if plan is not None:
-                self._journal.add_plan(db, run_id, plan, now)
-            claimed = self._info(db, run_id)
-        mark_live(self._key, run_id)
+            claimed = self._take(db, run_id, now, plan)
+        self._db.started(run_id)
+        # Read inside the transaction, before this process counted as its live owner.
+        return dataclasses.replace(claimed, interrupted=False)
+
+    def _take(self, db: Connection, run_id: str, now: float, plan: Plan | None) -> RunInfo:
+        db.execute(
+            "UPDATE runs SET status = 'running', updated_at = ?, finished_at = NULL, "
+            "owner_pid = ?, owner_host = ?, owner_token = ? WHERE id = ?",
+            (now, *self._db.owner(), run_id),
+        )
+        self._db.owned(db, run_id)
+        if plan is not None:
+            self._journal.add_plan(db, run_id, plan, now)
+        claimed = self._info(db, run_id)
         assert claimed is not None
         return claimed
 
+    def enqueue(self, run_id: str, plan: Plan) -> RunInfo:
+        """Store ``plan`` as a new run ``run_id``, ``pending``, queued for a
+        :class:`~tooldag.durable.pool.RunPool`'s workers (:meth:`claim_next` takes it)."""
+        now = time.time()
+        with self._write(f"the queued run {run_id}") as db:
+            self._db.lock_run(run_id)
+            if self._info(db, run_id) is not None:
+                raise RunStateError(
+                    f"run {run_id} exists already; queue the plan under a new run id",
+                    run_id=run_id,
+                )
+            self._journal.ensure_run(db, run_id, now, plan.goal)
+            self._journal.add_plan(db, run_id, plan, now)
+            db.execute("UPDATE runs SET queued_at = ? WHERE id = ?", (now, run_id))
+            info = self._info(db, run_id)
+        assert info is not None
+        return info
+
+    def claim_next(self, *, interrupted: bool = True) -> RunInfo | None:
+        """Atomically take the oldest queued run that nobody runs, for this process: a pending
+        one, or (``interrupted``) one whose owner is gone; ``None`` if there is none.
+
+        Every worker of a pool calls this: each queued run is owned by one of them at a time.
+        """
+        now = time.time()
+        with self._write("the claim of a queued run") as db:
+            candidates = db.execute(
+                "SELECT id FROM runs WHERE queued_at IS NOT NULL AND status IN "
+                "('pending', 'running') ORDER BY queued_at LIMIT 100"
+            ).fetchall()
+            for row in candidates:
+                run_id = row[0]
+                if not self._db.try_lock_run(run_id):
+                    continue  # another worker is taking it right now
+                info = self._info(db, run_id)
+                if info is None or not (
+                    info.status is RunStatus.PENDING
+                    or (interrupted and info.status is RunStatus.INTERRUPTED)
+                ):
+                    continue
+                claimed = self._take(db, run_id, now, None)
+                break
+            else:
+                return None
+        self._db.started(run_id)
+        # Read inside the transaction, before this process counted as its live owner.
+        return dataclasses.replace(claimed, interrupted=False)
+
     def release(self, run_id: str) -> None:
         """Forget that this process runs ``run_id`` (it finished or its executor died)."""
-        forget_live(self._key, run_id)
+        with self._lock:
+            self._db.stopped(run_id)
 
     def set_status(self, run_id: str, status: RunStatus, *, error: str | None = None) -> None:
         """Overwrite a run's status (what ``cancel`` of a stopped run uses)."""
@@ -345,15 +451,13 @@ class RunStore:
     def _missing(self, run_id: str) -> str:
         return f"no run {run_id!r} in {self.path}: `tooldag runs list` shows the stored runs"
 
-    def _info(self, db: sqlite3.Connection, run_id: str) -> RunInfo | None:
-        row = db.execute(_INFO_SQL + " WHERE r.id = ?", (run_id,)).fetchone()
+    def _info(self, db: Connection, run_id: str) -> RunInfo | None:
+        row = db.execute(self._info_sql + " WHERE r.id = ?", (run_id,)).fetchone()
         return None if row is None else self._row_info(row)
 
-    def _row_info(self, row: sqlite3.Row, counts: dict[str, int] | None = None) -> RunInfo:
+    def _row_info(self, row: Any, counts: dict[str, int] | None = None) -> RunInfo:
         status = RunStatus(row["status"])
-        interrupted = status is RunStatus.RUNNING and self._is_dead(
-            row["id"], row["owner_pid"], row["owner_host"], row["owner_token"]
-        )
+        interrupted = status is RunStatus.RUNNING and self._db.gone(row)
         usage = Usage(
             row["prompt_tokens"], row["completion_tokens"], row["total_tokens"], row["llm_calls"]
         )
@@ -374,40 +478,37 @@ class RunStore:
             step_counts=counts or {},
         )
 
-    def _is_dead(self, run_id: str, pid: int | None, host: str | None, token: str | None) -> bool:
-        return owner_gone(self._key, run_id, pid, host, token)
-
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run's row, or ``None`` if the store has no such run."""
-        with self._lock:
-            info = self._info(self._conn, run_id)
+        with self._read() as db:
+            info = self._info(db, run_id)
             if info is None:
                 return None
-            return _with_counts(info, self._counts([run_id]).get(run_id, {}))
+            return _with_counts(info, self._counts(db, [run_id]).get(run_id, {}))
 
     def list_runs(self, status: str | None = None, limit: int | None = None) -> list[RunInfo]:
         """Runs, newest first; ``status`` may be any run status (``interrupted`` included)."""
         derived = status in (RunStatus.RUNNING, RunStatus.INTERRUPTED)
-        sql, params = _INFO_SQL, []
+        sql, params = self._info_sql, []
         if status is not None:
             sql += " WHERE r.status = ?"
             params.append(RunStatus.RUNNING.value if derived else status)
-        sql += " ORDER BY r.created_at DESC, r.rowid DESC"
+        sql += f" ORDER BY {self._db.newest_first}"
         if limit is not None and not derived:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
-            infos = [self._row_info(row) for row in self._conn.execute(sql, params)]
+        with self._read() as db:
+            infos = [self._row_info(row) for row in db.execute(sql, params)]
             if derived:
                 infos = [i for i in infos if i.status == status][:limit]
-            counts = self._counts([i.id for i in infos])
+            counts = self._counts(db, [i.id for i in infos])
         return [_with_counts(i, counts.get(i.id, {})) for i in infos]
 
-    def _counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    def _counts(self, db: Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for start in range(0, len(run_ids), 500):  # stay under SQLite's bound-parameter limit
             chunk = run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
+            rows = db.execute(
                 f"SELECT run_id, status, COUNT(*) FROM steps WHERE run_id IN ({marks}) "
                 "GROUP BY run_id, status",
                 chunk,
@@ -418,8 +519,8 @@ class RunStore:
 
     def plans(self, run_id: str) -> list[Plan]:
         """Every plan version of the run, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT plan FROM plans WHERE run_id = ? ORDER BY version", (run_id,)
             ).fetchall()
         return [Plan.model_validate(json.loads(r["plan"])) for r in rows]
@@ -457,8 +558,8 @@ class RunStore:
         """The run's journal after position ``seq`` (0: all of it), as :meth:`events_json` has
         it, each event with its ``seq`` too. The log only grows, so the last ``seq`` seen is a
         cursor: what a viewer polls with to read only what is new."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT seq, type, step_id, attempt, ts, duration, data FROM events "
                 "WHERE run_id = ? AND seq > ? ORDER BY seq",
                 (run_id, seq),
@@ -478,8 +579,8 @@ class RunStore:
 
     def completed_outputs(self, run_id: str) -> dict[str, Any]:
         """Outputs of the run's succeeded steps: what a resume hands the executor as ``reuse``."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT step_id, output FROM steps WHERE run_id = ? AND status = 'succeeded'",
                 (run_id,),
             ).fetchall()
@@ -493,8 +594,8 @@ class RunStore:
         if info is None:
             raise RunStateError(self._missing(run_id), run_id=run_id)
         plans = self.plans(run_id)
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT * FROM steps WHERE run_id = ? ORDER BY COALESCE(started_at, finished_at)",
                 (run_id,),
             ).fetchall()
@@ -520,7 +621,8 @@ class RunStore:
         error = info.error
         if info.interrupted:
             error = (
-                f"interrupted: process {info.owner_pid} on {info.owner_host} is gone; "
+                f"interrupted: process {info.owner_pid} on {info.owner_host} "
+                f"{self._db.gone_because}; "
                 f"`tooldag runs resume {run_id}` continues the run"
             )
         return RunResult(
@@ -535,15 +637,6 @@ class RunStore:
             started_at=info.created_at,
             finished_at=info.finished_at,
         )
-
-
-# updated_at: the runs row is not rewritten per step (that would cost every step a write), so
-# the last event's time, read through the (run_id, seq) index, says when the run last moved.
-_INFO_SQL = (
-    "SELECT r.*, (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id) AS plan_versions, "
-    "(SELECT e.ts FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1) AS last_event "
-    "FROM runs r"
-)
 
 
 def _not_allowed(run_id: str, status: str) -> str:

@@ -9,24 +9,32 @@
 :mod:`~tooldag.execution.saga` the ledger its caller owns, which undoes what an abandoned run did
 (:class:`Ledger`); :mod:`~tooldag.execution.scope` what a run's steps share (connections opened
 on first use, closed with the run); and :mod:`~tooldag.execution.outcome` works out what a
-finished run reports. Nothing here knows the LLM.
+finished run reports. Where a tool call runs is a step runner's business
+(:mod:`~tooldag.execution.runners`: this process by default; :mod:`~tooldag.execution.dask_runner`:
+a Dask cluster). Nothing here knows the LLM.
 """
 
+from .dask_runner import DaskRunner
 from .executor import Executor, RunHandle, run_plan
 from .gate import Gate, Verdict, refused_steps
 from .options import RunOptions
+from .runners import LocalRunner, StepRunner, ToolCall
 from .saga import CompensationFailure, CompensationReport, Ledger
 from .scope import RunScope, current_scope, run_scope
 
 __all__ = [
     "CompensationFailure",
     "CompensationReport",
+    "DaskRunner",
     "Executor",
     "Gate",
     "Ledger",
+    "LocalRunner",
     "RunHandle",
     "RunOptions",
     "RunScope",
+    "StepRunner",
+    "ToolCall",
     "Verdict",
     "current_scope",
     "refused_steps",

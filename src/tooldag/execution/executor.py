@@ -38,9 +38,12 @@ Rules worth knowing:
   cannot, or that is larger than ``max_output_bytes``, fails its step.
 - Cancelling cancels running async tools; a sync tool in its thread is left to finish and its
   result is discarded (Python cannot stop a thread; it does not hold up the exit of the process,
-  see :mod:`tooldag.execution.threads`).
+  see :mod:`tooldag.execution.runners`).
 - Write-ahead: if a critical event subscriber (the run store) raises, the step is not counted as
   done and the run stops, failed, saying that the journal failed.
+- ``runner=`` sends tool calls elsewhere (a :class:`~tooldag.execution.dask_runner.DaskRunner`);
+  the scheduling, retries, timeouts, compensation, events and journal stay here. See
+  :mod:`~tooldag.execution.runners`.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from .gate import Gate
 from .options import RunOptions
 from .outcome import finished_event, render_answer
 from .run import Run
+from .runners import StepRunner
 from .saga import Ledger
 from .scope import in_run_scope
 
@@ -145,6 +149,7 @@ class Executor:
         bus: EventBus | None = None,
         max_output_bytes: int = 10_000_000,
         gate: Gate | None = None,
+        runner: StepRunner[Any] | None = None,
     ) -> None:
         self.options = RunOptions(
             registry=registry,
@@ -155,6 +160,7 @@ class Executor:
             default_timeout=default_timeout,
             max_output_bytes=max_output_bytes,
             gate=gate,
+            runner=runner,
         )
 
     @property

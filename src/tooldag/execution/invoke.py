@@ -1,8 +1,10 @@
 """Calling one tool, once or a few times: the part of the executor that touches user code.
 
-It owns what every call needs and nothing about the graph: async tools are awaited, sync tools run
-in a thread pool, each attempt has a timeout, transient failures are retried with tenacity
-(exponential backoff with jitter), and what comes back is turned into a JSON value or a clear error.
+It owns what every call needs and nothing about the graph: each attempt goes to a step runner
+(:mod:`~tooldag.execution.runners`: in this process, async tools awaited and sync tools in a thread
+pool, unless the executor has a runner such as Dask's for the tool), each attempt has a timeout,
+transient failures are retried with tenacity (exponential backoff with jitter), and what comes back
+is turned into a JSON value or a clear error.
 
 A sync tool cannot be interrupted: when its step times out or the run is cancelled, the thread is
 left to finish and its result is discarded (Python offers no safe way to kill a thread).
@@ -11,8 +13,6 @@ left to finish and its result is discarded (Python offers no safe way to kill a 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import inspect
 import sys
 from collections.abc import Callable, Mapping
@@ -30,7 +30,7 @@ from tenacity import (
 from ..errors import PermanentToolError, ToolArgumentError, ToolError
 from ..registry.registry import Tool, ToolContext
 from ..result import StepError
-from .threads import DaemonThreadPool
+from .runners import LocalRunner, StepRunner, ToolCall, choose_runner
 
 __all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
 
@@ -98,39 +98,35 @@ def normalise_output(output: Any, *, tool: str, max_bytes: int) -> Any:
 
 
 class Invoker:
-    """Calls tools for one run. ``close()`` releases the thread pool (without waiting for it)."""
+    """Calls tools for one run, in this process or on the executor's ``runner`` (which outlives
+    the run). ``close()`` releases the thread pool (without waiting for it)."""
 
-    def __init__(self, *, max_workers: int, max_output_bytes: int) -> None:
-        self._max_workers = max_workers
+    def __init__(
+        self, *, max_workers: int, max_output_bytes: int, runner: StepRunner[Any] | None = None
+    ) -> None:
         self._max_output_bytes = max_output_bytes
-        self._pool: DaemonThreadPool | None = None
-        self._is_async: dict[str, bool] = {}
+        self._local = LocalRunner(max_workers)
+        self._runner = runner
 
     def close(self) -> None:
-        if self._pool is not None:
-            # Threads of timed-out or cancelled sync tools are left to finish on their own.
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self._local.close()
 
-    async def _once(self, tool: Tool, kwargs: Mapping[str, Any], timeout: float | None) -> Any:
-        func = tool.function
-        if func is None:
+    async def _once(
+        self,
+        tool: Tool,
+        kwargs: Mapping[str, Any],
+        timeout: float | None,
+        attempt: tuple[str, str, int],
+    ) -> Any:
+        if tool.function is None:
             raise ToolArgumentError(
                 tool.name, "schema-only tool: it has no Python function to run; register a callable"
             )
-        is_async = self._is_async.get(tool.name)
-        if is_async is None:
-            # inspect.iscoroutinefunction costs a microsecond: once per tool, not per call.
-            is_async = self._is_async[tool.name] = tool.is_async
-        if is_async:
-            call = func(**kwargs)
+        runner = choose_runner(tool, self._local, self._runner)
+        if runner is self._local:
+            call = self._local.start(tool, kwargs)
         else:
-            if self._pool is None:
-                self._pool = DaemonThreadPool(self._max_workers)
-            ctx = contextvars.copy_context()
-            call = asyncio.get_running_loop().run_in_executor(
-                self._pool, functools.partial(ctx.run, func, **kwargs)
-            )
+            call = runner.run(ToolCall(tool, kwargs, *attempt, self._max_output_bytes))
         if timeout is None:
             out = await call
         else:
@@ -179,7 +175,8 @@ class Invoker:
         if on_attempt is not None:
             on_attempt(1)
         try:
-            out = await self._once(tool, self._kwargs(tool, args, run_id, step_id, 1), timeout)
+            kwargs = self._kwargs(tool, args, run_id, step_id, 1)
+            out = await self._once(tool, kwargs, timeout, (run_id, step_id, 1))
             attempts = 1
         except Exception as exc:
             if tool.retry.attempts <= 1 or not is_transient(tool, exc):
@@ -218,7 +215,7 @@ class Invoker:
                     hook_error = exc
                     raise
             kwargs = self._kwargs(tool, args, run_id, step_id, attempts)
-            return await self._once(tool, kwargs, timeout)
+            return await self._once(tool, kwargs, timeout, (run_id, step_id, attempts))
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None

@@ -190,7 +190,9 @@ class Run:
         self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.invoker = Invoker(
-            max_workers=options.max_concurrency, max_output_bytes=options.max_output_bytes
+            max_workers=options.max_concurrency,
+            max_output_bytes=options.max_output_bytes,
+            runner=options.runner,
         )
         self.idle = asyncio.Event()
         self.draining = False

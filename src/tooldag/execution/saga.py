@@ -146,7 +146,11 @@ class Ledger:
         entries: list[LedgerEntry] = []
         failures: list[CompensationFailure] = []
         # A pool of its own: the run's threads may still be held by cancelled sync tools.
-        invoker = Invoker(max_workers=1, max_output_bytes=self.options.max_output_bytes)
+        invoker = Invoker(
+            max_workers=1,
+            max_output_bytes=self.options.max_output_bytes,
+            runner=self.options.runner,
+        )
         try:
             for entry in taken:
                 outcome = await self._undo(entry.record, invoker)

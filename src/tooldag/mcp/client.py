@@ -412,12 +412,14 @@ def _tool(connection: Connection, listed: Any, name: str, version: str) -> Tool:
         # A remote tool's data rules, whatever its hints say (see the module docstring).
         **default_capabilities(remote=True, side_effects=side_effects),
         metadata={
+            # Its session lives in this process (one per run): never sent to a Dask worker.
+            "placement": "local",
             "mcp": {
                 "server": connection.config.name,
                 "tool": original,
                 "title": title,
                 "annotations": annotations,
-            }
+            },
         },
     )
 

@@ -27,12 +27,17 @@ from .registry import Tool, ToolRegistry
 
 __all__ = [
     "ToolSource",
+    "USER_MODULE_PREFIX",
     "add_tool_source",
     "builtin_packs",
     "load_registry",
     "load_tools",
     "tools_of_module",
 ]
+
+USER_MODULE_PREFIX = "tooldag_user_tools_"
+"""How the module of a ``--tools path.py`` file is named: a name nothing else can import (a step
+runner on other machines sends such a module's code by value)."""
 
 ToolSource = Callable[[str], "list[Tool] | None"]
 """A plugged-in kind of SPEC: the tools a SPEC names, or ``None`` when it is not of its kind."""
@@ -71,7 +76,7 @@ def tools_of_module(module: ModuleType) -> list[Tool]:
 
 
 def _import_file(path: Path) -> ModuleType:
-    name = f"tooldag_user_tools_{abs(hash(path.resolve()))}"
+    name = f"{USER_MODULE_PREFIX}{abs(hash(path.resolve()))}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

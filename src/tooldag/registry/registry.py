@@ -182,6 +182,7 @@ def tool(
     egress: bool | Iterable[str] = ...,
     untrusted_output: bool = ...,
     metadata: dict[str, Any] = ...,
+    runner: str | None = ...,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -195,7 +196,8 @@ def tool(
     :class:`ToolContext` (or ``ToolContext | None``) is not shown to the LLM; the executor fills
     it in. ``reads_private``, ``egress`` (``True``, ``False`` or argument names) and
     ``untrusted_output`` say what the tool does with data (see
-    :mod:`~tooldag.registry.capabilities`).
+    :mod:`~tooldag.registry.capabilities`). ``runner`` says where its calls run (``"local"``,
+    ``"dask"``; kept as ``metadata["placement"]``, see :mod:`~tooldag.execution.runners`).
     """
     if func is not None:
         return _function_tool(func, **options)
@@ -481,8 +483,9 @@ _JSON_META = {
     "egress",
     "untrusted_output",
 }
-# What @tool and register take besides name and description: the same keys.
-_TOOL_OPTIONS = frozenset({*_JSON_META, "metadata"})
+# What @tool and register take besides name and description: the same keys (``runner`` is
+# ``placement`` under the name a decorator reads best with).
+_TOOL_OPTIONS = frozenset({*_JSON_META, "metadata", "runner"})
 
 
 def _pop_first(item: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -505,6 +508,14 @@ def _meta_from_json(meta: dict[str, Any], name: str) -> dict[str, Any]:
             if not isinstance(value, dict):
                 raise RegistrationError(f"{where}: 'metadata' must be an object")
             extra = {**value, **extra}
+        elif key in ("runner", "placement"):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise RegistrationError(
+                    f"{where}: {key!r} names where the tool runs: 'local' or a runner's name "
+                    "such as 'dask'"
+                )
+            if value is not None:
+                extra["placement"] = value
         elif key not in _JSON_META:
             extra[key] = value
         elif key == "retry":

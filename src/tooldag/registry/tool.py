@@ -194,6 +194,14 @@ class Tool:
         return bool(egress) and ("*" in egress or argument in egress)
 
     @property
+    def placement(self) -> str | None:
+        """Where the executor runs this tool's calls (``metadata["placement"]``, set by
+        ``@tool(runner=...)``): ``"local"`` (the driver process), a runner's name (``"dask"``),
+        or None: the executor's runner (see :mod:`~tooldag.execution.runners`)."""
+        value = self.metadata.get("placement")
+        return value if isinstance(value, str) else None
+
+    @property
     def is_async(self) -> bool:
         return self.function is not None and inspect.iscoroutinefunction(self.function)
 

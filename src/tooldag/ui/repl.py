@@ -50,6 +50,7 @@ from ..durable.store import RunStore, default_store_path
 from ..errors import PlanError, PlanParseError, TooldagError
 from ..execution.executor import Executor
 from ..execution.policy import Policy, PolicyGate
+from ..execution.runners import StepRunner
 from ..issues import errors_of
 from ..llm.client import LLMClient
 from ..observe.mermaid import to_mermaid
@@ -159,6 +160,7 @@ class Chat:
         prompt: str = "tooldag> ",
         toolbar: str | None = None,
         debug: bool = False,
+        runner: StepRunner[Any] | None = None,
     ) -> None:
         self.console = console
         self.out = out or console
@@ -166,7 +168,9 @@ class Chat:
         self.store = store
         self.max_replans = max_replans
         self.debug = debug
-        self.session = Session(tools=registry, llm=llm, max_replans=max_replans)
+        # Where tool calls run (``--dask``): every executor of the session gets it.
+        self.executor_options: dict[str, Any] = {} if runner is None else {"runner": runner}
+        self.session = self._new_session(llm)
         self.policy = Policy(policy)
         self.approver = Approver(
             console, registry, self.ask, mode=approve, policy=self.policy, interactive=interactive
@@ -184,6 +188,14 @@ class Chat:
         # Ctrl-C cancels what runs; a second one does not end the session (see interrupts).
         self.ctrl_c = CtrlC(console, second_aborts=False)
         self._viewer: ViewerServer | None = None  # /ui's, started on first use
+
+    def _new_session(self, llm: LLMClient) -> Session:
+        return Session(
+            tools=self.registry,
+            llm=llm,
+            max_replans=self.max_replans,
+            executor_options=self.executor_options,
+        )
 
     # ------------------------------------------------------------------ input
 
@@ -458,7 +470,9 @@ class Chat:
             if refusal is not None:
                 result = RunResult(run_id=run_id, status=RunStatus.REJECTED, error=refusal)
             else:
-                executor = Executor(self.registry, bus=watch.bus, gate=gate)
+                executor = Executor(
+                    self.registry, bus=watch.bus, gate=gate, **self.executor_options
+                )
                 handle = executor.start(plan, run_id=run_id)
                 result = await self.ctrl_c.run(handle.wait(), handle.cancel)
         finally:
@@ -573,7 +587,9 @@ class Chat:
                 line = printable(f"not resumed: {refusal}")
                 self.console.print(Text(line, style="dark_orange"), soft_wrap=True)
                 return None
-        runner = DurableExecutor(self.registry, store=self.store, gate=gate)
+        runner = DurableExecutor(
+            self.registry, store=self.store, gate=gate, **self.executor_options
+        )
         monitor = Monitor(runner.executor.bus)
         display = LiveArea(self.console, monitor)
         self.approver.pause = display.paused
@@ -619,7 +635,7 @@ class Chat:
         llm = LLMClient.from_env(model=name)
         old = self.session
         await self.close()
-        self.session = Session(tools=self.registry, llm=llm, max_replans=self.max_replans)
+        self.session = self._new_session(llm)
         self.session.results, self.session.usage = old.results, old.usage
         self.console.print(f"model: {name}")
 

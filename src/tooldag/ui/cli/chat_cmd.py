@@ -34,6 +34,7 @@ from ..views import plan_view, usage_text
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
+    add_dask_option,
     add_llm_options,
     add_tools_option,
     at_least,
@@ -44,6 +45,7 @@ from .common import (
     llm_from_args,
     print_json,
     registry_from_args,
+    step_runner,
 )
 
 if TYPE_CHECKING:
@@ -109,9 +111,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--store",
-        metavar="PATH",
-        help="the run store (default: $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
+        metavar="PATH|URL",
+        help="the run store: a SQLite file or a postgresql:// URL (default: $TOOLDAG_STORE, "
+        "else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
     )
+    add_dask_option(parser)
     parser.add_argument(
         "--max-replans",
         type=at_least(0),
@@ -208,7 +212,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from ..repl import Chat  # prompt_toolkit only for the commands that prompt
 
     registry = registry_from_args(args)
-    with RunStore(args.store) as store:
+    with RunStore(args.store) as store, step_runner(args) as runner:
         chat = Chat(
             console,
             registry,
@@ -218,6 +222,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             policy=args.policy,
             max_replans=args.max_replans,
             debug=args.debug,
+            runner=runner,
         )
         asyncio.run(chat.repl())
     return EXIT_OK
@@ -246,7 +251,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     goal = " ".join(args.goal)
     # Plans, questions and progress go to stderr; the result to stdout (JSON with --json).
     out = Console(file=io.StringIO()) if args.json else console
-    with RunStore(args.store) as store:
+    with RunStore(args.store) as store, step_runner(args) as runner:
         chat = Chat(
             err_console,
             registry,
@@ -261,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             # Questions go where the plan is shown, not into a redirected stdout.
             output=create_output(stdout=sys.stderr),
             debug=args.debug,
+            runner=runner,
         )
         chat.ctrl_c.second_aborts = True  # one goal, as exec: a second Ctrl-C aborts
         try:

@@ -4,12 +4,13 @@ reporting errors."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from ..._terminal import printable
 from ...errors import ConfigError, PlanParseError, TooldagError
+from ...execution.runners import StepRunner
 from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
@@ -32,6 +34,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "add_dask_option",
     "add_llm_options",
     "add_run_options",
     "add_tools_option",
@@ -46,6 +49,7 @@ __all__ = [
     "read_plan_file",
     "registry_from_args",
     "resume_command",
+    "step_runner",
 ]
 
 EXIT_OK = 0
@@ -84,8 +88,13 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 def resume_command(run_id: str, store: str | None) -> str:
     """The command that resumes ``run_id`` (with ``--store`` when the run is not in the
-    default store)."""
-    return f"tooldag runs resume {run_id}" + ("" if store is None else f" --store {store}")
+    default store; a database URL's password left out)."""
+    if store is None:
+        return f"tooldag runs resume {run_id}"
+    from ...durable.store import is_database_url, redact_url
+
+    shown = redact_url(store) if is_database_url(store) else store
+    return f"tooldag runs resume {run_id} --store {shown}"
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +109,33 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="at most N tool calls at once (default 16)",
     )
+
+
+def add_dask_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask",
+        metavar="WHERE",
+        default=None,
+        help="run tool calls on a Dask cluster: tcp://HOST:PORT (a running scheduler) or "
+        "local[:N] (N worker processes on this machine, default one per CPU); needs "
+        "tooldag[dask]. Tools declared runner='local' stay in this process",
+    )
+
+
+@contextlib.contextmanager
+def step_runner(args: argparse.Namespace) -> Iterator[StepRunner[Any] | None]:
+    """The ``--dask`` runner (None without one), closed (its local cluster stopped) after."""
+    spec = getattr(args, "dask", None)
+    if not spec:
+        yield None
+        return
+    from ...execution.dask_runner import DaskRunner
+
+    runner = DaskRunner(spec)
+    try:
+        yield runner
+    finally:
+        runner.close()
 
 
 def _setting(parse: Callable[[str, str], Any], flag: str) -> Callable[[str], Any]:

@@ -1,10 +1,16 @@
-"""``tooldag exec``: run a hand-written plan, with live progress, and print what happened.
+"""``tooldag exec``: run hand-written plans, with live progress, and print what happened.
 
-The run is journalled in the run store (``--store PATH``; default ``$TOOLDAG_HOME/runs.sqlite3``,
-else the user's data directory) under a fresh id printed on stderr, so a process that dies mid-run
-can be continued with ``tooldag runs resume ID``. A journalled run that fails is left as it is, not
-compensated, so that it can be resumed (``tooldag runs cancel ID`` undoes it). ``--no-store`` runs
-without a journal, and then a failed run is compensated at once.
+The run is journalled in the run store (``--store PATH|URL``; default ``$TOOLDAG_STORE``, else
+``$TOOLDAG_HOME/runs.sqlite3``, else the user's data directory) under a fresh id printed on
+stderr, so a process that dies mid-run can be continued with ``tooldag runs resume ID``. A
+journalled run that fails is left as it is, not compensated, so that it can be resumed (``tooldag
+runs cancel ID`` undoes it). ``--no-store`` runs without a journal, and then a failed run is
+compensated at once. ``--dask WHERE`` sends the tool calls to a Dask cluster.
+
+Several plan files are several runs at once: in this process, or with ``--workers N`` in a pool
+of N worker processes that share the store (:class:`~tooldag.durable.pool.RunPool`), each run
+owned by one worker at a time. Each run's id, and at the end its answer and summary, is printed;
+the exit code is 0 when every run succeeded, 130 when one was cancelled, else 1.
 
 Exit codes: 0 the run succeeded, 1 it failed (or the plan is invalid: its issues are printed),
 2 the plan file cannot be read or parsed, 130 cancelled (Ctrl-C cancels the run: running steps are
@@ -14,8 +20,10 @@ cancelled and what succeeded is compensated; a second Ctrl-C aborts at once).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -24,23 +32,31 @@ from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
+from ...execution.runners import StepRunner
 from ...issues import errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
-from ...result import RunResult, new_run_id
+from ...result import RunResult, RunStatus, new_run_id
 from ...validate.validator import validate
 from ..interrupts import cancellable
+from ..views import print_result
 from .common import (
     EXIT_FAILED,
+    EXIT_OK,
     EXIT_USAGE,
+    add_dask_option,
     add_run_options,
     add_tools_option,
+    at_least,
+    console,
     err_console,
+    exit_code,
     print_json,
     read_plan_file,
     registry_from_args,
     resume_command,
+    step_runner,
 )
 from .running import run_and_report
 
@@ -59,12 +75,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog="examples:\n"
         "  tooldag exec examples/weather_plan.json --tools examples/weather_tools.py\n"
         "  tooldag exec plan.json --json --max-concurrency 4\n"
-        "  tooldag plan 'sum the totals in sales.db' --json | tooldag exec -",
+        "  tooldag plan 'sum the totals in sales.db' --json | tooldag exec -\n"
+        "  tooldag exec crunch.json --tools crunch.py --dask local:2\n"
+        "  tooldag exec a.json b.json c.json --workers 2 --store postgresql://host/runs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' reads stdin)")
+    parser.add_argument(
+        "plans",
+        nargs="+",
+        metavar="PLAN.json",
+        help="the plan file ('-' reads stdin); several are several runs at once",
+    )
     add_tools_option(parser)
     add_run_options(parser)
+    add_dask_option(parser)
+    parser.add_argument(
+        "--workers",
+        type=at_least(1),
+        metavar="N",
+        help="run the plans in a pool of N worker processes sharing the store, each run owned "
+        "by one worker at a time (default: all in this process)",
+    )
     parser.add_argument(
         "--fail-fast",
         action="store_true",
@@ -79,9 +110,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     journal = parser.add_mutually_exclusive_group()
     journal.add_argument(
         "--store",
-        metavar="PATH",
-        help="journal the run in this store file (default: $TOOLDAG_HOME/runs.sqlite3, else the "
-        "user data dir)",
+        metavar="PATH|URL",
+        help="journal the run in this store: a SQLite file or a postgresql:// URL (default: "
+        "$TOOLDAG_STORE, else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
     )
     journal.add_argument(
         "--no-store",
@@ -108,43 +139,75 @@ async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunR
     return await cancellable(err_console, runner.astart(run_id, plan), cancel)
 
 
-def cmd_exec(args: argparse.Namespace) -> int:
+def _read(path: str, as_json: bool) -> Plan | None:
     try:
-        plan = read_plan_file(args.plan)
+        return read_plan_file(path)
     except PlanParseError as exc:
-        if args.json:
+        if as_json:
             print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
         else:
-            _print_issues(args.plan, list(exc.issues), "not a readable plan")
-        return EXIT_USAGE
+            _print_issues(path, list(exc.issues), "not a readable plan")
+        return None
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    if args.workers and args.no_store:
+        raise ConfigError("--workers shares the runs through the store: drop --no-store")
     if args.ui and args.no_store:
         raise ConfigError("--ui shows the run from the run store: leave out --no-store")
+    if args.ui and (args.workers or len(args.plans) > 1):
+        raise ConfigError("--ui shows one run: give one plan file (`tooldag ui` shows them all)")
+    plans: list[Plan] = []
+    for path in args.plans:
+        plan = _read(path, args.json)
+        if plan is None:
+            return EXIT_USAGE
+        plans.append(plan)
     registry = registry_from_args(args)
-    found = validate(plan, registry)
-    issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
-    if issues:
-        if args.json:
-            print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
-        else:
-            _print_issues(args.plan, list(issues), f"{len(issues)} issue(s); the plan was not run")
-        return EXIT_FAILED
-    for warning in [] if args.json else warnings_of(found):
-        err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
-    if args.no_store:
-        executor = Executor(
-            registry, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
-        )
-        monitor = Monitor(executor.bus)
-        return run_and_report(monitor, lambda: _run_plain(executor, plan), as_json=args.json)
-    with RunStore(args.store) as store:
-        return _execute_durable(args, registry, store, plan)
+    for path, plan in zip(args.plans, plans, strict=True):
+        found = validate(plan, registry)
+        issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
+        if issues:
+            if args.json:
+                print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
+            else:
+                what = "the plan was not run" if len(plans) == 1 else "no plan was run"
+                _print_issues(path, list(issues), f"{len(issues)} issue(s); {what}")
+            return EXIT_FAILED
+        for warning in [] if args.json else warnings_of(found):
+            err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
+    if args.workers:
+        return _execute_pool(args, plans)
+    with step_runner(args) as runner:
+        if len(plans) > 1:
+            return _execute_many(args, registry, plans, runner)
+        if args.no_store:
+            executor = Executor(
+                registry,
+                max_concurrency=args.max_concurrency,
+                fail_fast=args.fail_fast,
+                runner=runner,
+            )
+            monitor = Monitor(executor.bus)
+            work = functools.partial(_run_plain, executor, plans[0])
+            return run_and_report(monitor, work, as_json=args.json)
+        with RunStore(args.store) as store:
+            return _execute_durable(args, registry, store, plans[0], runner)
 
 
 def _execute_durable(
-    args: argparse.Namespace, registry: ToolRegistry, store: RunStore, plan: Plan
+    args: argparse.Namespace,
+    registry: ToolRegistry,
+    store: RunStore,
+    plan: Plan,
+    runner: StepRunner[Any] | None,
 ) -> int:
-    runner = DurableExecutor(
-        registry, store=store, max_concurrency=args.max_concurrency, fail_fast=args.fail_fast
+    durable = DurableExecutor(
+        registry,
+        store=store,
+        max_concurrency=args.max_concurrency,
+        fail_fast=args.fail_fast,
+        runner=runner,
     )
     try:
         run_id = new_run_id()
@@ -153,9 +216,9 @@ def _execute_durable(
             markup=False,
             soft_wrap=True,
         )
-        monitor = Monitor(runner.executor.bus)
-        work = functools.partial(_run_durable, runner, run_id, plan)
-        viewer, opened = _viewer(store, registry, runner, run_id) if args.ui else (None, False)
+        monitor = Monitor(durable.executor.bus)
+        work = functools.partial(_run_durable, durable, run_id, plan)
+        viewer, opened = _viewer(store, registry, durable, run_id) if args.ui else (None, False)
         try:
             return run_and_report(monitor, work, as_json=args.json)
         finally:
@@ -164,7 +227,7 @@ def _execute_durable(
                     viewer.wait_shown(run_id, timeout=5.0)
                 viewer.stop()
     finally:
-        runner.close()
+        durable.close()
 
 
 def _viewer(
@@ -179,3 +242,95 @@ def _viewer(
     ).start()
     say = functools.partial(err_console.print, markup=False, soft_wrap=True)
     return viewer, open_page(viewer, run_id, say)
+
+
+# --------------------------------------------------------------------------- several plans
+
+
+def _report(args: argparse.Namespace, results: list[RunResult]) -> int:
+    if args.json:
+        print_json([r.to_json() for r in results])
+    else:
+        for path, result in zip(args.plans, results, strict=True):
+            console.print(f"{path} · run {result.run_id}", style="bold", markup=False)
+            print_result(console, result, table=False)
+    statuses = {r.status for r in results}
+    if statuses == {RunStatus.SUCCEEDED}:
+        return EXIT_OK
+    if RunStatus.CANCELLED in statuses:
+        return exit_code(RunStatus.CANCELLED)
+    return EXIT_FAILED
+
+
+def _announce(path: str, run_id: str, resume: str | None) -> None:
+    where = f"  (resume with: {resume})" if resume else ""
+    err_console.print(f"run {run_id}  {path}{where}", markup=False, soft_wrap=True)
+
+
+def _execute_many(
+    args: argparse.Namespace,
+    registry: ToolRegistry,
+    plans: list[Plan],
+    runner: StepRunner[Any] | None,
+) -> int:
+    """Every plan a run of one executor in this process, all at once."""
+    options = {"max_concurrency": args.max_concurrency, "fail_fast": args.fail_fast}
+    if args.no_store:
+        executor = Executor(registry, runner=runner, **options)
+
+        async def plain() -> list[RunResult]:
+            started = [executor.start(plan) for plan in plans]
+            for path, handle in zip(args.plans, started, strict=True):
+                _announce(path, handle.run_id, None)
+
+            def cancel() -> None:
+                for handle in started:
+                    handle.cancel()
+
+            waits = asyncio.gather(*(h.wait() for h in started))
+            return list(await cancellable(err_console, waits, cancel))
+
+        return _report(args, asyncio.run(plain()))
+    with RunStore(args.store) as store:
+        durable = DurableExecutor(registry, store=store, runner=runner, **options)
+        try:
+            ids = [new_run_id() for _ in plans]
+            for path, run_id in zip(args.plans, ids, strict=True):
+                _announce(path, run_id, resume_command(run_id, args.store))
+
+            async def journalled() -> list[RunResult]:
+                async def cancel() -> None:
+                    for run_id in ids:
+                        if durable._active(run_id) is not None:
+                            await durable.acancel_workflow(run_id)
+
+                runs = asyncio.gather(
+                    *(durable.astart(run_id, plan) for run_id, plan in zip(ids, plans, strict=True))
+                )
+                return list(await cancellable(err_console, runs, cancel))
+
+            return _report(args, asyncio.run(journalled()))
+        finally:
+            durable.close()
+
+
+def _execute_pool(args: argparse.Namespace, plans: list[Plan]) -> int:
+    """The plans queued in the store for a pool of worker processes."""
+    from ...durable.pool import RunPool
+    from ...durable.store import default_store_path
+
+    store = args.store or os.environ.get("TOOLDAG_STORE") or str(default_store_path())
+    options = {"max_concurrency": args.max_concurrency, "fail_fast": args.fail_fast}
+    pool = RunPool(store, tools=args.tools, workers=args.workers, dask=args.dask, **options)
+    try:
+        ids = [pool.submit(plan) for plan in plans]
+        for path, run_id in zip(args.plans, ids, strict=True):
+            _announce(path, run_id, resume_command(run_id, args.store))
+
+        async def wait() -> dict[str, RunResult]:
+            return await cancellable(err_console, asyncio.to_thread(pool.wait, ids), pool.cancel)
+
+        results = asyncio.run(wait())
+        return _report(args, [results[run_id] for run_id in ids])
+    finally:
+        pool.close()

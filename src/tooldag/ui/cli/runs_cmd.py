@@ -1,7 +1,9 @@
 """``tooldag runs``: the stored runs: list them, show one, resume, cancel, or draw it as Mermaid.
 
-Every action takes ``--store PATH`` (default: ``$TOOLDAG_HOME/runs.sqlite3``, else the user's data
-directory). A run whose row says ``running`` but whose process is gone lists as ``interrupted``.
+Every action takes ``--store PATH|URL`` (a SQLite file or a ``postgresql://`` URL; default:
+``$TOOLDAG_STORE``, else ``$TOOLDAG_HOME/runs.sqlite3``, else the user's data directory). A run
+whose row says ``running`` but whose owner is gone (its process, on this machine; its lease, in
+PostgreSQL) lists as ``interrupted``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    add_dask_option,
     add_run_options,
     add_tools_option,
     console,
@@ -33,6 +36,7 @@ from .common import (
     print_json,
     registry_from_args,
     resume_command,
+    step_runner,
 )
 from .running import run_and_report
 
@@ -45,8 +49,9 @@ def register(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--store",
-        metavar="PATH",
-        help="the run store file (default: $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
+        metavar="PATH|URL",
+        help="the run store: a SQLite file or a postgresql:// URL (default: $TOOLDAG_STORE, "
+        "else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
     )
     runs = subparsers.add_parser(
         "runs",
@@ -88,6 +93,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("run_id", metavar="ID")
     add_tools_option(p)
     add_run_options(p)
+    add_dask_option(p)
     p.set_defaults(handler=_resume)
 
     p = action(
@@ -191,12 +197,15 @@ def _resume(args: argparse.Namespace) -> int:
     with _open(args) as store:
         if _find(store, args.run_id) is None:
             return EXIT_USAGE
-        runner = DurableExecutor(registry, store=store, max_concurrency=args.max_concurrency)
-        try:
-            work = functools.partial(_run_resume, runner, args.run_id)
-            return run_and_report(Monitor(runner.executor.bus), work, as_json=args.json)
-        finally:
-            runner.close()
+        with step_runner(args) as steps:
+            runner = DurableExecutor(
+                registry, store=store, max_concurrency=args.max_concurrency, runner=steps
+            )
+            try:
+                work = functools.partial(_run_resume, runner, args.run_id)
+                return run_and_report(Monitor(runner.executor.bus), work, as_json=args.json)
+            finally:
+                runner.close()
 
 
 async def _run_resume(runner: DurableExecutor, run_id: str) -> RunResult:

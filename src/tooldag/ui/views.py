@@ -77,6 +77,12 @@ _VALUE_CHARS = 60
 # Longer answers are cut on the terminal: rich lays text out at about a microsecond a character,
 # which makes megabytes take a minute, and nobody reads them scrolling by; --json has them whole.
 _ANSWER_CHARS = 100_000
+# The live view's steps (running, then the latest to go wrong or finish), whatever the plan's
+# size: drawing every step of a 20,000-step run took seconds a frame. A run of more than
+# _TABLE_STEPS steps ends with a table of _TABLE_ROWS of them, and says where the rest is.
+_LIVE_ROWS = 12
+_TABLE_STEPS = 200
+_TABLE_ROWS = 20
 
 
 def bar_width(width: int) -> int:
@@ -268,7 +274,7 @@ def progress_view(
 ) -> RenderableType:
     """The live view of a run: one row per step with status, attempts and time."""
     try:
-        return monitor.timeline_table(run_id, width=bar_width(width))
+        return monitor.timeline_table(run_id, width=bar_width(width), window=_LIVE_ROWS)
     except RunStateError:
         return Text("starting...", style="dim")
 
@@ -319,7 +325,11 @@ def print_result(
     """The end of a run: the step table (when steps ran), what went wrong in full (the table's
     details column may be cut on a narrow terminal), the answer and a summary line."""
     if table and monitor is not None and _has_steps(monitor, result.run_id):
-        console.print(monitor.timeline_table(result.run_id, width=bar_width(console.width)))
+        window = _TABLE_ROWS if len(result.steps) > _TABLE_STEPS else None
+        width = bar_width(console.width)
+        console.print(monitor.timeline_table(result.run_id, width=width, window=window))
+        if window is not None:
+            console.print(Text("--json lists every step", style="dim"))
     explained = False
     for record in result.steps.values():
         mark = _MARKS.get(record.status)

@@ -232,6 +232,45 @@ def test_json_prints_the_run_result(
     assert data["answer"].startswith("Raincoat; ")
 
 
+def test_a_huge_answer_is_cut_in_text_and_whole_in_json(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Laying out megabytes of text took rich a minute; nobody reads them scrolling by."""
+    place = "Llanfair " * 50_000
+    plan = write(
+        tmp_path,
+        "huge.json",
+        {
+            "steps": [{"id": "weather", "tool": "get_weather", "args": {"location": place}}],
+            "answer": "${weather.location}",
+        },
+    )
+    assert main(["exec", plan, "--tools", tools]) == 0
+    out = capsys.readouterr().out
+    note = "(cut: the answer has 450,000 characters; --json prints it whole)"
+    assert note in " ".join(out.split())  # as rich wrapped it
+    assert len(out) < 200_000
+    assert main(["exec", plan, "--tools", tools, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == place
+
+
+def test_a_long_run_ends_with_a_table_of_its_latest_steps(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printing every row of a 20,000-step run took longer than the run."""
+    steps = [step_of(f"w{i}") for i in range(201)]
+    plan = write(tmp_path, "long.json", {"steps": steps})
+    assert main(["exec", plan, "--tools", tools]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "showing 20 of 201 steps: 201 succeeded" in out
+    assert "--json lists every step" in out
+    assert "w200" in out and "w0 " not in out
+
+
+def step_of(sid: str) -> dict[str, Any]:
+    return {"id": sid, "tool": "get_weather", "args": {"location": "Oslo"}}
+
+
 def test_fail_fast_stops_at_the_first_failure(
     tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -142,6 +142,77 @@ async def test_timeout_comes_from_the_step_then_the_tool_then_the_default() -> N
     assert "within 0.04s" in result.steps["s"].error.message
 
 
+async def test_parallel_steps_each_time_out_at_their_own_deadline() -> None:
+    """One timer serves the run's deadlines: each step still times out at its own, and a step
+    that finishes in time is left alone."""
+    hang_tool, _ = hanging(side_effects=True)
+
+    @tool
+    async def quick() -> str:
+        return "done"
+
+    plan = plan_of(
+        {**step("late", "hang"), "timeout": 0.2},
+        {**step("soon", "hang"), "timeout": 0.02},
+        {**step("fine", "quick"), "timeout": 0.01},
+    )
+    result, events = await run([hang_tool, quick], plan)
+    messages = {sid: r.error.message for sid, r in result.steps.items() if r.error is not None}
+    assert "within 0.2s" in messages["late"] and "within 0.02s" in messages["soon"]
+    assert result.outputs == {"fine": "done"}
+    failed = [e.step_id for e in events.of(EventType.STEP_FAILED)]
+    assert failed == ["soon", "late"]  # in the order of their deadlines
+
+
+async def test_a_run_arms_a_timer_per_deadline_it_waits_for_not_per_step() -> None:
+    """asyncio.timeout around every call put a timer per step in the loop's heap: about 5 us of
+    a no-op step's cost."""
+
+    @tool
+    async def quick(x: Any = None) -> None:
+        return None
+
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting_call_at(when: float, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(when)
+        return call_at(when, *args, **kwargs)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    try:
+        steps = [step("s0", "quick")] + [
+            {**step(f"s{i}", "quick"), "args": {"x": f"$s{i - 1}"}} for i in range(1, 200)
+        ]
+        result, _ = await run([quick], plan_of(*steps))
+    finally:
+        del loop.call_at
+    assert result.ok
+    assert len(armed) <= 2
+
+
+async def test_a_step_cancelled_as_its_deadline_passes_is_cancelled_not_timed_out() -> None:
+    """As under asyncio.timeout: a cancellation someone else asked for as well stays one."""
+    deadline_hit, never = asyncio.Event(), asyncio.Event()
+
+    @tool(side_effects=True)
+    async def stubborn() -> None:
+        try:
+            await never.wait()
+        except asyncio.CancelledError:  # the deadline's: hold on until the run is cancelled too
+            deadline_hit.set()
+            await never.wait()
+
+    executor = Executor(ToolRegistry([stubborn]))
+    handle = executor.start(plan_of({**step("s", "stubborn"), "timeout": 0.01}))
+    await asyncio.wait_for(deadline_hit.wait(), GATE_TIMEOUT)
+    handle.cancel()
+    result = await asyncio.wait_for(handle.wait(), GATE_TIMEOUT)
+    assert result.status is RunStatus.CANCELLED
+    assert result.steps["s"].status is StepStatus.CANCELLED
+
+
 async def test_a_hanging_sync_tool_times_out_and_its_thread_is_left_behind() -> None:
     release = threading.Event()
 

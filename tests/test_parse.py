@@ -637,3 +637,78 @@ def test_valid_json_nested_past_the_parser_depth_says_so(where: str) -> None:
     with pytest.raises(PlanParseError, match="nested too deeply") as info:
         parse_plan(text)
     assert [i.code for i in info.value.issues] == ["not_json"]
+
+
+# --------------------------------------------------------------------------- linear on junk
+
+# Text shaped to make a bracket search slow: cut-off values everywhere, strings opened and never
+# closed, brackets nested thousands deep, fences by the thousand.
+_JUNK = {
+    "open braces": "{" * 60_000,
+    "brace, letter": "{a" * 30_000,
+    "cut-off strings": '{"a": "x' * 8_000,
+    "single quotes": "{'" * 30_000,
+    "slowly deeper": "{{}" * 20_000,
+    "never back to zero": "{" + "{}" * 30_000,
+    "nested lists": "[{" * 30_000,
+    "deep and closed": "[" * 30_000 + "]" * 30_000,
+    "lists in prose": "x[1, " * 12_000,
+    "fences": "```json\n{" * 7_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_JUNK))
+def test_junk_is_rejected_reading_each_character_a_bounded_number_of_times(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bracket scan reads from a candidate to where its value closes (or to the end): the
+    scans together must cover the text a bounded number of times, not once per candidate (which
+    made 3 MB of junk take minutes)."""
+    from tooldag.plan import _jsontext
+
+    text = _JUNK[name]
+    scanned: list[int] = []
+    searched: list[int] = []
+    scan, search = _jsontext._scan, _jsontext._search
+
+    def counting_scan(where: str, start: int) -> tuple[int | None, int]:
+        end, depth = scan(where, start)
+        scanned.append((len(where) if end is None else end) - start)
+        return end, depth
+
+    def counting_search(where: str) -> Any:
+        searched.append(len(where))
+        return search(where)
+
+    monkeypatch.setattr(_jsontext, "_scan", counting_scan)
+    monkeypatch.setattr(_jsontext, "_search", counting_search)
+    with contextlib.suppress(PlanParseError):
+        parse_plan(text)
+    assert sum(scanned) <= 2 * len(text)
+    assert sum(searched) <= 2 * len(text)  # the fences tried, and the whole text once
+
+
+def test_a_complete_plan_after_a_cut_off_one_is_found() -> None:
+    cut = SEED_JSON[: SEED_JSON.index('"id": "outfit"')]
+    assert shape(parse_plan(f"Draft: {cut}\n\nSorry, the whole plan. {SEED_JSON}")) == SEED_STEPS
+
+
+def test_a_big_text_is_not_read_as_a_python_literal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's parser takes about a microsecond a character (a minute for megabytes of junk):
+    the literal fallback is for replies, and a plan that big is JSON."""
+    import ast
+
+    calls: list[int] = []
+    literal_eval = ast.literal_eval
+
+    def counting(text: str) -> Any:
+        calls.append(len(text))
+        return literal_eval(text)
+
+    monkeypatch.setattr(ast, "literal_eval", counting)
+    with pytest.raises(PlanParseError):
+        parse_plan("[True,]" * 100_000)
+    assert calls == []
+    small = "{'steps': [{'id': 'a', 'tool': 't', 'args': {'xs': (1, 2)}}]}"
+    assert parse_plan(small).steps[0].args == {"xs": [1, 2]}
+    assert calls

@@ -60,6 +60,7 @@ from .._sync import run_sync
 from ..errors import ConfigError, RunStateError
 from ..events import EventBus
 from ..plan.model import Plan, Step
+from ..plan.parse import _pause_gc, _resume_gc
 from ..registry.registry import ToolRegistry
 from ..result import RunResult, RunStatus, StepRecord
 from .gate import Gate
@@ -255,7 +256,13 @@ class Executor:
             ledger = Ledger(run_id, self.options)
         elif ledger.run_id != run_id:
             raise ConfigError(f"the ledger is run {ledger.run_id}'s, not run {run_id}'s")
-        run = Run(self.options, plan, run_id, reuse, refused, sealed=sealed)
+        # As parse_plan does: the run's tables are many small objects and no cycles, which the
+        # collector would rescan (the whole heap, plan included) for nothing.
+        was_enabled = _pause_gc()
+        try:
+            run = Run(self.options, plan, run_id, reuse, refused, sealed=sealed)
+        finally:
+            _resume_gc(was_enabled)
         driven = _drive(run, ledger, _statuses(compensate), final)
         # In a run scope: what its steps open (an MCP session per server) closes with it.
         task = loop.create_task(in_run_scope(driven), name=f"tooldag-run-{run.run_id}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pydantic_core
@@ -97,6 +97,71 @@ def normalise_output(output: Any, *, tool: str, max_bytes: int) -> Any:
     return value
 
 
+class _Deadlines:
+    """The timeouts of the calls of one invoker, on one timer of the event loop.
+
+    ``asyncio.timeout`` around each call costs a Timeout and a TimerHandle in the loop's heap
+    (about 5 us, as much as the rest of a no-op call); here a call costs a dict entry, and one
+    handle is armed for the earliest deadline. When it fires, the calls past their deadline are
+    cancelled, and each sees TimeoutError, exactly as under ``asyncio.timeout`` (whose rules
+    this follows: a cancellation asked for by someone else as well stays a cancellation).
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Task[Any], float] = {}  # the calls waiting, by their deadline
+        self._expired: set[asyncio.Task[Any]] = set()  # cancelled for their deadline
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def within(self, call: Awaitable[Any], timeout: float, name: str) -> Any:
+        """``await call``, cancelled after ``timeout`` seconds with TimeoutError."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        cancelling = task.cancelling()
+        self._due[task] = deadline
+        if self._timer is None or deadline < self._timer.when():
+            self._arm(loop, deadline)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if task in self._expired:
+                self._expired.discard(task)
+                if task.uncancel() <= cancelling:  # no one else asked for this cancellation
+                    raise TimeoutError(
+                        f"tool {name!r} did not finish within {timeout:g}s; raise the step's "
+                        "'timeout' (or the tool's) if it needs longer"
+                    ) from None
+            raise
+        finally:
+            self._due.pop(task, None)
+            if task in self._expired:  # it expired as it ended some other way: take that back
+                self._expired.discard(task)
+                task.uncancel()
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_at(when, self._fire, loop, when)
+
+    def _fire(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._timer = None
+        # The loop may run a timer a clock tick early: what it was armed for is due.
+        now = max(loop.time(), when)
+        for task, deadline in list(self._due.items()):
+            if deadline <= now:
+                del self._due[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._due:
+            self._arm(loop, min(self._due.values()))
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class Invoker:
     """Calls tools for one run, in this process or on the executor's ``runner`` (which outlives
     the run). ``close()`` releases the thread pool (without waiting for it)."""
@@ -107,9 +172,11 @@ class Invoker:
         self._max_output_bytes = max_output_bytes
         self._local = LocalRunner(max_workers)
         self._runner = runner
+        self._deadlines = _Deadlines()
 
     def close(self) -> None:
         self._local.close()
+        self._deadlines.close()
 
     async def _once(
         self,
@@ -130,16 +197,7 @@ class Invoker:
         if timeout is None:
             out = await call
         else:
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    out = await call
-            except TimeoutError:
-                if scope.expired():
-                    raise TimeoutError(
-                        f"tool {tool.name!r} did not finish within {timeout:g}s; raise the step's "
-                        "'timeout' (or the tool's) if it needs longer"
-                    ) from None
-                raise
+            out = await self._deadlines.within(call, timeout, tool.name)
         if inspect.isawaitable(out):
             # A sync callable that returns an awaitable (functools.partial of a coroutine, ...).
             out = await out

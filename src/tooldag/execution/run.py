@@ -56,6 +56,7 @@ from ..events import (
 from ..issues import Issue
 from ..plan.conditions import evaluate_explained
 from ..plan.model import Plan, Step
+from ..plan.parse import _pause_gc, _resume_gc
 from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
 from ..result import RunResult, StepError, StepRecord, StepStatus
@@ -437,27 +438,12 @@ class Run:
             self.complete(sid)
             return
         step = self.steps[sid]
-        bad = [d for d in self.deps[sid] if states[d].status in BAD_STATUSES]
-        if bad:
-            self.block(sid, bad)
-            return
-        if sid in self.unknown:
-            missing = self.unknown[sid]
-            why = f"step {sid!r} needs {_names(missing)}: neither a step of this plan nor a reused "
-            exc = ReferenceResolutionError(f"${missing[0]}", why + "output; validate the plan")
-            self.fail_early(sid, exc)
-            return
-        declined = [d for d in self.deps[sid] if d in self.declined]
-        if declined:
-            # Whatever waits for a refused step, by reference or depends_on, is not run either.
-            self.declined.add(sid)
-            verb = "was" if len(declined) == 1 else "were"
-            self.skip(sid, f"it waits for {_names(declined)}, which {verb} not approved")
-            return
-        skipped = [d for d in self.data_deps[sid] if states[d].status is StepStatus.SKIPPED]
-        if skipped:
-            verb = "was" if len(skipped) == 1 else "were"
-            self.skip(sid, f"it uses the output of {_names(skipped)}, which {verb} skipped")
+        # Usually every step it waits for succeeded, and then nothing can hold it back.
+        succeeded = StepStatus.SUCCEEDED
+        doubtful = sid in self.unknown or not all(
+            states[d].status is succeeded for d in self.deps[sid]
+        )
+        if doubtful and self.held_back(sid):
             return
         if step.when is not None:
             try:
@@ -491,6 +477,34 @@ class Run:
             return
         self.queue.append(_Launch(sid, step, tool, args, validated))
         self.pump()
+
+    def held_back(self, sid: str) -> bool:
+        """Block, fail or skip ``sid`` for what it waits for (a failure, a step neither in the
+        plan nor reused, a refused or a skipped step); False if nothing holds it back."""
+        states = self.states
+        bad = [d for d in self.deps[sid] if states[d].status in BAD_STATUSES]
+        if bad:
+            self.block(sid, bad)
+            return True
+        if sid in self.unknown:
+            missing = self.unknown[sid]
+            why = f"step {sid!r} needs {_names(missing)}: neither a step of this plan nor a reused "
+            exc = ReferenceResolutionError(f"${missing[0]}", why + "output; validate the plan")
+            self.fail_early(sid, exc)
+            return True
+        declined = [d for d in self.deps[sid] if d in self.declined]
+        if declined:
+            # Whatever waits for a refused step, by reference or depends_on, is not run either.
+            self.declined.add(sid)
+            verb = "was" if len(declined) == 1 else "were"
+            self.skip(sid, f"it waits for {_names(declined)}, which {verb} not approved")
+            return True
+        skipped = [d for d in self.data_deps[sid] if states[d].status is StepStatus.SKIPPED]
+        if skipped:
+            verb = "was" if len(skipped) == 1 else "were"
+            self.skip(sid, f"it uses the output of {_names(skipped)}, which {verb} skipped")
+            return True
+        return False
 
     def pump(self) -> None:
         """Start queued steps while slots are free (global first-come first-served)."""
@@ -750,6 +764,14 @@ class Run:
                 self.emit(StepCancelled(why), sid)
 
     def conclude(self) -> RunResult:
+        # A record per step, and no cycles: the collector is paused as Run's construction is.
+        was_enabled = _pause_gc()
+        try:
+            return self._conclude()
+        finally:
+            _resume_gc(was_enabled)
+
+    def _conclude(self) -> RunResult:
         self.finishing = True
         self.settle_unstarted()
         records = {sid: state.record() for sid, state in self.states.items()}

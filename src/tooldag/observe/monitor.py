@@ -27,6 +27,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +107,11 @@ class _StepView:
     reused: bool = False
 
 
+# How many of the latest steps to finish, and to go wrong, a run's view keeps for its window.
+_WINDOW = 20
+_TROUBLED = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
+
+
 @dataclass
 class _RunView:
     run_id: str
@@ -118,12 +124,38 @@ class _RunView:
     steps: dict[str, _StepView] = field(default_factory=dict)
     # The views of the run's previous execution (a resumed run): what a reused step did there.
     earlier: dict[str, _StepView] = field(default_factory=dict)
+    # Kept up to date event by event, so that the live view costs the same at any plan size:
+    # steps by status, the steps running (in start order), the latest to finish and to go wrong,
+    # and the most that ran at once.
+    counts: Counter[StepStatus] = field(default_factory=Counter)
+    running: dict[str, _StepView] = field(default_factory=dict)
+    recent: deque[_StepView] = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    troubled: deque[_StepView] = field(default_factory=lambda: deque(maxlen=_WINDOW))
+    peak: int = 0
 
     def step(self, sid: str) -> _StepView:
         view = self.steps.get(sid)
         if view is None:
             view = self.steps[sid] = _StepView(sid)
+            self.counts[view.status] += 1
         return view
+
+    def tally(self, before: StepStatus, view: _StepView) -> None:
+        """Count ``view``'s move from status ``before`` to its status now."""
+        after = view.status
+        if after is before:
+            return
+        self.counts[before] -= 1
+        self.counts[after] += 1
+        if before is StepStatus.RUNNING:
+            self.running.pop(view.id, None)
+        if after is StepStatus.RUNNING:
+            self.running[view.id] = view
+            self.peak = max(self.peak, len(self.running))
+        elif after.finished and not before.finished:
+            self.recent.append(view)
+            if after in _TROUBLED:
+                self.troubled.append(view)
 
 
 def _apply(run: _RunView, event: Event) -> None:
@@ -134,6 +166,11 @@ def _apply(run: _RunView, event: Event) -> None:
         # record back from ``earlier`` when they are reused.
         run.earlier = run.steps
         run.steps = {}
+        run.counts.clear()
+        run.running.clear()
+        run.recent.clear()
+        run.troubled.clear()
+        run.peak = 0
         run.status = RunStatus.RUNNING
         run.finished_at = None
         run.active = True
@@ -151,6 +188,14 @@ def _apply(run: _RunView, event: Event) -> None:
         return
     if event.step_id is None:
         return
+    before = run.step(event.step_id).status
+    _apply_step(run, event)
+    run.tally(before, run.steps[event.step_id])
+
+
+def _apply_step(run: _RunView, event: Event) -> None:
+    assert event.step_id is not None
+    data = event.data
     earlier = run.earlier.get(event.step_id)
     kind = event.type
     if isinstance(data, StepReused) and earlier is not None:
@@ -214,6 +259,32 @@ def _overlaps(views: list[_StepView], now: float) -> tuple[dict[str, list[str]],
         else:
             active.discard(sid)
     return out, peak
+
+
+def _counted(summary: dict[str, Any], shown: int) -> str:
+    """``showing 12 of 20,000 steps: 5,100 succeeded, 16 running, 14,884 pending``."""
+    counts = summary["counts"]
+    parts = [f"{counts[s.value]:,} {s.value}" for s in StepStatus if counts.get(s.value)]
+    return f"showing {shown:,} of {summary['total']:,} steps: " + ", ".join(parts)
+
+
+def _row(view: _StepView, t0: float | None, overlaps: list[str]) -> dict[str, Any]:
+    """One step of :meth:`Monitor.get_step_timeline`."""
+    return {
+        "step_id": view.id,
+        "tool": view.tool,
+        "status": view.status.value,
+        "attempts": view.attempts,
+        "started_at": view.started_at,
+        "finished_at": view.finished_at,
+        "duration": view.duration,
+        "offset": view.started_at - t0 if view.started_at is not None and t0 else None,
+        "success": view.status is StepStatus.SUCCEEDED,
+        "error": view.error,
+        "reason": view.reason,
+        "reused": view.reused,
+        "overlaps": sorted(overlaps),
+    }
 
 
 class Monitor:
@@ -312,24 +383,32 @@ class Monitor:
             overlaps, _ = _overlaps(views, time.time())
             t0 = run.started_at
             views.sort(key=lambda v: (v.started_at is None, v.started_at or v.finished_at or 0.0))
-            return [
-                {
-                    "step_id": v.id,
-                    "tool": v.tool,
-                    "status": v.status.value,
-                    "attempts": v.attempts,
-                    "started_at": v.started_at,
-                    "finished_at": v.finished_at,
-                    "duration": v.duration,
-                    "offset": v.started_at - t0 if v.started_at is not None and t0 else None,
-                    "success": v.status is StepStatus.SUCCEEDED,
-                    "error": v.error,
-                    "reason": v.reason,
-                    "reused": v.reused,
-                    "overlaps": sorted(overlaps.get(v.id, [])),
-                }
-                for v in views
-            ]
+            return [_row(v, t0, overlaps.get(v.id, [])) for v in views]
+
+    def _window(self, run_id: str | None, rows: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """What the live view shows, in time independent of the plan's size: the run's summary
+        from the tallies, and up to ``rows`` steps (running, then the latest to go wrong, then
+        the latest to finish) in start order, as :meth:`get_step_timeline` gives them."""
+        with self._lock:
+            run = self._run(run_id)
+            now = time.time()
+            picked: dict[str, _StepView] = {}
+            for views in (run.running.values(), reversed(run.troubled), reversed(run.recent)):
+                for view in views:
+                    if len(picked) == rows:
+                        break
+                    picked.setdefault(view.id, view)
+            chosen = sorted(picked.values(), key=lambda v: v.started_at or v.finished_at or 0.0)
+            end = run.finished_at if run.finished_at is not None else now
+            summary = {
+                "run_id": run.run_id,
+                "status": run.status.value,
+                "total": len(run.steps),
+                "counts": {status.value: n for status, n in run.counts.items() if n},
+                "wall_time": end - run.started_at if run.started_at is not None else 0.0,
+                "max_parallel": run.peak,
+            }
+            return summary, [_row(v, run.started_at, []) for v in chosen]
 
     def statuses(self, run_id: str | None = None) -> dict[str, StepStatus]:
         with self._lock:
@@ -347,12 +426,22 @@ class Monitor:
 
     # ------------------------------------------------------------------ terminal
 
-    def timeline_table(self, run_id: str | None = None, *, width: int = 40) -> Table:
+    def timeline_table(
+        self, run_id: str | None = None, *, width: int = 40, window: int | None = None
+    ) -> Table:
         """A rich table: one row per step, with a bar over the run's span (overlapping bars ran
         at the same time) and what happened to it. Ids, tools and details (tool errors) are
-        shown as text, never read as markup, with control characters escaped."""
-        summary = self.get_workflow_summary(run_id)
-        rows = self.get_step_timeline(run_id)
+        shown as text, never read as markup, with control characters escaped.
+
+        ``window``: at most that many steps (the running ones, then the latest to go wrong or
+        to finish) and a caption counting them all by status, in time independent of the
+        plan's size: the live view, redrawn several times a second during a run of any size.
+        """
+        if window is None:
+            summary = self.get_workflow_summary(run_id)
+            rows = self.get_step_timeline(run_id)
+        else:
+            summary, rows = self._window(run_id, window)
         with self._lock:
             run = self._run(run_id)
             t0 = run.started_at or 0.0
@@ -367,6 +456,9 @@ class Monitor:
             ),
             title_justify="left",
         )
+        if window is not None:
+            table.caption = Text(_counted(summary, len(rows)), style="dim")
+            table.caption_justify = "left"
         longest = max((len(r["step_id"]) for r in rows), default=4)
         table.add_column("step", no_wrap=True, min_width=min(longest, 24))
         table.add_column("tool", style="dim", no_wrap=True, max_width=20)

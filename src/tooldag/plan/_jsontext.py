@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from ..errors import PlanParseError
@@ -31,7 +31,6 @@ _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)(?:```|\Z)", 
 # A JSON string, escapes and all; the closing quote is optional so that an unclosed string runs to
 # the end of the text instead of being tried again at every later quote (which is quadratic).
 _STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?'
-_JSON_STRING_RE = re.compile(_STRING)
 _TRAILING_COMMA = r",(?=\s*[}\]])"
 _CONSTANT = r"(?:True|False|None)\b"
 # The repairs of JSON with slips in it, in one pass: group 1 is everything up to the next slip
@@ -44,11 +43,29 @@ _REPAIR_RE = re.compile(
 )
 _JSON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
 _OPEN_RE = re.compile(r"[{\[]")
-# Strings (either quote) and brackets: the tokens that decide where a bracketed value ends.
-_STRUCT_RE = re.compile(rf"{_STRING}|'[^'\\]*+(?:\\.[^'\\]*+)*+'?|[{{}}\[\]]")
+# Where a bracketed value ends is decided by its brackets outside strings (either quote): a slice
+# of text that ends between two strings (a few thousand characters or whole strings), what is not
+# such a bracket, and the text up to and with the next one.
+_SQ_STRING = r"'[^'\\]*+(?:\\.[^'\\]*+)*+'?"
+_CHUNK_RE = re.compile(rf"(?:[^\"']|{_STRING}|{_SQ_STRING}){{1,4096}}+")
+_NOT_BRACKET_RE = re.compile(rf"{_STRING}|{_SQ_STRING}|[^\"'{{}}\[\]]++")
+_UP_TO_BRACKET_RE = re.compile(rf"(?:{_NOT_BRACKET_RE.pattern})*+[{{}}\[\]]")
+# After JSON that was cut off, what lies between two candidate brackets: text, whole JSON strings,
+# and a separator with the brackets nested after it (a bracket just after ``[ , : {`` is part of
+# the broken JSON, not the start of a plan).
+_NESTED = r"(?:[ \t\r\n]*+[{\[])*+"
+_NESTED_RE = re.compile(_NESTED)
+_PROSE_RE = re.compile(rf'(?:[^"{{\[,:]++|"[^"\\]*+(?:\\.[^"\\]*+)*+"|[,:]{_NESTED})*+')
 _JSON_LANGS = ("json", "jsonc", "json5", "javascript", "js")
-# Bound the search through prose, so that junk text stays cheap to reject.
+# Bound the search through prose and fences, so that junk text stays cheap to reject.
 _MAX_ATTEMPTS = 50
+_MAX_FENCES = 20
+# Python's parser costs about a microsecond per character: the literal fallback is for replies,
+# not for megabytes of text that JSON could not read.
+_MAX_LITERAL_CHARS = 256 * 1024
+# Where json.loads can stop on a slip that repair_json mends; stopped anywhere else, the repaired
+# text stops there too (the repairs change nothing before it), so it is not tried.
+_SLIP_STARTS = frozenset("TFN,]}")
 
 
 def _repaired(m: re.Match[str]) -> str:
@@ -78,13 +95,12 @@ def lenient_loads(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         error = exc
-    fixed = repair_json(text)
-    if fixed != text:
+    if text[error.pos : error.pos + 1] in _SLIP_STARTS:
         try:
-            return json.loads(fixed)
+            return json.loads(repair_json(text))
         except json.JSONDecodeError:
             pass
-    if text.lstrip()[:1] in ("{", "["):
+    if text.lstrip()[:1] in ("{", "[") and len(text) <= _MAX_LITERAL_CHARS:
         try:
             # Models sometimes answer in Python syntax (single quotes, True/None). literal_eval
             # only builds literals: no names, no calls.
@@ -113,24 +129,49 @@ def _jsonable(value: Any, depth: int = 0) -> Any:
 
 def _scan(text: str, start: int) -> tuple[int | None, int]:
     """Where the bracketed value starting at ``start`` ends (None if it never closes), and the
-    bracket depth left open at the end of the text."""
+    bracket depth left open at the end of the text.
+
+    The text is read a chunk at a time: C code drops the strings and text of a chunk, and only a
+    chunk where the depth can come back to zero (it has as many closing brackets as are open) is
+    read bracket by bracket, so megabytes of brackets cost milliseconds, not seconds.
+    """
     depth = 0
-    for m in _STRUCT_RE.finditer(text, start):
-        first = m.group()[0]
-        if first in "{[":
-            depth += 1
-        elif first in "}]":
-            depth -= 1
-            if depth <= 0:
-                return m.end(), 0
+    pos = start
+    while chunk := _CHUNK_RE.match(text, pos):
+        brackets = _NOT_BRACKET_RE.sub("", chunk.group())
+        closing = brackets.count("}") + brackets.count("]")
+        if closing < depth:
+            depth += len(brackets) - 2 * closing
+        else:
+            for i, bracket in enumerate(brackets):
+                depth += 1 if bracket in "{[" else -1
+                if depth == 0:
+                    found = _UP_TO_BRACKET_RE.finditer(text, pos, chunk.end())
+                    return next(islice(found, i, None)).end(), 0
+        pos = chunk.end()
     return None, depth
 
 
-def _previous_char(text: str, pos: int) -> str:
-    i = pos - 1
-    while i >= 0 and text[i] in " \t\r\n":
-        i -= 1
-    return text[i] if i >= 0 else ""
+def _next_open(text: str, start: int) -> int | None:
+    """The next ``{`` or ``[`` at or after ``start``."""
+    m = _OPEN_RE.search(text, start)
+    return None if m is None else m.start()
+
+
+def _next_fresh_open(text: str, start: int, *, after_open: bool) -> int | None:
+    """After JSON that was cut off: the next ``{`` or ``[`` at or after ``start`` that is neither
+    inside one of its strings nor nested in it (just after ``[``, ``,``, ``:`` or ``{``).
+
+    ``start`` is outside the strings of the cut-off JSON; ``after_open``: it is just past an
+    opening bracket, so the brackets right after it are nested. One regex match in C, however
+    many strings and nested brackets it passes.
+    """
+    if after_open:
+        start = _NESTED_RE.match(text, start).end()  # type: ignore[union-attr]
+    end = _PROSE_RE.match(text, start).end()  # type: ignore[union-attr]
+    # The match stops at a fresh bracket, at a string that never closes (the rest of the text is
+    # inside it), or at the end.
+    return end if text[end : end + 1] in ("{", "[") else None
 
 
 def _plan_like(value: Any) -> bool:
@@ -159,39 +200,30 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
     seen as a last resort). Positions inside a value already tried are skipped, and so are values
     nested in JSON that was cut off, or inside one of its strings: a part of broken JSON is never
     taken for the plan.
+
+    Linear in the text: at most ``_MAX_ATTEMPTS`` positions are tried, the bracket scans of the
+    values tried cover disjoint spans (a value that closes is skipped whole, one that never closes
+    runs to the end and marks the JSON as cut off), and after that only strict JSON is tried (a
+    lenient value there would cost a scan to the end of the text per position).
     """
     decoder = json.JSONDecoder()
     truncation: Issue | None = None
     syntax: str | None = None
     other: Any = None
-    skip_until = 0
-    attempts = 0
-    # After a cut-off value: its strings, in order, and the first one not yet behind us.
-    strings: Iterator[re.Match[str]] = iter(())
-    string: re.Match[str] | None = None
-    for m in _OPEN_RE.finditer(text):
-        pos = m.start()
-        if pos < skip_until:
-            continue
-        if truncation is not None:
-            while string is not None and string.end() <= pos:
-                string = next(strings, None)
-            if string is not None and string.start() < pos:
-                continue  # a bracket inside a string of the cut-off JSON is text
-            if _previous_char(text, pos) in "[,:{":
-                continue
-        attempts += 1
-        if attempts > _MAX_ATTEMPTS:
+    pos = _next_open(text, 0)
+    for _ in range(_MAX_ATTEMPTS):
+        if pos is None:
             break
         try:
             value, end = decoder.raw_decode(text, pos)
         except (json.JSONDecodeError, RecursionError) as exc:
+            if truncation is not None:
+                pos = _next_fresh_open(text, pos + 1, after_open=True)
+                continue
             scanned_end, depth = _scan(text, pos)
             if scanned_end is None:
-                if truncation is None and depth > 0:
-                    truncation = _truncation_issue(text, depth)
-                    strings = _JSON_STRING_RE.finditer(text, pos)
-                    string = next(strings, None)
+                truncation = _truncation_issue(text, depth)
+                pos = _next_fresh_open(text, pos + 1, after_open=True)
                 continue
             end = scanned_end
             try:
@@ -199,13 +231,17 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
             except (json.JSONDecodeError, RecursionError, ValueError):
                 if syntax is None and isinstance(exc, json.JSONDecodeError):
                     syntax = _syntax_text(exc)
-                skip_until = end
+                pos = _next_open(text, end)
                 continue
         if _plan_like(value):
             return value, truncation, syntax, other
         if isinstance(value, list) and other is None:
             other = value
-        skip_until = end
+        pos = (
+            _next_open(text, end)
+            if truncation is None
+            else _next_fresh_open(text, end, after_open=False)
+        )
     return None, truncation, syntax, other
 
 
@@ -226,6 +262,7 @@ def _extract(text: str, *, unwrap: bool) -> Any:
     # Prefer fences labelled json, then any fence, then the raw text.
     candidates: list[str] = [body for lang, body in fences if lang.lower() in _JSON_LANGS]
     candidates += [body for lang, body in fences if lang.lower() not in _JSON_LANGS]
+    del candidates[_MAX_FENCES:]
     candidates.append(stripped)
     truncation: Issue | None = None
     syntax: str | None = None

@@ -46,6 +46,8 @@ _STEP_LIST_KEYS = ("steps", "tasks", "actions", "tool_calls", "calls", "nodes", 
 _TOOL_KEYS = ("tool", "tool_name", "toolName", "name", "function", "action")
 _ARGS_KEYS = ("args", "arguments", "parameters", "params", "input", "inputs", "kwargs")
 _ID_KEYS = ("id", "step_id", "stepId", "step", "key")
+# The id keys that cannot also name the tool (computed once: this runs per step).
+_STEP_ID_KEYS = tuple(k for k in _ID_KEYS if k not in _TOOL_KEYS)
 _DEPS_KEYS = ("depends_on", "dependsOn", "dependencies", "deps", "after", "requires")
 _WHEN_KEYS = ("when", "condition", "if")
 _DESC_KEYS = ("description", "thought", "reason", "reasoning", "comment")
@@ -235,9 +237,9 @@ def _normalize_step(raw: Any, index: int) -> dict[str, Any]:
         raw = {**raw, "tool": function.get("name"), "args": function.get("arguments", {})}
         raw.pop("function")
         raw.pop("type", None)
-    tool_key, tool = _first(raw, _TOOL_KEYS)
+    _, tool = _first(raw, _TOOL_KEYS)
     args_key, args = _first(raw, _ARGS_KEYS)
-    id_key, step_id = _first(raw, tuple(k for k in _ID_KEYS if k != tool_key))
+    id_key, step_id = _first(raw, _STEP_ID_KEYS)
     step: dict[str, Any] = {}
     if step_id is None:
         step_id = f"step{index + 1}"
@@ -337,7 +339,7 @@ def _steps_from_mapping(steps: dict[str, Any]) -> list[Any] | None:
         return None
     out = []
     for key, value in steps.items():
-        if any(k in value for k in _ID_KEYS if k not in _TOOL_KEYS):
+        if any(k in value for k in _STEP_ID_KEYS):
             out.append(value)
         else:
             out.append({"id": key, **value})

@@ -226,6 +226,20 @@ class Tool:
         }
 
     @cached_property
+    def _absent_if_null(self) -> frozenset[str]:
+        """The optional parameters whose schema does not admit null (null there means absent):
+        worked out once, as validate_args runs for every step."""
+        return frozenset(
+            name
+            for name, schema in self.properties.items()
+            if name not in self.required and not _admits_null(schema)
+        )
+
+    @cached_property
+    def _arg_names(self) -> tuple[str, ...]:
+        return tuple(self.args_model.model_fields) if self.args_model is not None else ()
+
+    @cached_property
     def _schema_validator(self) -> Any:
         import jsonschema
 
@@ -239,13 +253,8 @@ class Tool:
         boolean given to a parameter that takes free text is passed as its JSON text (``3.5`` ->
         ``"3.5"``, ``True`` -> ``"true"``; the validator warns of it as ``coerced_argument``).
         """
-        args = {
-            k: v
-            for k, v in args.items()
-            if not (
-                v is None and k not in self.required and not _admits_null(self.properties.get(k))
-            )
-        }
+        absent_if_null = self._absent_if_null
+        args = {k: v for k, v in args.items() if not (v is None and k in absent_if_null)}
         text_params = self.text_params
         if text_params:
             for name, value in args.items():
@@ -256,13 +265,13 @@ class Tool:
                         args[name] = text
         if self.args_model is not None:
             try:
-                model = self.args_model.model_validate(dict(args))
+                model = self.args_model.model_validate(args)
             except pydantic.ValidationError as exc:
                 err = exc.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"]) or None
                 raise ToolArgumentError(self.name, err["msg"], field=loc) from None
             # Keep validated python values (nested models stay models, as the function expects).
-            return {name: getattr(model, name) for name in type(model).model_fields}
+            return {name: getattr(model, name) for name in self._arg_names}
         errors = sorted(
             self._schema_validator.iter_errors(dict(args)), key=lambda e: [str(p) for p in e.path]
         )

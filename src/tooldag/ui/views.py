@@ -74,6 +74,15 @@ __all__ = [
 
 _REF_STYLE = "cyan"
 _VALUE_CHARS = 60
+# Longer answers are cut on the terminal: rich lays text out at about a microsecond a character,
+# which makes megabytes take a minute, and nobody reads them scrolling by; --json has them whole.
+_ANSWER_CHARS = 100_000
+# The live view's steps (running, then the latest to go wrong or finish), whatever the plan's
+# size: drawing every step of a 20,000-step run took seconds a frame. A run of more than
+# _TABLE_STEPS steps ends with a table of _TABLE_ROWS of them, and says where the rest is.
+_LIVE_ROWS = 12
+_TABLE_STEPS = 200
+_TABLE_ROWS = 20
 
 
 def bar_width(width: int) -> int:
@@ -91,6 +100,14 @@ def _cut(text: str, limit: int | None) -> str:
 def _safe(text: object) -> Text:
     """Text from outside (a tool, the LLM, a goal) as a cell or line: escaped, no markup."""
     return Text(printable(str(text)))
+
+
+def _answer_text(answer: str) -> Text:
+    """An answer to print, escaped, and cut after ``_ANSWER_CHARS`` characters with a note."""
+    if len(answer) <= _ANSWER_CHARS:
+        return _safe(answer)
+    note = f" … (cut: the answer has {len(answer):,} characters; --json prints it whole)"
+    return _safe(answer[:_ANSWER_CHARS]).append(note, style="dim")
 
 
 def _json(value: Any, **options: Any) -> str:
@@ -259,7 +276,7 @@ def progress_view(
 ) -> RenderableType:
     """The live view of a run: one row per step with status, attempts and time."""
     try:
-        return monitor.timeline_table(run_id, width=bar_width(width))
+        return monitor.timeline_table(run_id, width=bar_width(width), window=_LIVE_ROWS)
     except RunStateError:
         return Text("starting...", style="dim")
 
@@ -310,7 +327,11 @@ def print_result(
     """The end of a run: the step table (when steps ran), what went wrong in full (the table's
     details column may be cut on a narrow terminal), the answer and a summary line."""
     if table and monitor is not None and _has_steps(monitor, result.run_id):
-        console.print(monitor.timeline_table(result.run_id, width=bar_width(console.width)))
+        window = _TABLE_ROWS if len(result.steps) > _TABLE_STEPS else None
+        width = bar_width(console.width)
+        console.print(monitor.timeline_table(result.run_id, width=width, window=window))
+        if window is not None:
+            console.print(Text("--json lists every step", style="dim"))
     explained = False
     for record in result.steps.values():
         mark = _MARKS.get(record.status)
@@ -327,8 +348,8 @@ def print_result(
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
         console.print(Text(printable(result.error), style="dim"), soft_wrap=True)
     if result.answer is not None:
-        answer = printable(result.answer)
-        console.print(Text("answer: ", style="bold").append(answer, style="not bold"))
+        answer = _answer_text(result.answer)
+        console.print(Text.assemble(("answer: ", "bold"), answer))
     console.print(summary_line(result))
 
 
@@ -439,7 +460,7 @@ def run_view(
     if info.usage.calls:
         fields.add_row("llm", usage_detail(info.usage))
     if result.answer:
-        fields.add_row("answer", _safe(result.answer))
+        fields.add_row("answer", _answer_text(result.answer))
     if result.error:
         fields.add_row("error", Text(printable(result.error), style="red"))
     status = status_text(info.status)

@@ -33,6 +33,7 @@ import os
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,7 +41,7 @@ from pydantic import Field
 from typing_extensions import TypedDict
 
 from tooldag.errors import PermanentToolError, TransientToolError
-from tooldag.registry import Compensation, RetryPolicy, ToolContext, tool
+from tooldag.registry import Compensation, RetryPolicy, Tool, ToolContext, tool
 
 from ._common import workspace_path, workspace_root
 
@@ -63,6 +64,22 @@ _NO_RETRY = RetryPolicy(attempts=1)
 # The workspace-relative home of the tools' own bookkeeping; no files tool reads or lists it.
 PRIVATE_DIR = ".tooldag"
 _STASH_TTL = 7 * 24 * 3600.0
+
+
+def _workspace_tool(**capabilities: Any) -> Callable[[Callable[..., Any]], Tool]:
+    """``@tool`` with what every files tool shares: it runs on this machine (the workspace is
+    here, not on a Dask worker), is idempotent, sends nothing anywhere, has a 30 s deadline and is
+    not retried (a failed file operation fails the same way again). Each tool states the rest
+    (side effects, what it reads and returns) where it is defined."""
+    return tool(
+        category="file",
+        runner="local",
+        idempotent=True,
+        timeout=30.0,
+        retry=_NO_RETRY,
+        egress=False,
+        **capabilities,
+    )
 
 
 def _os_error(exc: OSError, rel: str, doing: str) -> PermanentToolError | TransientToolError:
@@ -197,15 +214,9 @@ class FileContent(TypedDict):
     truncated: Annotated[bool, Field(description="True if content holds only the start")]
 
 
-@tool(
-    category="file",
-    runner="local",  # the workspace is on this machine, not on a Dask worker
+@_workspace_tool(
     side_effects=False,
-    idempotent=True,
-    timeout=30.0,
-    retry=_NO_RETRY,
     reads_private=True,
-    egress=False,
     untrusted_output=True,  # a workspace file may be a saved page or mail, written by anyone
 )
 def read_file(
@@ -346,15 +357,9 @@ def _prune_stash(folder: Path) -> None:
 # --------------------------------------------------------------------------- write / restore
 
 
-@tool(
-    category="file",
-    runner="local",  # the workspace is on this machine, not on a Dask worker
+@_workspace_tool(
     side_effects=True,
-    idempotent=True,
-    timeout=30.0,
-    retry=_NO_RETRY,
     reads_private=True,  # previous_content is what the file held
-    egress=False,
     untrusted_output=True,
     compensate=Compensation(
         "restore_file",
@@ -439,15 +444,9 @@ class FileRestored(TypedDict):
     ]
 
 
-@tool(
-    category="file",
-    runner="local",  # the workspace is on this machine, not on a Dask worker
+@_workspace_tool(
     side_effects=True,
-    idempotent=True,
-    timeout=30.0,
-    retry=_NO_RETRY,
     reads_private=False,  # only the path and what was done
-    egress=False,
     untrusted_output=False,
 )
 def restore_file(
@@ -526,15 +525,9 @@ def _entry(path: Path, root: Path) -> FileEntry:
     return FileEntry(path=rel, type="other", size=None)
 
 
-@tool(
-    category="file",
-    runner="local",  # the workspace is on this machine, not on a Dask worker
+@_workspace_tool(
     side_effects=False,
-    idempotent=True,
-    timeout=30.0,
-    retry=_NO_RETRY,
     reads_private=True,  # the names and sizes of the user's files
-    egress=False,
     untrusted_output=False,
 )
 def list_files(

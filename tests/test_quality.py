@@ -41,14 +41,21 @@ def test_ruff_format_is_applied() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.fixture(scope="module")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One cache for the three targets (fresh for each test session): tools and notebooks import
+    # tooldag and the same third-party packages, which the first target has checked already.
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
 @pytest.mark.parametrize("target", ["src/tooldag", "tools", "notebooks"])
-def test_mypy_strict_is_clean(target: str, tmp_path: Path) -> None:
+def test_mypy_strict_is_clean(target: str, mypy_cache: Path) -> None:
     # The packs are installed as tooldag.packs; mypy finds tooldag itself through MYPYPATH.
     done = _run(
         "mypy",
         "--strict",
         "--cache-dir",
-        str(tmp_path / "cache"),
+        str(mypy_cache),
         target,
         env={"MYPYPATH": str(ROOT / "src")},
     )

@@ -23,6 +23,7 @@ from tooldag.ui import views
 from tooldag.ui.repl import fit_toolbar
 
 WIDTHS = [80, 120]
+RUN_ID = "ee37818df885"  # as long as a real one
 LONG_ERROR = (
     "the upstream service answered 503 Service Unavailable three times in a row; try again "
     "in a few minutes or check its status page"
@@ -103,7 +104,7 @@ def words(text: str) -> list[str]:
 async def run(plan: Plan = PLAN) -> tuple[Monitor, RunResult]:
     executor = Executor(REGISTRY)
     monitor = Monitor(executor.bus)
-    result = await executor.run(plan, run_id="r1")
+    result = await executor.run(plan, run_id=RUN_ID)
     return monitor, result
 
 
@@ -122,7 +123,7 @@ async def test_the_live_table_keeps_names_and_statuses_whole_and_cuts_details(
     width: int,
 ) -> None:
     monitor, _ = await run()
-    text = draw(views.progress_view(monitor, "r1", width=width), width)
+    text = draw(views.progress_view(monitor, RUN_ID, width=width), width)
     assert_rows_whole(text, width)
     boom = next(line for line in text.splitlines() if line.startswith("boom "))
     # The error is cut on its one line, never wrapped onto the next ones.
@@ -151,8 +152,10 @@ async def test_an_empty_details_column_takes_no_room() -> None:
         {"steps": [{"id": "pause", "tool": "wait_seconds", "args": {"seconds": 1}}]}
     )
     monitor, _ = await run(plan)
-    text = draw(views.progress_view(monitor, "r1", width=80), 80)
+    text = draw(views.progress_view(monitor, RUN_ID, width=80), 80)
     assert "details" not in text and "wait_seconds" in text
+    # The title runs on past the narrow table rather than wrap onto a second line.
+    assert re.search(rf"^run {RUN_ID} · succeeded · [\d.]+s · up to 1 at once *$", text, re.M)
 
 
 async def test_a_line_off_a_terminal_stays_whole() -> None:

@@ -474,19 +474,24 @@ class Monitor:
             t1 = run.finished_at or time.time()
         span = max(t1 - t0, 1e-9)
         # The look of the plan table drawn above it; no outer edge: two columns more for text.
+        # The title and caption run on past a table narrower than they are, not wrapped to it.
         table = Table(
             title=Text(
                 printable(
                     f"run {summary['run_id']} · {summary['status']} · "
                     f"{summary['wall_time']:.2f}s · up to {summary['max_parallel']} at once"
-                )
+                ),
+                no_wrap=True,
+                overflow="ignore",
             ),
             title_justify="left",
             show_edge=False,
             pad_edge=False,
         )
         if window is not None:
-            table.caption = Text(_counted(summary, len(rows)), style="dim")
+            table.caption = Text(
+                _counted(summary, len(rows)), style="dim", no_wrap=True, overflow="ignore"
+            )
             table.caption_justify = "left"
         notes = [_details(row, errors=details) for row in rows]
         ids = [printable(row["step_id"]) for row in rows]

@@ -417,6 +417,14 @@ async def test_tools_usage_clear_and_model(make: Callable[..., Harness]) -> None
     assert h.chat.session.results == []
 
 
+async def test_the_bottom_bar_is_fitted_to_the_terminal(make: Callable[..., Harness]) -> None:
+    h = make(toolbar="replay: scripted LLM answers")
+    wide, narrow = h.chat.bottom_toolbar(120), h.chat.bottom_toolbar(80)
+    assert wide.endswith("policy ask · Ctrl-C cancel · Ctrl-D exit") and len(wide) <= 120
+    # At 80 columns the keys' hint goes, then the word "model", rather than be cut.
+    assert narrow == "replay: scripted LLM answers · fake-model · approve side-effects · policy ask"
+
+
 async def test_a_step_that_keeps_failing_is_replanned_and_the_failure_shown(
     make: Callable[..., Harness], server: FakeLLMServer
 ) -> None:

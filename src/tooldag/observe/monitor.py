@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -287,6 +288,21 @@ def _row(view: _StepView, t0: float | None, overlaps: list[str]) -> dict[str, An
     }
 
 
+def _details(row: dict[str, Any], *, errors: bool = True) -> str:
+    """What a timeline row says after its time: attempts, then the error or reason (or that
+    the step was reused), on one line."""
+    note = (row["error"] or row["reason"] or "") if errors else ""
+    note = note or ("reused" if row["reused"] else "")
+    if row["attempts"] > 1:
+        note = f"{row['attempts']} attempts. {note}".strip()
+    return " ".join(printable(note).split())
+
+
+def _longest(cells: list[str], header: str) -> int:
+    """The width of a column that must show every cell whole."""
+    return max([cell_len(header), *(cell_len(cell) for cell in cells)])
+
+
 class Monitor:
     """Follows runs through their events. Thread-safe: events may come from a helper thread."""
 
@@ -427,11 +443,21 @@ class Monitor:
     # ------------------------------------------------------------------ terminal
 
     def timeline_table(
-        self, run_id: str | None = None, *, width: int = 40, window: int | None = None
+        self,
+        run_id: str | None = None,
+        *,
+        width: int = 40,
+        window: int | None = None,
+        details: bool = True,
     ) -> Table:
         """A rich table: one row per step, with a bar over the run's span (overlapping bars ran
         at the same time) and what happened to it. Ids, tools and details (tool errors) are
         shown as text, never read as markup, with control characters escaped.
+
+        Ids, tools and statuses are never cut: on a narrow terminal the details give way, one
+        line each, cut with ``…``; a details column that would stay empty is left out.
+        ``details=False`` leaves errors and reasons out of it (attempts and reuse stay), for a
+        caller that prints them in full below the table.
 
         ``window``: at most that many steps (the running ones, then the latest to go wrong or
         to finish) and a caption counting them all by status, in time independent of the
@@ -447,26 +473,40 @@ class Monitor:
             t0 = run.started_at or 0.0
             t1 = run.finished_at or time.time()
         span = max(t1 - t0, 1e-9)
+        # The look of the plan table drawn above it; no outer edge: two columns more for text.
+        # The title and caption run on past a table narrower than they are, not wrapped to it.
         table = Table(
             title=Text(
                 printable(
                     f"run {summary['run_id']} · {summary['status']} · "
                     f"{summary['wall_time']:.2f}s · up to {summary['max_parallel']} at once"
-                )
+                ),
+                no_wrap=True,
+                overflow="ignore",
             ),
             title_justify="left",
+            show_edge=False,
+            pad_edge=False,
         )
         if window is not None:
-            table.caption = Text(_counted(summary, len(rows)), style="dim")
+            table.caption = Text(
+                _counted(summary, len(rows)), style="dim", no_wrap=True, overflow="ignore"
+            )
             table.caption_justify = "left"
-        longest = max((len(r["step_id"]) for r in rows), default=4)
-        table.add_column("step", no_wrap=True, min_width=min(longest, 24))
-        table.add_column("tool", style="dim", no_wrap=True, max_width=20)
-        table.add_column("status", no_wrap=True, min_width=11)
+        notes = [_details(row, errors=details) for row in rows]
+        ids = [printable(row["step_id"]) for row in rows]
+        tools = [printable(row["tool"]) for row in rows]
+        statuses = [row["status"] for row in rows]
+        # Measured, not guessed: a name or status is never cut to make room (rich shrinks
+        # only the columns that may wrap, here the details).
+        table.add_column("step", no_wrap=True, min_width=_longest(ids, "step"))
+        table.add_column("tool", style="dim", no_wrap=True, min_width=_longest(tools, "tool"))
+        table.add_column("status", no_wrap=True, min_width=_longest(statuses, "status"))
         table.add_column("timeline", no_wrap=True, min_width=width)
-        table.add_column("time", justify="right", no_wrap=True, min_width=7)
-        table.add_column("details", overflow="fold", min_width=12)
-        for row in rows:
+        table.add_column("time", justify="right", no_wrap=True, min_width=6)
+        if any(notes):
+            table.add_column("details")
+        for row, step_id, tool, note in zip(rows, ids, tools, notes, strict=True):
             status = StepStatus(row["status"])
             style = STATUS_STYLES[status]
             start, end = row["started_at"], row["finished_at"] or t1
@@ -482,17 +522,18 @@ class Monitor:
                 a = max(0, min(width - 1, int((at - t0) / span * width))) if at is not None else 0
                 bar = Text(" " * a + "·" + " " * (width - a - 1), style=style)
             duration = f"{row['duration']:.3f}s" if row["duration"] is not None else ""
-            details = row["error"] or row["reason"] or ("reused" if row["reused"] else "")
-            if row["attempts"] > 1:
-                details = f"{row['attempts']} attempts. {details}".strip()
-            table.add_row(
-                Text(printable(row["step_id"])),
-                Text(printable(row["tool"])),
+            cells: list[RenderableType] = [
+                Text(step_id),
+                Text(tool),
                 Text(status.value, style=style),
                 bar,
                 duration,
-                Text(printable(details)),
-            )
+            ]
+            if any(notes):
+                # The column may shrink (it is the one that gives way); its text stays on one
+                # line, cut with an ellipsis, so a row stays a row.
+                cells.append(Text(note, no_wrap=True, overflow="ellipsis"))
+            table.add_row(*cells)
         return table
 
     def print_timeline(

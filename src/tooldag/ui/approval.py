@@ -30,7 +30,7 @@ from ..plan.model import Plan, Step
 from ..registry.registry import ToolRegistry
 from ..validate.egress import EgressAllowList
 from ..validate.flows import Flow
-from .views import args_text, plan_view, step_details
+from .views import args_text, plan_view, print_line, step_details
 
 __all__ = ["ApprovalMode", "Approver", "Ask"]
 
@@ -159,13 +159,13 @@ class Approver:
                 return True
             names = ", ".join(f"{s.id!r} ({s.tool})" for s in effects[:3])
             why = f"step {names} {'has' if len(effects) == 1 else 'have'} side effects"
-        self.console.print(
+        print_line(
+            self.console,
             Text(
                 f"no terminal to ask on and {printable(why)}: pass --yes (or --approve never) "
                 "to allow it without asking",
                 style="dark_orange",
             ),
-            soft_wrap=True,
         )
         return False
 
@@ -180,9 +180,9 @@ class Approver:
         tool = printable(request.tool)
         line = Text("? ", style="bold yellow").append(printable(request.id), style="bold")
         line.append(f" = {tool}(").append_text(args_text(request.args, _ASK_CHARS)).append(")")
-        self.console.print(line, soft_wrap=True)
+        print_line(self.console, line)
         for note in _notes(request):
-            self.console.print(note, soft_wrap=True)
+            print_line(self.console, note)
         while True:
             choices = "  " + _STEP_CHOICES.format(tool=tool)
             answer = await self._answer(choices, f"allow {tool}?", "ynads", "s")

@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import get_app
 from prompt_toolkit.completion import Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.text import Text
 
@@ -69,9 +71,10 @@ from .views import (
     RunWatch,
     issues_view,
     plan_view,
+    print_line,
     print_result,
-    run_view,
     runs_table,
+    stored_run_view,
     tools_table,
     usage_detail,
     usage_text,
@@ -80,7 +83,7 @@ from .views import (
 if TYPE_CHECKING:
     from ..web.server import ViewerServer
 
-__all__ = ["COMMANDS", "Chat", "default_history_path"]
+__all__ = ["COMMANDS", "Chat", "default_history_path", "fit_toolbar"]
 
 COMMANDS: dict[str, str] = {
     "/help": "this list",
@@ -103,6 +106,30 @@ _KEYS_HELP = (
     "Type a goal and press Enter: tooldag plans it, shows the plan, asks before side effects, "
     "and runs it. Alt-Enter adds a line · Ctrl-C cancels a run · Ctrl-D exits · /help"
 )
+
+
+# The keys' hint under the prompt, longest first: the first that fits the terminal is shown.
+_KEY_HINTS = (
+    "Ctrl-C cancels a run · Ctrl-D exits",
+    "Ctrl-C cancel · Ctrl-D exit",
+    "^C cancel · ^D exit",
+)
+
+
+def fit_toolbar(parts: list[str], width: int, terse: list[str] | None = None) -> str:
+    """The bottom bar's text: ``parts`` (what the session is set to), then the keys' hint in
+    the longest form that fits ``width`` columns; with no room for a hint, none; then
+    ``terse``, the parts said shorter; with no room for those either, cut with ``…``
+    (prompt_toolkit would cut it anywhere, unmarked)."""
+    for keys in _KEY_HINTS:
+        text = " · ".join([*parts, keys])
+        if cell_len(text) <= width:
+            return text
+    for form in (parts, terse or parts):
+        text = " · ".join(form)
+        if cell_len(text) <= width:
+            return text
+    return set_cell_size(text, max(width - 1, 0)) + "…"
 
 
 def default_history_path() -> Path:
@@ -241,15 +268,20 @@ class Chat:
         finally:
             self.asking -= 1
 
-    def _bottom_toolbar(self) -> str:
+    def bottom_toolbar(self, width: int | None = None) -> str:
+        """The bar under the prompt, fitted to ``width`` columns (default: the terminal's)."""
         parts = [
             f"model {self.session.llm.model}",
             f"approve {self.approver.mode.value}",
             f"policy {self.policy.value}",
         ]
+        terse = [self.session.llm.model, *parts[1:]]  # a model's name says what it is
         if self.toolbar:
             parts.insert(0, self.toolbar)
-        return " · ".join(parts) + " · Ctrl-C cancels a run · Ctrl-D exits"
+            terse.insert(0, self.toolbar)
+        if width is None:
+            width = get_app().output.get_size().columns
+        return fit_toolbar(parts, width, terse)
 
     # ------------------------------------------------------------------ the loop
 
@@ -262,7 +294,7 @@ class Chat:
             while True:
                 try:
                     text = await prompt.prompt_async(
-                        self.prompt_text, bottom_toolbar=self._bottom_toolbar, handle_sigint=False
+                        self.prompt_text, bottom_toolbar=self.bottom_toolbar, handle_sigint=False
                     )
                 except KeyboardInterrupt:
                     continue
@@ -297,12 +329,13 @@ class Chat:
             await self.run_goal(text)
             self.out.print()
         except TooldagError as exc:
-            self.console.print(Text(printable(f"error: {exc}"), style="red"), soft_wrap=True)
+            print_line(self.console, Text(printable(f"error: {exc}"), style="red"))
         except Exception as exc:
             if self.debug:
                 trace = printable(traceback.format_exc())
                 self.console.print(trace, markup=False, highlight=False)
-            self.console.print(
+            print_line(
+                self.console,
                 Text(
                     printable(
                         f"error: unexpected {type(exc).__name__}: {exc} (tooldag --debug chat "
@@ -310,7 +343,6 @@ class Chat:
                     ),
                     style="red",
                 ),
-                soft_wrap=True,
             )
         return True
 
@@ -435,7 +467,7 @@ class Chat:
 
     def _show_rejection(self, exc: PlanError) -> None:
         first = printable(str(exc).splitlines()[0])
-        self.console.print(Text(first, style="red"), soft_wrap=True)
+        print_line(self.console, Text(first, style="red"))
         if exc.issues:
             self.console.print(issues_view(exc.issues))
 
@@ -577,8 +609,7 @@ class Chat:
         if info is None:
             self.console.print(Text(f"no run {run_id!r}: /runs lists the runs", style="red"))
             return
-        result, events = store.load_result(run_id), store.events(run_id)
-        self.console.print(run_view(info, result, events, resume=f"/resume {run_id}"))
+        self.console.print(stored_run_view(store, info, resume=f"/resume {run_id}"))
 
     async def _resume(self, arg: str) -> None:
         store = self._need_store()
@@ -617,7 +648,7 @@ class Chat:
                 refusal = gate.refusal()
             if refusal is not None:
                 line = printable(f"not resumed: {refusal}")
-                self.console.print(Text(line, style="dark_orange"), soft_wrap=True)
+                print_line(self.console, Text(line, style="dark_orange"))
                 return None
         runner = DurableExecutor(
             self.registry, store=self.store, gate=gate, **self.executor_options

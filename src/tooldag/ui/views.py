@@ -19,14 +19,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from .._terminal import printable
-from ..durable.store import RunInfo
+from ..durable.store import RunInfo, RunStore
 from ..errors import RunStateError
 from ..events import (
     Event,
@@ -46,6 +48,7 @@ from ..observe.monitor import Monitor, status_style
 from ..plan.model import LLM_ANSWER, Plan, Step
 from ..plan.refs import Ref, Template, parse_string
 from ..registry.registry import ToolRegistry
+from ..registry.tool import Tool
 from ..result import RunResult, RunStatus, StepRecord, StepStatus, Usage
 from ..validate.flows import Flow
 from ..validate.validator import validate
@@ -59,6 +62,7 @@ __all__ = [
     "flows_view",
     "issues_view",
     "plan_view",
+    "print_line",
     "print_result",
     "progress_view",
     "run_view",
@@ -66,6 +70,7 @@ __all__ = [
     "status_text",
     "step_details",
     "steps_table",
+    "stored_run_view",
     "summary_line",
     "tools_table",
     "usage_detail",
@@ -108,6 +113,13 @@ def _answer_text(answer: str) -> Text:
         return _safe(answer)
     note = f" … (cut: the answer has {len(answer):,} characters; --json prints it whole)"
     return _safe(answer[:_ANSWER_CHARS]).append(note, style="dim")
+
+
+def print_line(console: Console, line: RenderableType) -> None:
+    """A line of text (an error, a question, a step's fate), wrapped as text is read: on a
+    terminal rich breaks it between words, to the terminal's width (the terminal itself would
+    cut words in two); elsewhere (a pipe, a file) it stays one line, whole, for grep."""
+    console.print(line, soft_wrap=not console.is_terminal)
 
 
 def _json(value: Any, **options: Any) -> str:
@@ -324,12 +336,14 @@ _MARKS = {
 def print_result(
     console: Console, result: RunResult, monitor: Monitor | None = None, *, table: bool = True
 ) -> None:
-    """The end of a run: the step table (when steps ran), what went wrong in full (the table's
-    details column may be cut on a narrow terminal), the answer and a summary line."""
+    """The end of a run: the step table (when steps ran), what went wrong in full (once, below
+    the table), the answer and a summary line."""
     if table and monitor is not None and _has_steps(monitor, result.run_id):
         window = _TABLE_ROWS if len(result.steps) > _TABLE_STEPS else None
         width = bar_width(console.width)
-        console.print(monitor.timeline_table(result.run_id, width=width, window=window))
+        # Errors and reasons are printed once, whole, below: not also cut short in the table.
+        steps = monitor.timeline_table(result.run_id, width=width, window=window, details=False)
+        console.print(steps)
         if window is not None:
             console.print(Text("--json lists every step", style="dim"))
     explained = False
@@ -343,10 +357,10 @@ def print_result(
             line = f"{mark} {record.id}: {record.error}"
         else:
             line = f"{mark} {record.id} {record.status.value}: {record.reason}"
-        console.print(Text(printable(line), style=status_style(record.status)), soft_wrap=True)
+        print_line(console, Text(printable(line), style=status_style(record.status)))
         explained = True
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
-        console.print(Text(printable(result.error), style="dim"), soft_wrap=True)
+        print_line(console, Text(printable(result.error), style="dim"))
     if result.answer is not None:
         answer = _answer_text(result.answer)
         console.print(Text.assemble(("answer: ", "bold"), answer))
@@ -401,15 +415,21 @@ def _note(record: StepRecord) -> str:
 def steps_table(result: RunResult) -> Table:
     """What each step of a run did: status, attempts, time, and its error or reason in full."""
     table = Table(title="steps", title_justify="left", title_style="bold", box=None, pad_edge=False)
-    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME", "NOTE"):
-        table.add_column(column, no_wrap=column != "NOTE")
-    for record in result.steps.values():
+    notes = [_note(record) for record in result.steps.values()]
+    # Ids, tools and statuses whole (never squeezed: they do not wrap); the note wraps
+    # between words in what is left, and is left out when no step has one.
+    for column in ("STEP", "TOOL", "STATUS", "ATTEMPTS", "TIME"):
+        table.add_column(column, no_wrap=True)
+    if any(notes):
+        table.add_column("NOTE", overflow="fold")
+    for record, note in zip(result.steps.values(), notes, strict=True):
         took = "-" if record.duration is None else f"{record.duration:.3f}s"
         status = status_text(record.status)
         if record.reused:
             status.append(" (reused)", style="dim")
-        row = (_safe(record.id), _safe(record.tool), status, str(record.attempts), took)
-        table.add_row(*row, _safe(_note(record)))
+        row: list[RenderableType] = [_safe(record.id), _safe(record.tool), status]
+        row += [str(record.attempts), took]
+        table.add_row(*row, *([_safe(note)] if any(notes) else []))
     return table
 
 
@@ -425,25 +445,29 @@ def _event_note(data: Payload) -> str:
     return ""
 
 
-def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> Text:
-    """A run's journal, one line per event with its time from the first (the last ``limit``)."""
-    out = Text("timeline", style="bold")
+def events_view(events: Sequence[Event], limit: int = _TIMELINE_EVENTS) -> RenderableType:
+    """A run's journal, one row per event with its time from the first (the last ``limit``);
+    a long error or reason wraps in its own column, between words."""
+    title = Text("timeline", style="bold")
     if not events:
-        return out.append("\n  (no events)")
+        return title.append("\n  (no events)")
     t0 = events[0].ts
     shown = events[-limit:]
-    if len(events) > len(shown):
-        out.append(f"\n  … {len(events) - len(shown)} earlier events", style="dim")
+    rows = Table.grid(padding=(0, 2), pad_edge=True)
+    rows.add_column(justify="right", no_wrap=True)
+    rows.add_column(no_wrap=True)
+    rows.add_column(overflow="fold")
     for e in shown:
         what = e.type.value
         if e.step_id:
             what += f" {e.step_id}"
         if e.attempt > 1:
             what += f" (attempt {e.attempt})"
-        extra = _event_note(e.data)
-        line = f"\n  +{e.ts - t0:9.3f}s  {what}" + (f"  {extra}" if extra else "")
-        out.append(printable(line))
-    return out
+        rows.add_row(f"+{e.ts - t0:.3f}s", _safe(what), _safe(_event_note(e.data)))
+    parts: list[RenderableType] = [title]
+    if len(events) > len(shown):
+        parts.append(Text(f"  … {len(events) - len(shown)} earlier events", style="dim"))
+    return Group(*parts, rows)
 
 
 def run_view(
@@ -478,19 +502,81 @@ def run_view(
     return Group(*parts)
 
 
-def tools_table(registry: ToolRegistry) -> Table:
-    """The registry's tools: name, category, whether they have side effects, what they do."""
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    table.add_column("TOOL", no_wrap=True, style="bold")
-    table.add_column("CATEGORY", no_wrap=True, style="dim")
-    table.add_column("EFFECTS", no_wrap=True)
-    table.add_column("DESCRIPTION", overflow="ellipsis", no_wrap=True, ratio=1)
-    for tool in sorted(registry, key=lambda t: (t.category, t.name)):
-        if tool.metadata.get("compensation_only"):
-            continue
-        effects = Text("side effects", style="yellow") if tool.side_effects else Text("read-only")
-        table.add_row(_safe(tool.name), _safe(tool.category), effects, _safe(tool.summary))
-    return table
+def stored_run_view(store: RunStore, info: RunInfo, *, resume: str | None = None) -> Group:
+    """The run ``info`` names, as its journal in ``store`` has it: what ``tooldag runs show``
+    and the REPL's ``/show`` both print (:func:`run_view`; ``resume``: how to continue it
+    there, a command or a slash command)."""
+    result, events = store.load_result(info.id), store.events(info.id)
+    return run_view(info, result, events, resume=resume)
+
+
+def _arguments(tool: Tool) -> str:
+    """``city, days?``: the tool's arguments, ``?`` after those that may be left out."""
+    required = tool.required
+    names = (f"{name}{'' if name in required else '?'}" for name in tool.properties)
+    return printable(", ".join(names)) or "-"
+
+
+# Below this many columns for arguments and description together, the category column goes.
+_TOOLS_TEXT_ROOM = 50
+
+
+class _ToolsTable:
+    """The tools as a table that fits the width it is drawn at: tool names never cut; the
+    category column left out where it would squeeze the description under a readable width;
+    arguments wrapped between names; each description on one line, cut with ``…``."""
+
+    def __init__(self, tools: Sequence[Tool]) -> None:
+        self.tools = tools
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        names = [printable(t.name) for t in self.tools]
+        categories = [printable(t.category) for t in self.tools]
+        name_width = max(cell_len("TOOL"), *map(cell_len, names))
+        category_width = max(cell_len("CATEGORY"), *map(cell_len, categories))
+        effects_width = cell_len("side effects")
+        # What is left for arguments and description, at two columns a gap; the category is
+        # the first thing to go (it is in --json, and the rows are sorted by it).
+        room = options.max_width - name_width - effects_width - 6
+        with_category = room - category_width - 2 >= _TOOLS_TEXT_ROOM
+        if with_category:
+            room -= category_width + 2
+        table = Table(box=None, pad_edge=False, show_edge=False, caption_justify="left")
+        count = f"{len(self.tools)} tool{'s' if len(self.tools) != 1 else ''}"
+        table.caption = Text(f"{count} · tooldag tools --json prints their full schemas", "dim")
+        table.add_column("TOOL", no_wrap=True, style="bold", min_width=name_width)
+        if with_category:
+            table.add_column("CATEGORY", no_wrap=True, style="dim", min_width=category_width)
+        table.add_column("EFFECTS", no_wrap=True, min_width=effects_width)
+        # Arguments wrap between names within two fifths of the room; the description gets the
+        # rest, on one line.
+        table.add_column("ARGUMENTS", overflow="fold", max_width=max(18, room * 2 // 5))
+        table.add_column("DESCRIPTION")
+        for tool, name, category in zip(self.tools, names, categories, strict=True):
+            effects = (
+                Text("side effects", style="yellow") if tool.side_effects else Text("read-only")
+            )
+            summary = Text(printable(tool.summary), no_wrap=True, overflow="ellipsis")
+            cells = [Text(name), Text(category), effects, Text(_arguments(tool)), summary]
+            table.add_row(*(cells if with_category else cells[:1] + cells[2:]))
+        yield table
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(1, options.max_width)
+
+
+def tools_table(registry: ToolRegistry) -> RenderableType:
+    """The registry's tools (``tooldag tools``, the REPL's ``/tools``), by category: name,
+    category, whether they have side effects, arguments and what they do, fitted to the width
+    (names whole; descriptions cut first, ``tooldag tools --json`` has them whole)."""
+    tools = [
+        t
+        for t in sorted(registry, key=lambda t: (t.category, t.name))
+        if not t.metadata.get("compensation_only")
+    ]
+    if not tools:
+        return Text("no tools", style="dim")
+    return _ToolsTable(tools)
 
 
 # --------------------------------------------------------------------------- live
@@ -620,8 +706,7 @@ class RunWatch:
         for row in self.monitor.get_step_timeline(self.run_id):
             if row["status"] == "failed":
                 failed = printable(f"✗ {row['step_id']} failed: {row['error']}")
-                line = Text(failed, style="red")
-                self.console.print(line, soft_wrap=True)
+                print_line(self.console, Text(failed, style="red"))
         self.console.print(
             Text(
                 f"asking the LLM for a new plan (replan {self.executions} of {self.max_replans})",

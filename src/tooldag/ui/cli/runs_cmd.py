@@ -23,7 +23,7 @@ from ...observe.mermaid import to_mermaid
 from ...observe.monitor import Monitor, status_style
 from ...result import RunResult, RunStatus, StepStatus
 from ..interrupts import cancellable
-from ..views import run_view, runs_table, status_text
+from ..views import runs_table, status_text, stored_run_view
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -161,8 +161,8 @@ def _show(args: argparse.Namespace) -> int:
             )
             print_json(out)
             return EXIT_OK
-        events = store.events(args.run_id)
-    console.print(run_view(info, result, events, resume=resume_command(info.id, args.store)))
+        view = stored_run_view(store, info, resume=resume_command(info.id, args.store))
+    console.print(view)
     return EXIT_OK
 
 

@@ -11,12 +11,12 @@ import argparse
 from typing import Any
 
 from rich.markup import escape
-from rich.table import Table
 
 from ...errors import PlanParseError
 from ...issues import errors_of, warnings_of
 from ...observe.mermaid import to_mermaid
 from ...validate.validator import validate
+from ..views import tools_table
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -76,22 +76,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
-def _type_text(schema: dict[str, Any]) -> str:
-    if "enum" in schema:
-        return "|".join(map(str, schema["enum"]))
-    t = schema.get("type")
-    if isinstance(t, list):
-        return "|".join(t)
-    if isinstance(t, str):
-        if t == "array" and isinstance(schema.get("items"), dict):
-            return f"list[{_type_text(schema['items'])}]"
-        return t
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            return "|".join(_type_text(s) for s in schema[key] if isinstance(s, dict))
-    return "any"
-
-
 def cmd_tools(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     if args.json:
@@ -100,29 +84,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if not len(registry):
         err_console.print("no tools loaded (pass --tools SPEC)", markup=False)
         return EXIT_OK
-    table = Table(title=f"{len(registry)} tools", show_lines=False, expand=False)
-    table.add_column("tool", style="bold cyan", no_wrap=True)
-    table.add_column("arguments")
-    table.add_column("returns")
-    table.add_column("side effects", justify="center")
-    table.add_column("description")
-    for t in registry:
-        required = t.required
-        params = ", ".join(
-            f"{name}{'' if name in required else '?'}: {_type_text(schema)}"
-            for name, schema in t.properties.items()
-        )
-        out = t.output_schema or {}
-        props = out.get("properties")
-        returns = ", ".join(props) if isinstance(props, dict) else _type_text(out) if out else "-"
-        table.add_row(
-            t.name,
-            params or "-",
-            returns,
-            "yes" if t.side_effects else "no",
-            t.summary,
-        )
-    console.print(table)
+    console.print(tools_table(registry))
     return EXIT_OK
 
 

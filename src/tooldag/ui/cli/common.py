@@ -234,7 +234,7 @@ def add_tools_option(parser: argparse.ArgumentParser) -> None:
 
 
 def registry_from_args(args: argparse.Namespace) -> ToolRegistry:
-    return load_registry(args.tools)
+    return load_registry(args.tools, option="--tools")
 
 
 # A plan is rarely over a few hundred KB; a cap keeps a wrong file (a log, a disk image, an

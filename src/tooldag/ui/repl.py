@@ -533,7 +533,7 @@ class Chat:
             self.console.print(f"{editor} exited with status {code}: the plan is unchanged")
             return
         try:
-            plan = parse_plan(text)
+            plan = parse_plan(text, audience="person")
         except PlanParseError as exc:
             self._show_rejection(exc)
             self.console.print("the plan is unchanged")

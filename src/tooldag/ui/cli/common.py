@@ -10,15 +10,17 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.text import Text
 
 from ..._terminal import printable
 from ...errors import ConfigError, PlanParseError, TooldagError
 from ...execution.runners import StepRunner
+from ...issues import Issue
 from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
@@ -45,6 +47,7 @@ __all__ = [
     "fail",
     "llm_from_args",
     "max_plan_bytes",
+    "print_issues",
     "print_json",
     "read_plan_file",
     "registry_from_args",
@@ -258,9 +261,10 @@ def max_plan_bytes() -> int:
     return value
 
 
-def read_plan_file(path: str) -> Plan:
+def read_plan_file(path: str, notes: list[Issue] | None = None) -> Plan:
     """Read and leniently parse a plan file ('-' for stdin), at most :func:`max_plan_bytes`;
-    ConfigError or PlanParseError."""
+    ConfigError or PlanParseError, its issues worded for the person who wrote the file.
+    ``notes`` receives the warnings of a plan read only once repaired (``repaired_json``)."""
     limit = max_plan_bytes()
     name = "standard input" if path == "-" else path
     try:
@@ -284,7 +288,21 @@ def read_plan_file(path: str) -> Plan:
         raise ConfigError(f"{name} is not a UTF-8 text file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    return parse_plan(text)
+    return parse_plan(text, audience="person", notes=notes)
+
+
+def print_issues(out: Console, issues: Iterable[Issue]) -> None:
+    """Issues one a line, ``✗`` an error and ``!`` a warning, each hint on a line of its own
+    under it: how ``validate``, ``exec`` and ``graph`` all show them."""
+    for issue in issues:
+        where = f"[{issue.step}] " if issue.step else ""
+        path = f"  at {issue.path}" if issue.path else ""
+        kind = "" if issue.is_error else " (warning)"
+        mark = ("  ✗ ", "red") if issue.is_error else ("  ! ", "yellow")
+        line = Text.assemble(mark, printable(f"{issue.code}{kind}: {where}{issue.message}{path}"))
+        out.print(line, soft_wrap=True)
+        if issue.hint:
+            out.print(Text(printable(f"      hint: {issue.hint}"), style="dim"), soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

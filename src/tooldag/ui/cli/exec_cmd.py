@@ -25,15 +25,13 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
 from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
 from ...execution.runners import StepRunner
-from ...issues import errors_of, warnings_of
+from ...issues import Issue, errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
@@ -52,6 +50,7 @@ from .common import (
     console,
     err_console,
     exit_code,
+    print_issues,
     print_json,
     read_plan_file,
     registry_from_args,
@@ -122,11 +121,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=cmd_exec)
 
 
-def _print_issues(path: str, issues: list[object], what: str) -> None:
-    err_console.print(f"{escape(printable(path))}: {what}", highlight=False)
-    for issue in issues:
-        line = escape(printable(str(issue)))
-        err_console.print(f"  [red]✗[/red] {line}", highlight=False, soft_wrap=True)
+def _print_issues(path: str, issues: list[Issue], what: str) -> None:
+    err_console.print(f"{printable(path)}: {what}", markup=False, soft_wrap=True)
+    print_issues(err_console, issues)
 
 
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
@@ -139,9 +136,9 @@ async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunR
     return await cancellable(err_console, runner.astart(run_id, plan), cancel)
 
 
-def _read(path: str, as_json: bool) -> Plan | None:
+def _read(path: str, as_json: bool, notes: list[Issue]) -> Plan | None:
     try:
-        return read_plan_file(path)
+        return read_plan_file(path, notes)
     except PlanParseError as exc:
         if as_json:
             print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
@@ -158,14 +155,16 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.ui and (args.workers or len(args.plans) > 1):
         raise ConfigError("--ui shows one run: give one plan file (`tooldag ui` shows them all)")
     plans: list[Plan] = []
+    notes: list[list[Issue]] = []
     for path in args.plans:
-        plan = _read(path, args.json)
+        notes.append([])
+        plan = _read(path, args.json, notes[-1])
         if plan is None:
             return EXIT_USAGE
         plans.append(plan)
     registry = registry_from_args(args)
-    for path, plan in zip(args.plans, plans, strict=True):
-        found = validate(plan, registry)
+    for path, plan, noted in zip(args.plans, plans, notes, strict=True):
+        found = [*noted, *validate(plan, registry)]
         issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
         if issues:
             if args.json:
@@ -174,8 +173,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
                 what = "the plan was not run" if len(plans) == 1 else "no plan was run"
                 _print_issues(path, list(issues), f"{len(issues)} issue(s); {what}")
             return EXIT_FAILED
-        for warning in [] if args.json else warnings_of(found):
-            err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
+        if not args.json:
+            print_issues(err_console, warnings_of(found))
     if args.workers:
         return _execute_pool(args, plans)
     with step_runner(args) as runner:

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ...errors import PlanParseError
-from ...issues import errors_of, warnings_of
+from ...issues import Issue, errors_of, warnings_of
 from ...observe.mermaid import to_mermaid
 from ...validate.validator import validate
 from .common import (
@@ -24,6 +24,7 @@ from .common import (
     add_tools_option,
     console,
     err_console,
+    print_issues,
     print_json,
     read_plan_file,
     registry_from_args,
@@ -32,32 +33,19 @@ from .common import (
 __all__ = ["register"]
 
 
-def _issue_rows(issues: list[Any]) -> None:
-    for issue in issues:
-        where = f"[{issue.step}] " if issue.step else ""
-        path = f"  at {issue.path}" if issue.path else ""
-        mark = "[red]✗[/red]" if getattr(issue, "is_error", True) else "[yellow]![/yellow]"
-        console.print(
-            f"  {mark} {escape(f'{issue.code}: {where}{issue.message}{path}')}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        if issue.hint:
-            console.print(f"      hint: {issue.hint}", markup=False, soft_wrap=True)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
+    notes: list[Issue] = []
     try:
-        plan = read_plan_file(args.plan)
+        plan = read_plan_file(args.plan, notes)
     except PlanParseError as exc:
         if args.json:
             print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
         else:
-            console.print(f"{args.plan}: not a readable plan", markup=False)
-            _issue_rows(exc.issues)
+            console.print(f"{args.plan}: not a readable plan", markup=False, soft_wrap=True)
+            print_issues(console, exc.issues)
         return EXIT_USAGE
     registry = registry_from_args(args)
-    issues = validate(plan, registry)
+    issues = [*notes, *validate(plan, registry)]
     errors, warnings = errors_of(issues), warnings_of(issues)
     if args.json:
         print_json({"valid": not errors, "issues": [i.to_dict() for i in [*errors, *warnings]]})
@@ -69,10 +57,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{len({s.tool for s in plan.steps})} tool(s){noted}",
             highlight=False,
         )
-        _issue_rows(warnings)
+        print_issues(console, warnings)
         return EXIT_OK
     console.print(f"{args.plan}: {len(errors)} error(s){noted}", markup=False)
-    _issue_rows([*errors, *warnings])
+    print_issues(console, [*errors, *warnings])
     return EXIT_FAILED
 
 
@@ -131,8 +119,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         plan = read_plan_file(args.plan)
     except PlanParseError as exc:
         err_console.print(f"error: {args.plan} is not a readable plan", markup=False)
-        for issue in exc.issues:
-            err_console.print(f"  {issue}", markup=False, soft_wrap=True)
+        print_issues(err_console, exc.issues)
         return EXIT_USAGE
     print(to_mermaid(plan))
     return EXIT_OK

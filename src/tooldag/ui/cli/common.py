@@ -25,7 +25,7 @@ from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
-from ...result import RunStatus
+from ...result import RunResult, RunStatus
 
 if TYPE_CHECKING:
     from ...llm.client import LLMClient
@@ -52,6 +52,7 @@ __all__ = [
     "read_plan_file",
     "registry_from_args",
     "resume_command",
+    "say_resumable",
     "step_runner",
 ]
 
@@ -89,15 +90,28 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return whole_number
 
 
-def resume_command(run_id: str, store: str | None) -> str:
-    """The command that resumes ``run_id`` (with ``--store`` when the run is not in the
-    default store; a database URL's password left out)."""
+def resume_command(run_id: str, store: str | None, action: str = "resume") -> str:
+    """The command that resumes ``run_id`` (or does another ``tooldag runs`` ``action`` to it:
+    ``rerun``), with ``--store`` when the run is not in the default store (a database URL's
+    password left out)."""
     if store is None:
-        return f"tooldag runs resume {run_id}"
+        return f"tooldag runs {action} {run_id}"
     from ...durable.store import is_database_url, redact_url
 
     shown = redact_url(store) if is_database_url(store) else store
-    return f"tooldag runs resume {run_id} --store {shown}"
+    return f"tooldag runs {action} {run_id} --store {shown}"
+
+
+def say_resumable(result: RunResult, store: str | None) -> None:
+    """After a journalled run that did not finish (failed, paused): how to continue it, on
+    stderr. A run that succeeded, or was cancelled and undone, gets no word."""
+    if result.status.resumable:
+        resume = resume_command(result.run_id, store)
+        err_console.print(
+            f"run {result.run_id} {result.status}: {resume} continues it",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -495,3 +495,27 @@ def test_exec_shows_the_repair_and_runs_the_plan(
     assert code == 0, out + err
     assert "! repaired_json (warning)" in err
     assert "1 succeeded" in flat(out)
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_version_and_commands_in_the_order_a_newcomer_needs_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("tooldag ")
+    main([])
+    out = capsys.readouterr().out
+    order = ["demo", "chat", "run", "plan", "exec", "runs", "validate", "tools", "graph"]
+    places = [out.index(f"\n    {name} ") for name in order]
+    assert places == sorted(places)
+    assert "  # see it work with no API key (scripted LLM answers)\n  tooldag demo\n\n" in out
+
+
+@pytest.mark.parametrize("command", ["chat", "run"])
+def test_chat_and_run_take_no_store(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--no-store" in capsys.readouterr().out

@@ -47,10 +47,12 @@ from .common import (
     EXIT_USAGE,
     add_dask_option,
     add_run_options,
+    add_store_options,
     add_tools_option,
     at_least,
     console,
     err_console,
+    examples,
     exit_code,
     print_issues,
     print_json,
@@ -73,13 +75,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a plan file (parallel, with live progress) and print the answer",
         description="Validate and run a plan. Exit 0 succeeded, 1 failed or invalid plan, "
         "2 unreadable plan file, 130 cancelled (Ctrl-C cancels and compensates).",
-        epilog="examples:\n"
-        "  tooldag exec examples/weather_plan.json --tools examples/weather_tools.py\n"
-        "  tooldag exec plan.json --json --max-concurrency 4\n"
-        "  tooldag plan 'sum the totals in sales.db' --json | tooldag exec -\n"
-        "  tooldag exec crunch.json --tools crunch.py --dask local:2\n"
-        "  tooldag exec a.json b.json c.json --workers 2 --store postgresql://host/runs",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "tooldag exec examples/weather_plan.json --tools examples/weather_tools.py",
+            ("tooldag exec plan.json --json --max-concurrency 4", "the result as JSON"),
+            (
+                "tooldag plan 'sum the totals in sales.db' --json | tooldag exec -",
+                "plan and run, the plan shown in between",
+            ),
+            ("tooldag exec crunch.json --tools crunch.py --dask local:2", "on a Dask cluster"),
+            (
+                "tooldag exec a.json b.json c.json --workers 2 --store postgresql://host/runs",
+                "three runs in two worker processes",
+            ),
+            note="A run that does not finish ends with how to resume it (tooldag runs resume "
+            "ID); one that succeeded says nothing more than its result.",
+        ),
     )
     parser.add_argument(
         "plans",
@@ -108,17 +118,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="open the run's page in the web viewer, served by this process while the run goes "
         "(needs the run store and pip install 'tooldag[ui]')",
     )
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="journal the run in this store: a SQLite file or a postgresql:// URL (default: "
-        "$TOOLDAG_STORE, else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
-    )
-    journal.add_argument(
-        "--no-store",
-        action="store_true",
-        help="do not journal the run (it cannot be resumed; a failed run is compensated at once)",
+    add_store_options(
+        parser, "do not journal the run (it cannot be resumed; a failed run is compensated at once)"
     )
     parser.set_defaults(handler=cmd_exec)
 

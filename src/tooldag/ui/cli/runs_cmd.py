@@ -40,6 +40,7 @@ from .common import (
     at_least,
     console,
     err_console,
+    examples,
     print_json,
     registry_from_args,
     resume_command,
@@ -63,21 +64,24 @@ def register(subparsers: Any) -> None:
     )
     runs = subparsers.add_parser(
         "runs",
-        help="list, inspect, resume and cancel stored runs",
-        description="The runs journalled in the run store.",
-        epilog="examples:\n  tooldag runs list\n  tooldag runs resume ID\n  tooldag runs graph ID",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="list, inspect, resume, rerun and cancel stored runs",
+        description="The runs journalled in the run store (by exec, run and chat).",
+        epilog=examples(
+            ("tooldag runs list", "the runs, newest first"),
+            ("tooldag runs show ID", "one run: plan, steps, timeline, errors"),
+            ("tooldag runs resume ID", "continue a run that did not finish"),
+            ("tooldag runs rerun ID", "run a run's plan again, as a new run"),
+        ),
     )
-    actions = runs.add_subparsers(dest="runs_action", metavar="ACTION")
+    actions = runs.add_subparsers(dest="runs_action", metavar="ACTION", title="actions")
     runs.set_defaults(handler=lambda args: _usage(runs))
 
-    def action(name: str, help: str, *examples: str) -> argparse.ArgumentParser:
+    def action(name: str, help: str, *commands: str) -> argparse.ArgumentParser:
         return actions.add_parser(  # type: ignore[no-any-return]
             name,
             parents=[common],
             help=help,
-            epilog="examples:\n" + "\n".join(f"  tooldag runs {e}" for e in examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=examples(*(f"tooldag runs {e}" for e in commands)),
         )
 
     def run_id(parser: argparse.ArgumentParser, what: str) -> None:

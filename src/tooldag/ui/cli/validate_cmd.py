@@ -24,6 +24,7 @@ from .common import (
     add_tools_option,
     console,
     err_console,
+    examples,
     print_issues,
     print_json,
     read_plan_file,
@@ -126,16 +127,18 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "validate",
         help="check a plan file against the tools (exit 0 valid, 1 invalid, 2 unreadable)",
         description="Check that PLAN.json is an acyclic graph of known tools whose references "
         "resolve and whose arguments fit the tools' schemas. Errors (✗) make it invalid (exit "
         "1); warnings (!) say how a valid plan is read, e.g. a number passed as text (exit 0).",
-        epilog="examples:\n  tooldag validate plan.json --tools my_tools.py\n"
-        "  tooldag validate plan.json --tools tools.json --json",
-        formatter_class=raw,
+        epilog=examples(
+            "tooldag validate plan.json --tools my_tools.py",
+            ("tooldag validate plan.json --tools tools.json --json", "schema-only tools; JSON"),
+            note="A plan file that reads only once repaired (a trailing comma, True for true) "
+            "is valid, with a repaired_json warning: other JSON readers would refuse it.",
+        ),
     )
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     add_tools_option(p)
@@ -151,8 +154,7 @@ def register(subparsers: Any) -> None:
         "tools",
         help="list the tools with their schemas",
         description="List the tools the planner may use, with their arguments and outputs.",
-        epilog="examples:\n  tooldag tools\n  tooldag tools --tools calc --json",
-        formatter_class=raw,
+        epilog=examples("tooldag tools", "tooldag tools --tools calc --json"),
     )
     add_tools_option(p)
     p.add_argument("--json", action="store_true", help="print the full schemas as JSON")
@@ -162,8 +164,7 @@ def register(subparsers: Any) -> None:
         "graph",
         help="print a plan as a Mermaid diagram",
         description="Print PLAN.json as a Mermaid flowchart (paste it into any Mermaid viewer).",
-        epilog="examples:\n  tooldag graph plan.json > plan.mmd",
-        formatter_class=raw,
+        epilog=examples("tooldag graph plan.json > plan.mmd"),
     )
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     p.set_defaults(handler=cmd_graph)

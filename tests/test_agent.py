@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 
 from tooldag.agent import Session, aplan_and_run, plan_and_run
 from tooldag.durable.store import RunStore
-from tooldag.errors import PermanentToolError, PlanRejected
+from tooldag.errors import ConfigError, PermanentToolError, PlanRejected
 from tooldag.events import Event, EventBus, EventType, LLMCall, PlanCreated, RunFinished
 from tooldag.execution import Verdict
 from tooldag.execution.policy import StepApproval
@@ -138,6 +138,13 @@ def llm() -> LLMClient:
 
 def usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion}
+
+
+@pytest.mark.parametrize("spec", ["nope.py", ["calc", "nope.py"]])
+def test_a_bad_tools_argument_is_named_as_the_argument_not_a_cli_flag(spec: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        plan_and_run(GOAL, tools=spec, llm=llm())
+    assert str(caught.value) == "tools='nope.py': no such file"
 
 
 def test_the_happy_path_runs_the_plan_with_one_llm_call(

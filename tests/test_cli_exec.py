@@ -366,52 +366,105 @@ def test_ctrl_c_during_runs_resume_cancels_compensates_and_exits_130(
         ]
     }
     assert main(["exec", write(tmp_path, "p.json", plan), "--tools", tools]) == 1
-    run_id = _run_id(capsys.readouterr().err.splitlines()[0])
+    run_id = _run_id(capsys.readouterr().err)
     unlock.touch()
     with until_ready("runs", "resume", run_id, "--tools", tools, "--json") as (proc, _):
         data = ctrl_c(proc)
     assert data["steps"]["hold"]["status"] == "cancelled"
 
 
-def _run_id(line: str) -> str:
-    """The id in ``run ID  (resume with: tooldag runs resume ID)``."""
-    words = line.split()
-    assert words[:1] == ["run"] and "resume" in words, line
+def _run_id(err: str) -> str:
+    """The id in the last line of a run that did not finish:
+    ``run ID failed: tooldag runs resume ID continues it``."""
+    words = err.splitlines()[-1].split()
+    assert words[:1] == ["run"] and words[-2:] == ["continues", "it"], err
+    assert words[3:6] == ["tooldag", "runs", "resume"] and words[6] == words[1], err
     return words[1]
 
 
-def test_a_run_is_journalled_by_default_under_the_id_it_prints(
+def _latest_run(capsys: pytest.CaptureFixture[str], *store: str) -> dict[str, Any]:
+    assert main(["runs", "list", "--json", "--limit", "1", *store]) == 0
+    [info] = json.loads(capsys.readouterr().out)
+    return info  # type: ignore[no-any-return]
+
+
+def test_a_run_that_succeeds_is_quiet_and_names_its_id_in_the_result(
     tmp_path: Path, tools: str, isolated_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools, "--json"])
+    code = main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools])
     captured = capsys.readouterr()
     assert code == 0
-    run_id = _run_id(captured.err.splitlines()[0])
-    assert f"(resume with: tooldag runs resume {run_id})" in captured.err
-    assert json.loads(captured.out)["run_id"] == run_id
+    assert captured.err == ""  # nothing before the run, nothing after a success
+    run_id = _latest_run(capsys)["id"]
+    assert captured.out.startswith(f"run {run_id} · succeeded · ")  # the table's title
+    assert main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    run_id = json.loads(captured.out)["run_id"]
     assert main(["runs", "show", run_id, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "succeeded"
     assert isolated_store.exists()
 
 
+def test_a_run_that_fails_ends_with_how_to_resume_it(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write(tmp_path, "failing.json", FAILING_BRANCH)
+    assert main(["exec", plan, "--tools", tools]) == 1
+    captured = capsys.readouterr()
+    run_id = _run_id(captured.err)
+    assert captured.err == f"run {run_id} failed: tooldag runs resume {run_id} continues it\n"
+    assert captured.out.startswith(f"run {run_id} · failed · ")
+    assert _latest_run(capsys)["status"] == "failed"
+
+
 def test_store_picks_the_journal_file_and_no_store_writes_none(
     tmp_path: Path, tools: str, isolated_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = write(tmp_path, "good.json", GOOD)
+    plan = write(tmp_path, "failing.json", FAILING_BRANCH)
     elsewhere = tmp_path / "elsewhere.sqlite3"
-    assert main(["exec", plan, "--tools", tools, "--store", str(elsewhere)]) == 0
-    assert f"--store {elsewhere}" in capsys.readouterr().err
+    assert main(["exec", plan, "--tools", tools, "--store", str(elsewhere)]) == 1
+    assert capsys.readouterr().err.endswith(f" --store {elsewhere} continues it\n")
     assert elsewhere.exists() and not isolated_store.exists()
-    assert main(["exec", plan, "--tools", tools, "--no-store"]) == 0
-    assert "resume with" not in capsys.readouterr().err
+    assert main(["exec", plan, "--tools", tools, "--no-store"]) == 1
+    assert "resume" not in capsys.readouterr().err
     assert not isolated_store.exists()
+
+
+def test_resuming_a_finished_run_offers_rerun_which_runs_it_again_under_a_new_id(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["runs", "resume", first, "--tools", tools]) == 1
+    assert capsys.readouterr().err == (
+        f"error: run {first} succeeded: there is nothing to resume; `tooldag runs rerun "
+        f"{first}` runs its plan again as a new run\n"
+    )
+    assert main(["runs", "rerun", first, "--tools", tools, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["run_id"] != first and again["status"] == "succeeded"
+    assert again["answer"] == "Wear a Raincoat: 18 C."
+    assert _latest_run(capsys)["id"] == again["run_id"]
+    assert main(["runs", "rerun", "nope", "--tools", tools]) == 2
+
+
+def test_rerun_checks_the_plan_against_the_tools_given(
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["exec", write(tmp_path, "good.json", GOOD), "--tools", tools, "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["runs", "rerun", first, "--tools", "calc"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"run {first}'s plan: 2 issue(s); the plan was not run\n")
+    assert "  ✗ unknown_tool: [weather]" in err
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_a_run_killed_with_sigkill_resumes_without_rerunning_completed_steps(
-    tmp_path: Path, tools: str
+    tmp_path: Path, tools: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calls = tmp_path / "calls.txt"
     plan = {
@@ -430,11 +483,14 @@ def test_a_run_killed_with_sigkill_resumes_without_rerunning_completed_steps(
             {"id": "last", "tool": "tally", "args": {"name": "$gate.next", "calls": str(calls)}},
         ]
     }
-    with exec_until_ready(write(tmp_path, "p.json", plan), tools) as (proc, lines):
+    with exec_until_ready(write(tmp_path, "p.json", plan), tools) as (proc, _):
         proc.kill()
         proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    run_id = _run_id(lines[0])
+    # Nothing was said before the run: the store lists it, interrupted.
+    assert main(["runs", "list", "--json", "--status", "interrupted"]) == 0
+    [info] = json.loads(capsys.readouterr().out)
+    run_id = info["id"]
     assert calls.read_text().split() == ["first", "gate"]
     assert (tmp_path / "in_flight").exists() and not (tmp_path / "never").exists()
 

@@ -430,3 +430,92 @@ def test_installed_console_script_exit_codes() -> None:
     missing = _tooldag("validate", "examples/nope.json", "--tools", "examples/weather_tools.py")
     assert missing.returncode == 2
     assert_one_clear_error(missing.stderr, "no such plan file")
+
+
+# --------------------------------------------------------------------------- messages for people
+
+CUT_PLAN = """{"goal": "Weather in London",
+ "steps": [
+   {"id": "weather", "tool": "get_weather", "args": {"location": "London"}},
+   {"id": "outfit", "tool": "recommend_outfit",
+"""
+
+TRAILING_COMMA_PLAN = """{"goal": "Weather in London",
+ "steps": [
+   {"id": "weather", "tool": "get_weather", "args": {"location": "London"}},
+ ]
+}
+"""
+
+
+@pytest.mark.parametrize("command", ["validate", "exec"])
+def test_a_plan_file_cut_off_is_told_to_a_person_not_to_the_llm(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: str
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(CUT_PLAN, encoding="utf-8")
+    extra = ["--no-store"] if command == "exec" else []
+    code, out, err = run(capsys, command, str(plan), "--tools", WEATHER_TOOLS, *extra)
+    assert code == 2
+    lines = (out + err).splitlines()
+    assert lines[0] == f"{plan}: not a readable plan"
+    assert lines[1] == (
+        "  ✗ truncated_json: the file ends before the JSON is complete (line 4: 3 bracket(s) "
+        "still open)"
+    )
+    # The hint on a line of its own, the same way in both commands.
+    assert lines[2].startswith("      hint: close every [ and { that is opened")
+    assert "reply" not in out + err and "send the" not in out + err
+
+
+def test_a_repaired_trailing_comma_is_a_warning_of_validate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(TRAILING_COMMA_PLAN, encoding="utf-8")
+    code, out, _ = run(capsys, "validate", str(plan), "--tools", WEATHER_TOOLS)
+    assert code == 0
+    assert "valid plan, 1 step(s) over 1 tool(s), 1 warning(s)" in flat(out)
+    assert (
+        "  ! repaired_json (warning): the JSON was read once repaired: a trailing comma dropped "
+        "(line 3)"
+    ) in out.splitlines()
+    code, out, _ = run(capsys, "validate", str(plan), "--tools", WEATHER_TOOLS, "--json")
+    assert code == 0
+    [issue] = json.loads(out)["issues"]
+    assert (issue["code"], issue["severity"]) == ("repaired_json", "warning")
+
+
+def test_exec_shows_the_repair_and_runs_the_plan(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    plan.write_text(TRAILING_COMMA_PLAN, encoding="utf-8")
+    code, out, err = run(capsys, "exec", str(plan), "--tools", WEATHER_TOOLS, "--no-store")
+    assert code == 0, out + err
+    assert "! repaired_json (warning)" in err
+    assert "1 succeeded" in flat(out)
+
+
+# --------------------------------------------------------------------------- help
+
+
+def test_version_and_commands_in_the_order_a_newcomer_needs_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("tooldag ")
+    main([])
+    out = capsys.readouterr().out
+    order = ["demo", "chat", "run", "plan", "exec", "runs", "validate", "tools", "graph"]
+    places = [out.index(f"\n    {name} ") for name in order]
+    assert places == sorted(places)
+    assert "  # see it work with no API key (scripted LLM answers)\n  tooldag demo\n\n" in out
+
+
+@pytest.mark.parametrize("command", ["chat", "run"])
+def test_chat_and_run_take_no_store(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--no-store" in capsys.readouterr().out

@@ -86,7 +86,7 @@ def test_inline_tools_are_schema_only_so_the_goal_is_planned_only(tmp_path: Path
         ('{"gaol": "typo"}', "line 2: goal: Field required; gaol: Extra inputs"),
         ('{"goal": "x", "tools": "calc", "plan": 3}', "line 2: plan: expected a plan object"),
         ('{"goal": "x", "tools": [1]}', "line 2: tools: expected a list of --tools SPECs"),
-        ('{"goal": "x", "tools": ["nope"]}', "line 2: --tools nope: no such module or pack"),
+        ('{"goal": "x", "tools": ["nope"]}', "line 2: tools='nope': no such module or pack"),
         ('{"goal": "x", "answer": {"number": "many"}}', "line 2: answer.number:"),
         ('{"goal": "x", "answer": {}}', "line 2: answer: give exactly one of"),
         ('{"goal": "x", "tools": "calc", "plan": {"steps": 5}}', "line 2: plan: "),

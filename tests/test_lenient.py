@@ -483,7 +483,7 @@ def test_validate_cli_exits_0_with_warnings_printed_apart(
     assert code == 0
     text = flat(out)
     assert "valid plan, 3 step(s) over 2 tool(s), 1 warning(s)" in text
-    assert "! coerced_argument: [calculate] calculate.expression takes a string" in text
+    assert "! coerced_argument (warning): [calculate] calculate.expression takes a string" in text
     assert "✗" not in text
     code, out, _ = run(capsys, "validate", path, "--tools", "calc", "--json")
     assert code == 0

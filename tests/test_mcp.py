@@ -314,6 +314,7 @@ def test_a_server_that_cannot_start_is_one_line_naming_it() -> None:
     with pytest.raises(ConfigError) as caught:
         load_registry(["mcp:stdio:no-such-mcp-server-anywhere --flag"])
     message = str(caught.value)
-    assert message.startswith("--tools mcp:stdio:no-such-mcp-server-anywhere --flag: ")
+    # Named as the library argument it came in (the command line passes option="--tools").
+    assert message.startswith("tools='mcp:stdio:no-such-mcp-server-anywhere --flag': ")
     assert "no such command: no-such-mcp-server-anywhere" in message
     assert "\n" not in message

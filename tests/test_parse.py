@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tooldag.errors import PlanParseError
+from tooldag.issues import Issue
 from tooldag.plan import Plan
 from tooldag.plan.parse import extract_json, parse_plan
 
@@ -712,3 +713,34 @@ def test_a_big_text_is_not_read_as_a_python_literal(monkeypatch: pytest.MonkeyPa
     small = "{'steps': [{'id': 'a', 'tool': 't', 'args': {'xs': (1, 2)}}]}"
     assert parse_plan(small).steps[0].args == {"xs": [1, 2]}
     assert calls
+
+
+def test_a_cut_off_plan_is_worded_for_whoever_wrote_it() -> None:
+    text = '{"goal": "g", "steps": [\n  {"id": "a", "tool": "t", "args": {'
+    with pytest.raises(PlanParseError) as by_llm:
+        parse_plan(text)
+    # The planner's re-ask speaks to the LLM...
+    assert "the reply was probably truncated" in by_llm.value.issues[0].message
+    assert by_llm.value.issues[0].hint == "send the complete plan; if it is long, use fewer steps"
+    with pytest.raises(PlanParseError) as by_person:
+        parse_plan(text, audience="person")
+    # ...a plan file to the person who wrote it.
+    [issue] = by_person.value.issues
+    assert issue.code == "truncated_json"
+    assert issue.message == (
+        "the file ends before the JSON is complete (line 2: 4 bracket(s) still open)"
+    )
+
+
+def test_repairs_are_noted_only_when_asked_for() -> None:
+    text = '{"goal": "g",\n "steps": [{"id": "a", "tool": "t", "args": {"x": True},},\n]}'
+    notes: list[Issue] = []
+    plan = parse_plan(text, audience="person", notes=notes)
+    assert plan.steps[0].args == {"x": True}
+    [note] = notes
+    assert note.code == "repaired_json" and not note.is_error
+    assert note.message == (
+        "the JSON was read once repaired: 2 trailing commas dropped (line 2), True read as true "
+        "(line 2)"
+    )
+    assert parse_plan(text) == plan  # nothing noted, same plan

@@ -343,6 +343,22 @@ async def test_resume_of_a_finished_run_says_which_runs_resume_and_runs_nothing(
     assert CALLS["add"] == 1
 
 
+async def test_rerun_runs_a_stored_runs_plan_again_as_a_new_run(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    await h.session("sum it", "/quit")
+    assert h.chat.store is not None
+    (first,) = h.chat.store.list_runs()
+    screen = await h.session("/resume", "/quit")
+    assert f"/rerun {first.id} runs its plan again as a new run" in " ".join(screen.split())
+    screen = await h.session(f"/rerun {first.id}", "/rerun nope", "/quit")
+    assert CALLS["add"] == 2  # run again, from the start
+    again, _ = h.chat.store.list_runs()
+    assert again.id != first.id and again.status == "succeeded"
+    assert "run 'nope' is not in the store: /runs lists the runs" in screen
+
+
 async def test_an_unknown_command_says_so_and_prints_the_help(
     make: Callable[..., Harness],
 ) -> None:

@@ -7,6 +7,12 @@ cut off (``truncated_json``) from one with a syntax error (``not_json``, naming 
 column) rather than guessing. No repair ever changes the inside of a string: the text is read
 string by string, and what a plan says in its strings comes through byte for byte.
 
+The issues speak to whoever wrote the text (``audience``): to the LLM, whose reply goes back to
+it in a re-ask ("the reply was probably truncated", "send the complete plan"), or to a person who
+wrote a plan file ("the file ends before the JSON is complete"). One table holds both wordings.
+A person's text can also be told what was repaired to read it (``notes``: a ``repaired_json``
+warning for a trailing comma or a Python constant), since another JSON reader would refuse it.
+
 Turning the value into a plan is :mod:`tooldag.plan.parse`'s job; the two halves are separate
 modules so that each stays small enough to read.
 
@@ -19,13 +25,102 @@ from __future__ import annotations
 import ast
 import json
 import re
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, Literal, TypeAlias
 
 from ..errors import PlanParseError
-from ..issues import Issue
+from ..issues import Issue, Severity
 
-__all__ = ["extract_json", "lenient_loads", "repair_json"]
+__all__ = ["Audience", "extract_json", "lenient_loads", "repair_json"]
+
+Audience: TypeAlias = Literal["llm", "person"]
+"""Who wrote the text, and so who reads the issues: ``llm`` (a reply, re-asked) or ``person``."""
+
+# What a parse issue says, by audience: (message, hint), formatted with the issue's details.
+_WORDING: dict[str, dict[Audience, tuple[str, str]]] = {
+    "truncated": {
+        "llm": (
+            "the JSON plan is cut off mid-way (it ends at line {line} with {depth} unclosed "
+            "bracket(s)); the reply was probably truncated",
+            "send the complete plan; if it is long, use fewer steps",
+        ),
+        "person": (
+            "the file ends before the JSON is complete (line {line}: {depth} bracket(s) still "
+            "open)",
+            "close every [ and {{ that is opened: a ] or }} left out is the usual cause",
+        ),
+    },
+    "syntax": {
+        "llm": (
+            "the JSON plan has a syntax error: {syntax}",
+            "send valid JSON: double-quoted keys and strings, commas between items",
+        ),
+        "person": (
+            "the JSON has a syntax error: {syntax}",
+            "JSON needs double-quoted keys and strings, and commas between items",
+        ),
+    },
+    "no_json": {
+        "llm": (
+            "no JSON object or list was found in the text",
+            'reply with one JSON object: {{"goal": ..., "steps": [...], "answer": ...}}',
+        ),
+        "person": (
+            "no JSON object or list was found in the file",
+            'a plan is one JSON object: {{"goal": ..., "steps": [...], "answer": ...}}',
+        ),
+    },
+}
+
+
+def _worded(code: str, kind: str, audience: Audience, **details: Any) -> Issue:
+    message, hint = _WORDING[kind][audience]
+    return Issue(code, message.format(**details), hint=hint.format(**details))
+
+
+@dataclass(slots=True)
+class _Reading:
+    """One text being read: who wrote it, and where the repairs made to read it are noted
+    (``notes`` None: not asked for)."""
+
+    source: str = ""
+    audience: Audience = "llm"
+    notes: list[Issue] | None = field(default=None)
+
+    def repaired(self, fragment: str) -> None:
+        """``fragment`` (a part of the source) was read only once repaired: note the slips."""
+        if self.notes is None:
+            return
+        offset = self.source.find(fragment)
+        commas: list[int] = []
+        slips: list[str] = []
+        for m in _REPAIR_RE.finditer(fragment):
+            if m.end() == m.end(1):
+                continue
+            line = self.source.count("\n", 0, offset + m.end(1)) + 1 if offset >= 0 else 0
+            constant = m.group(2)
+            if constant:
+                at = f" (line {line})" if line else ""
+                slips.append(f"{constant} read as {_JSON_CONSTANTS[constant]}{at}")
+            else:
+                commas.append(line)
+        if commas:
+            lines = sorted({n for n in commas if n})
+            at = f" (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
+            many = "a trailing comma" if len(commas) == 1 else f"{len(commas)} trailing commas"
+            slips.insert(0, f"{many} dropped{at if lines else ''}")
+        if slips:
+            self.notes.append(
+                Issue(
+                    "repaired_json",
+                    f"the JSON was read once repaired: {', '.join(slips)}",
+                    hint="JSON allows no comma before ] or } and spells true, false and null "
+                    "in lower case; other JSON readers refuse the file as it is",
+                    severity=Severity.WARNING,
+                )
+            )
+
 
 _FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)(?:```|\Z)", re.S)
 # A JSON string, escapes and all; the closing quote is optional so that an unclosed string runs to
@@ -91,15 +186,22 @@ def lenient_loads(text: str) -> Any:
     is a Python literal (not JSON once repaired) is read by Python's. Raises
     :class:`json.JSONDecodeError` (or ``ValueError``/``RecursionError``) when none reads.
     """
+    return _lenient(text, _Reading())
+
+
+def _lenient(text: str, reading: _Reading) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         error = exc
     if text[error.pos : error.pos + 1] in _SLIP_STARTS:
         try:
-            return json.loads(repair_json(text))
+            value = json.loads(repair_json(text))
         except json.JSONDecodeError:
             pass
+        else:
+            reading.repaired(text)
+            return value
     if text.lstrip()[:1] in ("{", "[") and len(text) <= _MAX_LITERAL_CHARS:
         try:
             # Models sometimes answer in Python syntax (single quotes, True/None). literal_eval
@@ -184,16 +286,12 @@ def _syntax_text(exc: json.JSONDecodeError) -> str:
     return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
 
 
-def _truncation_issue(text: str, depth: int) -> Issue:
-    return Issue(
-        "truncated_json",
-        f"the JSON plan is cut off mid-way (it ends at line {text.count(chr(10)) + 1} with "
-        f"{depth} unclosed bracket(s)); the reply was probably truncated",
-        hint="send the complete plan; if it is long, use fewer steps",
-    )
+def _truncation_issue(text: str, depth: int, audience: Audience) -> Issue:
+    line = text.count(chr(10)) + 1
+    return _worded("truncated_json", "truncated", audience, line=line, depth=depth)
 
 
-def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
+def _search(text: str, reading: _Reading) -> tuple[Any, Issue | None, str | None, Any]:
     """Look for a plan inside prose.
 
     Returns (a plan-like value or None, a truncation issue, a syntax error, the first other list
@@ -222,12 +320,12 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
                 continue
             scanned_end, depth = _scan(text, pos)
             if scanned_end is None:
-                truncation = _truncation_issue(text, depth)
+                truncation = _truncation_issue(text, depth, reading.audience)
                 pos = _next_fresh_open(text, pos + 1, after_open=True)
                 continue
             end = scanned_end
             try:
-                value = lenient_loads(text[pos:end])
+                value = _lenient(text[pos:end], reading)
             except (json.JSONDecodeError, RecursionError, ValueError):
                 if syntax is None and isinstance(exc, json.JSONDecodeError):
                     syntax = _syntax_text(exc)
@@ -245,16 +343,18 @@ def _search(text: str) -> tuple[Any, Issue | None, str | None, Any]:
     return None, truncation, syntax, other
 
 
-def extract_json(text: str) -> Any:
+def extract_json(text: str, *, audience: Audience = "llm", notes: list[Issue] | None = None) -> Any:
     """The JSON value a reply holds: a fenced block, the whole text, or the first object (or list
     of objects) in the prose.
 
-    Raises :class:`PlanParseError` with a ``not_json`` or ``truncated_json`` issue.
+    Raises :class:`PlanParseError` with a ``not_json`` or ``truncated_json`` issue, worded for
+    ``audience``; ``notes``, when given, receives a ``repaired_json`` warning for each value that
+    was read only once repaired.
     """
-    return _extract(text, unwrap=True)
+    return _extract(text, _Reading(text, audience, notes), unwrap=True)
 
 
-def _extract(text: str, *, unwrap: bool) -> Any:
+def _extract(text: str, reading: _Reading, *, unwrap: bool) -> Any:
     stripped = text.strip().lstrip("\ufeff").strip()
     if not stripped:
         raise PlanParseError("empty plan", [Issue("not_json", "the plan text is empty")])
@@ -273,16 +373,16 @@ def _extract(text: str, *, unwrap: bool) -> Any:
         if not candidate:
             continue
         try:
-            value = lenient_loads(candidate)
+            value = _lenient(candidate, reading)
         except (json.JSONDecodeError, RecursionError, ValueError) as exc:
             too_deep = too_deep or isinstance(exc, RecursionError)
             if syntax is None and candidate[0] in "{[" and isinstance(exc, json.JSONDecodeError):
                 syntax = _syntax_text(exc)
         else:
             if unwrap and isinstance(value, str) and value.strip()[:1] in ("{", "["):
-                return _extract(value, unwrap=False)  # JSON encoded twice
+                return _extract(value, reading, unwrap=False)  # JSON encoded twice
             return value
-        found, truncated, error, other = _search(candidate)
+        found, truncated, error, other = _search(candidate, reading)
         if found is not None:
             return found
         truncation = truncation or truncated
@@ -304,25 +404,9 @@ def _extract(text: str, *, unwrap: bool) -> Any:
             ],
         )
     if syntax is not None:
-        raise PlanParseError(
-            "the plan JSON is malformed",
-            [
-                Issue(
-                    "not_json",
-                    f"the JSON plan has a syntax error: {syntax}",
-                    hint="send valid JSON: double-quoted keys and strings, commas between items",
-                )
-            ],
-        )
+        issue = _worded("not_json", "syntax", reading.audience, syntax=syntax)
+        raise PlanParseError("the plan JSON is malformed", [issue])
     if fallback is not None:
         return fallback
-    raise PlanParseError(
-        "no JSON plan found",
-        [
-            Issue(
-                "not_json",
-                "no JSON object or list was found in the text",
-                hint='reply with one JSON object: {"goal": ..., "steps": [...], "answer": ...}',
-            )
-        ],
-    )
+    issue = _worded("not_json", "no_json", reading.audience)
+    raise PlanParseError("no JSON plan found", [issue])

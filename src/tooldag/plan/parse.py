@@ -36,7 +36,7 @@ from ..issues import Issue
 from ..registry.schemas import json_type_of
 
 # extract_json is re-exported: it was defined here, and callers import it from here.
-from ._jsontext import extract_json, lenient_loads
+from ._jsontext import Audience, extract_json, lenient_loads
 from .model import Condition, Plan
 from .refs import parse_ref
 
@@ -449,18 +449,33 @@ def _resume_gc(was_enabled: bool) -> None:
         gc.enable()
 
 
-def parse_plan(source: str | bytes | Mapping[str, Any] | list[Any] | Plan) -> Plan:
-    """Parse a plan leniently; raise :class:`PlanParseError` (with issues) and nothing else."""
+def parse_plan(
+    source: str | bytes | Mapping[str, Any] | list[Any] | Plan,
+    *,
+    audience: Audience = "llm",
+    notes: list[Issue] | None = None,
+) -> Plan:
+    """Parse a plan leniently; raise :class:`PlanParseError` (with issues) and nothing else.
+
+    ``audience`` is who wrote the text and reads the issues: ``"llm"`` (the default: a reply, the
+    issues go back to it in a re-ask) or ``"person"`` (a plan file: "the file ends before the
+    JSON is complete"). ``notes``, when given, receives the warnings of a plan that was read
+    only once repaired (``repaired_json``: a trailing comma, ``True`` for ``true``).
+    """
     if isinstance(source, Plan):
         return source
     was_enabled = _pause_gc()
     try:
-        return _parse_plan(source)
+        return _parse_plan(source, audience, notes)
     finally:
         _resume_gc(was_enabled)
 
 
-def _parse_plan(source: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
+def _parse_plan(
+    source: str | bytes | Mapping[str, Any] | list[Any],
+    audience: Audience,
+    notes: list[Issue] | None,
+) -> Plan:
     try:
         data: Any
         if isinstance(source, bytes | bytearray):
@@ -470,7 +485,11 @@ def _parse_plan(source: str | bytes | Mapping[str, Any] | list[Any]) -> Plan:
             plan = _canonical_plan(stripped) if stripped[:1] == "{" else None
             if plan is not None:
                 return plan
-        data = extract_json(source) if isinstance(source, str) else source
+        data = (
+            extract_json(source, audience=audience, notes=notes)
+            if isinstance(source, str)
+            else source
+        )
         canonical = normalize_plan_data(data if not isinstance(data, Mapping) else dict(data))
         return Plan.model_validate(canonical)
     except PlanParseError:

@@ -95,18 +95,23 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def load_tools(spec: str) -> list[Tool]:
+def load_tools(spec: str, *, option: str = "tools=") -> list[Tool]:
     """The tools a single SPEC names (see the module docstring).
 
-    Every failure is a :class:`ConfigError` naming the spec (a bad ``--tools`` is a usage error,
-    whether the file is missing or one of its tools cannot be registered).
+    Every failure is a :class:`ConfigError` naming the spec the way the caller was given it:
+    ``option`` is the argument's name, ``tools=`` (a library argument: ``tools='x.py': no such
+    file``) by default, ``--tools`` from the command line (``--tools x.py: no such file``). A bad
+    spec is a usage error, whether the file is missing or one of its tools cannot be registered.
     """
+    named = f"{option}{spec!r}" if option.endswith("=") else f"{option} {spec}"
     try:
         return _load_tools(spec)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        # Plugged-in sources (MCP) name the spec as the command line does; said once, here.
+        message = str(exc).removeprefix(f"--tools {spec}: ")
+        raise ConfigError(f"{named}: {message}") from exc
     except TooldagError as exc:
-        raise ConfigError(f"--tools {spec}: {exc}") from exc
+        raise ConfigError(f"{named}: {exc}") from exc
 
 
 def _load_tools(spec: str) -> list[Tool]:
@@ -114,19 +119,19 @@ def _load_tools(spec: str) -> list[Tool]:
         claimed = source(spec)
         if claimed is not None:
             if not claimed:
-                raise ConfigError(f"--tools {spec}: it offers no tools")
+                raise ConfigError("it offers no tools")
             return claimed
     path = Path(spec)
     if spec.endswith(".json"):
         if not path.is_file():
-            raise ConfigError(f"--tools {spec}: no such file")
+            raise ConfigError("no such file")
         tools = ToolRegistry().load_json(path)
         if not tools:
-            raise ConfigError(f"--tools {spec}: the file lists no tools")
+            raise ConfigError("the file lists no tools")
         return tools
     if spec.endswith(".py") or "/" in spec or "\\" in spec:
         if not path.is_file():
-            raise ConfigError(f"--tools {spec}: no such file")
+            raise ConfigError("no such file")
         tools = tools_of_module(_import_file(path))
     else:
         packs = builtin_packs()
@@ -137,31 +142,27 @@ def _load_tools(spec: str) -> list[Tool]:
             if exc.name and target.startswith(exc.name):
                 hint = f"built-in packs: {', '.join(packs)}" if packs else "no built-in packs"
                 raise ConfigError(
-                    f"--tools {spec}: no such module or pack ({hint}; or give a path to a .py "
-                    "or .json file)"
+                    f"no such module or pack ({hint}; or give a path to a .py or .json file)"
                 ) from None
-            raise ConfigError(f"--tools {spec}: importing it failed: {exc}") from exc
+            raise ConfigError(f"importing it failed: {exc}") from exc
         except TooldagError:
             raise
         except Exception as exc:
-            raise ConfigError(
-                f"--tools {spec}: importing it failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise ConfigError(f"importing it failed: {type(exc).__name__}: {exc}") from exc
         tools = tools_of_module(module)
     if not tools:
-        raise ConfigError(
-            f"--tools {spec}: no tools found (decorate functions with @tool, or list them in TOOLS)"
-        )
+        raise ConfigError("no tools found (decorate functions with @tool, or list them in TOOLS)")
     return tools
 
 
-def load_registry(specs: Iterable[str] | None = None) -> ToolRegistry:
-    """A registry of the tools the specs name; ``None`` means every built-in pack."""
+def load_registry(specs: Iterable[str] | None = None, *, option: str = "tools=") -> ToolRegistry:
+    """A registry of the tools the specs name; ``None`` means every built-in pack. ``option``
+    names the argument in errors (:func:`load_tools`)."""
     registry = ToolRegistry()
     if specs is None:
         for pack in builtin_packs():
-            registry.extend(load_tools(pack), replace=True)
+            registry.extend(load_tools(pack, option=option), replace=True)
         return registry
     for spec in specs:
-        registry.extend(load_tools(spec), replace=True)
+        registry.extend(load_tools(spec, option=option), replace=True)
     return registry

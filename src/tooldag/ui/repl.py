@@ -94,6 +94,7 @@ COMMANDS: dict[str, str] = {
     "/runs": "recent runs in the run store",
     "/show [ID]": "a stored run: plan, steps, timeline (default: the last run)",
     "/resume [ID]": "continue a failed, paused or interrupted run",
+    "/rerun [ID]": "run a stored run's plan again from the start, as a new run",
     "/graph [ID]": "a run as a Mermaid diagram coloured by status",
     "/ui [ID]": "a run (default: the last) in the web viewer, live in your browser",
     "/model [NAME]": "show or switch the LLM model",
@@ -361,6 +362,7 @@ class Chat:
             "/runs": self._runs,
             "/show": self._show,
             "/resume": self._resume,
+            "/rerun": self._rerun,
             "/graph": self._graph,
             "/ui": self._ui,
             "/model": self._model,
@@ -565,7 +567,7 @@ class Chat:
             self.console.print(f"{editor} exited with status {code}: the plan is unchanged")
             return
         try:
-            plan = parse_plan(text)
+            plan = parse_plan(text, audience="person")
         except PlanParseError as exc:
             self._show_rejection(exc)
             self.console.print("the plan is unchanged")
@@ -618,6 +620,19 @@ class Chat:
             return
         await self.resume(run_id)
 
+    async def _rerun(self, arg: str) -> None:
+        store = self._need_store()
+        run_id = self._run_id(arg)
+        if store is None or run_id is None:
+            return
+        plans = store.plans(run_id) if store.get_run(run_id) is not None else None
+        if not plans:
+            what = "has no stored plan" if plans == [] else "is not in the store"
+            self.console.print(Text(f"run {run_id!r} {what}: /runs lists the runs", style="red"))
+            return
+        self.last_plan = plans[-1]
+        await self.run_plan(plans[-1])
+
     async def resume(self, run_id: str) -> RunResult | None:
         """Continue a stored run that failed, paused or was interrupted: finished steps are
         reused, the rest run, asked about as they come (steps refused before are asked again)."""
@@ -629,6 +644,8 @@ class Chat:
         if not info.status.resumable:
             which = _either([s.value for s in RunStatus if s.resumable])
             message = f"run {run_id} is {info.status}: only {which} runs can be resumed"
+            if info.status.finished:
+                message += f"; /rerun {run_id} runs its plan again as a new run"
             self.console.print(Text(message, style="red"))
             return None
         stored = self.store.load_result(run_id)

@@ -14,46 +14,49 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from .common import EXIT_CANCELLED, EXIT_USAGE, fail
+from ... import __version__
+from .common import EXIT_CANCELLED, EXIT_USAGE, Parser, examples, fail
 
 __all__ = ["build_parser", "main"]
 
-# Command modules, in the order their commands appear in --help.
+# Command modules, in the order their commands appear in --help: the order a newcomer needs
+# them (demo, chat, run, plan; exec, runs; validate, tools, graph; then the rest).
 _COMMAND_MODULES = [
-    "tooldag.ui.cli.validate_cmd",
+    "tooldag.ui.cli.chat_cmd",
     "tooldag.ui.cli.exec_cmd",
     "tooldag.ui.cli.runs_cmd",
-    "tooldag.ui.cli.chat_cmd",
+    "tooldag.ui.cli.validate_cmd",
     "tooldag.ui.cli.mcp_cmd",
     "tooldag.ui.cli.doctor_cmd",
     "tooldag.ui.cli.eval_cmd",
     "tooldag.ui.cli.ui_cmd",
 ]
 
-_EPILOG = """examples:
-  tooldag demo                                  see it work with no API key (scripted replay)
-  tooldag chat                                  plan and run goals interactively
-  tooldag run "What is 17% of 2,340?"           plan and run one goal
-  tooldag plan "..." --json > plan.json         plan only; run it later with tooldag exec
-  tooldag exec plan.json --tools my_tools.py    run a hand-written plan (journalled)
-  tooldag runs list                             journalled runs; tooldag runs resume ID
-  tooldag validate plan.json --tools my_tools.py
-  tooldag tools                                 the built-in tools and their schemas
-  tooldag tools --tools "mcp:stdio:python -m mcp_server_time"   an MCP server's tools
-  tooldag mcp serve --tools calc                serve tooldag to MCP hosts (stdio)
-  tooldag doctor                                what the LLM endpoint supports (modes, context)
-  tooldag eval --output a.json                  measure the LLM's planning on 45 goals
-  tooldag ui                                    the runs in your browser, live
-"""
+_EPILOG = examples(
+    ("tooldag demo", "see it work with no API key (scripted LLM answers)"),
+    ("tooldag chat", "plan and run goals interactively"),
+    ('tooldag run "What is 17% of 2,340?"', "plan and run one goal"),
+    ('tooldag plan "..." --json > plan.json', "plan only; run the plan later with tooldag exec"),
+    ("tooldag exec plan.json --tools my_tools.py", "run a plan file, journalled"),
+    ("tooldag runs list", "the journalled runs (tooldag runs show|resume|rerun ID)"),
+    ("tooldag validate plan.json --tools my_tools.py", "check a plan file against the tools"),
+    ("tooldag tools", "the built-in tools and their schemas"),
+    ('tooldag tools --tools "mcp:stdio:python -m mcp_server_time"', "an MCP server's tools"),
+    ("tooldag mcp serve --tools calc", "serve tooldag to MCP hosts (stdio)"),
+    ("tooldag doctor", "what the LLM endpoint supports (output modes, context window)"),
+    ("tooldag eval --output a.json", "measure the LLM's planning on 45 goals"),
+    ("tooldag ui", "the runs in your browser, live"),
+    note="Each command has --help.",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tooldag",
         description="Turn a goal into a validated graph of tool calls and run it.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
     )
@@ -63,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send OpenTelemetry traces of runs over OTLP, where the OTEL_EXPORTER_OTLP_* "
         "variables say (needs pip install 'tooldag[otel]')",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in _COMMAND_MODULES:
         module = importlib.import_module(name)
         module.register(subparsers)

@@ -20,13 +20,11 @@ import argparse
 import asyncio
 import io
 import sys
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
-from ...durable.store import RunStore
 from ...errors import LLMError, PlanError
 from ...execution.policy import Policy
 from ..approval import ApprovalMode
@@ -36,13 +34,16 @@ from .common import (
     EXIT_OK,
     add_dask_option,
     add_llm_options,
+    add_store_options,
     add_tools_option,
     at_least,
     console,
     err_console,
+    examples,
     exit_code,
     fail,
     llm_from_args,
+    open_store,
     print_json,
     registry_from_args,
     step_runner,
@@ -54,36 +55,44 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_CHAT_EXAMPLES = """examples:
-  tooldag chat                                  the built-in tools, approval before side effects
-  tooldag chat --tools my_tools.py --tools calc your own tools plus the calc pack
-  tooldag chat --approve plan                   confirm every plan before it runs
-  tooldag chat --policy strict                  never run a plan that can send private data out
-  TOOLDAG_EGRESS_ALLOW=api.example.org,@corp.com tooldag chat   destinations trusted with data
-  OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1 tooldag chat   (Ollama)
+_CHAT_EXAMPLES = examples(
+    ("tooldag chat", "the built-in tools, approval before side effects"),
+    ("tooldag chat --tools my_tools.py --tools calc", "your own tools plus the calc pack"),
+    ("tooldag chat --approve plan", "confirm every plan before it runs"),
+    ("tooldag chat --policy strict", "never run a plan that can send private data out"),
+    (
+        "TOOLDAG_EGRESS_ALLOW=api.example.org,@corp.com tooldag chat",
+        "destinations trusted with data",
+    ),
+    ("OPENAI_BASE_URL=http://localhost:11434/v1 TOOLDAG_MODEL=llama3.1 tooldag chat", "Ollama"),
+    note="In the REPL: type a goal and press Enter; /help lists the commands (/plan, /run, "
+    "/edit, /runs, /show, /resume, /rerun, /graph, /model, /usage, /clear, /quit); Alt-Enter "
+    "adds a line; Ctrl-C cancels a run (what ran is compensated); Ctrl-D exits.",
+)
 
-in the REPL: type a goal and press Enter; /help lists the commands (/plan, /run, /edit, /runs,
-/show, /resume, /graph, /model, /usage, /clear, /quit); Alt-Enter adds a line; Ctrl-C cancels a
-run (what ran is compensated); Ctrl-D exits.
-"""
+_RUN_EXAMPLES = examples(
+    'tooldag run "What is 17% of 2,340?"',
+    ('tooldag run "Write today\'s date to today.txt" --yes', "no approval questions"),
+    ('tooldag run "Post notes.txt to our wiki" --policy strict', "refuse plans that send data out"),
+    (
+        'tooldag run "How many rows does sales.db have?" --tools data --json | jq .answer',
+        "the result as JSON",
+    ),
+)
 
-_RUN_EXAMPLES = """examples:
-  tooldag run "What is 17% of 2,340?"
-  tooldag run "Write today's date to today.txt" --yes          no approval questions
-  tooldag run "Post notes.txt to our wiki" --policy strict     refuse plans that send data out
-  tooldag run "How many rows does sales.db have?" --tools data --json | jq .answer
-"""
+_PLAN_EXAMPLES = examples(
+    'tooldag plan "Weather in Oslo and what to wear"',
+    (
+        'tooldag plan "Summarise notes.txt" --json > plan.json && tooldag exec plan.json',
+        "plan now, run later",
+    ),
+)
 
-_PLAN_EXAMPLES = """examples:
-  tooldag plan "Weather in Oslo and what to wear"
-  tooldag plan "Summarise notes.txt" --json > plan.json && tooldag exec plan.json
-"""
-
-_DEMO_EXAMPLES = """examples:
-  tooldag demo                 replay the scripted goals, then type your own
-  tooldag demo --auto          replay and exit (no typing)
-  tooldag demo --interactive   skip the replay and type the goals yourself
-"""
+_DEMO_EXAMPLES = examples(
+    ("tooldag demo", "replay the scripted goals, then type your own"),
+    ("tooldag demo --auto", "replay and exit (no typing)"),
+    ("tooldag demo --interactive", "skip the replay and type the goals yourself"),
+)
 
 
 def _llm_options(parser: argparse.ArgumentParser) -> None:
@@ -109,12 +118,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         help="plans through which private data can leave the machine: ask before those steps "
         "run (default), refuse them (strict: the LLM is told and may replan), or no check (off)",
     )
-    parser.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="the run store: a SQLite file or a postgresql:// URL (default: $TOOLDAG_STORE, "
-        "else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
-    )
+    add_store_options(parser)
     add_dask_option(parser)
     parser.add_argument(
         "--max-replans",
@@ -144,14 +148,31 @@ def _command(
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name,
         help=summary,
-        description=textwrap.fill(description, 78),
+        description=description,
         epilog=examples,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
 
 
 def register(subparsers: Any) -> None:
+    p = _command(
+        subparsers,
+        "demo",
+        "see tooldag at work in 30 seconds: scripted LLM answers, no API key needed",
+        "A replay: a fake LLM server on 127.0.0.1 answers with scripted plans for a few goals, "
+        "while the REPL, validation, approvals, execution and tools (calc, files, time, sqlite, "
+        "on a temporary workspace) are real. No API key, no network.",
+        _DEMO_EXAMPLES,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--auto", action="store_true", help="replay the goals and exit (default off a terminal)"
+    )
+    mode.add_argument(
+        "--interactive", action="store_true", help="skip the replay: type the goals yourself"
+    )
+    p.set_defaults(handler=cmd_demo)
+
     p = _command(
         subparsers,
         "chat",
@@ -192,24 +213,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON (for exec)")
     p.set_defaults(handler=cmd_plan)
 
-    p = _command(
-        subparsers,
-        "demo",
-        "see tooldag at work in 30 seconds: scripted LLM answers, no API key needed",
-        "A replay: a fake LLM server on 127.0.0.1 answers with scripted plans for a few goals, "
-        "while the REPL, validation, approvals, execution and tools (calc, files, time, sqlite, "
-        "on a temporary workspace) are real. No API key, no network.",
-        _DEMO_EXAMPLES,
-    )
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--auto", action="store_true", help="replay the goals and exit (default off a terminal)"
-    )
-    mode.add_argument(
-        "--interactive", action="store_true", help="skip the replay: type the goals yourself"
-    )
-    p.set_defaults(handler=cmd_demo)
-
 
 def _llm(args: argparse.Namespace) -> LLMClient:
     """The LLM from the environment and the options (:func:`llm_from_args`)."""
@@ -225,7 +228,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from ..repl import Chat  # prompt_toolkit only for the commands that prompt
 
     registry = registry_from_args(args)
-    with RunStore(args.store) as store, step_runner(args) as runner:
+    with open_store(args) as store, step_runner(args) as runner:
         chat = Chat(
             console,
             registry,
@@ -266,7 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     goal = " ".join(args.goal)
     # Plans, questions and progress go to stderr; the result to stdout (JSON with --json).
     out = Console(file=io.StringIO()) if args.json else console
-    with RunStore(args.store) as store, step_runner(args) as runner:
+    with open_store(args) as store, step_runner(args) as runner:
         chat = Chat(
             err_console,
             registry,

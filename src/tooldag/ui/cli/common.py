@@ -9,23 +9,27 @@ import json
 import os
 import re
 import sys
+import textwrap
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.text import Text
 
 from ..._terminal import printable
 from ...errors import ConfigError, PlanParseError, TooldagError
 from ...execution.runners import StepRunner
+from ...issues import Issue
 from ...plan.model import Plan
 from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
-from ...result import RunStatus
+from ...result import RunResult, RunStatus
 
 if TYPE_CHECKING:
+    from ...durable.store import RunStore
     from ...llm.client import LLMClient
 
 __all__ = [
@@ -34,21 +38,28 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "HelpFormatter",
+    "Parser",
     "add_dask_option",
     "add_llm_options",
     "add_run_options",
+    "add_store_options",
     "add_tools_option",
     "at_least",
     "console",
     "err_console",
+    "examples",
     "exit_code",
     "fail",
     "llm_from_args",
     "max_plan_bytes",
+    "open_store",
+    "print_issues",
     "print_json",
     "read_plan_file",
     "registry_from_args",
     "resume_command",
+    "say_resumable",
     "step_runner",
 ]
 
@@ -86,15 +97,28 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return whole_number
 
 
-def resume_command(run_id: str, store: str | None) -> str:
-    """The command that resumes ``run_id`` (with ``--store`` when the run is not in the
-    default store; a database URL's password left out)."""
+def resume_command(run_id: str, store: str | None, action: str = "resume") -> str:
+    """The command that resumes ``run_id`` (or does another ``tooldag runs`` ``action`` to it:
+    ``rerun``), with ``--store`` when the run is not in the default store (a database URL's
+    password left out)."""
     if store is None:
-        return f"tooldag runs resume {run_id}"
+        return f"tooldag runs {action} {run_id}"
     from ...durable.store import is_database_url, redact_url
 
     shown = redact_url(store) if is_database_url(store) else store
-    return f"tooldag runs resume {run_id} --store {shown}"
+    return f"tooldag runs {action} {run_id} --store {shown}"
+
+
+def say_resumable(result: RunResult, store: str | None) -> None:
+    """After a journalled run that did not finish (failed, paused): how to continue it, on
+    stderr. A run that succeeded, or was cancelled and undone, gets no word."""
+    if result.status.resumable:
+        resume = resume_command(result.run_id, store)
+        err_console.print(
+            f"run {result.run_id} {result.status}: {resume} continues it",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +133,34 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="at most N tool calls at once (default 16)",
     )
+
+
+_STORE_HELP = (
+    "journal the runs in this store: a SQLite file or a postgresql:// URL (default: "
+    "$TOOLDAG_STORE, else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)"
+)
+
+
+def add_store_options(
+    parser: argparse.ArgumentParser,
+    no_store: str = "do not journal the runs (they cannot be listed, shown or resumed)",
+) -> None:
+    """``--store PATH|URL`` or ``--no-store`` (``no_store``: what it means for this command)."""
+    journal = parser.add_mutually_exclusive_group()
+    journal.add_argument("--store", metavar="PATH|URL", help=_STORE_HELP)
+    journal.add_argument("--no-store", action="store_true", help=no_store)
+
+
+@contextlib.contextmanager
+def open_store(args: argparse.Namespace) -> Iterator[RunStore | None]:
+    """The run store :func:`add_store_options` chose (None with ``--no-store``), closed after."""
+    if getattr(args, "no_store", False):
+        yield None
+        return
+    from ...durable.store import RunStore
+
+    with RunStore(args.store) as store:
+        yield store
 
 
 def add_dask_option(parser: argparse.ArgumentParser) -> None:
@@ -138,36 +190,21 @@ def step_runner(args: argparse.Namespace) -> Iterator[StepRunner[Any] | None]:
         runner.close()
 
 
-def _setting(parse: Callable[[str, str], Any], flag: str) -> Callable[[str], Any]:
-    """An argparse type from one of the LLM client's setting parsers (one message for both the
-    option and its environment variable)."""
+def _setting(name: str, flag: str) -> Callable[[str], Any]:
+    """An argparse type from the LLM client's setting parser ``name`` (``timeout_setting``...):
+    one message for both the option and its environment variable. The client module (and the
+    openai SDK, half a second to import) is loaded only when the option is given."""
     from ...errors import LLMConfigError
 
     def convert(text: str) -> Any:
+        from ...llm import client
+
         try:
-            return parse(text, flag)
+            return getattr(client, name)(text, flag)
         except LLMConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return convert
-
-
-def _timeout(text: str, flag: str) -> float:
-    from ...llm.client import timeout_setting
-
-    return timeout_setting(text, flag)
-
-
-def _max_tokens(text: str, flag: str) -> int:
-    from ...llm.client import max_tokens_setting
-
-    return max_tokens_setting(text, flag)
-
-
-def _temperature(text: str, flag: str) -> float:
-    from ...llm.client import temperature_setting
-
-    return temperature_setting(text, flag)
 
 
 def add_llm_options(parser: argparse.ArgumentParser) -> None:
@@ -184,21 +221,21 @@ def add_llm_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--llm-timeout",
-        type=_setting(_timeout, "--llm-timeout"),
+        type=_setting("timeout_setting", "--llm-timeout"),
         metavar="SECONDS",
         help="the seconds one LLM call may take (default: $TOOLDAG_LLM_TIMEOUT, else 60, or "
         "300 for a loopback or private-network URL)",
     )
     group.add_argument(
         "--max-tokens",
-        type=_setting(_max_tokens, "--max-tokens"),
+        type=_setting("max_tokens_setting", "--max-tokens"),
         metavar="N",
         help="the most tokens one LLM reply may hold (default: $TOOLDAG_MAX_TOKENS, else the "
         "server's)",
     )
     group.add_argument(
         "--temperature",
-        type=_setting(_temperature, "--temperature"),
+        type=_setting("temperature_setting", "--temperature"),
         metavar="T",
         help="the sampling temperature, 0-2 (default: $TOOLDAG_TEMPERATURE, else the server's)",
     )
@@ -234,7 +271,52 @@ def add_tools_option(parser: argparse.ArgumentParser) -> None:
 
 
 def registry_from_args(args: argparse.Namespace) -> ToolRegistry:
-    return load_registry(args.tools)
+    return load_registry(args.tools, option="--tools")
+
+
+# --------------------------------------------------------------------------- help
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The one way every ``--help`` is laid out: prose (descriptions, notes) filled to the
+    terminal's width, paragraph by paragraph; a paragraph with an indented line (examples, a
+    config snippet) kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = re.split(r"\n[ \t]*\n", text.strip("\n"))
+        return "\n\n".join(
+            paragraph
+            if any(line[:1].isspace() for line in paragraph.splitlines())
+            else textwrap.fill(
+                " ".join(paragraph.split()),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+            )
+            for paragraph in paragraphs
+        )
+
+
+class Parser(argparse.ArgumentParser):
+    """``tooldag``'s parser: every command's (``add_parser`` makes the sub-commands' parsers of
+    the parent's class) is laid out by :class:`HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def examples(*items: str | tuple[str, str], note: str = "") -> str:
+    """An epilog: ``examples:``, then each example's explanation as a ``#`` line over its
+    command (copied as it is, a shell ignores the comment), a blank line between them; a bare
+    string is a command with nothing to explain. ``note``: a paragraph after them."""
+    blocks = [
+        f"  # {item[1]}\n  {item[0]}" if isinstance(item, tuple) else f"  {item}" for item in items
+    ]
+    explained = any(isinstance(item, tuple) for item in items)
+    text = "examples:\n" + ("\n\n" if explained else "\n").join(blocks)
+    return f"{text}\n\n{note}" if note else text
 
 
 # A plan is rarely over a few hundred KB; a cap keeps a wrong file (a log, a disk image, an
@@ -258,9 +340,10 @@ def max_plan_bytes() -> int:
     return value
 
 
-def read_plan_file(path: str) -> Plan:
+def read_plan_file(path: str, notes: list[Issue] | None = None) -> Plan:
     """Read and leniently parse a plan file ('-' for stdin), at most :func:`max_plan_bytes`;
-    ConfigError or PlanParseError."""
+    ConfigError or PlanParseError, its issues worded for the person who wrote the file.
+    ``notes`` receives the warnings of a plan read only once repaired (``repaired_json``)."""
     limit = max_plan_bytes()
     name = "standard input" if path == "-" else path
     try:
@@ -284,7 +367,21 @@ def read_plan_file(path: str) -> Plan:
         raise ConfigError(f"{name} is not a UTF-8 text file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    return parse_plan(text)
+    return parse_plan(text, audience="person", notes=notes)
+
+
+def print_issues(out: Console, issues: Iterable[Issue]) -> None:
+    """Issues one a line, ``✗`` an error and ``!`` a warning, each hint on a line of its own
+    under it: how ``validate``, ``exec`` and ``graph`` all show them."""
+    for issue in issues:
+        where = f"[{issue.step}] " if issue.step else ""
+        path = f"  at {issue.path}" if issue.path else ""
+        kind = "" if issue.is_error else " (warning)"
+        mark = ("  ✗ ", "red") if issue.is_error else ("  ! ", "yellow")
+        line = Text.assemble(mark, printable(f"{issue.code}{kind}: {where}{issue.message}{path}"))
+        out.print(line, soft_wrap=True)
+        if issue.hint:
+            out.print(Text(printable(f"      hint: {issue.hint}"), style="dim"), soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

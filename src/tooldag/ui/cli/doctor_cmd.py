@@ -21,6 +21,7 @@ from .common import (
     add_llm_options,
     add_tools_option,
     console,
+    examples,
     llm_from_args,
     print_json,
     registry_from_args,
@@ -28,11 +29,11 @@ from .common import (
 
 __all__ = ["register"]
 
-_EXAMPLES = """examples:
-  tooldag doctor                                        the endpoint of OPENAI_BASE_URL
-  tooldag doctor --base-url http://localhost:8080/v1 --model qwen2.5-coder
-  tooldag doctor --tools calc --tools time --json       prompt size with two packs only
-"""
+_EXAMPLES = examples(
+    ("tooldag doctor", "the endpoint of OPENAI_BASE_URL"),
+    "tooldag doctor --base-url http://localhost:8080/v1 --model qwen2.5-coder",
+    ("tooldag doctor --tools calc --tools time --json", "prompt size with two packs only"),
+)
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +45,6 @@ def register(subparsers: Any) -> None:
         "the tokens of the planner's system prompt over --tools and the server's context window. "
         "What it finds is remembered for the endpoint.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_tools_option(p)
     add_llm_options(p)

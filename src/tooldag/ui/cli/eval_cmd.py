@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from .common import (
     at_least,
     console,
     err_console,
+    examples,
     llm_from_args,
     print_json,
 )
@@ -40,34 +40,29 @@ __all__ = ["register"]
 
 _MODES = ("auto", "json_schema", "json_object", "text")
 
-_EXAMPLES = """examples:
-  tooldag eval                                the shipped goal set (45 goals), 4 at a time
-  tooldag eval --model gpt-4.1-mini --output a.json
-  tooldag eval my_goals.jsonl --concurrency 1 --timeout 600     a slow local model
-  tooldag eval nestful_data.jsonl --limit 50   NESTFUL (or NesTools) rows: planned, not run
-  tooldag eval --compare a.json b.json         two results side by side
-  tooldag eval --base-url http://localhost:8080/v1 --mode json_object --concurrency 1
-
-A goal file holds one JSON object a line: {"goal": ..., "tools": ["calc"], "answer":
-{"number": 42}, "plan": {...gold plan...}, "files": {"notes.txt": "..."}}. Each goal runs in a
-temporary workspace of its own; a plan that would send anything off the machine is refused
-(--allow-egress lets read-only network tools fetch; send_email never runs).
-"""
+_EXAMPLES = examples(
+    ("tooldag eval", "the shipped goal set (45 goals), 4 at a time"),
+    "tooldag eval --model gpt-4.1-mini --output a.json",
+    ("tooldag eval my_goals.jsonl --concurrency 1 --timeout 600", "a slow local model"),
+    ("tooldag eval nestful_data.jsonl --limit 50", "NESTFUL (or NesTools) rows: planned, not run"),
+    ("tooldag eval --compare a.json b.json", "two results side by side"),
+    "tooldag eval --base-url http://localhost:8080/v1 --mode json_object --concurrency 1",
+    note='A goal file holds one JSON object a line: {"goal": ..., "tools": ["calc"], "answer": '
+    '{"number": 42}, "plan": {...gold plan...}, "files": {"notes.txt": "..."}}. Each goal runs '
+    "in a temporary workspace of its own; a plan that would send anything off the machine is "
+    "refused (--allow-egress lets read-only network tools fetch; send_email never runs).",
+)
 
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "eval",
         help="measure an LLM's planning on a goal set: valid plans, right answers, F1, tokens",
-        description=textwrap.fill(
-            "Plan and run each goal of FILE (default: the goal set shipped with tooldag) with "
-            "the configured LLM, and report valid plans on the first try and after re-asks, "
-            "runs that succeeded, right answers, node and edge F1 against the gold plans "
-            "(TaskBench's definitions), LLM calls and tokens per goal and latency p50/p95.",
-            78,
-        ),
+        description="Plan and run each goal of FILE (default: the goal set shipped with "
+        "tooldag) with the configured LLM, and report valid plans on the first try and after "
+        "re-asks, runs that succeeded, right answers, node and edge F1 against the gold plans "
+        "(TaskBench's definitions), LLM calls and tokens per goal and latency p50/p95.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "file",

@@ -1,15 +1,17 @@
 """``tooldag exec``: run hand-written plans, with live progress, and print what happened.
 
 The run is journalled in the run store (``--store PATH|URL``; default ``$TOOLDAG_STORE``, else
-``$TOOLDAG_HOME/runs.sqlite3``, else the user's data directory) under a fresh id printed on
-stderr, so a process that dies mid-run can be continued with ``tooldag runs resume ID``. A
+``$TOOLDAG_HOME/runs.sqlite3``, else the user's data directory) under a fresh id, named in the
+title of the live view and of the result; a run that does not finish (failed, paused) ends with
+``run ID failed: tooldag runs resume ID continues it``, and one whose process died is listed as
+``interrupted`` by ``tooldag runs list``. A
 journalled run that fails is left as it is, not compensated, so that it can be resumed (``tooldag
 runs cancel ID`` undoes it). ``--no-store`` runs without a journal, and then a failed run is
 compensated at once. ``--dask WHERE`` sends the tool calls to a Dask cluster.
 
 Several plan files are several runs at once: in this process, or with ``--workers N`` in a pool
 of N worker processes that share the store (:class:`~tooldag.durable.pool.RunPool`), each run
-owned by one worker at a time. Each run's id, and at the end its answer and summary, is printed;
+owned by one worker at a time. At the end each run's id, answer and summary is printed;
 the exit code is 0 when every run succeeded, 130 when one was cancelled, else 1.
 
 Exit codes: 0 the run succeeded, 1 it failed (or the plan is invalid: its issues are printed),
@@ -25,15 +27,13 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
 from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
 from ...errors import ConfigError, PlanParseError
 from ...execution.executor import Executor
 from ...execution.runners import StepRunner
-from ...issues import errors_of, warnings_of
+from ...issues import Issue, errors_of, warnings_of
 from ...observe.monitor import Monitor
 from ...plan.model import Plan
 from ...registry.registry import ToolRegistry
@@ -47,15 +47,18 @@ from .common import (
     EXIT_USAGE,
     add_dask_option,
     add_run_options,
+    add_store_options,
     add_tools_option,
     at_least,
     console,
     err_console,
+    examples,
     exit_code,
+    print_issues,
     print_json,
     read_plan_file,
     registry_from_args,
-    resume_command,
+    say_resumable,
     step_runner,
 )
 from .running import run_and_report
@@ -63,7 +66,7 @@ from .running import run_and_report
 if TYPE_CHECKING:
     from ...web.server import ViewerServer
 
-__all__ = ["register"]
+__all__ = ["check_plan", "register", "run_journalled"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,13 +75,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run a plan file (parallel, with live progress) and print the answer",
         description="Validate and run a plan. Exit 0 succeeded, 1 failed or invalid plan, "
         "2 unreadable plan file, 130 cancelled (Ctrl-C cancels and compensates).",
-        epilog="examples:\n"
-        "  tooldag exec examples/weather_plan.json --tools examples/weather_tools.py\n"
-        "  tooldag exec plan.json --json --max-concurrency 4\n"
-        "  tooldag plan 'sum the totals in sales.db' --json | tooldag exec -\n"
-        "  tooldag exec crunch.json --tools crunch.py --dask local:2\n"
-        "  tooldag exec a.json b.json c.json --workers 2 --store postgresql://host/runs",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "tooldag exec examples/weather_plan.json --tools examples/weather_tools.py",
+            ("tooldag exec plan.json --json --max-concurrency 4", "the result as JSON"),
+            (
+                "tooldag plan 'sum the totals in sales.db' --json | tooldag exec -",
+                "plan and run, the plan shown in between",
+            ),
+            ("tooldag exec crunch.json --tools crunch.py --dask local:2", "on a Dask cluster"),
+            (
+                "tooldag exec a.json b.json c.json --workers 2 --store postgresql://host/runs",
+                "three runs in two worker processes",
+            ),
+            note="A run that does not finish ends with how to resume it (tooldag runs resume "
+            "ID); one that succeeded says nothing more than its result.",
+        ),
     )
     parser.add_argument(
         "plans",
@@ -107,26 +118,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="open the run's page in the web viewer, served by this process while the run goes "
         "(needs the run store and pip install 'tooldag[ui]')",
     )
-    journal = parser.add_mutually_exclusive_group()
-    journal.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="journal the run in this store: a SQLite file or a postgresql:// URL (default: "
-        "$TOOLDAG_STORE, else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
-    )
-    journal.add_argument(
-        "--no-store",
-        action="store_true",
-        help="do not journal the run (it cannot be resumed; a failed run is compensated at once)",
+    add_store_options(
+        parser, "do not journal the run (it cannot be resumed; a failed run is compensated at once)"
     )
     parser.set_defaults(handler=cmd_exec)
 
 
-def _print_issues(path: str, issues: list[object], what: str) -> None:
-    err_console.print(f"{escape(printable(path))}: {what}", highlight=False)
-    for issue in issues:
-        line = escape(printable(str(issue)))
-        err_console.print(f"  [red]✗[/red] {line}", highlight=False, soft_wrap=True)
+def _print_issues(path: str, issues: list[Issue], what: str) -> None:
+    err_console.print(f"{printable(path)}: {what}", markup=False, soft_wrap=True)
+    print_issues(err_console, issues)
 
 
 async def _run_plain(executor: Executor, plan: Plan) -> RunResult:
@@ -139,15 +139,39 @@ async def _run_durable(runner: DurableExecutor, run_id: str, plan: Plan) -> RunR
     return await cancellable(err_console, runner.astart(run_id, plan), cancel)
 
 
-def _read(path: str, as_json: bool) -> Plan | None:
+def _read(path: str, as_json: bool, notes: list[Issue]) -> Plan | None:
     try:
-        return read_plan_file(path)
+        return read_plan_file(path, notes)
     except PlanParseError as exc:
         if as_json:
             print_json({"status": "rejected", "issues": [i.to_dict() for i in exc.issues]})
         else:
             _print_issues(path, list(exc.issues), "not a readable plan")
         return None
+
+
+def check_plan(
+    name: str,
+    plan: Plan,
+    registry: ToolRegistry,
+    *,
+    as_json: bool,
+    notes: list[Issue] | None = None,
+    what: str = "the plan was not run",
+) -> bool:
+    """Whether ``plan`` may run: its errors printed (one JSON object with ``as_json``) when it
+    may not, its warnings (and ``notes``, from reading it) when it may."""
+    found = [*(notes or []), *validate(plan, registry)]
+    issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
+    if issues:
+        if as_json:
+            print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
+        else:
+            _print_issues(name, issues, f"{len(issues)} issue(s); {what}")
+        return False
+    if not as_json:
+        print_issues(err_console, warnings_of(found))
+    return True
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -158,24 +182,18 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.ui and (args.workers or len(args.plans) > 1):
         raise ConfigError("--ui shows one run: give one plan file (`tooldag ui` shows them all)")
     plans: list[Plan] = []
+    notes: list[list[Issue]] = []
     for path in args.plans:
-        plan = _read(path, args.json)
+        notes.append([])
+        plan = _read(path, args.json, notes[-1])
         if plan is None:
             return EXIT_USAGE
         plans.append(plan)
     registry = registry_from_args(args)
-    for path, plan in zip(args.plans, plans, strict=True):
-        found = validate(plan, registry)
-        issues = errors_of(found)  # warnings do not stop a plan: they are shown, and it runs
-        if issues:
-            if args.json:
-                print_json({"status": "rejected", "issues": [i.to_dict() for i in issues]})
-            else:
-                what = "the plan was not run" if len(plans) == 1 else "no plan was run"
-                _print_issues(path, list(issues), f"{len(issues)} issue(s); {what}")
+    for path, plan, noted in zip(args.plans, plans, notes, strict=True):
+        what = "the plan was not run" if len(plans) == 1 else "no plan was run"
+        if not check_plan(path, plan, registry, as_json=args.json, notes=noted, what=what):
             return EXIT_FAILED
-        for warning in [] if args.json else warnings_of(found):
-            err_console.print(f"  [yellow]![/yellow] {escape(str(warning))}", soft_wrap=True)
     if args.workers:
         return _execute_pool(args, plans)
     with step_runner(args) as runner:
@@ -192,16 +210,20 @@ def cmd_exec(args: argparse.Namespace) -> int:
             work = functools.partial(_run_plain, executor, plans[0])
             return run_and_report(monitor, work, as_json=args.json)
         with RunStore(args.store) as store:
-            return _execute_durable(args, registry, store, plans[0], runner)
+            return run_journalled(args, registry, store, plans[0], runner)
 
 
-def _execute_durable(
+def run_journalled(
     args: argparse.Namespace,
     registry: ToolRegistry,
     store: RunStore,
     plan: Plan,
     runner: StepRunner[Any] | None,
 ) -> int:
+    """``plan`` run under a new id in ``store`` with live progress, reported; the exit code.
+    Nothing is said before the run: the live view and the result name it, and a run that did
+    not finish ends with how to resume it (``args``: ``max_concurrency``, ``fail_fast``,
+    ``json``, ``store``, ``ui``)."""
     durable = DurableExecutor(
         registry,
         store=store,
@@ -211,16 +233,11 @@ def _execute_durable(
     )
     try:
         run_id = new_run_id()
-        err_console.print(
-            f"run {run_id}  (resume with: {resume_command(run_id, args.store)})",
-            markup=False,
-            soft_wrap=True,
-        )
         monitor = Monitor(durable.executor.bus)
         work = functools.partial(_run_durable, durable, run_id, plan)
         viewer, opened = _viewer(store, registry, durable, run_id) if args.ui else (None, False)
         try:
-            return run_and_report(monitor, work, as_json=args.json)
+            return run_and_report(monitor, work, as_json=args.json, store=args.store)
         finally:
             if viewer is not None:
                 if opened:  # the page is left showing the run's end, not a viewer gone early
@@ -254,17 +271,15 @@ def _report(args: argparse.Namespace, results: list[RunResult]) -> int:
         for path, result in zip(args.plans, results, strict=True):
             console.print(f"{path} · run {result.run_id}", style="bold", markup=False)
             print_result(console, result, table=False)
+        if not args.no_store:
+            for result in results:
+                say_resumable(result, args.store)
     statuses = {r.status for r in results}
     if statuses == {RunStatus.SUCCEEDED}:
         return EXIT_OK
     if RunStatus.CANCELLED in statuses:
         return exit_code(RunStatus.CANCELLED)
     return EXIT_FAILED
-
-
-def _announce(path: str, run_id: str, resume: str | None) -> None:
-    where = f"  (resume with: {resume})" if resume else ""
-    err_console.print(f"run {run_id}  {path}{where}", markup=False, soft_wrap=True)
 
 
 def _execute_many(
@@ -280,8 +295,6 @@ def _execute_many(
 
         async def plain() -> list[RunResult]:
             started = [executor.start(plan) for plan in plans]
-            for path, handle in zip(args.plans, started, strict=True):
-                _announce(path, handle.run_id, None)
 
             def cancel() -> None:
                 for handle in started:
@@ -295,8 +308,6 @@ def _execute_many(
         durable = DurableExecutor(registry, store=store, runner=runner, **options)
         try:
             ids = [new_run_id() for _ in plans]
-            for path, run_id in zip(args.plans, ids, strict=True):
-                _announce(path, run_id, resume_command(run_id, args.store))
 
             async def journalled() -> list[RunResult]:
                 async def cancel() -> None:
@@ -324,8 +335,6 @@ def _execute_pool(args: argparse.Namespace, plans: list[Plan]) -> int:
     pool = RunPool(store, tools=args.tools, workers=args.workers, dask=args.dask, **options)
     try:
         ids = [pool.submit(plan) for plan in plans]
-        for path, run_id in zip(args.plans, ids, strict=True):
-            _announce(path, run_id, resume_command(run_id, args.store))
 
         async def wait() -> dict[str, RunResult]:
             return await cancellable(err_console, asyncio.to_thread(pool.wait, ids), pool.cancel)

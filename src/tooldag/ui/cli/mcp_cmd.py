@@ -20,22 +20,27 @@ from .common import (
     add_tools_option,
     at_least,
     err_console,
+    examples,
     llm_from_args,
     registry_from_args,
 )
 
 __all__ = ["register"]
 
-_EXAMPLES = """examples:
-  tooldag mcp serve                                   the built-in tools, over stdio
-  tooldag mcp serve --tools calc --tools time --http 8765
-  tooldag mcp serve --tools files --allow write_file  let run/exec write files
-  tooldag mcp serve --tools "mcp:stdio:python -m mcp_server_time"   another server's tools
+_EXAMPLES = examples(
+    ("tooldag mcp serve", "the built-in tools, over stdio"),
+    ("tooldag mcp serve --tools calc --tools time --http 8765", "over HTTP on 127.0.0.1"),
+    ("tooldag mcp serve --tools files --allow write_file", "let run/exec write files"),
+    (
+        'tooldag mcp serve --tools "mcp:stdio:python -m mcp_server_time"',
+        "another server's tools",
+    ),
+    note="""An MCP host's config (Claude Desktop, Cursor, ...):
 
-an MCP host's config (Claude Desktop, Cursor, ...):
-  {"mcpServers": {"tooldag": {"command": "tooldag", "args": ["mcp", "serve", "--tools", "calc"],
-                              "env": {"OPENAI_API_KEY": "sk-..."}}}}
-"""
+  {"mcpServers": {"tooldag": {"command": "tooldag",
+                              "args": ["mcp", "serve", "--tools", "calc"],
+                              "env": {"OPENAI_API_KEY": "sk-..."}}}}""",
+)
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +60,6 @@ def register(subparsers: Any) -> None:
         "environment (OPENAI_API_KEY, OPENAI_BASE_URL, TOOLDAG_MODEL...). run and exec refuse "
         "steps whose tools have side effects unless --allow or --yes allows them.",
         epilog=_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_tools_option(p)
     p.add_argument(

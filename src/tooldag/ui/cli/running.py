@@ -9,23 +9,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from rich.live import Live
 
 from ...observe.monitor import Monitor
 from ...result import RunResult
 from ..views import print_result, progress_view
-from .common import console, err_console, exit_code, print_json
+from .common import console, err_console, exit_code, print_json, say_resumable
 
 __all__ = ["run_and_report"]
 
 
 def run_and_report(
-    monitor: Monitor, work: Callable[[], Coroutine[Any, Any, RunResult]], *, as_json: bool
+    monitor: Monitor,
+    work: Callable[[], Coroutine[Any, Any, RunResult]],
+    *,
+    as_json: bool,
+    store: str | Literal[False] | None = False,
 ) -> int:
     """Run ``work()`` in a new event loop, watched by ``monitor`` (attached to the run's bus),
-    and report it; the exit code."""
+    and report it; the exit code. A journalled run (``store``: the ``--store`` given, None for
+    the default) that did not finish ends with how to resume it; a run that succeeded is
+    reported by its result alone (the table's title names the run)."""
     live = not as_json and err_console.is_terminal
     with (
         Live(
@@ -42,4 +48,6 @@ def run_and_report(
         print_json(result.to_json())
     else:
         print_result(console, result, monitor)
+        if store is not False:
+            say_resumable(result, store)
     return exit_code(result.status)

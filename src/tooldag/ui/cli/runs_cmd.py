@@ -1,4 +1,9 @@
-"""``tooldag runs``: the stored runs: list them, show one, resume, cancel, or draw it as Mermaid.
+"""``tooldag runs``: the stored runs: list them, show one, resume, run again, cancel, or draw it
+as Mermaid.
+
+``resume`` continues a run that did not finish (failed, paused, interrupted) under its id;
+a run that is done (succeeded, cancelled, rejected, over budget) is not resumed, and the error
+says so and offers ``rerun``: a new run, under a new id, of the run's latest plan.
 
 Every action takes ``--store PATH|URL`` (a SQLite file or a ``postgresql://`` URL; default:
 ``$TOOLDAG_STORE``, else ``$TOOLDAG_HOME/runs.sqlite3``, else the user's data directory). A run
@@ -18,6 +23,7 @@ from rich.text import Text
 from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunInfo, RunStore
+from ...errors import RunStateError
 from ...events import Event, EventType
 from ...observe.mermaid import to_mermaid
 from ...observe.monitor import Monitor, status_style
@@ -31,13 +37,16 @@ from .common import (
     add_dask_option,
     add_run_options,
     add_tools_option,
+    at_least,
     console,
     err_console,
+    examples,
     print_json,
     registry_from_args,
     resume_command,
     step_runner,
 )
+from .exec_cmd import check_plan, run_journalled
 from .running import run_and_report
 
 __all__ = ["register"]
@@ -55,58 +64,81 @@ def register(subparsers: Any) -> None:
     )
     runs = subparsers.add_parser(
         "runs",
-        help="list, inspect, resume and cancel stored runs",
-        description="The runs journalled in the run store.",
-        epilog="examples:\n  tooldag runs list\n  tooldag runs resume ID\n  tooldag runs graph ID",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="list, inspect, resume, rerun and cancel stored runs",
+        description="The runs journalled in the run store (by exec, run and chat).",
+        epilog=examples(
+            ("tooldag runs list", "the runs, newest first"),
+            ("tooldag runs show ID", "one run: plan, steps, timeline, errors"),
+            ("tooldag runs resume ID", "continue a run that did not finish"),
+            ("tooldag runs rerun ID", "run a run's plan again, as a new run"),
+        ),
     )
-    actions = runs.add_subparsers(dest="runs_action", metavar="ACTION")
+    actions = runs.add_subparsers(dest="runs_action", metavar="ACTION", title="actions")
     runs.set_defaults(handler=lambda args: _usage(runs))
 
-    def action(name: str, help: str, *examples: str) -> argparse.ArgumentParser:
+    def action(name: str, help: str, *commands: str) -> argparse.ArgumentParser:
         return actions.add_parser(  # type: ignore[no-any-return]
             name,
             parents=[common],
             help=help,
-            epilog="examples:\n" + "\n".join(f"  tooldag runs {e}" for e in examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=examples(*(f"tooldag runs {e}" for e in commands)),
         )
+
+    def run_id(parser: argparse.ArgumentParser, what: str) -> None:
+        parser.add_argument("run_id", metavar="ID", help=f"{what} (`tooldag runs list` shows them)")
 
     p = action("list", "stored runs, newest first", "list", "list --status failed --json")
     p.add_argument("--status", choices=_STATUSES, help="only runs with this status")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N runs")
+    p.add_argument("--limit", type=at_least(1), metavar="N", help="at most N runs (default: all)")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(handler=_list)
 
     p = action(
         "show", "a run: plan, steps, timeline, errors", "show 3f2a9c1b7d4e", "show ID --json"
     )
-    p.add_argument("run_id", metavar="ID")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    run_id(p, "the run to show")
+    p.add_argument("--json", action="store_true", help="print one JSON object, events included")
     p.set_defaults(handler=_show)
 
     p = action(
         "resume",
-        "continue a failed, paused or interrupted run",
+        "continue a failed, paused or interrupted run (its completed steps are reused)",
         "resume 3f2a9c1b7d4e --tools my_tools.py",
     )
-    p.add_argument("run_id", metavar="ID")
+    run_id(p, "the run to continue")
     add_tools_option(p)
     add_run_options(p)
     add_dask_option(p)
     p.set_defaults(handler=_resume)
 
     p = action(
+        "rerun",
+        "run a stored run's plan again, from the start, as a new run (new id)",
+        "rerun 3f2a9c1b7d4e --tools my_tools.py",
+        "rerun ID --json",
+    )
+    run_id(p, "the run whose latest plan to run again (any status)")
+    add_tools_option(p)
+    add_run_options(p)
+    add_dask_option(p)
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop the run at the first failed step (default: independent branches run on)",
+    )
+    p.set_defaults(handler=_rerun, ui=False)
+
+    p = action(
         "cancel",
         "compensate a stopped run's steps and mark it cancelled",
         "cancel 3f2a9c1b7d4e --tools my_tools.py",
     )
-    p.add_argument("run_id", metavar="ID")
+    run_id(p, "the run to give up and undo")
     add_tools_option(p)
     p.set_defaults(handler=_cancel)
 
     p = action("graph", "the run's plan as Mermaid, by status", "graph 3f2a9c1b7d4e > run.mmd")
-    p.add_argument("run_id", metavar="ID")
+    run_id(p, "the run to draw")
     p.set_defaults(handler=_graph)
 
 
@@ -195,17 +227,44 @@ def _compensation(event: Event) -> None:
 def _resume(args: argparse.Namespace) -> int:
     registry = registry_from_args(args)
     with _open(args) as store:
-        if _find(store, args.run_id) is None:
+        info = _find(store, args.run_id)
+        if info is None:
             return EXIT_USAGE
+        if info.status.finished and not info.status.resumable:
+            rerun = resume_command(info.id, args.store, "rerun")
+            raise RunStateError(
+                f"run {info.id} {info.status}: there is nothing to resume; `{rerun}` runs its "
+                "plan again as a new run",
+                run_id=info.id,
+            )
         with step_runner(args) as steps:
             runner = DurableExecutor(
                 registry, store=store, max_concurrency=args.max_concurrency, runner=steps
             )
             try:
                 work = functools.partial(_run_resume, runner, args.run_id)
-                return run_and_report(Monitor(runner.executor.bus), work, as_json=args.json)
+                monitor = Monitor(runner.executor.bus)
+                return run_and_report(monitor, work, as_json=args.json, store=args.store)
             finally:
                 runner.close()
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    registry = registry_from_args(args)
+    with _open(args) as store:
+        if _find(store, args.run_id) is None:
+            return EXIT_USAGE
+        plans = store.plans(args.run_id)
+        if not plans:
+            raise RunStateError(
+                f"run {args.run_id} has no stored plan, so there is nothing to run again",
+                run_id=args.run_id,
+            )
+        name = f"run {args.run_id}'s plan"
+        if not check_plan(name, plans[-1], registry, as_json=args.json):
+            return EXIT_FAILED
+        with step_runner(args) as steps:
+            return run_journalled(args, registry, store, plans[-1], steps)
 
 
 async def _run_resume(runner: DurableExecutor, run_id: str) -> RunResult:

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING
 from ...durable.store import default_store_path
 from ...errors import ConfigError
 from ...registry.registry import ToolRegistry
-from .common import EXIT_OK, add_tools_option, console, err_console, registry_from_args
+from .common import (
+    EXIT_OK,
+    add_tools_option,
+    console,
+    err_console,
+    examples,
+    registry_from_args,
+)
 
 if TYPE_CHECKING:
     from ...durable.runner import DurableExecutor
@@ -33,11 +40,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the runs in your browser: live graphs, timelines, steps (local web viewer)",
         description="Serve the local web viewer over the run store, on 127.0.0.1. The address "
         "it prints carries the token every request needs. Ctrl-C stops it.",
-        epilog="examples:\n"
-        "  tooldag ui                       a free port; open the printed address\n"
-        "  tooldag ui --open --port 8765    a fixed port, opened in the browser\n"
-        "  tooldag ui --tools my_tools.py   the tools the page's Resume and Cancel use",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            ("tooldag ui", "a free port; open the printed address"),
+            ("tooldag ui --open --port 8765", "a fixed port, opened in the browser"),
+            ("tooldag ui --tools my_tools.py", "the tools the page's Resume and Cancel use"),
+        ),
     )
     parser.add_argument(
         "--store",

@@ -13,7 +13,7 @@ from typing import Any
 from rich.markup import escape
 
 from ...errors import PlanParseError
-from ...issues import errors_of, warnings_of
+from ...issues import Issue, errors_of, warnings_of
 from ...observe.mermaid import to_mermaid
 from ...validate.validator import validate
 from ..views import tools_table
@@ -24,6 +24,8 @@ from .common import (
     add_tools_option,
     console,
     err_console,
+    examples,
+    print_issues,
     print_json,
     read_plan_file,
     registry_from_args,
@@ -32,32 +34,19 @@ from .common import (
 __all__ = ["register"]
 
 
-def _issue_rows(issues: list[Any]) -> None:
-    for issue in issues:
-        where = f"[{issue.step}] " if issue.step else ""
-        path = f"  at {issue.path}" if issue.path else ""
-        mark = "[red]✗[/red]" if getattr(issue, "is_error", True) else "[yellow]![/yellow]"
-        console.print(
-            f"  {mark} {escape(f'{issue.code}: {where}{issue.message}{path}')}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        if issue.hint:
-            console.print(f"      hint: {issue.hint}", markup=False, soft_wrap=True)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
+    notes: list[Issue] = []
     try:
-        plan = read_plan_file(args.plan)
+        plan = read_plan_file(args.plan, notes)
     except PlanParseError as exc:
         if args.json:
             print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
         else:
-            console.print(f"{args.plan}: not a readable plan", markup=False)
-            _issue_rows(exc.issues)
+            console.print(f"{args.plan}: not a readable plan", markup=False, soft_wrap=True)
+            print_issues(console, exc.issues)
         return EXIT_USAGE
     registry = registry_from_args(args)
-    issues = validate(plan, registry)
+    issues = [*notes, *validate(plan, registry)]
     errors, warnings = errors_of(issues), warnings_of(issues)
     if args.json:
         print_json({"valid": not errors, "issues": [i.to_dict() for i in [*errors, *warnings]]})
@@ -69,10 +58,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"{len({s.tool for s in plan.steps})} tool(s){noted}",
             highlight=False,
         )
-        _issue_rows(warnings)
+        print_issues(console, warnings)
         return EXIT_OK
     console.print(f"{args.plan}: {len(errors)} error(s){noted}", markup=False)
-    _issue_rows([*errors, *warnings])
+    print_issues(console, [*errors, *warnings])
     return EXIT_FAILED
 
 
@@ -93,24 +82,25 @@ def cmd_graph(args: argparse.Namespace) -> int:
         plan = read_plan_file(args.plan)
     except PlanParseError as exc:
         err_console.print(f"error: {args.plan} is not a readable plan", markup=False)
-        for issue in exc.issues:
-            err_console.print(f"  {issue}", markup=False, soft_wrap=True)
+        print_issues(err_console, exc.issues)
         return EXIT_USAGE
     print(to_mermaid(plan))
     return EXIT_OK
 
 
 def register(subparsers: Any) -> None:
-    raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "validate",
         help="check a plan file against the tools (exit 0 valid, 1 invalid, 2 unreadable)",
         description="Check that PLAN.json is an acyclic graph of known tools whose references "
         "resolve and whose arguments fit the tools' schemas. Errors (✗) make it invalid (exit "
         "1); warnings (!) say how a valid plan is read, e.g. a number passed as text (exit 0).",
-        epilog="examples:\n  tooldag validate plan.json --tools my_tools.py\n"
-        "  tooldag validate plan.json --tools tools.json --json",
-        formatter_class=raw,
+        epilog=examples(
+            "tooldag validate plan.json --tools my_tools.py",
+            ("tooldag validate plan.json --tools tools.json --json", "schema-only tools; JSON"),
+            note="A plan file that reads only once repaired (a trailing comma, True for true) "
+            "is valid, with a repaired_json warning: other JSON readers would refuse it.",
+        ),
     )
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     add_tools_option(p)
@@ -126,8 +116,7 @@ def register(subparsers: Any) -> None:
         "tools",
         help="list the tools with their schemas",
         description="List the tools the planner may use, with their arguments and outputs.",
-        epilog="examples:\n  tooldag tools\n  tooldag tools --tools calc --json",
-        formatter_class=raw,
+        epilog=examples("tooldag tools", "tooldag tools --tools calc --json"),
     )
     add_tools_option(p)
     p.add_argument("--json", action="store_true", help="print the full schemas as JSON")
@@ -137,8 +126,7 @@ def register(subparsers: Any) -> None:
         "graph",
         help="print a plan as a Mermaid diagram",
         description="Print PLAN.json as a Mermaid flowchart (paste it into any Mermaid viewer).",
-        epilog="examples:\n  tooldag graph plan.json > plan.mmd",
-        formatter_class=raw,
+        epilog=examples("tooldag graph plan.json > plan.mmd"),
     )
     p.add_argument("plan", metavar="PLAN.json", help="the plan file ('-' for stdin)")
     p.set_defaults(handler=cmd_graph)

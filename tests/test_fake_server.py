@@ -210,8 +210,8 @@ def test_tooldag_run_gets_through_a_scripted_503_from_the_command_line(tmp_path:
     try:
         assert proc.stdout is not None and proc.stderr is not None
         exported = _exported(proc.stdout.readline())
-        notes = "".join(proc.stderr.readline() for _ in range(3))
-        assert "rules: 'weather': HTTP 503 to the first 1" in notes
+        notes = "".join(proc.stderr.readline() for _ in range(4))
+        assert "first that matches answers:\n  'weather': HTTP 503 to the first 1\n" in notes
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "TOOLDAG_"))}
         done = subprocess.run(
             [sys.executable, "-m", "tooldag", "run", "the weather in Oslo", "--tools", "calc"],

@@ -217,15 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     with server:
         print(export_line(server), flush=True)
         notes = [
-            f"fake OpenAI server on {server.base_url}, model {server.model}; Ctrl-C stops it",
+            f"fake OpenAI server on {server.base_url} ({server.model}); Ctrl-C stops it",
             "paste the line above into the shell that runs tooldag",
         ]
         if server.rules:
-            notes.append("rules: " + "; ".join(_describe(r) for r in server.rules))
+            notes.append("rules, the first that matches answers:")
+            notes += [f"  {_describe(rule)}" for rule in server.rules]
         if args.stall or any(isinstance(r.reply, Stall) for r in server.rules):
             notes.append(
-                "a stalled request waits until the client gives up: TOOLDAG_LLM_TIMEOUT=5 (or "
-                "--llm-timeout 5) has tooldag give up after 5 s, Ctrl-C at once"
+                "a stalled request waits for the client to give up: Ctrl-C, or after 5 s\n"
+                "with TOOLDAG_LLM_TIMEOUT=5 (tooldag --llm-timeout 5)"
             )
         print("\n".join(notes), file=sys.stderr, flush=True)
         with contextlib.suppress(KeyboardInterrupt):

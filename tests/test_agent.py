@@ -5,6 +5,7 @@ store, sessions, and running inside a live event loop."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import threading
 from collections import Counter
@@ -172,6 +173,29 @@ async def test_plan_and_run_works_inside_a_running_event_loop(
     mock_openai(router, [plan("Open Bistro")])
     result = plan_and_run(GOAL, tools=tools, llm=llm())
     assert result.status is RunStatus.SUCCEEDED, result.error
+
+
+def test_plan_and_run_takes_the_very_options_of_aplan_and_run() -> None:
+    # Spelled out so that editors complete and check them: this keeps the two from drifting.
+    sync, coro = inspect.signature(plan_and_run), inspect.signature(aplan_and_run)
+    assert list(sync.parameters.values()) == list(coro.parameters.values())
+    assert sync.return_annotation == coro.return_annotation == "RunResult"
+
+
+def test_plan_and_run_passes_every_option_on(
+    router: respx.MockRouter, tools: ToolRegistry, tmp_path: Path
+) -> None:
+    mock_openai(router, [plan("Open Bistro")])
+    seen: list[Event] = []
+    store = tmp_path / "runs.sqlite3"
+    result = plan_and_run(
+        GOAL, tools=tools, llm=llm(), run_id="run-7", store=store, on_event=seen.append
+    )
+    assert result.run_id == "run-7" and seen and seen[-1].run_id == "run-7"
+    with RunStore(store) as runs:
+        assert runs.get_run("run-7") is not None
+    with pytest.raises(TypeError, match="max_replan"):
+        plan_and_run(GOAL, max_replan=3)  # type: ignore[call-arg]
 
 
 async def test_a_failed_step_is_replanned_and_completed_steps_are_not_run_again(

@@ -452,7 +452,8 @@ def _doctor(
     )
     try:
         assert proc.stdout is not None
-        base_url = proc.stdout.readline().strip()
+        exported = proc.stdout.readline().split()  # export OPENAI_BASE_URL=... ...
+        base_url = exported[1].removeprefix("OPENAI_BASE_URL=")
         done = subprocess.run(
             [sys.executable, "-m", "tooldag", "doctor", "--base-url", base_url, *extra],
             env={**env, "TOOLDAG_MODEL": "fake-model"},

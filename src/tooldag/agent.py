@@ -487,8 +487,37 @@ async def aplan_and_run(
             run_store.close()
 
 
-def plan_and_run(goal: str, **options: Any) -> RunResult:
-    """The sync form of :func:`aplan_and_run` (same options); safe inside a running loop."""
+def plan_and_run(
+    goal: str,
+    *,
+    tools: ToolsSpec = None,
+    llm: LLMSpec = None,
+    max_replans: int = 2,
+    store: RunStore | str | Path | None = None,
+    approve: ApproveHook | None = None,
+    approve_step: ApproveStepHook | None = None,
+    policy: Policy | str = Policy.ASK,
+    egress_allow: EgressAllowList | str | None = None,
+    max_reasks: int = 2,
+    mode: OutputMode | str | None = None,
+    max_llm_calls: int | None = None,
+    max_tokens: int | None = None,
+    context: Any = None,
+    bus: EventBus | None = None,
+    on_event: EventCallback | None = None,
+    run_id: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
+    stream: bool = False,
+    join: Join | str = Join.AUTO,
+    on_answer: Callable[[str], None] | None = None,
+) -> RunResult:
+    """The sync form of :func:`aplan_and_run`, with the same options; safe inside a running loop.
+
+    The parameters are spelled out (not ``**options``) so that editors complete and check them;
+    ``tests/test_agent.py`` holds them equal to :func:`aplan_and_run`'s.
+    """
+    options = dict(locals())  # the parameters, and nothing else yet: passed on as they are
+    del options["goal"]
     return run_sync(_on_own_loop(goal, options))
 
 

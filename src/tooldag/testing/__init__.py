@@ -8,8 +8,9 @@ record every request.
 
 from __future__ import annotations
 
+from .replies import Disconnect, ErrorReply, Hold, Reply, Rule, ScriptItem, Stall
 from .respx_helpers import mock_openai
-from .script import Disconnect, ErrorReply, Hold, Reply, Rule, ScriptedLLM, ScriptItem, Stall
+from .script import ScriptedLLM
 from .server import FakeLLMServer
 
 __all__ = [

@@ -1,8 +1,8 @@
-"""``python -m tooldag.testing``: serve scripted OpenAI chat completions (see ``server.main``)."""
+"""``python -m tooldag.testing``: serve scripted OpenAI chat completions (see :mod:`.command`)."""
 
 import sys
 
-from .server import main
+from .command import main
 
 __all__: list[str] = []
 

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .script import Rule, ScriptedLLM, ScriptItem, Stall
+from .replies import Rule, ScriptItem, Stall
+from .script import ScriptedLLM
 
 if TYPE_CHECKING:
     import respx

@@ -4,10 +4,12 @@ and the respx helper so both speak exactly the same chat-completions protocol.
 A script item is the text of a reply (``str``; a ``dict``/``list`` is sent as JSON), a
 :class:`Reply` (text plus usage or finish reason), an :class:`ErrorReply` (a status code, with
 ``Retry-After`` if asked), :class:`Disconnect` (the connection drops), or a callable that receives
-the request body and returns an item. Scripted items are played in order, one per request; when
-they run out, the first :class:`Rule` whose text occurs in the last user message answers, then
-``default``. ``reject_modes`` makes every request with that ``response_format`` type fail with
-400, as an endpoint without structured-output support does.
+the request body and returns an item (the items are in :mod:`.replies`). Scripted items are
+played in order, one per request; when they run out, the first :class:`Rule` whose text occurs
+in the current goal answers (:func:`current_goal`: the ``Goal:`` of the latest user message,
+not the earlier goals a session shows), then ``default``. ``reject_modes`` makes every request
+with that ``response_format`` type fail with 400, as an endpoint without structured-output
+support does.
 
 ``dialect`` makes the script behave as one real server does (:data:`DIALECTS`): which ways of
 asking for JSON it accepts and how it refuses the others (llama-cpp-python's HTTP 500 naming
@@ -31,89 +33,36 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from dataclasses import dataclass
+from typing import Any
+
+from .replies import (
+    Disconnect,
+    ErrorReply,
+    FakeResponse,
+    Hold,
+    Piece,
+    Reply,
+    Rule,
+    ScriptItem,
+    Stall,
+)
 
 __all__ = [
     "DIALECTS",
     "Dialect",
-    "Disconnect",
-    "ErrorReply",
-    "FakeResponse",
-    "Hold",
-    "Piece",
-    "Reply",
-    "Rule",
-    "ScriptItem",
     "ScriptedLLM",
-    "Stall",
+    "current_goal",
+    "last_user_text",
+    "request_mode",
 ]
 
 # Fixed so that recorded responses are byte-for-byte reproducible.
 _CREATED = 1_700_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A completion. ``content`` that is a dict, a list or a ``Plan`` is sent as its JSON text.
-
-    ``usage`` overrides the computed counts (``{"prompt_tokens": 10, "completion_tokens": 5}``);
-    ``usage=False`` sends no usage at all, as some local servers do.
-    """
-
-    content: Any
-    usage: Mapping[str, int] | bool | None = None
-    finish_reason: str = "stop"
-    hold: Hold | None = None
-    """Streamed: wait at this point of the content (only the HTTP server waits)."""
-    break_after: int | None = None
-    """Streamed: drop the connection after this many characters of content, without finishing
-    the response (the client sees a transport error mid-stream)."""
-
-    @property
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        to_json = getattr(self.content, "to_json", None)  # a Plan
-        data = to_json() if callable(to_json) else self.content
-        return json.dumps(data, ensure_ascii=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Hold a streamed reply just after the first ``after`` in its content until ``release`` is
-    set, or ``timeout`` seconds pass (then :attr:`timed_out` is set): a model that thinks
-    between two steps for as long as a test needs. Only the HTTP server holds; the respx helper
-    sends the whole stream at once."""
-
-    after: str
-    release: threading.Event = field(default_factory=threading.Event)
-    timeout: float = 10.0
-    timed_out: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """An error status with an OpenAI-shaped error body."""
-
-    status: int
-    message: str = ""
-    code: str | None = None
-    retry_after: float | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    kind: str | None = None
-    """The error's ``type`` (default ``server_error`` for 5xx, else ``invalid_request_error``)."""
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    """More fields of the error object (llama-server adds ``n_prompt_tokens`` and ``n_ctx``)."""
-
-    def body(self) -> dict[str, Any]:
-        kind = self.kind or ("server_error" if self.status >= 500 else "invalid_request_error")
-        message = self.message or f"scripted error {self.status}"
-        error = {"message": message, "type": kind, "param": None, "code": self.code}
-        return {"error": {**error, **self.fields}}
 
 
 # The ways a request asks for JSON, as :func:`request_mode` names them.
@@ -215,76 +164,31 @@ def _pydantic_500(kind: str) -> ErrorReply:
     return ErrorReply(500, str([error]), kind="internal_server_error")
 
 
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    """Drop the connection without answering (the client sees a connection error)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stall:
-    """Never answer: the client times out. (The HTTP server holds the connection until it stops
-    or ``seconds`` pass; the respx helper raises ``httpx.ReadTimeout`` at once.)"""
-
-    seconds: float = 30.0
-
-
-ScriptItem: TypeAlias = (
-    str
-    | Mapping[str, Any]
-    | list[Any]
-    | Reply
-    | ErrorReply
-    | Disconnect
-    | Stall
-    | Callable[[dict[str, Any]], Any]
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """Answer with ``reply`` when the last user message contains ``contains`` (case-insensitive)."""
-
-    contains: str
-    reply: ScriptItem
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """One write of a streamed response: ``data`` sent after waiting ``delay`` seconds (and for
-    ``hold`` first); ``chars`` is how much of the reply's content has gone out with it."""
-
-    data: bytes
-    delay: float = 0.0
-    hold: Hold | None = None
-    chars: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class FakeResponse:
-    """What to send back: a status, headers and body, or a ``fault`` (a Disconnect or Stall).
-
-    A streamed response also has its ``pieces`` (``body`` is them joined), and ``broken`` when
-    the connection is to drop after the last one."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    fault: Disconnect | Stall | None = None
-    pieces: tuple[Piece, ...] = ()
-    broken: bool = False
-    delay: float = 0.0
-    """Seconds before a response that is not streamed goes out (its generation time)."""
-
-
 def _tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def _last_user_text(body: Mapping[str, Any]) -> str:
+def last_user_text(body: Mapping[str, Any]) -> str:
+    """The text of a request's latest user message ("" when it has none)."""
     for message in reversed(body.get("messages") or []):
         if isinstance(message, Mapping) and message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+# tooldag's prompts (user.j2, replan.j2, join.j2) put the goal on a line of its own, after the
+# earlier turns of a session, which come as <data> blocks (escaped inside: see delimit).
+_DATA_RE = re.compile(r'<data name="[^"]*">\n.*?\n</data>', re.DOTALL)
+_GOAL_RE = re.compile(r"^Goal: (.*?)(?:\n\n|\Z)", re.MULTILINE | re.DOTALL)
+
+
+def current_goal(body: Mapping[str, Any]) -> str:
+    """What a request asks now: the ``Goal:`` of its latest user message, outside the
+    ``<data>`` blocks that hold earlier turns of a session; all of that message if it has none.
+    """
+    text = last_user_text(body)
+    found = _GOAL_RE.findall(_DATA_RE.sub("", text))
+    return str(found[-1]).strip() if found else text
 
 
 def _content_text(content: Any) -> str:
@@ -330,6 +234,7 @@ class ScriptedLLM:
         if isinstance(rules, Mapping):
             rules = [Rule(text, reply) for text, reply in rules.items()]
         self.rules: list[Rule] = list(rules)
+        self._answered: Counter[int] = Counter()  # requests answered by each rule (its index)
         self.default = default
         self.reject_modes = frozenset(reject_modes)
         self.model = model
@@ -347,6 +252,9 @@ class ScriptedLLM:
         """Every request body received, in order (rejected ones included)."""
         self.abandoned: list[int] = []
         """For each stream the client closed before its end: the characters of content sent."""
+        self.stalls: list[str] = []
+        """How each stall ended: ``client`` (it hung up), ``stopped`` (the server stopped) or
+        ``timeout`` (its seconds passed)."""
         self._changed = threading.Condition()
 
     def add(self, *items: ScriptItem) -> None:
@@ -375,6 +283,12 @@ class ScriptedLLM:
         """Record that a client closed a stream after ``chars`` characters of content."""
         with self._changed:
             self.abandoned.append(chars)
+            self._changed.notify_all()
+
+    def stall_ended(self, how: str) -> None:
+        """Record how a stall ended (see :attr:`stalls`)."""
+        with self._changed:
+            self.stalls.append(how)
             self._changed.notify_all()
 
     def respond(self, body: dict[str, Any]) -> FakeResponse:
@@ -527,10 +441,15 @@ class ScriptedLLM:
     def _next_item(self, body: Mapping[str, Any]) -> Any:
         if self._queue:
             return self._queue.popleft()
-        text = _last_user_text(body).lower()
-        for rule in self.rules:
-            if rule.contains.lower() in text:
-                return rule.reply
+        goal = current_goal(body).lower()
+        for index, rule in enumerate(self.rules):
+            if rule.contains.lower() not in goal:
+                continue
+            if rule.times is not None:
+                if self._answered[index] >= rule.times:
+                    continue
+                self._answered[index] += 1
+            return rule.reply
         return self.default
 
     def _usage(self, body: Mapping[str, Any], reply: Reply, text: str) -> dict[str, int] | None:

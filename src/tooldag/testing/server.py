@@ -6,39 +6,38 @@ usage), scripted replies and error statuses, every request recorded.
 ...     env = server.env()      # OPENAI_BASE_URL, OPENAI_API_KEY, TOOLDAG_MODEL for a subprocess
 ...     llm = server.client()   # an LLMClient pointed at it
 
-Run it on its own with ``python -m tooldag.testing --rules rules.json`` (a JSON object of
-goal substring -> reply); it prints its base URL and serves until interrupted. ``--dialect
-llama-cpp-python`` (or ``openai``, ``azure``, ``vllm``, ``llama-server``, ``ollama``, ``none``)
-makes it behave as that server does; ``--stall 30`` makes every completion hang 30 s;
-``--token-rate 50`` streams replies at 50 tokens a second (``--chunk-size`` characters a piece).
+``python -m tooldag.testing`` runs it on its own (:mod:`.command`).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import logging
 import select
 import socket
-import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .script import DIALECTS, FakeResponse, Rule, ScriptedLLM, ScriptItem, Stall
+from .replies import FakeResponse, Rule, ScriptItem, Stall
+from .script import ScriptedLLM
 
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
 
-__all__ = ["FAKE_API_KEY", "FakeLLMServer", "main"]
+__all__ = ["FAKE_API_KEY", "FakeLLMServer"]
 
 log = logging.getLogger("tooldag.testing")
 
 FAKE_API_KEY = "fake-key"
+
+# How often a stalled request looks whether the server is stopping (a client hanging up wakes
+# it at once).
+_STALL_CHECK = 0.05
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -50,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: FakeResponse) -> None:
         if isinstance(response.fault, Stall):
-            self.server.stopping.wait(response.fault.seconds)
+            self._stall(response.fault.seconds)
         if response.fault is not None:
             self.close_connection = True
             return
@@ -98,6 +97,29 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _stall(self, seconds: float | None) -> None:
+        """Hold the request unanswered until the client hangs up, the server stops or
+        ``seconds`` pass; recorded in ``script.stalls``."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        stopping = self.server.stopping
+        how = "timeout"
+        while deadline is None or (left := deadline - time.monotonic()) > 0:
+            wait = _STALL_CHECK if deadline is None else min(left, _STALL_CHECK)
+            # select wakes at once when the client hangs up; a stop is seen within a check.
+            try:
+                readable, _, _ = select.select([self.connection], [], [], wait)
+            except (OSError, ValueError):
+                readable = [self.connection]
+            if stopping.is_set():
+                how = "stopped"
+                break
+            if readable and self._peer_gone():
+                how = "client"
+                break
+            if readable:  # bytes, not a hang-up: wait without spinning on them
+                stopping.wait(wait)
+        self.server.script.stall_ended(how)
 
     def _peer_gone(self) -> bool:
         """Whether the client closed its end (a readable socket with nothing to read)."""
@@ -255,59 +277,3 @@ class FakeLLMServer(ScriptedLLM):
         from ..llm.client import LLMClient
 
         return LLMClient.from_env(env=self.env(), **options)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tooldag.testing",
-        description="Serve scripted OpenAI chat completions on 127.0.0.1.",
-    )
-    parser.add_argument("--rules", help="JSON file: an object of goal substring -> reply")
-    parser.add_argument("--default", help="JSON file: the reply when no rule matches")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--model", default="fake-model")
-    parser.add_argument(
-        "--dialect", choices=sorted(DIALECTS), help="behave as this server does (default: none)"
-    )
-    parser.add_argument(
-        "--context-window", type=int, metavar="TOKENS", help="emulate this context window"
-    )
-    parser.add_argument(
-        "--stall", type=float, metavar="SECONDS", help="hold every completion this long unanswered"
-    )
-    parser.add_argument(
-        "--token-rate", type=float, metavar="N", help="stream replies at N tokens a second"
-    )
-    parser.add_argument(
-        "--chunk-size", type=int, default=16, metavar="CHARS", help="characters a streamed piece"
-    )
-    args = parser.parse_args(argv)
-    rules: dict[str, Any] = {}
-    # With nothing scripted, answer every request (a probe such as `tooldag doctor`'s) alike.
-    default: Any = None if args.rules else {"ok": True}
-    if args.rules:
-        with open(args.rules, encoding="utf-8") as fh:
-            rules = json.load(fh)
-    if args.default:
-        with open(args.default, encoding="utf-8") as fh:
-            default = json.load(fh)
-    server = FakeLLMServer(
-        rules=rules,
-        default=default,
-        model=args.model,
-        port=args.port,
-        dialect=args.dialect,
-        context_window=args.context_window,
-        stall=args.stall,
-        token_rate=args.token_rate,
-        chunk_size=args.chunk_size,
-    )
-    with server:
-        print(server.base_url, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

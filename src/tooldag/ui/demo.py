@@ -34,11 +34,21 @@ from rich.text import Text
 from ..durable.store import RunStore
 from ..llm.client import LLMClient
 from ..registry.loading import load_registry
-from ..testing import FakeLLMServer
+from ..result import RunResult
+from ..testing import FakeLLMServer, Reply
+from ..testing.script import current_goal, last_user_text
 from .approval import ApprovalMode
 from .repl import Chat
 
-__all__ = ["DEMO_GOALS", "build_workspace", "run_demo", "scripted_planner"]
+__all__ = [
+    "DEMO_GOALS",
+    "DemoChat",
+    "build_workspace",
+    "known_goal",
+    "run_demo",
+    "scripted_planner",
+    "unknown_answer",
+]
 
 REPLAY_LABEL = "replay: scripted LLM answers"
 
@@ -193,45 +203,60 @@ DEMO_GOALS: tuple[DemoGoal, ...] = (
     DemoGoal("Show me my to-do list in notes/todo.txt", ("to-do", "todo"), _todo_plan),
 )
 
-_GOAL_RE = re.compile(r"^Goal: (.*)$", re.MULTILINE)
 _TURN_RE = re.compile(r'<data name="turn \d+">\n(.*?)\n</data>', re.DOTALL)
 
+# A scripted reply costs nothing: the server says so, instead of counting the prompt's
+# characters as a model's tokens.
+_FREE = {"prompt_tokens": 0, "completion_tokens": 0}
 
-def _last_user_message(body: Mapping[str, Any]) -> str:
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, Mapping) and message.get("role") == "user":
-            content = message.get("content")
-            return content if isinstance(content, str) else ""
-    return ""
+
+def known_goal(goal: str, goals: tuple[DemoGoal, ...] = DEMO_GOALS) -> DemoGoal | None:
+    """The demo goal whose words ``goal`` has, if any."""
+    lowered = goal.lower()
+    return next((g for g in goals if any(word in lowered for word in g.keywords)), None)
+
+
+def unknown_answer(goals: tuple[DemoGoal, ...] = DEMO_GOALS) -> str:
+    """What the replay says to a goal it has no plan for."""
+    listing = "; ".join(f'"{g.text}"' for g in goals)
+    return (
+        f"(replay) This demo's LLM is a script that knows only its own goals: {listing}. "
+        "Configure a real LLM and use `tooldag chat` for anything else."
+    )
 
 
 def scripted_planner(goals: tuple[DemoGoal, ...] = DEMO_GOALS) -> Callable[[dict[str, Any]], Any]:
     """The fake LLM's reply to a chat-completions request body: the plan for the goal it finds
-    in the prompt (a plan with no steps that lists the known goals when it knows none)."""
+    in the prompt (a plan with no steps that lists the known goals when it knows none), at no
+    cost in tokens."""
 
-    def reply(body: dict[str, Any]) -> Any:
-        prompt = _last_user_message(body)
-        found = _GOAL_RE.findall(prompt)
-        goal = found[-1].strip() if found else ""
+    def reply(body: dict[str, Any]) -> Reply:
+        goal = current_goal(body)
+        prompt = last_user_text(body)
         turns: list[dict[str, Any]] = []
         for block in _TURN_RE.findall(prompt):
             with contextlib.suppress(json.JSONDecodeError):
                 turns.append(json.loads(block))
         # A replan shows the model the calls it made: a fresh prompt holds only goals and data.
         replan = any(f"{name}(" in prompt for name in ("read_file", "list_files"))
-        lowered = goal.lower()
-        for known in goals:
-            if any(word in lowered for word in known.keywords):
-                return known.plan(goal, turns, replan)
-        listing = "; ".join(f'"{g.text}"' for g in goals)
-        return {
-            "goal": goal,
-            "steps": [],
-            "answer": f"(replay) This demo's LLM is a script that knows only its own goals: "
-            f"{listing}. Configure a real LLM and use `tooldag chat` for anything else.",
-        }
+        known = known_goal(goal, goals)
+        if known is not None:
+            return Reply(known.plan(goal, turns, replan), usage=_FREE)
+        return Reply({"goal": goal, "steps": [], "answer": unknown_answer(goals)}, usage=_FREE)
 
     return reply
+
+
+class DemoChat(Chat):
+    """The REPL, but a goal the script has no plan for gets its answer once, without an empty
+    plan and a run around it."""
+
+    async def run_goal(self, goal: str) -> RunResult | None:
+        if known_goal(goal) is not None:
+            return await super().run_goal(goal)
+        self.out.print(Text.assemble(("answer: ", "bold"), unknown_answer()))
+        self.out.print(Text("no plan for this goal · 0 tokens (scripted reply)", style="dim"))
+        return None
 
 
 def build_workspace(root: Path) -> None:
@@ -261,7 +286,8 @@ def _banner(console: Console, workspace: Path) -> None:
     body = Text()
     body.append(REPLAY_LABEL.upper(), style="bold yellow")
     body.append(
-        "\nA fake OpenAI-compatible server on 127.0.0.1 answers with plans written in advance. "
+        "\nA fake OpenAI-compatible server on 127.0.0.1 answers with plans written in advance "
+        "(they cost nothing: 0 tokens). "
         "Everything else is real: validation, approval questions, the parallel executor, a "
         "replan after a failure, and the tools (calc, files, time, sqlite) working in a "
         f"temporary workspace: {workspace}"
@@ -313,7 +339,7 @@ async def _demo(console: Console, workspace: Path, *, auto: bool, play: bool, de
             history = InMemoryHistory()
             for goal in reversed(DEMO_GOALS):
                 history.append_string(goal.text)
-            chat = Chat(
+            chat = DemoChat(
                 console,
                 registry,
                 LLMClient.from_env(),

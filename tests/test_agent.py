@@ -387,6 +387,36 @@ async def test_the_run_is_journalled_with_its_plans_and_usage(
     assert [p.to_json() for p in plans] == [p.to_json() for p in result.plans]
 
 
+@pytest.mark.parametrize("approved", [True, False])
+async def test_the_journal_lists_the_users_words_not_the_plans_rewording(
+    router: respx.MockRouter, tools: ToolRegistry, store_url: str, approved: bool
+) -> None:
+    mock_openai(router, [{**plan("Open Bistro"), "goal": "book dinner"}])
+    words = "please book us a dinner for two"
+    result = await aplan_and_run(
+        words, tools=tools, llm=llm(), store=store_url, approve=lambda p: approved
+    )
+    assert result.status is (RunStatus.SUCCEEDED if approved else RunStatus.REJECTED)
+    with RunStore(store_url) as store:
+        assert [(r.goal, r.status) for r in store.list_runs()] == [(words, result.status)]
+        assert store.plans(result.run_id)[0].goal == "book dinner"  # the plan keeps its own
+
+
+async def test_a_run_with_no_valid_plan_keeps_the_users_words(
+    router: respx.MockRouter, tools: ToolRegistry, store_url: str
+) -> None:
+    mock_openai(router, [{"steps": [{"id": "x", "tool": "no_such_tool", "args": {}}]}] * 3)
+    with pytest.raises(PlanRejected):
+        await aplan_and_run("please do the impossible", tools=tools, llm=llm(), store=store_url)
+    with RunStore(store_url) as store:
+        [info] = store.list_runs()
+    assert (info.goal, info.status, info.usage.calls) == (
+        "please do the impossible",
+        RunStatus.FAILED,
+        3,
+    )
+
+
 async def test_a_session_shows_earlier_answers_to_the_next_plan(
     router: respx.MockRouter, tools: ToolRegistry
 ) -> None:

@@ -127,6 +127,8 @@ def planner_reply(body: dict[str, Any]) -> Any:
     goal = re.findall(r"^Goal: (.*)$", prompt, re.MULTILINE)[-1]
     if goal.startswith("hang") and "flaky is broken today" in prompt:
         return Stall()  # the replan never comes: the person presses Ctrl-C meanwhile
+    if goal.startswith("please "):  # the model rewords the goal: "please sum 2 and 3" -> "sum"
+        goal = goal.split()[1]
     return {"goal": goal, **PLANS.get(goal.split()[0], {"steps": [], "answer": "no idea"})}
 
 
@@ -225,6 +227,18 @@ async def test_stop_ends_the_run_rejected_and_undoes_what_it_did(
     assert CALLS["save_note"] == 1 and CALLS["delete_note"] == 1
     runs = h.chat.store.list_runs() if h.chat.store else []
     assert [r.status for r in runs] == ["rejected"]
+
+
+async def test_runs_lists_the_goals_as_typed_not_as_the_plans_reword_them(
+    make: Callable[..., Harness],
+) -> None:
+    h = make()
+    screen = await h.session("please sum 2 and 3", "please twice", "y", "s", "/runs", "/quit")
+    assert "The sum is 5." in screen
+    assert h.chat.store is not None
+    runs = [(r.goal, r.status) for r in h.chat.store.list_runs()]
+    assert runs == [("please twice", "rejected"), ("please sum 2 and 3", "succeeded")]
+    assert re.search(r"rejected\s+please twice", screen)
 
 
 async def test_details_then_always_allows_the_tool_for_the_rest_of_the_session(

@@ -354,6 +354,40 @@ def test_plan_versions_are_kept_and_identical_plans_not_duplicated(store: RunSto
     assert store.get_run("r1").goal == "add things"  # type: ignore[union-attr]
 
 
+def test_a_run_opened_with_a_goal_keeps_it_over_its_plans_rewording(store: RunStore) -> None:
+    store.open_run("r1", "please add 1 and 2, then 3, then 4")
+    assert store.get_run("r1").status == "pending"  # type: ignore[union-attr]
+    store.record(ev(PlanCreated(PLAN, 1)))  # the plan's goal is "add things"
+    start(store)
+    store.record(ev(RunFinished(RunStatus.SUCCEEDED)))
+    assert [r.goal for r in store.list_runs()] == ["please add 1 and 2, then 3, then 4"]
+    store.open_run("r1", "another goal")  # an existing run keeps the goal it has
+    assert store.get_run("r1").goal == "please add 1 and 2, then 3, then 4"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("planned", [True, False])
+def test_a_run_refused_before_it_started_keeps_its_goal(store: RunStore, planned: bool) -> None:
+    store.open_run("r1", "please mail the report")
+    store.record(ev(LLMCall(Usage(10, 2, 12), "plan", "json_schema")))
+    if planned:  # refused by the policy; else no valid plan came back
+        store.record(ev(PlanCreated(PLAN, 1)))
+    store.record(ev(RunFinished(RunStatus.REJECTED, error="refused")))
+    [info] = store.list_runs()
+    assert (info.goal, info.status, info.plan_versions) == (
+        "please mail the report",
+        RunStatus.REJECTED,
+        int(planned),
+    )
+
+
+def test_a_run_without_a_goal_takes_its_first_plans(store: RunStore) -> None:
+    store.record(ev(LLMCall(Usage(10, 2, 12), "plan", "json_schema")))
+    assert store.get_run("r1").goal == ""  # type: ignore[union-attr]
+    store.record(ev(PlanCreated(PLAN, 1)))
+    start(store, plan=PLAN.model_copy(update={"goal": "a replan's wording"}))
+    assert store.get_run("r1").goal == "add things"  # type: ignore[union-attr]
+
+
 def test_llm_usage_is_summed_on_the_run(store: RunStore) -> None:
     for prompt, completion in [(100, 20), (50, 5)]:
         usage = Usage()

@@ -478,6 +478,9 @@ async def aplan_and_run(
     )
     agent.meter.listener = agent.tool_llm_call
     try:
+        if run_store is not None:
+            # The user's words, before any event: the plans' goal is the LLM's rewording.
+            run_store.open_run(agent.run_id, goal)
         with agent.meter.active():
             return await agent.run()
     finally:

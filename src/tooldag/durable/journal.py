@@ -72,10 +72,13 @@ class Journal:
         )
 
     def ensure_run(self, db: Connection, run_id: str, ts: float, goal: str = "") -> None:
-        """Create the run's row (``pending``) unless it exists."""
+        """Create the run's row (``pending``) unless it exists; a run without a goal yet gets
+        ``goal``. The first goal a run is given stays: the user's words, when the agent gave
+        them (:meth:`RunStore.open_run`), are not replaced by a plan's rewording of them."""
         db.execute(
             "INSERT INTO runs (id, goal, status, created_at, updated_at) "
-            "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (id) DO NOTHING",
+            "VALUES (?, ?, 'pending', ?, ?) ON CONFLICT (id) DO UPDATE SET goal = excluded.goal "
+            "WHERE runs.goal = '' AND excluded.goal != ''",
             (run_id, goal, ts, ts),
         )
 
@@ -147,10 +150,9 @@ class Journal:
         goal = data.goal
         self.ensure_run(db, e.run_id, e.ts, goal)
         db.execute(
-            "UPDATE runs SET status = 'running', goal = CASE WHEN ? != '' THEN ? ELSE goal END, "
-            "updated_at = ?, finished_at = NULL, error = NULL, owner_pid = ?, owner_host = ?, "
-            "owner_token = ? WHERE id = ?",
-            (goal, goal, e.ts, *self._owner, e.run_id),
+            "UPDATE runs SET status = 'running', updated_at = ?, finished_at = NULL, "
+            "error = NULL, owner_pid = ?, owner_host = ?, owner_token = ? WHERE id = ?",
+            (e.ts, *self._owner, e.run_id),
         )
         if data.plan is not None:
             self.add_plan(db, e.run_id, data.plan, e.ts)

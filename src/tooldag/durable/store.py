@@ -335,6 +335,17 @@ class RunStore:
             with self._lock:
                 self._db.stopped(event.run_id)
 
+    def open_run(self, run_id: str, goal: str) -> None:
+        """Create ``run_id``'s row (``pending``) for ``goal`` before anything of the run happens.
+
+        What :func:`~tooldag.agent.aplan_and_run` does first, with the user's words: the runs
+        list shows them, not the plan's rewording (events give a run a goal only while it has
+        none), and a run refused before it started (no valid plan, the policy) keeps them.
+        An existing run keeps its goal unless it has none.
+        """
+        with self._write(f"the goal of run {run_id}") as db:
+            self._journal.ensure_run(db, run_id, time.time(), goal)
+
     # -- writing: ownership
     def claim(
         self, run_id: str, *, plan: Plan | None = None, allow: Collection[str] = ()

@@ -396,6 +396,8 @@ class Chat:
         """Plan ``goal`` (with the earlier goals as context), show the plan, ask, run, answer.
         ``None`` when no valid plan came back (the issues are shown)."""
         run_id, watch = self._new_watch()
+        if self.store is not None:  # the user's words, as aplan_and_run records them
+            self.store.open_run(run_id, goal)
         self._watch_questions(watch.display)
         watch.display.working(f"planning with {self.session.llm.model}...")
         answer: list[str] = []

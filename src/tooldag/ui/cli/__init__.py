@@ -14,7 +14,6 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from ... import __version__
 from .common import EXIT_CANCELLED, EXIT_USAGE, Parser, examples, fail
 
 __all__ = ["build_parser", "main"]
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn a goal into a validated graph of tool calls and run it.",
         epilog=_EPILOG,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "--debug", action="store_true", help="show tracebacks instead of one-line errors"
     )
@@ -113,3 +112,14 @@ def _trace() -> Callable[[], None]:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _version() -> str:
+    # The installed distribution's version: the faces floor may not import the package's
+    # __init__ (it re-exports every floor), and the two are the same number.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tooldag")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,19 @@ def processes() -> Iterator[list[Process]]:
         process.stop()
 
 
+def _first_run_id(store: str, timeout: float = 60) -> str:
+    # The run's row is written when exec opens it; the held step keeps it running meanwhile.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Path(store).exists():
+            with RunStore(store) as runs:
+                listed = runs.list_runs()
+            if listed:
+                return listed[0].id
+        time.sleep(0.05)
+    raise AssertionError(f"no run appeared in {store}")
+
+
 def start(processes: list[Process], env: dict[str, str], *args: str) -> Process:
     process = Process(list(args), env)
     processes.append(process)
@@ -217,7 +231,7 @@ def test_the_page_shows_every_step_and_follows_a_run_in_another_process_live(
     run = start(
         processes, env, "exec", write_plan(tmp_path, HELD), "--store", store, "--tools", TOOLS
     )
-    run_id = run.expect(r"^run ([0-9a-f]{12})").group(1)
+    run_id = _first_run_id(store)  # exec names a run only when it ends (or in its live view)
 
     page.goto(url.replace("/?", f"/runs/{run_id}?"))
     node(page, "hold", "running")
@@ -323,9 +337,7 @@ def test_cancel_on_the_page_that_exec_ui_opened_cancels_and_compensates_the_run(
         TOOLS,
         "--ui",
     )
-    run_id = run.expect(r"^run ([0-9a-f]{12})").group(1)
-    url = run.expect(r"^viewer: (http://\S+)").group(1)
-    assert f"/runs/{run_id}?token=" in url
+    url = run.expect(r"^viewer: (http://\S+/runs/[0-9a-f]{12}\?token=\S+)").group(1)
     assert read_fifo(opened).split() == [url]  # opened through $BROWSER
 
     page.goto(url)

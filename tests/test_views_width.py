@@ -15,11 +15,13 @@ from rich.console import Console, RenderableType
 
 from tooldag.errors import PermanentToolError
 from tooldag.execution.executor import Executor
+from tooldag.issues import Issue
 from tooldag.observe.monitor import Monitor
 from tooldag.plan import Plan
 from tooldag.registry import ToolRegistry, tool
 from tooldag.result import RunResult
 from tooldag.ui import views
+from tooldag.ui.cli.common import print_issues
 from tooldag.ui.repl import fit_toolbar
 
 WIDTHS = [80, 120]
@@ -196,3 +198,22 @@ def test_the_bottom_bar_fits_the_terminal(width: int, expected: str) -> None:
     parts = ["model m", "approve side-effects", "policy ask"]
     assert fit_toolbar(parts, width) == expected
     assert len(expected) <= width
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_validation_issues_wrap_between_words(width: int) -> None:
+    issue = Issue(
+        "unknown_tool",
+        f"step uses tool 'get_wether', which the registry does not hold; {LONG_ERROR}",
+        step="weather",
+        path="steps[0].tool",
+        hint=f"use one of the tools listed by `tooldag tools` ({SKIP_REASON})",
+    )
+    console = screen(width)
+    print_issues(console, [issue])
+    text = console.export_text()
+    assert all(len(line.rstrip()) <= width for line in text.splitlines())
+    assert len(text.splitlines()) > 2  # it did wrap
+    # Every word of the message and the hint is a word of the screen: none was cut in two.
+    shown = set(words(text))
+    assert set(words(issue.message)) <= shown and set(words(issue.hint or "")) <= shown

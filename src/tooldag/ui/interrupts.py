@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .._terminal import printable
+from .views import print_line
 
 __all__ = ["CtrlC", "cancellable"]
 
@@ -97,7 +98,7 @@ class CtrlC:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             message = printable(f"could not cancel: {task.exception()}")
-            self.console.print(Text(message, style="red"), soft_wrap=True)
+            print_line(self.console, Text(message, style="red"))
 
 
 async def cancellable(console: Console, work: Awaitable[T], cancel: Callable[[], object]) -> T:

@@ -27,6 +27,7 @@ from ...plan.parse import parse_plan
 from ...registry.loading import load_registry
 from ...registry.registry import ToolRegistry
 from ...result import RunResult, RunStatus
+from ..views import print_line
 
 if TYPE_CHECKING:
     from ...durable.store import RunStore
@@ -114,11 +115,7 @@ def say_resumable(result: RunResult, store: str | None) -> None:
     stderr. A run that succeeded, or was cancelled and undone, gets no word."""
     if result.status.resumable:
         resume = resume_command(result.run_id, store)
-        err_console.print(
-            f"run {result.run_id} {result.status}: {resume} continues it",
-            markup=False,
-            soft_wrap=True,
-        )
+        print_line(err_console, Text(f"run {result.run_id} {result.status}: {resume} continues it"))
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -379,9 +376,9 @@ def print_issues(out: Console, issues: Iterable[Issue]) -> None:
         kind = "" if issue.is_error else " (warning)"
         mark = ("  ✗ ", "red") if issue.is_error else ("  ! ", "yellow")
         line = Text.assemble(mark, printable(f"{issue.code}{kind}: {where}{issue.message}{path}"))
-        out.print(line, soft_wrap=True)
+        print_line(out, line)
         if issue.hint:
-            out.print(Text(printable(f"      hint: {issue.hint}"), style="dim"), soft_wrap=True)
+            print_line(out, Text(printable(f"      hint: {issue.hint}"), style="dim"))
 
 
 def print_json(data: Any) -> None:
@@ -403,16 +400,10 @@ def fail(exc: BaseException, *, debug: bool = False) -> int:
         traceback.print_exception(exc)
     elif isinstance(exc, TooldagError):
         # A message may carry a tool's or the LLM's text: no control sequence gets through.
-        err_console.print(printable(f"error: {exc}"), markup=False, soft_wrap=True)
+        print_line(err_console, Text(printable(f"error: {exc}")))
     else:
-        err_console.print(
-            printable(
-                f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
-                "traceback)"
-            ),
-            markup=False,
-            soft_wrap=True,
-        )
+        unexpected = f"error: unexpected {type(exc).__name__}: {exc} (run with --debug for the "
+        print_line(err_console, Text(printable(unexpected + "traceback)")))
     if isinstance(exc, ConfigError | PlanParseError):
         return EXIT_USAGE
     return EXIT_USAGE if not isinstance(exc, TooldagError) else EXIT_FAILED

@@ -22,6 +22,7 @@ from ...evaluation.importers import FORMATS
 from ...evaluation.outcome import EvalResult, GoalOutcome
 from ...evaluation.report import changed_goals, compare_table, print_report
 from ...evaluation.runner import EvalOptions, aevaluate
+from ..views import print_line
 from .common import (
     EXIT_OK,
     add_llm_options,
@@ -208,13 +209,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     source = args.file or BUILTIN_SET
     meta = {"set": source, "format": args.format}
     if not args.json:
-        err_console.print(
-            f"evaluating {len(goals)} goal(s) from {source} with {llm.model} at {llm.base_url}, "
-            f"{options.concurrency} at once",
-            style="dim",
-            markup=False,
-            soft_wrap=True,
-        )
+        what = f"evaluating {len(goals)} goal(s) from {source} with {llm.model} at {llm.base_url}"
+        print_line(err_console, Text(f"{what}, {options.concurrency} at once", style="dim"))
     live = not args.json and err_console.is_terminal
     result = asyncio.run(_run(goals, llm, options, meta, live))
     data = result.to_json()

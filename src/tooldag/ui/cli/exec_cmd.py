@@ -27,6 +27,8 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
+
 from ..._terminal import printable
 from ...durable.runner import DurableExecutor
 from ...durable.store import RunStore
@@ -40,7 +42,7 @@ from ...registry.registry import ToolRegistry
 from ...result import RunResult, RunStatus, new_run_id
 from ...validate.validator import validate
 from ..interrupts import cancellable
-from ..views import print_result
+from ..views import print_line, print_result
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -125,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _print_issues(path: str, issues: list[Issue], what: str) -> None:
-    err_console.print(f"{printable(path)}: {what}", markup=False, soft_wrap=True)
+    print_line(err_console, Text(f"{printable(path)}: {what}"))
     print_issues(err_console, issues)
 
 

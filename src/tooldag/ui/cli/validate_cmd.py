@@ -11,12 +11,14 @@ import argparse
 from typing import Any
 
 from rich.markup import escape
+from rich.text import Text
 
+from ..._terminal import printable
 from ...errors import PlanParseError
 from ...issues import Issue, errors_of, warnings_of
 from ...observe.mermaid import to_mermaid
 from ...validate.validator import validate
-from ..views import tools_table
+from ..views import print_line, tools_table
 from .common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -42,7 +44,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.json:
             print_json({"valid": False, "issues": [i.to_dict() for i in exc.issues]})
         else:
-            console.print(f"{args.plan}: not a readable plan", markup=False, soft_wrap=True)
+            print_line(console, Text(f"{printable(args.plan)}: not a readable plan"))
             print_issues(console, exc.issues)
         return EXIT_USAGE
     registry = registry_from_args(args)

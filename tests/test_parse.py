@@ -197,6 +197,31 @@ def test_numeric_ids_are_renamed_and_references_follow() -> None:
     assert plan.answer == "Wear ${step2.outfit} (costs $$1.50)"
 
 
+@pytest.mark.parametrize("as_text", [False, True])
+def test_numbered_steps_read_as_they_are_agree_with_the_normaliser(as_text: bool) -> None:
+    """Steps numbered but otherwise canonical skip the normaliser (100k-step plans): the plan
+    must be the one the normaliser makes of the same steps written with an alias key."""
+    steps: list[dict[str, Any]] = [
+        {"id": 1, "tool": "get_weather", "args": {"location": "Oslo"}},
+        {"id": "named", "tool": "t", "args": {"x": "${1.temp} and $1"}, "depends_on": [1]},
+        {
+            "id": 3,
+            "tool": "t",
+            "args": {"y": ["$1.temp", {"z": "$named"}]},
+            "depends_on": [1, "named"],
+        },
+        {"id": 4, "tool": "t", "depends_on": [9], "description": "waits for a step not there"},
+    ]
+    aliased = [{("tool_name" if k == "tool" else k): v for k, v in s.items()} for s in steps]
+    fast = {"steps": steps, "answer": "${3.y}"}
+    plan = parse_plan(json.dumps(fast) if as_text else fast)
+    assert plan.to_json() == parse_plan({"steps": aliased, "answer": "${3.y}"}).to_json()
+    assert plan.ids == ["step1", "named", "step3", "step4"]
+    assert [s.depends_on for s in plan.steps] == [[], ["step1"], ["step1", "named"], ["9"]]
+    assert plan.steps[2].args == {"y": ["$step1.temp", {"z": "$named"}]}
+    assert steps[0]["id"] == 1 and steps[2]["depends_on"] == [1, "named"]  # the caller's, as given
+
+
 def test_missing_ids_are_numbered_by_position() -> None:
     plan = parse_plan([{"tool": "a"}, {"tool": "b"}])
     assert plan.ids == ["step1", "step2"]

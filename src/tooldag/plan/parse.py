@@ -38,7 +38,7 @@ from ..registry.schemas import json_type_of
 # extract_json is re-exported: it was defined here, and callers import it from here.
 from ._jsontext import Audience, extract_json, lenient_loads
 from .model import Condition, Plan
-from .refs import parse_ref
+from .refs import Ref, parse_ref, parse_string
 
 __all__ = ["extract_json", "normalize_plan_data", "parse_plan"]
 
@@ -79,6 +79,7 @@ def _first(data: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[str | None, 
 # matched first, so an escaped dollar is never read as the start of one (``$$${1.x}``).
 _NUM_WHOLE_RE = re.compile(r"\$(\d+)(?=[.\[]|$)")
 _NUM_TEMPLATE_RE = re.compile(r"\$\$|\$\{(\s*\$?)(\d+)(?=\s*[.\[}])")
+_NUMBERED_ID_RE = re.compile(r'"id"\s*:\s*\d')
 _TEMPLATE_ONLY_RE = re.compile(r"^\$\{([^{}$]*)\}$")
 
 
@@ -87,7 +88,9 @@ def _renumber_text(text: str, numeric: set[str]) -> str:
     whole = _NUM_WHOLE_RE.match(text)
     if whole is not None and whole.group(1) in numeric:
         renamed = f"$step{text[1:]}"
-        if parse_ref(renamed) is not None:
+        # parse_string, not parse_ref: the same answer here, and its cache then serves the
+        # plan's own reading of this string (bare references, the validator, the executor).
+        if type(parse_string(renamed)) is Ref:
             return renamed
     return _NUM_TEMPLATE_RE.sub(
         lambda m: f"${{{m.group(1)}step{m.group(2)}" if m.group(2) in numeric else m.group(0),
@@ -104,6 +107,20 @@ def _renumber(value: Any, numeric: set[str]) -> Any:
     if isinstance(value, list):
         return [_renumber(v, numeric) for v in value]
     return value
+
+
+def _renumber_step(step: dict[str, Any], numeric: set[str]) -> dict[str, Any]:
+    """A copy of ``step`` (it may be the caller's own dict) with numbered ids ``stepN``."""
+    out = dict(step)
+    step_id = str(step["id"])
+    out["id"] = f"step{step_id}" if step_id in numeric else step_id
+    out["args"] = _renumber(step.get("args", {}), numeric)
+    out["depends_on"] = [
+        f"step{d}" if str(d) in numeric else str(d) for d in step.get("depends_on", ())
+    ]
+    if "when" in step:
+        out["when"] = _renumber(step["when"], numeric)
+    return out
 
 
 def _condition_ref(ref: Any) -> Any:
@@ -173,12 +190,35 @@ def _canonical_step(step_id: Any, tool: Any, deps: Any, description: Any) -> boo
     )
 
 
+def _numbered_step(step_id: Any, tool: Any, deps: Any, description: Any) -> bool:
+    """A canonical step but for its numbers: ``"id": 3``, ``"depends_on": [1, 2]`` (what a model
+    that numbers its steps writes). Its id and references are renamed with the plan's others."""
+    return (
+        type(step_id) is int
+        and _plain_text(tool)
+        and bool(tool)
+        and (description is None or type(description) is str)
+        and (
+            deps is None
+            or (
+                type(deps) is list
+                and all(
+                    type(d) is int or (_plain_text(d) and d[:1] != "$" and not d.isdigit())
+                    for d in deps
+                )
+            )
+        )
+    )
+
+
 def _fast_step(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """A step already in the canonical shape is used as it is (pydantic copies it): the common
-    case, and the one that matters for plans of thousands of steps. None: needs normalising."""
-    if type(raw.get("args", {})) is dict and _canonical_step(
-        raw.get("id"), raw.get("tool"), raw.get("depends_on"), raw.get("description")
-    ):
+    """A step already in the canonical shape (or numbered: :func:`_numbered_step`) is used as
+    it is (pydantic copies it): the common case, and the one that matters for plans of
+    thousands of steps. None: needs normalising."""
+    if type(raw.get("args", {})) is not dict:
+        return None
+    fields = raw.get("id"), raw.get("tool"), raw.get("depends_on"), raw.get("description")
+    if _canonical_step(*fields) or _numbered_step(*fields):
         return raw
     return None
 
@@ -200,6 +240,11 @@ def _canonical_plan(text: str) -> Plan | None:
     big plan. The result is kept only if every step is one the normaliser would leave unchanged,
     so both paths give the same plan.
     """
+    if _NUMBERED_ID_RE.search(text, 0, 4096):
+        # Numbered steps fail the validation of every step, and pydantic builds an error for
+        # each: a third of a second for 100k steps, for nothing. Only a shortcut: both paths
+        # give the same plan, so text that merely looks like this just takes the longer one.
+        return None
     try:
         plan = Plan.model_validate_json(text)
     except Exception:  # anything that is not a plain canonical plan: the lenient path decides
@@ -393,6 +438,7 @@ def normalize_plan_data(data: Any) -> dict[str, Any]:
             slow.append(step)
         norm_steps.append(step)
     numeric = {str(s["id"]) for s in slow if isinstance(s["id"], int) or str(s["id"]).isdigit()}
+    numeric.update(str(s["id"]) for s in norm_steps if type(s["id"]) is int)
     _, goal = _first(data, _GOAL_KEYS)
     _, answer = _first(data, _ANSWER_KEYS)
     if answer is not None and not isinstance(answer, str):
@@ -401,15 +447,7 @@ def normalize_plan_data(data: Any) -> dict[str, Any]:
         s["id"] = str(s["id"])
         s["depends_on"] = [str(d) for d in s["depends_on"]]
     if numeric:
-        # Copies: a step used as it is may be the caller's own dict.
-        norm_steps = [dict(s, depends_on=list(s.get("depends_on", []))) for s in norm_steps]
-        for s in norm_steps:
-            s.setdefault("args", {})
-            s["id"] = f"step{s['id']}" if str(s["id"]) in numeric else s["id"]
-            s["args"] = _renumber(s["args"], numeric)
-            s["depends_on"] = [f"step{d}" if str(d) in numeric else d for d in s["depends_on"]]
-            if "when" in s:
-                s["when"] = _renumber(s["when"], numeric)
+        norm_steps = [_renumber_step(s, numeric) for s in norm_steps]
         if isinstance(answer, str):
             answer = _renumber(answer, numeric)
     out: dict[str, Any] = {"goal": goal if isinstance(goal, str) else "", "steps": norm_steps}

@@ -116,6 +116,20 @@ def test_runs_list_on_an_empty_store_says_so(
     assert code == 0 and "no runs" in out
 
 
+def test_runs_alone_lists_and_the_store_may_come_before_the_action(
+    env: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, listed, _ = run_cli(capsys, "runs", "list", "--store", str(env[0]))
+    code, out, _ = run_cli(capsys, "runs", "--store", str(env[0]))
+    assert code == 0 and out == listed and "bad" in out and "good" in out
+    code, out, _ = run_cli(capsys, "runs", "--store", str(env[0]), "show", "good", "--json")
+    assert code == 0 and json.loads(out)["status"] == "succeeded"
+    # Given after the action too, the one after it wins.
+    empty = str(tmp_path / "empty.sqlite3")
+    code, out, _ = run_cli(capsys, "runs", "--store", str(env[0]), "list", "--store", empty)
+    assert code == 0 and "no runs" in out
+
+
 def test_a_status_looks_the_same_in_the_runs_list_and_the_step_timeline(
     env: tuple[Path, Path],
 ) -> None:

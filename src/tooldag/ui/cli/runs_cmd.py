@@ -55,18 +55,21 @@ _STATUSES = [s.value for s in RunStatus]
 
 
 def register(subparsers: Any) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="the run store: a SQLite file or a postgresql:// URL (default: $TOOLDAG_STORE, "
-        "else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)",
+    store_help = (
+        "the run store: a SQLite file or a postgresql:// URL (default: $TOOLDAG_STORE, "
+        "else $TOOLDAG_HOME/runs.sqlite3, else the user data dir)"
     )
+    # --store is taken before the action and after it: SUPPRESS keeps an action that was not
+    # given one from overwriting the one given before it with its default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", metavar="PATH|URL", default=argparse.SUPPRESS, help=store_help)
     runs = subparsers.add_parser(
         "runs",
         help="list, inspect, resume, rerun and cancel stored runs",
-        description="The runs journalled in the run store (by exec, run and chat).",
+        description="The runs journalled in the run store (by exec, run and chat); with no "
+        "action, the list.",
         epilog=examples(
+            ("tooldag runs", "the runs, newest first (as `tooldag runs list`)"),
             ("tooldag runs list", "the runs, newest first"),
             ("tooldag runs show ID", "one run: plan, steps, timeline, errors"),
             ("tooldag runs resume ID", "continue a run that did not finish"),
@@ -74,7 +77,8 @@ def register(subparsers: Any) -> None:
         ),
     )
     actions = runs.add_subparsers(dest="runs_action", metavar="ACTION", title="actions")
-    runs.set_defaults(handler=lambda args: _usage(runs))
+    runs.add_argument("--store", metavar="PATH|URL", help=store_help)
+    runs.set_defaults(handler=_list, status=None, limit=None, json=False)
 
     def action(name: str, help: str, *commands: str) -> argparse.ArgumentParser:
         return actions.add_parser(  # type: ignore[no-any-return]
@@ -140,11 +144,6 @@ def register(subparsers: Any) -> None:
     p = action("graph", "the run's plan as Mermaid, by status", "graph 3f2a9c1b7d4e > run.mmd")
     run_id(p, "the run to draw")
     p.set_defaults(handler=_graph)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
-    return EXIT_USAGE
 
 
 def _open(args: argparse.Namespace) -> RunStore:

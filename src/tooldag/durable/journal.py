@@ -15,6 +15,7 @@ from typing import Any, assert_never
 
 from ..events import (
     Event,
+    EventType,
     LLMCall,
     PlanCreated,
     RunFinished,
@@ -34,11 +35,15 @@ from ..events import (
 from ..result import RunStatus, StepStatus
 from ._backend import Connection, Owner
 from ._codec import dumps_json, error_json, plan_json
+from ._migrations import EVENT_CODES
 
 __all__ = ["Journal"]
 
 # Payload fields whose values live in the runs/steps/plans rows: never copied into the event log.
 HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
+# A step_started's tool is in its step row too (the store's reads put it back into the event).
+STARTED_KEYS = HEAVY_KEYS | {"tool"}
+_CODES = {EventType(name): code for name, code in EVENT_CODES.items()}
 
 
 class Journal:
@@ -56,13 +61,16 @@ class Journal:
     def write(self, db: Connection, event: Event) -> None:
         """Update the run and step rows for ``event``, then append it to the event log."""
         self._rows(db, event)
-        light = payload_to_json(event.data, exclude=HEAVY_KEYS)
+        kind = event.type
+        light = payload_to_json(
+            event.data, exclude=STARTED_KEYS if kind is EventType.STEP_STARTED else HEAVY_KEYS
+        )
         db.execute(
             "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 event.run_id,
-                event.type.value,
+                _CODES[kind],
                 event.step_id,
                 event.attempt,
                 event.ts,
@@ -84,14 +92,20 @@ class Journal:
 
     def add_plan(self, db: Connection, run_id: str, plan: Any, ts: float) -> None:
         """Store ``plan`` as the run's next version, unless it equals the latest one."""
-        text = json.dumps(plan_json(plan), sort_keys=True, ensure_ascii=False, default=str)
+        text = json.dumps(
+            plan_json(plan), sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":")
+        )
         if self._plans_seen.get(run_id) == text:
             return
         latest = db.execute(
             "SELECT version, plan FROM plans WHERE run_id = ? ORDER BY version DESC LIMIT 1",
             (run_id,),
         ).fetchone()
-        if latest is None or latest["plan"] != text:
+        # Stores before version 3 wrote plans with spaces: the same plan in other text is no
+        # new version.
+        if latest is None or (
+            latest["plan"] != text and json.loads(latest["plan"]) != json.loads(text)
+        ):
             version = 1 if latest is None else latest["version"] + 1
             db.execute("INSERT INTO plans VALUES (?, ?, ?, ?)", (run_id, version, text, ts))
         self._plans_seen[run_id] = text

@@ -57,7 +57,7 @@ from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from ._backend import Backend, Connection, is_database_url, redact_url
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
-from ._migrations import CURRENT_SCHEMA_VERSION, MIGRATIONS, Migration
+from ._migrations import CURRENT_SCHEMA_VERSION, EVENT_CODES, MIGRATIONS, Migration
 from ._sqlite import SqliteBackend
 from .journal import Journal
 
@@ -75,6 +75,10 @@ __all__ = [
     "redact_url",
 ]
 
+
+# events.type holds numbers (EVENT_CODES): what each stands for.
+_EVENT_TYPES = {code: EventType(name) for name, code in EVENT_CODES.items()}
+_STARTED = EVENT_CODES[EventType.STEP_STARTED.value]
 
 # The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
 INTERRUPTED = RunStatus.INTERRUPTED.value
@@ -569,24 +573,32 @@ class RunStore:
         """The run's journal after position ``seq`` (0: all of it), as :meth:`events_json` has
         it, each event with its ``seq`` too. The log only grows, so the last ``seq`` seen is a
         cursor: what a viewer polls with to read only what is new."""
+        # A step_started row leaves its tool to the step's row (schema version 3): put back.
         with self._read() as db:
             rows = db.execute(
-                "SELECT seq, type, step_id, attempt, ts, duration, data FROM events "
-                "WHERE run_id = ? AND seq > ? ORDER BY seq",
-                (run_id, seq),
+                "SELECT e.seq, e.type, e.step_id, e.attempt, e.ts, e.duration, e.data, s.tool "
+                "FROM events e LEFT JOIN steps s ON e.type = ? AND s.run_id = e.run_id "
+                "AND s.step_id = e.step_id WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq",
+                (_STARTED, run_id, seq),
             ).fetchall()
-        return [
-            {
-                "seq": r["seq"],
-                "type": r["type"],
-                "step_id": r["step_id"],
-                "attempt": r["attempt"],
-                "ts": r["ts"],
-                "duration": r["duration"],
-                "data": loads_json(r["data"]) or {},
-            }
-            for r in rows
-        ]
+        out = []
+        for r in rows:
+            data = loads_json(r["data"]) or {}
+            kind = _EVENT_TYPES[r["type"]]
+            if kind is EventType.STEP_STARTED and "tool" not in data:
+                data = {"tool": r["tool"] or "", **data}
+            out.append(
+                {
+                    "seq": r["seq"],
+                    "type": kind.value,
+                    "step_id": r["step_id"],
+                    "attempt": r["attempt"],
+                    "ts": r["ts"],
+                    "duration": r["duration"],
+                    "data": data,
+                }
+            )
+        return out
 
     def completed_outputs(self, run_id: str) -> dict[str, Any]:
         """Outputs of the run's succeeded steps: what a resume hands the executor as ``reuse``."""

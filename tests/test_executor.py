@@ -573,6 +573,25 @@ async def test_a_cycle_or_duplicate_ids_are_refused_before_anything_runs() -> No
     assert info.value.issues[0].code == "duplicate_id"
 
 
+async def test_steps_written_before_the_steps_they_wait_for_run_after_them() -> None:
+    plan = plan_of(
+        step("c", "echo", value="${b} and ${a}"),
+        step("b", "echo", value="$a"),
+        step("a", "echo", value="A"),
+    )
+    result, events = await run(BASIC, plan)
+    assert result.ok and result.outputs["c"] == "A and A"
+    order = [e.step_id for e in events.of(EventType.STEP_SUCCEEDED)]
+    assert order == ["a", "b", "c"]
+    for cyclic in (
+        plan_of(step("a", "echo", value="$a")),
+        plan_of(step("x", "echo", value="$z"), step("y", "echo"), step("z", "echo", value="$x")),
+    ):
+        with pytest.raises(PlanInvalidError) as info:
+            await Executor(BASIC).run(cyclic)
+        assert info.value.issues[0].code == "cycle"
+
+
 async def test_unknown_tool_and_unknown_step_fail_the_step_not_the_executor() -> None:
     plan = plan_of(
         step("a", "get_wether", location="x"),

@@ -66,7 +66,7 @@ from ..result import RunResult, RunStatus, StepRecord
 from .gate import Gate
 from .options import RunOptions
 from .outcome import finished_event, render_answer
-from .run import Run
+from .run import Run, records_of
 from .runners import StepRunner
 from .saga import Ledger
 from .scope import in_run_scope
@@ -160,7 +160,7 @@ class RunHandle:
         given so far has finished, or the run stopped); the records of its steps so far."""
         self._on_loop()
         await self._run.quiet.wait()
-        return {sid: state.record() for sid, state in self._run.states.items()}
+        return records_of(self._run.states)
 
     def _on_loop(self) -> None:
         try:

@@ -111,11 +111,14 @@ class Ledger:
         self.run_id = run_id
         self.options = options
         self._entries: list[LedgerEntry] = []
+        # The step records of executions recorded and not read yet: most runs are never
+        # compensated, so their records are only read (into entries) when the ledger is.
+        self._unread: list[tuple[StepRecord, ...]] = []
         self._executions = 0
         self._ran: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._read())
 
     def record(self, result: RunResult) -> None:
         """Add the steps that succeeded in one execution, ``result``.
@@ -124,13 +127,20 @@ class Ledger:
         added only when no execution recorded here ran it (a resumed or ``reuse=`` run, whose
         earlier executions are on no ledger).
         """
-        self._executions += 1
-        for record in result.steps.values():
-            if record.status is StepStatus.SUCCEEDED and not (
-                record.reused and record.id in self._ran
-            ):
-                self._entries.append(LedgerEntry(self._executions, record))
-                self._ran.add(record.id)
+        self._unread.append(tuple(result.steps.values()))
+
+    def _read(self) -> list[LedgerEntry]:
+        """The entries, with those of the executions recorded since the last read added."""
+        for records in self._unread:
+            self._executions += 1
+            for record in records:
+                if record.status is StepStatus.SUCCEEDED and not (
+                    record.reused and record.id in self._ran
+                ):
+                    self._entries.append(LedgerEntry(self._executions, record))
+                    self._ran.add(record.id)
+        self._unread.clear()
+        return self._entries
 
     async def compensate(self) -> CompensationReport:
         """Undo what is recorded, last finished first, and say how it went.
@@ -138,7 +148,7 @@ class Ledger:
         The entries are taken off the ledger before the first undo: calling this again, or
         cancelling it halfway, never undoes a step twice.
         """
-        taken, self._entries = self._entries, []
+        taken, self._entries = self._read(), []
         if not taken:
             return CompensationReport()
         latest = {e.record.id: e.execution for e in taken}  # recording order: the last one wins

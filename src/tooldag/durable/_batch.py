@@ -24,12 +24,13 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 
-from ..events import Event, EventType
+from ..events import PAYLOADS, Event
 
 __all__ = ["BATCHED", "Turn", "Turns"]
 
-BATCHED = frozenset(t for t in EventType if t.value.startswith("step_"))
-"""The events a turn gathers: a step's. The rest are rare and are written at once."""
+BATCHED = frozenset(cls for cls in PAYLOADS.values() if cls.type.value.startswith("step_"))
+"""The events a turn gathers (by payload class): a step's. The rest are rare and are written at
+once."""
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

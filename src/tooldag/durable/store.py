@@ -382,7 +382,7 @@ class RunStore:
         return bus.subscribe(self._on_event, critical=True, barrier=self.barrier)
 
     def _on_event(self, event: Event) -> None:
-        if event.type not in BATCHED:
+        if type(event.data) not in BATCHED:
             self.record(event)
             return
         try:

@@ -4,7 +4,8 @@
 
 1. 10,000 async no-op steps (a fan-out: one root, every other step reads it) run by the executor
    in memory, then again with a RunStore attached (a fresh file in a temp dir; WAL,
-   ``synchronous=NORMAL``): wall time per step, best of ``--repeat``.
+   ``synchronous=NORMAL``; the step events of one loop turn share a commit): wall time per step,
+   best of ``--repeat``.
    Goal (issue 14): <= 150 us per step with the journal on. The journal's own share is the
    difference. The same with ``synchronous=FULL`` (an fsync per commit) on fewer steps, for scale.
 2. ``RunStore.record`` alone on synthetic events (start + success per step): the store's raw cost.

@@ -10,10 +10,10 @@ STORE is a SQLite file or a ``postgresql://`` URL.
 
 PHASE is where the process freezes (until it is killed):
 
-- ``started``: the step's start is journalled; its tool has not been called;
+- ``started``: the step's start is journalled (committed); its tool has not been called;
 - ``tool``: inside the tool, after it counted its call (the step is in flight);
 - ``before_commit``: the tool returned; its output is not yet journalled;
-- ``after_commit``: its output is journalled; the executor has not moved on.
+- ``after_commit``: its output is journalled (committed); the executor has not moved on.
 """
 
 from __future__ import annotations
@@ -109,10 +109,20 @@ def registry() -> ToolRegistry:
 def _freezer(step_id: str, phase: str) -> Any:
     kind = EventType.STEP_STARTED if phase == "started" else EventType.STEP_SUCCEEDED
 
+    def hold() -> None:
+        _announce(step_id, phase)
+        threading.Event().wait()  # holds the event loop: nothing else is journalled
+
     def freeze(event: Event) -> None:
-        if event.type is kind and event.step_id == step_id:
-            _announce(step_id, phase)
-            threading.Event().wait()  # holds the event loop: nothing else is journalled
+        if event.type is not kind or event.step_id != step_id:
+            return
+        if phase == "before_commit":
+            hold()
+        else:
+            # The store commits the loop turn's step events from a callback it scheduled when
+            # the turn's first came: this one, scheduled after it, runs after that commit and
+            # before the step goes on (its wake-up is scheduled by the commit).
+            asyncio.get_running_loop().call_soon(hold)
 
     return freeze
 

@@ -1,7 +1,7 @@
 """Old stores open, migrate and stay writable: the frozen fixture of each schema version
-(``tests/fixtures``, SQLite), and a version-2 store built in the test on both backends, migrated
-to version 3 (event types as numbers, a step_started without its tool, compact plans and, with
-SQLite, a steps table keyed by its primary key alone)."""
+(``tests/fixtures``, SQLite; version 3's is the current one's own), and a version-2 store built
+in the test on both backends, migrated to version 3 (event types as numbers, a step_started
+without its tool, compact plans and, with SQLite, a steps table keyed by its primary key alone)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,38 @@ def test_frozen_v2_fixture_opens_and_its_queue_is_served(tmp_path: Path) -> None
         claimed = s.claim_next()
         assert claimed is not None and claimed.id == "run-queued"
         assert s.claim_next() is None
+
+
+def test_frozen_v3_fixture_opens_reads_back_and_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "v3.sqlite3"
+    shutil.copy(FIXTURES / "store_v3.sqlite3", path)
+    with RunStore(path) as s:
+        assert s.schema_version == CURRENT_SCHEMA_VERSION
+        failed = s.load_result("run-failed")
+        assert failed.status is RunStatus.FAILED and failed.error == "b failed"
+        assert failed.outputs == {"a": 3}
+        assert {k: r.status for k, r in failed.steps.items()} == {
+            "a": StepStatus.SUCCEEDED,
+            "b": StepStatus.FAILED,
+            "c": StepStatus.SKIPPED,
+        }
+        events = s.events_json("run-failed")
+        assert [(e["type"], e["step_id"]) for e in events] == [
+            ("run_started", None),
+            ("step_started", "a"),
+            ("step_succeeded", "a"),
+            ("step_started", "b"),
+            ("step_skipped", "c"),
+            ("step_failed", "b"),
+            ("run_finished", None),
+        ]
+        assert events[3]["data"] == {"tool": "add"}
+        (plan,) = s.plans("run-failed")
+        s.claim("run-failed", plan=plan, allow={"failed"})  # the same plan: no new version
+        assert len(s.plans("run-failed")) == 1
+        s.record(Event(StepStarted("add", {"x": 3, "y": 3}), "run-failed", "b", 1))
+        s.record(Event(StepSucceeded(6), "run-failed", "b", 1))
+        assert s.completed_outputs("run-failed") == {"a": 3, "b": 6}
 
 
 # --------------------------------------------------------------------------- version 2 -> 3

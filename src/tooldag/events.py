@@ -37,7 +37,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -292,6 +292,8 @@ class Event:
 
 
 EventCallback = Callable[[Event], None]
+# A subscriber's answer to "are the events this thread emitted kept?": None, or what to await.
+Barrier = Callable[[], Awaitable[None] | None]
 
 
 # -- the JSON form
@@ -440,6 +442,11 @@ def _run_over(event: Event) -> bool:
     return isinstance(data, RunFinished) and data.final
 
 
+async def _every(waits: list[Awaitable[None]]) -> None:
+    for wait in waits:
+        await wait
+
+
 class EventBus:
     """Delivers events, in order, to callbacks and async iterators.
 
@@ -450,17 +457,42 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscribers: list[tuple[EventCallback, bool]] = []
+        self._barriers: list[Barrier] = []
 
-    def subscribe(self, callback: EventCallback, *, critical: bool = False) -> Callable[[], None]:
-        """Call ``callback(event)`` for each event; returns a function that unsubscribes."""
+    def subscribe(
+        self, callback: EventCallback, *, critical: bool = False, barrier: Barrier | None = None
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` for each event; returns a function that unsubscribes.
+
+        ``barrier`` is for a subscriber that keeps events durably but not at once (the run store
+        commits the events of one event-loop turn together): see :meth:`barrier`.
+        """
         entry = (callback, critical)
         self._subscribers.append(entry)
+        if barrier is not None:
+            self._barriers.append(barrier)
 
         def unsubscribe() -> None:
             if entry in self._subscribers:
                 self._subscribers.remove(entry)
+            if barrier is not None and barrier in self._barriers:
+                self._barriers.remove(barrier)
 
         return unsubscribe
+
+    def barrier(self) -> Awaitable[None] | None:
+        """What to await before acting on the event this thread just emitted as kept (``None``:
+        it is): the executor awaits it before a tool runs on its step's ``step_started`` and
+        before dependents start on a ``step_succeeded``. It raises what keeping it raised."""
+        barriers = self._barriers
+        if not barriers:
+            return None
+        if len(barriers) == 1:
+            return barriers[0]()
+        waits = [w for b in barriers if (w := b()) is not None]
+        if len(waits) > 1:
+            return _every(waits)
+        return waits[0] if waits else None
 
     def emit(self, event: Event) -> None:
         for callback, critical in list(self._subscribers):

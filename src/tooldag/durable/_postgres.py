@@ -35,7 +35,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -116,6 +116,11 @@ class _Connection:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         return self.raw.execute(_psycopg_sql(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> None:
+        # psycopg sends the statements in one pipeline: one round trip, not one per row.
+        with self.raw.cursor() as cursor:
+            cursor.executemany(_psycopg_sql(sql), parameters)
 
 
 class _Heartbeat:

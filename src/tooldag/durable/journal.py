@@ -11,6 +11,7 @@ table named in an upsert's ``SET``), with ``?`` parameters. It is internal; user
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, assert_never
 
 from ..events import (
@@ -41,9 +42,54 @@ __all__ = ["Journal"]
 
 # Payload fields whose values live in the runs/steps/plans rows: never copied into the event log.
 HEAVY_KEYS = frozenset({"output", "args", "plan", "answer"})
-# A step_started's tool is in its step row too (the store's reads put it back into the event).
-STARTED_KEYS = HEAVY_KEYS | {"tool"}
 _CODES = {EventType(name): code for name, code in EVENT_CODES.items()}
+
+
+# A step's start: its row (a new one, or the previous attempt's or execution's, reset).
+_START = (
+    "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
+    "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
+    "tool = COALESCE(excluded.tool, steps.tool), status = 'running',"
+    " attempts = excluded.attempts, args = excluded.args, output = NULL, error = NULL,"
+    " reason = NULL, reused = 0,"
+    " finished_at = NULL, started_at = CASE WHEN excluded.attempts > 1 AND"
+    " steps.status = 'running' THEN steps.started_at ELSE excluded.started_at END"
+)
+# A step's end (run_id, step_id, status, attempt, output, error, reason, finished_at). The tool
+# is known from the step's start, or from the plan: an ending does not say it.
+_END = (
+    "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
+    " finished_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
+    " DO UPDATE SET status = excluded.status, attempts = CASE WHEN steps.attempts >"
+    " excluded.attempts THEN steps.attempts ELSE excluded.attempts END,"
+    " output = excluded.output,"
+    " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at"
+)
+_LOG = (
+    "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _start_params(e: Event, data: StepStarted) -> tuple[Any, ...]:
+    args = None if data.args is None else dumps_json(data.args)
+    return (e.run_id, e.step_id, data.tool, e.attempt if e.attempt > 1 else 1, args, e.ts)
+
+
+def _success_params(e: Event, data: StepSucceeded) -> tuple[Any, ...]:
+    output = data.output
+    if output is None:
+        text = "null"
+    else:
+        text = dumps_json(output, what=f"the output of step {e.step_id!r} (run {e.run_id})")
+    return (e.run_id, e.step_id, "succeeded", e.attempt, text, None, None, e.ts)
+
+
+def _execute(db: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) > 1:
+        db.executemany(sql, rows)
+    elif rows:
+        db.execute(sql, rows[0])
 
 
 class Journal:
@@ -58,26 +104,46 @@ class Journal:
         self._plans_seen: dict[str, str] = {}  # run id -> last plan JSON written (dedup)
         self._owner = owner
 
+    def forget(self) -> None:
+        """Forget the plans written: their transaction was rolled back."""
+        self._plans_seen.clear()
+
     def write(self, db: Connection, event: Event) -> None:
         """Update the run and step rows for ``event``, then append it to the event log."""
-        self._rows(db, event)
-        kind = event.type
-        light = payload_to_json(
-            event.data, exclude=STARTED_KEYS if kind is EventType.STEP_STARTED else HEAVY_KEYS
-        )
-        db.execute(
-            "INSERT INTO events (run_id, type, step_id, attempt, ts, duration, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                event.run_id,
-                _CODES[kind],
-                event.step_id,
-                event.attempt,
-                event.ts,
-                event.duration,
-                dumps_json(light) if light else None,
-            ),
-        )
+        self.write_many(db, (event,))
+
+    def write_many(self, db: Connection, events: Sequence[Event]) -> None:
+        """Update the run and step rows for ``events``, in order, then append them to the log.
+
+        Steps' starts and successes, nearly all of a journal, are the fast path: each stretch of
+        either is one ``executemany`` (as is the log), which saves most of what a statement costs
+        beyond its row. Their log lines carry no data (the step row has it all).
+        """
+        stretch: list[tuple[Any, ...]] = []
+        stretch_sql = ""
+        log: list[tuple[Any, ...]] = []
+        for e in events:
+            data = e.data
+            kind = type(data)
+            if kind is StepStarted or kind is StepSucceeded:
+                if kind is StepStarted:
+                    sql, params = _START, _start_params(e, data)  # type: ignore[arg-type]
+                else:
+                    sql, params = _END, _success_params(e, data)  # type: ignore[arg-type]
+                if sql is not stretch_sql:
+                    _execute(db, stretch_sql, stretch)
+                    stretch, stretch_sql = [], sql
+                stretch.append(params)
+                text = None
+            else:
+                _execute(db, stretch_sql, stretch)
+                stretch = []
+                self._rows(db, e)
+                light = payload_to_json(data, exclude=HEAVY_KEYS)
+                text = dumps_json(light) if light else None
+            log.append((e.run_id, _CODES[data.type], e.step_id, e.attempt, e.ts, e.duration, text))
+        _execute(db, stretch_sql, stretch)
+        _execute(db, _LOG, log)
 
     def ensure_run(self, db: Connection, run_id: str, ts: float, goal: str = "") -> None:
         """Create the run's row (``pending``) unless it exists; a run without a goal yet gets
@@ -114,10 +180,9 @@ class Journal:
         """The run, step and plan rows ``e`` changes (the most frequent events first)."""
         match e.data:
             case StepStarted() as data:
-                self._on_step_started(db, e, data)
-            case StepSucceeded(output=output):
-                what = f"the output of step {e.step_id!r} (run {e.run_id})"
-                self._upsert_end(db, e, StepStatus.SUCCEEDED, output=dumps_json(output, what=what))
+                db.execute(_START, _start_params(e, data))
+            case StepSucceeded() as data:
+                db.execute(_END, _success_params(e, data))
             case StepFailed(error=error):
                 self._upsert_end(db, e, StepStatus.FAILED, error=error_json(error))
             case StepRetrying(error=error):
@@ -202,26 +267,6 @@ class Journal:
             ),
         )
 
-    def _on_step_started(self, db: Connection, e: Event, data: StepStarted) -> None:
-        args = data.args
-        db.execute(
-            "INSERT INTO steps (run_id, step_id, tool, status, attempts, args, started_at) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?) ON CONFLICT (run_id, step_id) DO UPDATE SET "
-            "tool = COALESCE(excluded.tool, steps.tool), status = 'running',"
-            " attempts = excluded.attempts, args = excluded.args, output = NULL, error = NULL,"
-            " reason = NULL, reused = 0,"
-            " finished_at = NULL, started_at = CASE WHEN excluded.attempts > 1 AND"
-            " steps.status = 'running' THEN steps.started_at ELSE excluded.started_at END",
-            (
-                e.run_id,
-                e.step_id,
-                data.tool,
-                max(e.attempt, 1),
-                None if args is None else dumps_json(args),
-                e.ts,
-            ),
-        )
-
     def _upsert_end(
         self,
         db: Connection,
@@ -232,15 +277,8 @@ class Journal:
         error: str | None = None,
         reason: str | None = None,
     ) -> None:
-        # The tool is known from the step's start, or from the plan: an ending does not say it.
         db.execute(
-            "INSERT INTO steps (run_id, step_id, tool, status, attempts, output, error, reason,"
-            " finished_at) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step_id)"
-            " DO UPDATE SET status = excluded.status, attempts = CASE WHEN steps.attempts >"
-            " excluded.attempts THEN steps.attempts ELSE excluded.attempts END,"
-            " output = excluded.output,"
-            " error = excluded.error, reason = excluded.reason, finished_at = excluded.finished_at",
-            (e.run_id, e.step_id, status.value, e.attempt, output, error, reason, e.ts),
+            _END, (e.run_id, e.step_id, status.value, e.attempt, output, error, reason, e.ts)
         )
 
     def _on_step_reused(self, db: Connection, e: Event, output: Any) -> None:

@@ -6,9 +6,11 @@ plan versions, one row per (run id, step id) and an append-only event log: the s
 same rules, the same answers, whichever database it is (a backend, :mod:`~tooldag.durable._sqlite`
 or :mod:`~tooldag.durable._postgres`, supplies the connection, the locks and the liveness). The
 store is
-fed by executor events: ``store.attach(bus)`` subscribes :meth:`RunStore.record` as a *critical*
-callback, so a failed write propagates to the executor and a step's output is committed before the
-step counts as done (write-ahead). Outputs live once, in the step row; events reference it. Which
+fed by executor events: ``store.attach(bus)`` subscribes the store as a *critical* callback, so a
+failed write propagates to the executor, and the executor awaits the store's barrier so that a
+step's start is committed before its tool runs and its output before the step counts as done
+(write-ahead). The step events of one event-loop turn share one commit
+(:mod:`~tooldag.durable._batch`). Outputs live once, in the step row; events reference it. Which
 rows each event writes is :mod:`tooldag.durable.journal`'s business; this module owns the
 transactions, the claims, the reads and what they return (:class:`RunInfo`). The schema is in
 :mod:`~tooldag.durable._migrations`, the JSON encoding in :mod:`~tooldag.durable._codec` and the
@@ -26,7 +28,8 @@ dataclasses, datetimes, sets, bytes as base64); anything else is replaced by
 issued.
 A resumed run sees those stored forms, never the original objects.
 
-Durability: each event is one transaction. With ``synchronous=NORMAL`` (the default) a commit
+Durability: each :meth:`RunStore.record` is one transaction, and so is each loop turn's step events
+through an attached bus. With ``synchronous=NORMAL`` (the default) a commit
 survives the process being killed; only a power loss (with PostgreSQL: a crash of the database
 server) may drop the last few commits (pass ``synchronous="FULL"`` to wait for every commit to
 reach the disk).
@@ -38,12 +41,14 @@ reach the disk).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,7 @@ from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from ._backend import Backend, Connection, is_database_url, redact_url
+from ._batch import BATCHED, Turn, Turns
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
 from ._migrations import CURRENT_SCHEMA_VERSION, EVENT_CODES, MIGRATIONS, Migration
 from ._sqlite import SqliteBackend
@@ -75,6 +81,8 @@ __all__ = [
     "redact_url",
 ]
 
+
+log = logging.getLogger("tooldag.store")
 
 # events.type holds numbers (EVENT_CODES): what each stands for.
 _EVENT_TYPES = {code: EventType(name) for name, code in EVENT_CODES.items()}
@@ -170,6 +178,7 @@ class RunStore:
         self._db: Backend = self._open(raw, busy_timeout, synchronous, lease)
         self.path = self._db.path
         self._journal = Journal(self._db.owner())
+        self._turns = Turns(self._end_of_turn)
         # updated_at: the runs row is not rewritten per step (that would cost every step a
         # write), so the last event's time, read through the (run_id, seq) index, says when the
         # run last moved. db_now: the database's clock, which a lease is measured against.
@@ -230,8 +239,12 @@ class RunStore:
 
     # -- plumbing
     def close(self) -> None:
+        """Write what is pending, and close the store (StoreError if that write failed)."""
         with self._lock:
-            self._db.close()
+            try:
+                self.flush()
+            finally:
+                self._db.close()
 
     def __enter__(self) -> RunStore:
         return self
@@ -252,29 +265,66 @@ class RunStore:
 
     @contextmanager
     def _write(self, what: str) -> Iterator[Connection]:
-        """One write transaction: all of it is committed, or none of it."""
+        """One write transaction: all of it is committed, or none of it. It writes the events
+        pending (the loop turn's, those a failed commit carried) first: the journal's order."""
         with self._lock:
+            turn, pending = self._turns.take()
             try:
                 self._db.begin()
             except self._db.errors as exc:
-                raise StoreError(
+                error = StoreError(
                     f"cannot write {what} to {self.path}: {exc}; {self._db.begin_hint}"
-                ) from exc
+                )
+                self._turns.settle(turn, pending, error)
+                raise error from exc
             try:
-                yield self._db.conn
+                db = self._db.conn
+                if pending:
+                    self._journal.write_many(db, pending)
+                yield db
                 self._commit()
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.rollback()
-                if isinstance(exc, self._db.errors):
-                    raise StoreError(
-                        f"cannot write {what} to {self.path}: {exc}; {self._db.advice(exc)}"
-                    ) from exc
-                raise
+                self._journal.forget()  # what it remembers writing was rolled back
+                if not isinstance(exc, self._db.errors):
+                    # The caller's own error (a claim refused): the pending events wait on.
+                    self._turns.restore(turn, pending)
+                    raise
+                error = StoreError(
+                    f"cannot write {what} to {self.path}: {exc}; {self._db.advice(exc)}"
+                )
+                self._turns.settle(turn, pending, error)
+                raise error from exc
+            self._turns.settle(turn, pending, None)
+
+    def flush(self) -> None:
+        """Write the step events gathered in this loop turn now (StoreError if that fails).
+
+        Nothing needs to call it: the turn's events are written when the turn is over, and
+        before any other write or read of the store (see :mod:`~tooldag.durable._batch`).
+        """
+        with self._lock:
+            if self._turns.pending:
+                with self._write("the journal's latest events"):
+                    pass
+
+    def _end_of_turn(self, turn: Turn) -> None:
+        with self._lock:
+            if self._turns.turn is not turn:
+                return  # written already, with another write
+            try:
+                self.flush()
+            except StoreError as exc:  # the waiting steps have it; the rest is carried
+                log.error("%s", exc)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         with self._lock:
+            try:
+                self.flush()
+            except StoreError as exc:  # the steps waiting for those events have it
+                log.error("%s", exc)
             try:
                 yield self._db.conn
             except self._db.errors as exc:
@@ -322,8 +372,35 @@ class RunStore:
 
     # -- writing: events
     def attach(self, bus: EventBus) -> Callable[[], None]:
-        """Journal every event of ``bus`` (critical: a failed write fails the emitter)."""
-        return bus.subscribe(self.record, critical=True)
+        """Journal every event of ``bus`` (critical: a failed write fails the emitter).
+
+        A step's events emitted on an event loop are committed together at the end of the
+        loop's turn; the executor awaits :meth:`barrier` (through the bus) where the contract
+        needs one kept: before a tool runs, before a step's dependents start. Other events are
+        written at once, as :meth:`record` writes them.
+        """
+        return bus.subscribe(self._on_event, critical=True, barrier=self.barrier)
+
+    def _on_event(self, event: Event) -> None:
+        if type(event.data) not in BATCHED:
+            self.record(event)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # a thread without a loop: no turn to end
+            self.record(event)
+            return
+        self._db.check_owner(event.run_id)
+        with self._lock:
+            if not self._turns.add(event, loop):
+                self.flush()  # another loop's turn goes first
+                self._turns.add(event, loop)
+
+    def barrier(self) -> Awaitable[None] | None:
+        """What to await until the last step event this thread emitted through an attached bus
+        is committed (None: it is); it raises :class:`StoreError` if its commit failed."""
+        with self._lock:
+            return self._turns.barrier()
 
     def record(self, event: Event) -> None:
         """Journal one event in one transaction; raises :class:`StoreError` if it cannot."""

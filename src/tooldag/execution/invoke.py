@@ -34,7 +34,8 @@ from .runners import LocalRunner, StepRunner, ToolCall, choose_runner
 
 __all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
 
-AttemptHook = Callable[[int], None]
+# Called as each attempt starts; what it returns, when not None, is awaited before the tool runs.
+AttemptHook = Callable[[int], Awaitable[None] | None]
 RetryHook = Callable[[int, BaseException, float], None]
 
 
@@ -231,7 +232,9 @@ class Invoker:
         # be most of a step's overhead. A transient first failure is replayed into tenacity, so
         # backoff, jitter, stop and the retry notices are tenacity's alone.
         if on_attempt is not None:
-            on_attempt(1)
+            kept = on_attempt(1)
+            if kept is not None:
+                await kept
         try:
             kwargs = self._kwargs(tool, args, run_id, step_id, 1)
             out = await self._once(tool, kwargs, timeout, (run_id, step_id, 1))
@@ -268,7 +271,9 @@ class Invoker:
                 raise first_error
             if on_attempt is not None:
                 try:
-                    on_attempt(attempts)
+                    kept = on_attempt(attempts)
+                    if kept is not None:
+                        await kept
                 except BaseException as exc:
                     hook_error = exc
                     raise

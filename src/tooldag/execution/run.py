@@ -34,7 +34,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -293,6 +293,19 @@ class Run:
         """Emit; a failing critical subscriber's exception propagates (and is remembered)."""
         try:
             self.bus.emit(self.event(data, sid, state))
+        except Exception as exc:
+            self.journal_error = exc
+            raise
+
+    def kept(self) -> Awaitable[None] | None:
+        """What to await until the event just emitted is kept (the journal commits a loop
+        turn's events together); its failure is remembered as the journal's."""
+        wait = self.bus.barrier()
+        return None if wait is None else self._kept(wait)
+
+    async def _kept(self, wait: Awaitable[None]) -> None:
+        try:
+            await wait
         except Exception as exc:
             self.journal_error = exc
             raise
@@ -642,7 +655,7 @@ class Run:
                 self.refuse(sid, tool.name, abort=verdict is Verdict.ABORT)
                 return
 
-        def on_attempt(n: int) -> None:
+        def on_attempt(n: int) -> Awaitable[None] | None:
             now = self.clock()
             if n == 1:
                 state.started_at = now
@@ -650,6 +663,7 @@ class Run:
                 state.status = StepStatus.RUNNING
             state.attempts = n
             self.emit_or_raise(StepStarted(tool.name, args), sid, state)
+            return self.kept()  # the invoker awaits it: the tool runs once its start is kept
 
         def on_retry(n: int, exc: BaseException, delay: float) -> None:
             self.emit_or_raise(StepRetrying(error_of(exc, transient=True), delay), sid, state)
@@ -682,6 +696,12 @@ class Run:
         state.finished_at = self.clock()
         try:
             self.bus.emit(self.event(StepSucceeded(output), sid, state))
+            kept = self.bus.barrier()
+            if kept is not None:  # dependents start once the output is kept
+                await kept
+        except asyncio.CancelledError:
+            self.mark_cancelled(sid)
+            return
         except Exception as exc:
             self.journal_failed(sid, exc)
             return

@@ -26,14 +26,14 @@ from collections.abc import Awaitable, Callable
 
 from ..events import PAYLOADS, Event
 
-__all__ = ["BATCHED", "Turn", "Turns"]
+__all__ = ["BATCHED", "Turn", "Turns", "running_loop"]
 
 BATCHED = frozenset(cls for cls in PAYLOADS.values() if cls.type.value.startswith("step_"))
 """The events a turn gathers (by payload class): a step's. The rest are rare and are written at
 once."""
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
@@ -79,6 +79,10 @@ class Turns:
         self._local.last = (turn, len(turn.events) - 1)
         return True
 
+    def unmark(self) -> None:
+        """This thread's latest event was written at once: no turn of it to wait for."""
+        self._local.last = None
+
     def take(self) -> tuple[Turn | None, list[Event]]:
         """What a transaction starting now writes first: the carried events, then the turn's."""
         turn, self.turn = self.turn, None
@@ -111,7 +115,7 @@ class Turns:
         turn.written, turn.error = True, error
         if not turn.waiters:
             return
-        if _running_loop() is turn.loop:
+        if running_loop() is turn.loop:
             _wake(turn.waiters, error)
         elif not turn.loop.is_closed():
             turn.loop.call_soon_threadsafe(_wake, turn.waiters, error)

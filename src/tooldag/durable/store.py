@@ -41,7 +41,6 @@ reach the disk).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -61,7 +60,7 @@ from ..events import Event, EventBus, EventType, RunFinished, payload_from_json
 from ..plan.model import Plan
 from ..result import RunResult, RunStatus, StepError, StepRecord, StepStatus, Usage
 from ._backend import Backend, Connection, is_database_url, redact_url
-from ._batch import BATCHED, Turn, Turns
+from ._batch import BATCHED, Turn, Turns, running_loop
 from ._codec import JSON_FALLBACK_KEY, StoreWarning, loads_json
 from ._migrations import CURRENT_SCHEMA_VERSION, EVENT_CODES, MIGRATIONS, Migration
 from ._sqlite import SqliteBackend
@@ -382,12 +381,10 @@ class RunStore:
         return bus.subscribe(self._on_event, critical=True, barrier=self.barrier)
 
     def _on_event(self, event: Event) -> None:
-        if type(event.data) not in BATCHED:
-            self.record(event)
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # a thread without a loop: no turn to end
+        # A thread without a loop has no turn to end: written at once.
+        loop = running_loop() if type(event.data) in BATCHED else None
+        if loop is None:
+            self._turns.unmark()
             self.record(event)
             return
         self._db.check_owner(event.run_id)

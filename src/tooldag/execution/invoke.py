@@ -34,6 +34,8 @@ from .runners import LocalRunner, StepRunner, ToolCall, choose_runner
 
 __all__ = ["Invoker", "error_of", "is_transient", "normalise_output"]
 
+_JSON_TYPES = frozenset({type(None), bool, int, float, str, list, dict})
+
 # Called as each attempt starts; what it returns, when not None, is awaited before the tool runs.
 AttemptHook = Callable[[int], Awaitable[None] | None]
 RetryHook = Callable[[int, BaseException, float], None]
@@ -199,8 +201,10 @@ class Invoker:
             out = await call
         else:
             out = await self._deadlines.within(call, timeout, tool.name)
-        if inspect.isawaitable(out):
-            # A sync callable that returns an awaitable (functools.partial of a coroutine, ...).
+        # A sync callable that returns an awaitable (functools.partial of a coroutine, ...).
+        # JSON values, the usual outputs, are never awaitable: inspect's test (an ABC check that
+        # costs as much as the rest of a call) is for the other objects.
+        if type(out) not in _JSON_TYPES and inspect.isawaitable(out):
             out = await out
         return out
 

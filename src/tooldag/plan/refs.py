@@ -192,7 +192,10 @@ def parse_ref(text: str) -> Ref | None:
     return _parse_body(text[1:].strip()) if _WHOLE_RE.fullmatch(text) else None
 
 
-@lru_cache(maxsize=65536)
+# A plan's strings are parsed when it is built, when a run takes its steps and when each step's
+# arguments are resolved: the cache must hold a large plan's references (100k steps, 100k+
+# distinct strings), or a run that walks them in order evicts each before it is read again.
+@lru_cache(maxsize=1 << 18)
 def parse_string(text: str) -> str | Ref | Template | BadReference:
     """Classify a string of a plan: literal text, a whole-value Ref, a Template, or a BadReference.
 

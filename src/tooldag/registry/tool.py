@@ -254,15 +254,16 @@ class Tool:
         ``"3.5"``, ``True`` -> ``"true"``; the validator warns of it as ``coerced_argument``).
         """
         absent_if_null = self._absent_if_null
-        args = {k: v for k, v in args.items() if not (v is None and k in absent_if_null)}
         text_params = self.text_params
-        if text_params:
-            for name, value in args.items():
+        if absent_if_null or text_params:  # else the arguments are validated as they are
+            kept = {k: v for k, v in args.items() if not (v is None and k in absent_if_null)}
+            for name, value in kept.items():
                 accepted = text_params.get(name)
                 if accepted is not None:
                     text = text_coercion(value, accepted)
                     if text is not None:
-                        args[name] = text
+                        kept[name] = text
+            args = kept
         if self.args_model is not None:
             try:
                 model = self.args_model.model_validate(args)

@@ -44,3 +44,15 @@ def test_a_new_run_id_is_twelve_fresh_hex_digits() -> None:
     ids = {new_run_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) == 12 and int(i, 16) >= 0 for i in ids)
+
+
+def test_the_repr_of_a_big_run_counts_its_steps_instead_of_listing_them() -> None:
+    plan = parse_plan(
+        {"steps": [{"id": f"s{i}", "tool": "divide", "args": {"a": i, "b": 2}} for i in range(500)]}
+    )
+    result = run_plan(plan, ToolRegistry([divide]))
+    text = repr(result)
+    assert len(text) < 1_000, len(text)  # it listed every record and output: ~200 KB
+    assert text.startswith(f"RunResult(run_id='{result.run_id}', status=<RunStatus.SUCCEEDED")
+    assert "steps=<500 steps>, outputs=<500 outputs>, plans=<1 plan>" in text
+    assert len(result.steps) == 500 and result.outputs["s3"] == {"q": 1.5}  # the values are there

@@ -7,6 +7,7 @@ the faces (which print it).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
@@ -147,6 +148,13 @@ class Usage:
         }
 
 
+class _Shown(str):
+    """Text that a repr shows as it is: a summary in place of a long value."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
 class RunResult(BaseModel):
     """The outcome of a run: ``status``, ``outputs`` by step id, the rendered ``answer``,
     per-step records, the plan(s) it went through and the LLM ``usage``."""
@@ -178,6 +186,23 @@ class RunResult(BaseModel):
         if self.started_at is None or self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Counts stand in for the per-step values: a run of 10,000 steps had a repr of 3.5 MB,
+        # which nobody reads and which Python 3.11's asyncio.run builds anyway as it exits
+        # (putting its SIGINT handler back formats the main task, and so its result): 23 us a
+        # step of every run_plan. The values are the fields themselves (result.steps, ...).
+        yield "run_id", self.run_id
+        yield "status", self.status
+        if self.answer is not None:
+            answer = self.answer if len(self.answer) <= 200 else self.answer[:199] + "…"
+            yield "answer", answer
+        if self.error is not None:
+            yield "error", self.error
+        for name, value in (("steps", self.steps), ("outputs", self.outputs)):
+            yield name, _Shown(f"<{len(value)} {name}>")
+        yield "plans", _Shown(f"<{len(self.plans)} plan{'s' if len(self.plans) != 1 else ''}>")
+        yield "usage", self.usage
 
     def _repr_markdown_(self) -> str:
         """How a result shows in Jupyter: status, answer, then one table row per step."""

@@ -484,12 +484,9 @@ class EventBus:
         """What to await before acting on the event this thread just emitted as kept (``None``:
         it is): the executor awaits it before a tool runs on its step's ``step_started`` and
         before dependents start on a ``step_succeeded``. It raises what keeping it raised."""
-        barriers = self._barriers
-        if not barriers:
+        if not self._barriers:
             return None
-        if len(barriers) == 1:
-            return barriers[0]()
-        waits = [w for b in barriers if (w := b()) is not None]
+        waits = [w for b in self._barriers if (w := b()) is not None]
         if len(waits) > 1:
             return _every(waits)
         return waits[0] if waits else None

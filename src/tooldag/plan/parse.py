@@ -171,54 +171,41 @@ def _plain_text(value: Any) -> bool:
     return type(value) is str and value == value.strip()
 
 
-def _canonical_step(step_id: Any, tool: Any, deps: Any, description: Any) -> bool:
-    """The fields of a step that needs no normalising: string id (not a number) and tool without
-    surrounding blanks, ``depends_on`` a list of such ids, ``description`` text or absent."""
-    return (
-        _plain_text(step_id)
-        and _plain_text(tool)
-        and bool(tool)
-        and not step_id.isdigit()
-        and (description is None or type(description) is str)
-        and (
-            deps is None
-            or (
-                type(deps) is list
-                and all(_plain_text(d) and d[:1] != "$" and not d.isdigit() for d in deps)
-            )
-        )
+def _canonical_dep(dep: Any, numbered: bool) -> bool:
+    return (numbered and type(dep) is int) or (
+        _plain_text(dep) and dep[:1] != "$" and not dep.isdigit()
     )
 
 
-def _numbered_step(step_id: Any, tool: Any, deps: Any, description: Any) -> bool:
-    """A canonical step but for its numbers: ``"id": 3``, ``"depends_on": [1, 2]`` (what a model
-    that numbers its steps writes). Its id and references are renamed with the plan's others."""
+def _canonical_step(
+    step_id: Any, tool: Any, deps: Any, description: Any, *, numbered: bool = False
+) -> bool:
+    """The fields of a step that needs no normalising: string id (not a number) and tool without
+    surrounding blanks, ``depends_on`` a list of such ids, ``description`` text or absent.
+    ``numbered``: the ids are numbers instead (``"id": 3``, ``"depends_on": [1, "b"]``, what a
+    model that numbers its steps writes), renamed later with the plan's references to them."""
+    id_fits = (
+        (type(step_id) is int) if numbered else (_plain_text(step_id) and not step_id.isdigit())
+    )
     return (
-        type(step_id) is int
+        id_fits
         and _plain_text(tool)
         and bool(tool)
         and (description is None or type(description) is str)
         and (
-            deps is None
-            or (
-                type(deps) is list
-                and all(
-                    type(d) is int or (_plain_text(d) and d[:1] != "$" and not d.isdigit())
-                    for d in deps
-                )
-            )
+            deps is None or (type(deps) is list and all(_canonical_dep(d, numbered) for d in deps))
         )
     )
 
 
 def _fast_step(raw: dict[str, Any]) -> dict[str, Any] | None:
-    """A step already in the canonical shape (or numbered: :func:`_numbered_step`) is used as
-    it is (pydantic copies it): the common case, and the one that matters for plans of
-    thousands of steps. None: needs normalising."""
+    """A step already in the canonical shape (or numbered) is used as it is (pydantic copies
+    it): the common case, and the one that matters for plans of thousands of steps. None: needs
+    normalising."""
     if type(raw.get("args", {})) is not dict:
         return None
     fields = raw.get("id"), raw.get("tool"), raw.get("depends_on"), raw.get("description")
-    if _canonical_step(*fields) or _numbered_step(*fields):
+    if _canonical_step(*fields) or _canonical_step(*fields, numbered=True):
         return raw
     return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import itertools
 import threading
 from typing import Any
 
@@ -292,6 +293,63 @@ async def test_the_global_concurrency_cap_is_never_exceeded() -> None:
     assert result.ok
     assert peak == 3
     assert _max_in_flight(events) == 3
+
+
+async def test_a_chain_of_tools_that_never_suspend_still_lets_the_loop_run() -> None:
+    # Steps run in workers that take the next ready step themselves (no task per step): a
+    # worker must still let the loop run between two steps, as a task per step did.
+    ticks = 0
+    seen: list[int] = []
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    @tool
+    async def note(after: Any = None) -> int:
+        seen.append(ticks)
+        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        return len(seen)
+
+    steps = [step("n0", "note")] + [step(f"n{i}", "note", after=f"$n{i - 1}") for i in range(1, 50)]
+    ticking = asyncio.create_task(ticker())
+    try:
+        result, _ = await run(ToolRegistry([note]), plan_of(*steps))
+    finally:
+        ticking.cancel()
+    assert result.ok and result.outputs["n49"] == 50
+    assert all(b > a for a, b in itertools.pairwise(seen)), seen
+    assert len(tasks) == 1  # the chain ran in one worker
+
+
+async def test_cancelling_a_chain_between_two_steps_cancels_the_rest() -> None:
+    reached = asyncio.Event()
+    handles: list[RunHandle] = []
+
+    @tool
+    async def hop(after: Any = None) -> int:
+        return 1
+
+    @tool
+    async def stop(after: Any = None) -> int:
+        handles[0].cancel()  # acted on by the loop, between this step and the next
+        reached.set()
+        return 1
+
+    steps = [step("h0", "hop"), step("h1", "stop", after="$h0")]
+    steps += [step(f"h{i}", "hop", after=f"$h{i - 1}") for i in range(2, 20)]
+    executor = Executor(ToolRegistry([hop, stop]))
+    handles.append(executor.start(plan_of(*steps)))
+    result = await asyncio.wait_for(handles[0].wait(), GATE_TIMEOUT)
+    assert reached.is_set()
+    assert result.status is RunStatus.CANCELLED
+    assert result.steps["h1"].status is StepStatus.SUCCEEDED
+    assert result.steps["h2"].status is StepStatus.CANCELLED  # taken, but never started
+    assert result.steps["h2"].started_at is None
+    assert {result.steps[f"h{i}"].status for i in range(3, 20)} == {StepStatus.BLOCKED}
 
 
 async def test_a_per_tool_limit_caps_that_tool_only() -> None:

@@ -17,6 +17,14 @@ limit and, if its tool has one, of its tool's limit; without a free slot it wait
 ``max_concurrency`` tool calls run, whatever the width of the graph, and a fan-out of 10,000 steps
 costs 10,000 queue entries, not 10,000 parked tasks.
 
+Steps run in *workers*: a task that holds one global slot and, when its step ends, takes the step
+at the head of the queue itself (the steps its step made ready are queued first) instead of
+ending and leaving a new task to be made for the next one. A chain runs in one task, a fan-out in
+``max_concurrency``; between two steps a worker lets the loop run (``sleep(0)``), as a task per
+step would, so tools that never suspend do not hold up the loop. What a tool sets in a context
+variable is seen by the steps its worker runs after it (with a task per step, by the steps it
+made ready): neither isolates tools from each other.
+
 :class:`Run` is the executor's machinery; use :class:`tooldag.execution.executor.Executor`. It
 reads its settings from a frozen :class:`~tooldag.execution.options.RunOptions`, and it ends with
 the run's result: what happens then (compensation, the ``run_finished`` event) is for whoever
@@ -243,7 +251,9 @@ class Run:
         self.tool_free = dict(options.tool_limits)
         self.queue: deque[_Launch] = deque()
         self.tool_queues: dict[str, deque[_Launch]] = {name: deque() for name in self.tool_free}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.workers: set[asyncio.Task[None]] = set()
+        self.running: set[str] = set()  # the steps the workers are running now
+        self.handing_over = 0  # workers in their step's completion, which take the queue's head
         self.invoker = Invoker(
             max_workers=options.max_concurrency,
             max_output_bytes=options.max_output_bytes,
@@ -335,7 +345,7 @@ class Run:
 
     def cancel_tasks(self) -> None:
         current = asyncio.current_task()
-        for task in list(self.tasks.values()):
+        for task in list(self.workers):
             if task is not current:
                 task.cancel()
         self.check_idle()
@@ -356,7 +366,7 @@ class Run:
         self.check_idle()
 
     def check_idle(self) -> None:
-        if self.tasks or not (self.stopping or not self.sorter.is_active()):
+        if self.workers or not (self.stopping or not self.sorter.is_active()):
             self.quiet.clear()
             return
         self.quiet.set()
@@ -461,7 +471,15 @@ class Run:
 
     def complete(self, sid: str) -> None:
         self.sorter.done(sid)
-        self.drain()
+        if sid not in self.running:
+            self.drain()
+            return
+        # Its worker takes the queue's head once this returns: no task is made for that one.
+        self.handing_over += 1
+        try:
+            self.drain()
+        finally:
+            self.handing_over -= 1
 
     def on_ready(self, sid: str) -> None:
         """Decide a ready step's fate: blocked, skipped, failed early, or queued to start."""
@@ -539,42 +557,82 @@ class Run:
         return False
 
     def pump(self) -> None:
-        """Start queued steps while slots are free (global first-come first-served)."""
+        """Start queued steps while slots are free (global first-come first-served), each in a
+        new worker, but for the ones that the workers handing over will take."""
         loop = asyncio.get_running_loop()
-        while self.free and self.queue and not self.stopping:
-            launch = self.queue.popleft()
-            name = launch.tool.name
-            if name in self.tool_free:
-                if not self.tool_free[name]:
-                    self.tool_queues[name].append(launch)
-                    continue
-                self.tool_free[name] -= 1
+        while self.free and len(self.queue) > self.handing_over and not self.stopping:
+            launch = self.admit()
+            if launch is None:
+                continue
             self.free -= 1
-            task = loop.create_task(self.execute(launch))
-            self.tasks[launch.sid] = task
-            task.add_done_callback(functools.partial(self.task_done, launch))
+            task = loop.create_task(self.work(launch))
+            self.workers.add(task)
+            task.add_done_callback(functools.partial(self.worker_done, launch))
 
-    def task_done(self, launch: _Launch, task: asyncio.Task[None]) -> None:
-        sid = launch.sid
-        self.tasks.pop(sid, None)
-        self.free += 1
+    def admit(self) -> _Launch | None:
+        """The queue's head, with a slot of its tool's limit taken; None if that tool has no free
+        slot (the step then waits in its tool's queue)."""
+        launch = self.queue.popleft()
+        name = launch.tool.name
+        if name in self.tool_free:
+            if not self.tool_free[name]:
+                self.tool_queues[name].append(launch)
+                return None
+            self.tool_free[name] -= 1
+        return launch
+
+    def release(self, launch: _Launch) -> None:
+        """Hand a finished step's tool slot on: the first in line for that tool goes first."""
         name = launch.tool.name
         if name in self.tool_free:
             self.tool_free[name] += 1
             waiting = self.tool_queues[name]
-            if waiting:  # first in line for this tool goes first
+            if waiting:
                 self.queue.appendleft(waiting.popleft())
-        state = self.states[sid]
-        if task.cancelled():
-            if state.status is _PENDING:  # cancelled before its coroutine began
-                self.mark_cancelled(sid)
-        elif (exc := task.exception()) is not None:
-            log.error("run %s: step %s crashed the executor", self.run_id, sid, exc_info=exc)
-            if not state.status.finished:
-                error = StepError(type=type(exc).__name__, message=f"internal error: {exc}")
-                self.fail(sid, error)
+
+    async def work(self, launch: _Launch) -> None:
+        """A worker: run ``launch``, then the queue's head as each step ends, while there is one
+        and the run goes on. Its global slot is given back when it ends (:meth:`worker_done`)."""
+        while True:
+            sid = launch.sid
+            self.running.add(sid)
+            try:
+                await self.execute(launch)
+            except Exception as exc:
+                self.crashed(sid, exc)
+            finally:
+                self.running.discard(sid)
+                self.release(launch)
+            if not self.queue or self.stopping:
+                return
+            try:
+                await asyncio.sleep(0)  # let the loop run between two steps
+            except asyncio.CancelledError:
+                return  # nothing was taken: the run is stopping
+            next_launch = None
+            while next_launch is None and self.queue and not self.stopping:
+                next_launch = self.admit()
+            if next_launch is None:
+                return
+            launch = next_launch
+
+    def worker_done(self, first: _Launch, task: asyncio.Task[None]) -> None:
+        self.workers.discard(task)
+        self.free += 1
+        if task.cancelled() and self.states[first.sid].status is _PENDING:
+            # Cancelled before its coroutine began: its first step never started.
+            self.release(first)
+            self.mark_cancelled(first.sid)
+        elif not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("run %s: a worker crashed the executor", self.run_id, exc_info=exc)
         self.pump()
         self.check_idle()
+
+    def crashed(self, sid: str, exc: Exception) -> None:
+        """A step whose handling raised (a bug of the executor's, not of the tool's)."""
+        log.error("run %s: step %s crashed the executor", self.run_id, sid, exc_info=exc)
+        if not self.states[sid].status.finished:
+            self.fail(sid, StepError(type=type(exc).__name__, message=f"internal error: {exc}"))
 
     # ------------------------------------------------------------------ outcomes
 

@@ -236,10 +236,6 @@ class Tool:
         )
 
     @cached_property
-    def _arg_names(self) -> tuple[str, ...]:
-        return tuple(self.args_model.model_fields) if self.args_model is not None else ()
-
-    @cached_property
     def _schema_validator(self) -> Any:
         import jsonschema
 
@@ -266,13 +262,16 @@ class Tool:
             args = kept
         if self.args_model is not None:
             try:
-                model = self.args_model.model_validate(args)
+                # The model's validator itself: model_validate's Python wrapper costs as much
+                # again on a run's every step.
+                model = self.args_model.__pydantic_validator__.validate_python(args)
             except pydantic.ValidationError as exc:
                 err = exc.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"]) or None
                 raise ToolArgumentError(self.name, err["msg"], field=loc) from None
-            # Keep validated python values (nested models stay models, as the function expects).
-            return {name: getattr(model, name) for name in self._arg_names}
+            # Keep validated python values (nested models stay models, as the function expects):
+            # a model's __dict__ holds its fields, in order (extras, never passed, live apart).
+            return dict(model.__dict__)
         errors = sorted(
             self._schema_validator.iter_errors(dict(args)), key=lambda e: [str(p) for p in e.path]
         )

@@ -11,7 +11,8 @@
 2. Overhead. 10,000 no-op steps as a chain (each reads the previous one's output) and as a
    fan-out (one root, every other step reads it), in memory, with the default options: the
    wall time per step is the executor's cost, everything a user pays for included (reference
-   resolution, argument validation, events, the final RunResult). Goal (issue 14): <= 35 us per
+   resolution, argument validation, events, the final RunResult; its step records are built when
+   first read, and what reading them costs is printed apart). Goal (issue 14): <= 35 us per
    async step, and <= 5x a bare ``await asyncio.create_task(noop(x))`` per step measured in the
    same process (the ratio is what survives a busy machine).
 3. Scaling. The same per-step cost at 100, 1,000, 10,000 and 100,000 steps (async tool): it
@@ -131,6 +132,17 @@ async def executor_wall(plan: Plan, **options: Any) -> float:
     return wall
 
 
+async def records_read(plan: Plan) -> float:
+    """What reading ``result.steps`` costs after a run: the records are built when first read."""
+    result = await Executor(REGISTRY).run(plan)
+    gc.collect()
+    start = CLOCK[0]()
+    records = result.steps.values()
+    took = CLOCK[0]() - start
+    assert len(records) == len(plan.steps)
+    return took
+
+
 def overhead_plan(shape: str, n: int, tool_name: str) -> Plan:
     if shape == "chain":
         steps = [{"id": "s0", "tool": tool_name, "args": {}}] + [
@@ -193,6 +205,9 @@ async def main(seed: int, steps: int, overhead_steps: int, repeats: int, cpu: bo
             per_step = [w / overhead_steps for w in walls]
             report(f"{shape}, {kind} tool, per step", per_step, "us", scale=1e6)
             report("  / bare task", [w / floor for w in per_step], "x")
+            if tool_name == "noop":
+                read = [await records_read(big) / overhead_steps for _ in range(repeats)]
+                report("  + reading result.steps afterwards", read, "us", scale=1e6)
 
     print("scaling: per-step cost by plan size (async tool; flat is O(1) per step)")
     for shape in ("chain", "fan-out"):

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+from typing import Any
+
+import pytest
+
+import tooldag.result as result_module
 from tooldag import ToolRegistry, parse_plan, run_plan, tool
-from tooldag.result import RunStatus, new_run_id
+from tooldag.result import RunResult, RunStatus, StepRecord, StepRecords, new_run_id
 
 
 @tool(side_effects=False)
@@ -56,3 +63,57 @@ def test_the_repr_of_a_big_run_counts_its_steps_instead_of_listing_them() -> Non
     assert text.startswith(f"RunResult(run_id='{result.run_id}', status=<RunStatus.SUCCEEDED")
     assert "steps=<500 steps>, outputs=<500 outputs>, plans=<1 plan>" in text
     assert len(result.steps) == 500 and result.outputs["s3"] == {"q": 1.5}  # the values are there
+
+
+def _divisions(b: float = 0) -> RunResult:
+    plan = parse_plan(
+        {
+            "steps": [
+                {"id": "ok", "tool": "divide", "args": {"a": 1, "b": 4}},
+                {"id": "bad", "tool": "divide", "args": {"a": 1, "b": b}},
+            ]
+        }
+    )
+    return run_plan(plan, ToolRegistry([divide]))
+
+
+def test_a_runs_records_are_built_when_first_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[int] = []
+    real = result_module.records_from_attributes
+
+    def counting(source: Any) -> dict[str, StepRecord]:
+        built.append(len(source))
+        return real(source)
+
+    monkeypatch.setattr(result_module, "records_from_attributes", counting)
+    result = _divisions(b=2)  # a run that failed is compensated, which reads its records
+    assert result.outputs == {"ok": {"q": 0.25}, "bad": {"q": 0.5}} and result.ok
+    assert len(result.steps) == 2 and "bad" in result.steps
+    assert built == []  # the answer, outputs, status, a count: no record built
+    assert result.steps["bad"].args == {"a": 1, "b": 2}
+    assert result.steps["ok"].output == {"q": 0.25}
+    assert built == [2]  # once, all together
+
+
+def test_step_records_are_a_dict_to_pydantic_pickle_and_their_readers() -> None:
+    result = _divisions()
+    steps = result.steps
+    assert isinstance(steps, StepRecords)
+    plain = {k: StepRecord.model_validate(v.model_dump()) for k, v in steps.items()}
+    assert steps == plain and plain == dict(steps)
+    assert list(steps) == ["ok", "bad"] and steps.get("nope") is None
+    # Serialised, described and validated as dict[str, StepRecord].
+    assert RunResult.model_validate_json(result.model_dump_json()) == result
+    assert result.model_dump()["steps"]["bad"]["status"] == "failed"
+    schema = RunResult.model_json_schema()["properties"]["steps"]
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] == {"$ref": "#/$defs/StepRecord"}
+    again = RunResult(run_id="r", status=RunStatus.FAILED, steps=plain)
+    assert isinstance(again.steps, StepRecords) and again.steps == steps
+    copied = pickle.loads(pickle.dumps(result))
+    assert copied == result and isinstance(copied.steps, StepRecords)
+    assert copy.deepcopy(result).steps == steps
+    # Changed like a dict (tests and callers build results by hand).
+    steps["extra"] = StepRecord(id="extra", tool="divide")
+    del steps["ok"]
+    assert list(steps) == ["bad", "extra"]

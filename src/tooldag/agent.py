@@ -78,7 +78,7 @@ from .planning.planner import Planner
 from .planning.streaming import StreamingPlanner
 from .registry.loading import load_registry, load_tools
 from .registry.registry import Tool, ToolRegistry, tool
-from .result import RunResult, RunStatus, StepRecord, Usage
+from .result import RunResult, RunStatus, StepRecord, StepRecords, Usage
 from .validate.egress import EgressAllowList
 
 __all__ = [
@@ -394,7 +394,7 @@ class _Agent:
                 "usage": usage,
                 "started_at": self.started_at,
                 "finished_at": time.time(),
-                "steps": {k: v.model_copy() for k, v in base.steps.items()},
+                "steps": StepRecords({k: v.model_copy() for k, v in base.steps.items()}),
             }
         )
         # The executions' run_finished events were not final: this one ends the run for

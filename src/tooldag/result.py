@@ -7,13 +7,14 @@ the faces (which print it).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 from .plan.model import Plan
 
@@ -22,6 +23,7 @@ __all__ = [
     "RunStatus",
     "StepError",
     "StepRecord",
+    "StepRecords",
     "StepStatus",
     "Usage",
     "new_run_id",
@@ -117,6 +119,102 @@ class StepRecord(BaseModel):
         return self.finished_at - self.started_at
 
 
+_RECORDS = TypeAdapter(dict[str, StepRecord])
+
+
+def records_from_attributes(source: Mapping[str, Any]) -> dict[str, StepRecord]:
+    """Step records read from ``source``'s objects, which have a record's attributes (the
+    executor's live step states), in one validation: in Rust, reading the attributes itself,
+    that costs less than a validation per step, or than ``model_construct`` (in Python)."""
+    return _RECORDS.validate_python(source, from_attributes=True)
+
+
+class StepRecords(MutableMapping[str, StepRecord]):
+    """A run's :class:`StepRecord` s by step id (``RunResult.steps``): a dict in all but name.
+
+    The executor hands over its steps' final states, and the records are built from them when
+    first read: a record is a pydantic model, about 4 us a step to build, which a caller that
+    reads only the answer or the outputs of a big run need not pay. Pydantic validates,
+    serialises and describes it as ``dict[str, StepRecord]``; pickling and copying give the
+    records themselves.
+    """
+
+    __slots__ = ("_records", "_source")
+
+    def __init__(self, records: Mapping[str, StepRecord] | None = None) -> None:
+        self._records: dict[str, StepRecord] = dict(records) if records else {}
+        self._source: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_attributes(cls, source: Mapping[str, Any]) -> StepRecords:
+        """The records of ``source``'s objects (see :func:`records_from_attributes`), read when
+        first needed: ``source`` must not change after this."""
+        records = cls()
+        records._source = source
+        return records
+
+    def _read(self) -> dict[str, StepRecord]:
+        if self._source is not None:
+            self._records = records_from_attributes(self._source)
+            self._source = None
+        return self._records
+
+    def __getitem__(self, key: str) -> StepRecord:
+        return self._read()[key]
+
+    def __setitem__(self, key: str, record: StepRecord) -> None:
+        self._read()[key] = record
+
+    def __delitem__(self, key: str) -> None:
+        del self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._source if self._source is not None else self._records)
+
+    def __contains__(self, key: object) -> bool:
+        return key in (self._source if self._source is not None else self._records)
+
+    # The dict's own views: the mixins' would look every record up through __getitem__.
+    def keys(self) -> KeysView[str]:
+        return self._read().keys()
+
+    def values(self) -> ValuesView[StepRecord]:
+        return self._read().values()
+
+    def items(self) -> ItemsView[str, StepRecord]:
+        return self._read().items()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._read().get(key, default)
+
+    def __repr__(self) -> str:
+        return repr(self._read())
+
+    def __reduce__(self) -> tuple[type[StepRecords], tuple[dict[str, StepRecord]]]:
+        return (StepRecords, (self._read(),))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        records = handler.generate_schema(dict[str, StepRecord])
+
+        def validate(value: Any, inner: core_schema.ValidatorFunctionWrapHandler) -> StepRecords:
+            return value if isinstance(value, StepRecords) else StepRecords(inner(value))
+
+        def dump(value: Mapping[str, StepRecord]) -> Mapping[str, StepRecord]:
+            return value._read() if isinstance(value, StepRecords) else value
+
+        return core_schema.no_info_wrap_validator_function(
+            validate,
+            records,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                dump, return_schema=records
+            ),
+        )
+
+
 @dataclass
 class Usage:
     """LLM token usage, summed over every call of a run (re-asks and replans included)."""
@@ -165,7 +263,10 @@ class RunResult(BaseModel):
     status: RunStatus
     outputs: dict[str, Any] = Field(default_factory=dict)
     answer: str | None = None
-    steps: dict[str, StepRecord] = Field(default_factory=dict)
+    # Any mapping of records is taken (and kept as StepRecords, see there).
+    steps: Annotated[MutableMapping[str, StepRecord], StepRecords] = Field(
+        default_factory=StepRecords
+    )
     plans: list[Plan] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     error: str | None = None

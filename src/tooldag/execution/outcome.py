@@ -8,15 +8,35 @@ which calls them once, when the run concludes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ReferenceResolutionError
 from ..events import Event, RunFinished
 from ..plan.model import LLM_ANSWER
 from ..plan.refs import BadReference, Ref, lookup, parse_string, render_text
-from ..result import RunStatus, StepRecord, StepStatus
+from ..result import RunStatus, StepError, StepStatus
 
-__all__ = ["BAD_STATUSES", "finished_event", "render_answer", "run_problems", "run_status"]
+__all__ = [
+    "BAD_STATUSES",
+    "StepOutcome",
+    "finished_event",
+    "render_answer",
+    "run_problems",
+    "run_status",
+]
+
+
+class StepOutcome(Protocol):
+    """What these functions read of a step: a :class:`~tooldag.result.StepRecord`, or the
+    executor's live state of a step (which a run's records are built from only when read)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> StepStatus: ...
+    @property
+    def error(self) -> StepError | None: ...
+
 
 # A step in one of these blocks its dependants and fails the run.
 BAD_STATUSES = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANCELLED})
@@ -25,7 +45,7 @@ BAD_STATUSES = frozenset({StepStatus.FAILED, StepStatus.BLOCKED, StepStatus.CANC
 def render_answer(
     template: str | None,
     outputs: Mapping[str, Any],
-    records: Mapping[str, StepRecord] | None = None,
+    records: Mapping[str, StepOutcome] | None = None,
 ) -> str | None:
     """Render a plan's ``answer`` over step outputs.
 
@@ -55,7 +75,7 @@ def render_answer(
 
 
 def run_status(
-    records: Mapping[str, StepRecord],
+    records: Mapping[str, StepOutcome],
     *,
     cancelled: bool,
     paused: bool,
@@ -76,7 +96,7 @@ def run_status(
 
 
 def run_problems(
-    records: Mapping[str, StepRecord],
+    records: Mapping[str, StepOutcome],
     *,
     cancelled: bool,
     fatal: str | None,

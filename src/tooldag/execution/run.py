@@ -46,8 +46,6 @@ from collections.abc import Awaitable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from ..errors import PlanInvalidError, ReferenceResolutionError
 from ..events import (
     Event,
@@ -65,10 +63,16 @@ from ..events import (
 from ..issues import Issue
 from ..plan.conditions import evaluate_explained
 from ..plan.model import Plan, Step
-from ..plan.parse import _pause_gc, _resume_gc
 from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
-from ..result import RunResult, StepError, StepRecord, StepStatus
+from ..result import (
+    RunResult,
+    StepError,
+    StepRecord,
+    StepRecords,
+    StepStatus,
+    records_from_attributes,
+)
 from .gate import REFUSED, Verdict, verdict_of
 from .invoke import Invoker, error_of, is_transient
 from .options import RunOptions
@@ -130,14 +134,9 @@ class _Launch:
     validated: dict[str, Any]
 
 
-# The records of a run's steps in one validation: in Rust, reading the states' attributes
-# itself, that costs less than a validation per step, or than model_construct (in Python).
-_RECORDS = TypeAdapter(dict[str, StepRecord])
-
-
 def records_of(states: Mapping[str, _State]) -> dict[str, StepRecord]:
-    """The step records of ``states`` (step id -> live state), in the same order."""
-    return _RECORDS.validate_python(states, from_attributes=True)
+    """The step records of ``states`` (step id -> live state), in the same order, now."""
+    return records_from_attributes(states)
 
 
 def _names(ids: list[str]) -> str:
@@ -254,6 +253,7 @@ class Run:
         self.workers: set[asyncio.Task[None]] = set()
         self.running: set[str] = set()  # the steps the workers are running now
         self.handing_over = 0  # workers in their step's completion, which take the queue's head
+        self.setbacks = False  # a step ended other than succeeded (only then may one be held back)
         self.invoker = Invoker(
             max_workers=options.max_concurrency,
             max_output_bytes=options.max_output_bytes,
@@ -488,11 +488,8 @@ class Run:
             self.complete(sid)
             return
         step = self.steps[sid]
-        # Usually every step it waits for succeeded, and then nothing can hold it back.
-        succeeded = StepStatus.SUCCEEDED
-        doubtful = sid in self.unknown or not all(
-            states[d].status is succeeded for d in self.deps[sid]
-        )
+        # Usually every step so far succeeded, and then nothing can hold this one back.
+        doubtful = self.setbacks or sid in self.unknown
         if doubtful and self.held_back(sid):
             return
         if step.when is not None:
@@ -639,6 +636,8 @@ class Run:
     def finish(self, sid: str, status: StepStatus, reason: str | None = None) -> _State:
         state = self.states[sid]
         state.status = status
+        if status is not StepStatus.SUCCEEDED:
+            self.setbacks = True
         state.finished_at = self.clock()
         if reason is not None:
             state.reason = reason
@@ -861,34 +860,27 @@ class Run:
                 self.emit(StepCancelled(why), sid)
 
     def conclude(self) -> RunResult:
-        # A record per step, and no cycles: the collector is paused as Run's construction is.
-        was_enabled = _pause_gc()
-        try:
-            return self._conclude()
-        finally:
-            _resume_gc(was_enabled)
-
-    def _conclude(self) -> RunResult:
         self.finishing = True
         self.settle_unstarted()
-        records = records_of(self.states)
+        # The states are final now: the result's records are built from them when first read.
+        states = self.states
         cancelled, fatal = self.cancel_requested, self.fatal
         paused, rejected = self.pause_requested, self.rejected
         status = run_status(
-            records, cancelled=cancelled, paused=paused, fatal=fatal, rejected=rejected
+            states, cancelled=cancelled, paused=paused, fatal=fatal, rejected=rejected
         )
-        problems = run_problems(records, cancelled=cancelled, fatal=fatal, rejected=rejected)
+        problems = run_problems(states, cancelled=cancelled, fatal=fatal, rejected=rejected)
         outputs = {
             sid: r.output
-            for sid, r in records.items()
+            for sid, r in states.items()
             if r.status in (StepStatus.SUCCEEDED, StepStatus.COMPENSATED)
         }
         return RunResult(
             run_id=self.run_id,
             status=status,
             outputs=outputs,
-            answer=render_answer(self.plan.answer, self.outputs, records),
-            steps=records,
+            answer=render_answer(self.plan.answer, self.outputs, states),
+            steps=StepRecords.from_attributes(states),
             plans=[self.plan],
             error="; ".join(problems) or None,
             started_at=self.started_at,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..events import Event, Payload, StepCompensated, StepCompensationFailed
 from ..plan.refs import resolve
-from ..result import RunResult, StepError, StepRecord, StepStatus
+from ..result import RunResult, StepError, StepRecord, StepRecords, StepStatus
 from .invoke import Invoker, error_of
 from .options import RunOptions
 
@@ -92,7 +92,7 @@ class CompensationReport:
             else:
                 steps[record.id] = current.model_copy(update={"error": record.error})
         error = "; ".join(m for m in (result.error, self.error) if m) or None
-        return result.model_copy(update={"steps": steps, "error": error})
+        return result.model_copy(update={"steps": StepRecords(steps), "error": error})
 
     def _stands_for(self, current: StepRecord, entry: LedgerEntry) -> bool:
         """Whether a result's step is the effect ``entry`` recorded: the same finish, or a reuse of
@@ -113,7 +113,7 @@ class Ledger:
         self._entries: list[LedgerEntry] = []
         # The step records of executions recorded and not read yet: most runs are never
         # compensated, so their records are only read (into entries) when the ledger is.
-        self._unread: list[tuple[StepRecord, ...]] = []
+        self._unread: list[Mapping[str, StepRecord]] = []
         self._executions = 0
         self._ran: set[str] = set()
 
@@ -127,13 +127,13 @@ class Ledger:
         added only when no execution recorded here ran it (a resumed or ``reuse=`` run, whose
         earlier executions are on no ledger).
         """
-        self._unread.append(tuple(result.steps.values()))
+        self._unread.append(result.steps)  # final: a result's records are not changed
 
     def _read(self) -> list[LedgerEntry]:
         """The entries, with those of the executions recorded since the last read added."""
         for records in self._unread:
             self._executions += 1
-            for record in records:
+            for record in records.values():
                 if record.status is StepStatus.SUCCEEDED and not (
                     record.reused and record.id in self._ran
                 ):

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import itertools
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -295,9 +296,17 @@ async def test_the_global_concurrency_cap_is_never_exceeded() -> None:
     assert _max_in_flight(events) == 3
 
 
+def _spin(seconds: float) -> None:
+    """Busy for ``seconds`` without letting the loop run (a tool that computes)."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
+
+
 async def test_a_chain_of_tools_that_never_suspend_still_lets_the_loop_run() -> None:
-    # Steps run in workers that take the next ready step themselves (no task per step): a
-    # worker must still let the loop run between two steps, as a task per step did.
+    # Steps run in workers that take the next ready step themselves (no task per step), back to
+    # back while they take less than a slice (1 ms) together: a step that computes for longer
+    # must let the loop run before the next one starts.
     ticks = 0
     seen: list[int] = []
     tasks: set[asyncio.Task[Any]] = set()
@@ -309,18 +318,20 @@ async def test_a_chain_of_tools_that_never_suspend_still_lets_the_loop_run() -> 
             await asyncio.sleep(0)
 
     @tool
-    async def note(after: Any = None) -> int:
+    async def compute(after: Any = None) -> int:
         seen.append(ticks)
         tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        _spin(0.003)
         return len(seen)
 
-    steps = [step("n0", "note")] + [step(f"n{i}", "note", after=f"$n{i - 1}") for i in range(1, 50)]
+    steps = [step("c0", "compute")]
+    steps += [step(f"c{i}", "compute", after=f"$c{i - 1}") for i in range(1, 10)]
     ticking = asyncio.create_task(ticker())
     try:
-        result, _ = await run(ToolRegistry([note]), plan_of(*steps))
+        result, _ = await run(ToolRegistry([compute]), plan_of(*steps))
     finally:
         ticking.cancel()
-    assert result.ok and result.outputs["n49"] == 50
+    assert result.ok and result.outputs["c9"] == 10
     assert all(b > a for a, b in itertools.pairwise(seen)), seen
     assert len(tasks) == 1  # the chain ran in one worker
 
@@ -335,7 +346,7 @@ async def test_cancelling_a_chain_between_two_steps_cancels_the_rest() -> None:
 
     @tool
     async def stop(after: Any = None) -> int:
-        handles[0].cancel()  # acted on by the loop, between this step and the next
+        handles[0].cancel()  # acted on by the loop, before the worker takes the next step
         reached.set()
         return 1
 

@@ -115,6 +115,8 @@ class RunHandle:
         # A closed loop means the run is over: cancelling it is then a no-op.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(action)
+            # A worker running steps back to back lets the loop run before its next step.
+            self._run.attention = True
 
     def cancel(self) -> None:
         """Start nothing new, cancel running steps, end ``cancelled`` (compensated first unless

@@ -20,10 +20,12 @@ costs 10,000 queue entries, not 10,000 parked tasks.
 Steps run in *workers*: a task that holds one global slot and, when its step ends, takes the step
 at the head of the queue itself (the steps its step made ready are queued first) instead of
 ending and leaving a new task to be made for the next one. A chain runs in one task, a fan-out in
-``max_concurrency``; between two steps a worker lets the loop run (``sleep(0)``), as a task per
-step would, so tools that never suspend do not hold up the loop. What a tool sets in a context
-variable is seen by the steps its worker runs after it (with a task per step, by the steps it
-made ready): neither isolates tools from each other.
+``max_concurrency``. A worker lets the loop run (``sleep(0)``) between two steps once it has run
+steps back to back for a millisecond (:data:`_SLICE`), or at once when a cancel or pause waits,
+so tools that never suspend do not hold up the loop (a task per step let it run after every
+step: a tenth of a no-op step's cost). What a tool sets in a context variable is seen by the
+steps its worker runs after it (with a task per step, by the steps it made ready): neither
+isolates tools from each other.
 
 :class:`Run` is the executor's machinery; use :class:`tooldag.execution.executor.Executor`. It
 reads its settings from a frozen :class:`~tooldag.execution.options.RunOptions`, and it ends with
@@ -83,6 +85,10 @@ __all__ = ["Run", "records_of", "render_answer"]
 log = logging.getLogger("tooldag.executor")
 
 _PENDING = StepStatus.PENDING
+# How long a worker may run steps back to back (steps whose tools did not suspend) before it lets
+# the loop run: a loop turn per step would be a tenth of a no-op step, and a millisecond keeps a
+# live view, a cancel or another run as prompt as anyone can tell.
+_SLICE = 0.001
 
 
 class _Clock:
@@ -254,6 +260,7 @@ class Run:
         self.running: set[str] = set()  # the steps the workers are running now
         self.handing_over = 0  # workers in their step's completion, which take the queue's head
         self.setbacks = False  # a step ended other than succeeded (only then may one be held back)
+        self.attention = False  # a cancel or pause waits in the loop's queue: workers, yield
         self.invoker = Invoker(
             max_workers=options.max_concurrency,
             max_output_bytes=options.max_output_bytes,
@@ -590,6 +597,8 @@ class Run:
     async def work(self, launch: _Launch) -> None:
         """A worker: run ``launch``, then the queue's head as each step ends, while there is one
         and the run goes on. Its global slot is given back when it ends (:meth:`worker_done`)."""
+        loop = asyncio.get_running_loop()
+        yield_at = loop.time() + _SLICE
         while True:
             sid = launch.sid
             self.running.add(sid)
@@ -602,10 +611,13 @@ class Run:
                 self.release(launch)
             if not self.queue or self.stopping:
                 return
-            try:
-                await asyncio.sleep(0)  # let the loop run between two steps
-            except asyncio.CancelledError:
-                return  # nothing was taken: the run is stopping
+            if self.attention or loop.time() >= yield_at:  # let the loop run
+                self.attention = False
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    return  # nothing was taken: the run is stopping
+                yield_at = loop.time() + _SLICE
             next_launch = None
             while next_launch is None and self.queue and not self.stopping:
                 next_launch = self.admit()

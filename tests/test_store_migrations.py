@@ -207,7 +207,7 @@ def build_v2(url: str) -> None:
 def test_a_version_2_store_migrates_to_3_and_reads_back_as_it_was(store_url: str) -> None:
     build_v2(store_url)
     with RunStore(store_url) as s:
-        assert s.schema_version == CURRENT_SCHEMA_VERSION == 3
+        assert s.schema_version == CURRENT_SCHEMA_VERSION == 4
         events = s.events_json("r2")
         assert [(e["type"], e["step_id"], e["data"]) for e in events] == [
             (kind, step, json.loads(data) if data else {}) for kind, step, _, _, data in V2_EVENTS

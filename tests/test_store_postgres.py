@@ -92,7 +92,7 @@ def test_both_backends_build_the_same_schema_at_the_same_version(
 ) -> None:
     RunStore(tmp_path / "runs.sqlite3").close()
     assert _postgres_schema(store) == _sqlite_schema(tmp_path / "runs.sqlite3")
-    assert _postgres_schema(store)["versions"] == [1, 2, 3]
+    assert _postgres_schema(store)["versions"] == [1, 2, 3, 4]
 
 
 def test_the_store_is_named_without_its_password(postgres_url: str) -> None:

@@ -23,7 +23,8 @@ column in PostgreSQL) and ``id`` (the text run id every API speaks) becomes a un
 (``runs_by_id``, the same in both databases); ``plans``, ``steps`` and ``events`` hold the key in
 their ``run`` column, where the text id was repeated in every row and every index entry. The key
 is the database's (a plain rowid, which VACUUM may renumber, would not do), immutable, and never
-reused: runs are never deleted. Rows of a run that had no ``runs`` row (step events recorded for
+reused: runs are never deleted (PostgreSQL's keys may skip numbers: an upsert of a run that exists
+draws one too). Rows of a run that had no ``runs`` row (step events recorded for
 an unknown run) get one, ``pending``, as the journal now makes for such a run.
 """
 

@@ -117,8 +117,9 @@ class Journal:
         self._keys.clear()
 
     def run_key(self, db: Connection, run_id: str, ts: float) -> int:
-        """The run's ``runs.key``; a run without a row gets one (``pending``, made at ``ts``), so
-        that a step event recorded for an unknown run is kept, as before keys."""
+        """The run's ``runs.key``. A run without a row gets one (``pending``, made at ``ts``): the
+        step events recorded for a run the store does not know are kept (version 3 kept them
+        without a row), and the runs list shows it."""
         key = self._keys.get(run_id)
         if key is None:
             row = db.execute("SELECT key FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -291,8 +291,9 @@ row = weekly.to_json()
 {key: row[key] for key in ("id", "goal", "status", "answer", "plan_versions", "steps")}
 
 # %% [markdown]
-# The store is a plain SQLite file, one row per (run id, step id); any SQLite client can
-# read it. The completed step's output is there, ready to be reused:
+# The store is a plain SQLite file, one row per (run, step id), where a run is its row's
+# integer `key` in `runs`; any SQLite client can read it. The completed step's output is
+# there, ready to be reused:
 
 # %%
 import sqlite3
@@ -300,7 +301,8 @@ from contextlib import closing
 
 with closing(sqlite3.connect(store.path)) as db:
     rows = db.execute(
-        "SELECT step_id, status, attempts, output FROM steps WHERE run_id = ?",
+        "SELECT step_id, s.status, attempts, output FROM steps s "
+        "JOIN runs r ON r.key = s.run WHERE r.id = ?",
         ("weekly-report",),
     ).fetchall()
 rows

@@ -17,7 +17,16 @@ import pytest
 
 from tooldag.durable.store import RunStore
 
-__all__ = ["db_error", "integrity", "orphan", "raw", "start_together", "wait_for", "wait_for_file"]
+__all__ = [
+    "db_error",
+    "integrity",
+    "orphan",
+    "raw",
+    "schema",
+    "start_together",
+    "wait_for",
+    "wait_for_file",
+]
 
 
 def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -34,6 +43,38 @@ def raw(store: RunStore, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with store._read() as conn:  # its connection: the URL's password is not in store.path
         cursor: Any = conn.execute(sql, params)
         return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+
+def schema(store: RunStore) -> dict[str, Any]:
+    """The store's tables with their columns (in order), its indexes (but primary keys) and its
+    schema versions, as its database lists them: what both backends must agree on."""
+    if store.backend == "sqlite":
+        tables = [r[0] for r in raw(store, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        columns = {t: [r[1] for r in raw(store, f"PRAGMA table_info({t})")] for t in tables}
+        indexes = {
+            r[0]
+            for r in raw(
+                store, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+            )
+        }
+    else:
+        columns = {}
+        for table, column in raw(
+            store,
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        ):
+            columns.setdefault(table, []).append(column)
+        indexes = {
+            r[0]
+            for r in raw(
+                store,
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexname NOT LIKE '%_pkey'",
+            )
+        }
+    versions = [r[0] for r in raw(store, "SELECT version FROM schema_version ORDER BY 1")]
+    return {"columns": columns, "indexes": indexes, "versions": versions}
 
 
 def db_error(store: RunStore, message: str) -> Exception:

@@ -105,7 +105,11 @@ class Scene:
     def snapshot(self) -> Snapshot:
         counts = Counter(self.counter.read_text().split())
         with RunStore(self.db) as store:
-            rows = raw(store, "SELECT step_id, status FROM steps WHERE run_id = 'run'")
+            rows = raw(
+                store,
+                "SELECT step_id, s.status FROM steps s JOIN runs r ON r.key = s.run "
+                "WHERE r.id = 'run'",
+            )
         return Snapshot(counts, dict(rows))  # type: ignore[arg-type]
 
     def integrity(self) -> str:

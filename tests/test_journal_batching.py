@@ -40,14 +40,20 @@ def committed(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 def step_row(url: str, step: str) -> tuple[Any, ...] | None:
     rows = committed(
-        url, "SELECT status, output FROM steps WHERE run_id = 'r1' AND step_id = ?", step
+        url,
+        "SELECT s.status, output FROM steps s JOIN runs r ON r.key = s.run "
+        "WHERE r.id = 'r1' AND step_id = ?",
+        step,
     )
     return rows[0] if rows else None
 
 
 def started_events(url: str, step: str) -> int:
     rows = committed(
-        url, "SELECT COUNT(*) FROM events WHERE run_id = 'r1' AND step_id = ? AND type = 0", step
+        url,
+        "SELECT COUNT(*) FROM events e JOIN runs r ON r.key = e.run "
+        "WHERE r.id = 'r1' AND step_id = ? AND type = 0",
+        step,
     )
     return int(rows[0][0])
 

@@ -124,7 +124,7 @@ def test_a_sqlite_store_uses_wal(sqlite_store: RunStore) -> None:
 
 def test_the_store_records_its_schema_version(store: RunStore) -> None:
     assert store.schema_version == CURRENT_SCHEMA_VERSION
-    assert raw(store, "SELECT version FROM schema_version") == [(1,), (2,), (3,)]
+    assert raw(store, "SELECT version FROM schema_version ORDER BY 1") == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_store_from_a_newer_tooldag_is_refused(store: RunStore, store_url: str) -> None:
@@ -425,6 +425,47 @@ def test_a_failed_commit_rolls_back_and_raises_store_error(
     assert store.completed_outputs("r1") == {}
     assert store.load_result("r1").steps["a"].status is StepStatus.RUNNING
     assert EventType.STEP_SUCCEEDED not in [e.type for e in store.events("r1")]
+
+
+def test_stores_sharing_a_database_take_run_keys_from_it(store: RunStore, store_url: str) -> None:
+    # As the processes of a RunPool do: each store keeps the keys it learnt, none invents one.
+    with RunStore(store_url) as other:
+        start(store, "r1")
+        start(other, "r2")
+        succeed(store, "a", 1, run="r1")
+        succeed(other, "a", 2, run="r2")
+        succeed(other, "b", 3, run="r1")
+        succeed(store, "b", 4, run="r2")
+        assert other.completed_outputs("r1") == store.completed_outputs("r1") == {"a": 1, "b": 3}
+        assert other.completed_outputs("r2") == store.completed_outputs("r2") == {"a": 2, "b": 4}
+    # Distinct, in the order the runs were made (PostgreSQL's may have gaps: an upsert of an
+    # existing row draws a number too).
+    assert [r[0] for r in raw(store, "SELECT id FROM runs ORDER BY key")] == ["r1", "r2"]
+
+
+def test_a_run_row_rolled_back_takes_its_key_with_it(
+    store: RunStore, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_commit() -> None:
+        raise db_error(store, "disk I/O error")
+
+    monkeypatch.setattr(store, "_commit", broken_commit)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        start(store, "r1")  # made r1's row and learnt its key, then rolled back
+    monkeypatch.undo()
+    with RunStore(store_url) as other:
+        start(other, "r2")  # SQLite gives r2 the key r1 had in the rolled-back transaction
+    succeed(store, "a", 1, run="r1")
+    assert store.completed_outputs("r1") == {"a": 1}
+    assert store.completed_outputs("r2") == {}
+    assert [e.type for e in store.events("r2")] == [EventType.RUN_STARTED]
+
+
+def test_step_events_of_a_run_without_a_row_give_it_one(store: RunStore) -> None:
+    succeed(store, "a", 1, run="r-bare")
+    info = store.get_run("r-bare")
+    assert info is not None and info.status is RunStatus.PENDING
+    assert store.completed_outputs("r-bare") == {"a": 1}
 
 
 def test_a_write_that_cannot_get_the_lock_fails_with_advice(tmp_path: Path) -> None:

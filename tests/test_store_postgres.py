@@ -10,17 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
-from store_helpers import orphan, raw, start_together, wait_for
+from store_helpers import orphan, raw, schema, start_together, wait_for
 from tooldag.durable.store import INTERRUPTED, RunStore, redact_url
 from tooldag.errors import RunStateError, StoreError
 from tooldag.events import Event, RunStarted, StepStarted
@@ -49,50 +47,12 @@ def lease_of(store: RunStore, run_id: str) -> float | None:
 # --------------------------------------------------------------------------- schema and URLs
 
 
-def _sqlite_schema(path: Path) -> dict[str, Any]:
-    db = sqlite3.connect(path)
-    try:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        columns = {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}
-        indexes = {
-            r[0]
-            for r in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
-            )
-        }
-        versions = [r[0] for r in db.execute("SELECT version FROM schema_version ORDER BY 1")]
-    finally:
-        db.close()
-    return {"columns": columns, "indexes": indexes, "versions": versions}
-
-
-def _postgres_schema(store: RunStore) -> dict[str, Any]:
-    rows = raw(
-        store,
-        "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
-    )
-    columns: dict[str, list[str]] = {}
-    for table, column in rows:
-        columns.setdefault(table, []).append(column)
-    indexes = {
-        r[0]
-        for r in raw(
-            store,
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND indexname NOT LIKE '%_pkey'",
-        )
-    }
-    versions = [r[0] for r in raw(store, "SELECT version FROM schema_version ORDER BY 1")]
-    return {"columns": columns, "indexes": indexes, "versions": versions}
-
-
 def test_both_backends_build_the_same_schema_at_the_same_version(
     store: RunStore, tmp_path: Path
 ) -> None:
-    RunStore(tmp_path / "runs.sqlite3").close()
-    assert _postgres_schema(store) == _sqlite_schema(tmp_path / "runs.sqlite3")
-    assert _postgres_schema(store)["versions"] == [1, 2, 3]
+    with RunStore(tmp_path / "runs.sqlite3") as sqlite_store:
+        assert schema(store) == schema(sqlite_store)
+    assert schema(store)["versions"] == [1, 2, 3, 4]
 
 
 def test_the_store_is_named_without_its_password(postgres_url: str) -> None:

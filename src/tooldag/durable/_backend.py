@@ -79,8 +79,9 @@ class Backend(ABC):
     """What to do when a write fails half way."""
     # The owner process's clock reads of "now" for the lease: None where there is no lease.
     now_sql: ClassVar[str] = "NULL"
-    # Ties of created_at (two runs in one clock tick) in the order they were made.
-    newest_first: ClassVar[str]
+    # Ties of created_at (two runs in one clock tick) in the order they were made: runs.key
+    # counts up.
+    newest_first: ClassVar[str] = "r.created_at DESC, r.key DESC"
     schema_version_ddl: ClassVar[str]
 
     @property

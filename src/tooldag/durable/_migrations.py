@@ -10,12 +10,22 @@ and ``postgresql`` in PostgreSQL's (``DOUBLE PRECISION`` for SQLite's 8-byte ``R
 column for ``INTEGER PRIMARY KEY``). Both backends are at the same version with the same tables,
 columns and indexes (``tests/test_store_postgres.py`` compares them), stored as each database keeps
 them smallest: from version 3, SQLite's ``steps`` is a ``WITHOUT ROWID`` table and its
-``events_by_run`` covers ``run_id`` alone (every SQLite index entry holds the rowid, ``seq``).
+``events_by_run`` covers the run alone (every SQLite index entry holds the rowid, ``seq``).
 ``tests/test_store_migrations.py`` migrates old stores of both.
 
 Version 3 is about size (a step's journal went from about 300 to 225 bytes, plan included): event
 types are numbers (:data:`EVENT_CODES`), and what the journal writes changed too (a
 ``step_started`` row no longer repeats the step's tool; plans are stored without spaces).
+
+Version 4 is about size too (about 60 bytes a step: 261 to 200 KiB per 1,000 no-op steps, plan
+included): a run is referenced by an integer. ``runs`` gets ``key`` (SQLite's ``INTEGER PRIMARY
+KEY``, an identity column in PostgreSQL) and ``id`` (the text run id every API speaks) gets a
+unique index (``runs_by_id``, the same in both databases); ``plans``, ``steps`` and ``events``
+hold the key in their ``run`` column, where the text id was repeated in every row and every index
+entry. The key is the database's (a plain rowid, which VACUUM may renumber, would not do),
+immutable, and never reused: runs are never deleted (PostgreSQL's keys may skip numbers: an upsert
+of a run that exists draws one too). The rows of a run that had no ``runs`` row (step events
+recorded for a run the store did not know) get one, ``pending``, as the journal now makes.
 """
 
 from __future__ import annotations
@@ -49,6 +59,56 @@ step have 0 and 1, which SQLite stores in no bytes at all."""
 _TYPE_CODE = "CASE type {} END".format(
     " ".join(f"WHEN '{name}' THEN {code}" for name, code in _V3_CODES.items())
 )
+
+
+# Version 4's statements that both databases speak: the copies into the new tables (each
+# old table's rows, with the run's key for its id) and the indexes of runs.
+_RUN_COLUMNS = (
+    "id, goal, status, created_at, updated_at, finished_at, answer, error, prompt_tokens, "
+    "completion_tokens, total_tokens, llm_calls, owner_pid, owner_host, owner_token, "
+    "lease_until, queued_at"
+)
+_COPY_RUNS = (
+    f"INSERT INTO runs_v4 ({_RUN_COLUMNS}) SELECT {_RUN_COLUMNS} FROM runs ORDER BY {{order}}"
+)
+_RUNS_INDEXES = (
+    "CREATE UNIQUE INDEX runs_by_id ON runs(id)",
+    "CREATE INDEX runs_by_created ON runs(created_at)",
+    "CREATE INDEX runs_queued ON runs(queued_at) WHERE queued_at IS NOT NULL",
+)
+# A row for every run that had none: the copies below join on it, and would drop its rows.
+_ORPHAN_RUNS = """INSERT INTO runs (id, status, created_at, updated_at)
+        SELECT run_id, 'pending', COALESCE(MIN(ts), 0), COALESCE(MAX(ts), 0) FROM (
+            SELECT run_id, created_at AS ts FROM plans
+            UNION ALL SELECT run_id, COALESCE(started_at, finished_at) FROM steps
+            UNION ALL SELECT run_id, ts FROM events) AS old
+        WHERE run_id NOT IN (SELECT id FROM runs) GROUP BY run_id ORDER BY 3, 1"""
+_COPY_PLANS = (
+    "INSERT INTO plans_v4 SELECT r.key, p.version, p.plan, p.created_at "
+    "FROM plans p JOIN runs r ON r.id = p.run_id"
+)
+_COPY_STEPS = (
+    "INSERT INTO steps_v4 SELECT r.key, s.step_id, s.tool, s.status, s.attempts, s.args, "
+    "s.output, s.error, s.reason, s.started_at, s.finished_at, s.reused "
+    "FROM steps s JOIN runs r ON r.id = s.run_id"
+)
+_COPY_EVENTS = (
+    "INSERT INTO events_v4 SELECT e.seq, r.key, e.type, e.step_id, e.attempt, e.ts, "
+    "e.duration, e.data FROM events e JOIN runs r ON r.id = e.run_id"
+)
+
+
+def _pg_renamed(table: str, identity: str | None = None) -> tuple[str, ...]:
+    """PostgreSQL: ``table_v4`` replaces ``table``, under the names ``table`` would have had."""
+    statements: tuple[str, ...] = (
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v4 RENAME TO {table}",
+        f"ALTER INDEX {table}_v4_pkey RENAME TO {table}_pkey",
+    )
+    if identity is not None:
+        sequence = f"{table}_v4_{identity}_seq"
+        statements += (f"ALTER SEQUENCE {sequence} RENAME TO {table}_{identity}_seq",)
+    return statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +225,92 @@ MIGRATIONS: tuple[Migration, ...] = (
             # PostgreSQL's heap has no rowid index to save, and its index on run_id alone would
             # not give a run's events in seq order: only the type changes here.
             f"ALTER TABLE events ALTER COLUMN type TYPE SMALLINT USING {_TYPE_CODE}",
+        ),
+    ),
+    Migration(
+        4,
+        "runs referenced by an integer key instead of their text id",
+        (
+            # SQLite's way to change a table's columns: a new table, a copy, the old one dropped.
+            # key is the rowid, made stable by naming it (VACUUM may renumber a hidden rowid).
+            """CREATE TABLE runs_v4 (
+                key INTEGER PRIMARY KEY, id TEXT NOT NULL, goal TEXT NOT NULL DEFAULT '',
+                status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+                finished_at REAL, answer TEXT, error TEXT,
+                prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                completion_tokens INTEGER NOT NULL DEFAULT 0,
+                total_tokens INTEGER NOT NULL DEFAULT 0, llm_calls INTEGER NOT NULL DEFAULT 0,
+                owner_pid INTEGER, owner_host TEXT, owner_token TEXT, lease_until REAL,
+                queued_at REAL)""",
+            # In rowid order: runs made in one clock tick keep their order (newest_first).
+            _COPY_RUNS.format(order="rowid"),
+            "DROP TABLE runs",
+            "ALTER TABLE runs_v4 RENAME TO runs",
+            *_RUNS_INDEXES,
+            _ORPHAN_RUNS,
+            """CREATE TABLE plans_v4 (
+                run INTEGER NOT NULL, version INTEGER NOT NULL, plan TEXT NOT NULL,
+                created_at REAL NOT NULL, PRIMARY KEY (run, version))""",
+            _COPY_PLANS,
+            "DROP TABLE plans",
+            "ALTER TABLE plans_v4 RENAME TO plans",
+            """CREATE TABLE steps_v4 (
+                run INTEGER NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
+                reason TEXT, started_at REAL, finished_at REAL, reused INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (run, step_id)) WITHOUT ROWID""",
+            _COPY_STEPS,
+            "DROP TABLE steps",
+            "ALTER TABLE steps_v4 RENAME TO steps",
+            """CREATE TABLE events_v4 (
+                seq INTEGER PRIMARY KEY, run INTEGER NOT NULL, type INTEGER NOT NULL,
+                step_id TEXT, attempt INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL,
+                duration REAL, data TEXT)""",
+            _COPY_EVENTS,
+            "DROP TABLE events",
+            "ALTER TABLE events_v4 RENAME TO events",
+            "CREATE INDEX events_by_run ON events(run)",
+        ),
+        postgresql=(
+            # The same new tables; each renamed table's primary key index and identity sequence
+            # get the names a table made under its final name has.
+            """CREATE TABLE runs_v4 (
+                key BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, id TEXT NOT NULL,
+                goal TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+                finished_at DOUBLE PRECISION, answer TEXT, error TEXT,
+                prompt_tokens BIGINT NOT NULL DEFAULT 0,
+                completion_tokens BIGINT NOT NULL DEFAULT 0,
+                total_tokens BIGINT NOT NULL DEFAULT 0, llm_calls BIGINT NOT NULL DEFAULT 0,
+                owner_pid BIGINT, owner_host TEXT, owner_token TEXT,
+                lease_until DOUBLE PRECISION, queued_at DOUBLE PRECISION)""",
+            # Version 3 broke created_at ties by id: so do the keys, made here.
+            _COPY_RUNS.format(order="created_at, id"),
+            *_pg_renamed("runs", identity="key"),
+            *_RUNS_INDEXES,
+            _ORPHAN_RUNS,
+            """CREATE TABLE plans_v4 (
+                run BIGINT NOT NULL, version BIGINT NOT NULL, plan TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (run, version))""",
+            _COPY_PLANS,
+            *_pg_renamed("plans"),
+            """CREATE TABLE steps_v4 (
+                run BIGINT NOT NULL, step_id TEXT NOT NULL, tool TEXT, status TEXT NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0, args TEXT, output TEXT, error TEXT,
+                reason TEXT, started_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,
+                reused BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (run, step_id))""",
+            _COPY_STEPS,
+            *_pg_renamed("steps"),
+            """CREATE TABLE events_v4 (
+                seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, run BIGINT NOT NULL,
+                type SMALLINT NOT NULL, step_id TEXT, attempt BIGINT NOT NULL DEFAULT 0,
+                ts DOUBLE PRECISION NOT NULL, duration DOUBLE PRECISION, data TEXT)""",
+            _COPY_EVENTS,
+            *_pg_renamed("events", identity="seq"),
+            # The copied rows kept their seq: new ones go on after the last.
+            "SELECT setval(pg_get_serial_sequence('events', 'seq'), "
+            "COALESCE((SELECT MAX(seq) FROM events), 0) + 1, false)",
+            "CREATE INDEX events_by_run ON events(run, seq)",
         ),
     ),
 )

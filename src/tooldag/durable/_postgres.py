@@ -207,7 +207,6 @@ class PostgresBackend(Backend):
     begin_hint = "check that the database server is up and reachable"
     write_hint = "check that the database server is up and reachable, then resume the run"
     now_sql = _NOW
-    newest_first = "r.created_at DESC, r.id DESC"
     schema_version_ddl = (
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
         "applied_at DOUBLE PRECISION NOT NULL, description TEXT NOT NULL)"

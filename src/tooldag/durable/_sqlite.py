@@ -36,7 +36,6 @@ class SqliteBackend(Backend):
     dialect = "sqlite"
     begin_hint = "another process may hold the store locked: retry, or raise busy_timeout"
     write_hint = "check the disk has room and the file is writable, then resume the run"
-    newest_first = "r.created_at DESC, r.rowid DESC"
     schema_version_ddl = (
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
         "applied_at REAL NOT NULL, description TEXT NOT NULL)"

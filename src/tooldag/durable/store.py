@@ -86,6 +86,9 @@ log = logging.getLogger("tooldag.store")
 # events.type holds numbers (EVENT_CODES): what each stands for.
 _EVENT_TYPES = {code: EventType(name) for name, code in EVENT_CODES.items()}
 _STARTED = EVENT_CODES[EventType.STEP_STARTED.value]
+# A run's plans, steps and events reference it by runs.key (schema version 4); reads are asked
+# for a run by its id.
+_KEY_OF = "(SELECT key FROM runs WHERE id = ?)"
 
 # The string form of RunStatus.INTERRUPTED, kept for code written before that member existed.
 INTERRUPTED = RunStatus.INTERRUPTED.value
@@ -179,11 +182,11 @@ class RunStore:
         self._journal = Journal(self._db.owner())
         self._turns = Turns(self._end_of_turn)
         # updated_at: the runs row is not rewritten per step (that would cost every step a
-        # write), so the last event's time, read through the (run_id, seq) index, says when the
+        # write), so the last event's time, read through the (run, seq) index, says when the
         # run last moved. db_now: the database's clock, which a lease is measured against.
         self._info_sql = (
-            "SELECT r.*, (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id) AS plan_versions, "
-            "(SELECT e.ts FROM events e WHERE e.run_id = r.id ORDER BY e.seq DESC LIMIT 1) "
+            "SELECT r.*, (SELECT COUNT(*) FROM plans p WHERE p.run = r.key) AS plan_versions, "
+            "(SELECT e.ts FROM events e WHERE e.run = r.key ORDER BY e.seq DESC LIMIT 1) "
             f"AS last_event, {self._db.now_sql} AS db_now FROM runs r"
         )
         try:
@@ -598,8 +601,8 @@ class RunStore:
             chunk = run_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = db.execute(
-                f"SELECT run_id, status, COUNT(*) FROM steps WHERE run_id IN ({marks}) "
-                "GROUP BY run_id, status",
+                f"SELECT r.id, s.status, COUNT(*) FROM steps s JOIN runs r ON r.key = s.run "
+                f"WHERE r.id IN ({marks}) GROUP BY r.id, s.status",
                 chunk,
             )
             for run_id, st, n in rows:
@@ -610,7 +613,7 @@ class RunStore:
         """Every plan version of the run, oldest first."""
         with self._read() as db:
             rows = db.execute(
-                "SELECT plan FROM plans WHERE run_id = ? ORDER BY version", (run_id,)
+                f"SELECT plan FROM plans WHERE run = {_KEY_OF} ORDER BY version", (run_id,)
             ).fetchall()
         return [Plan.model_validate(json.loads(r["plan"])) for r in rows]
 
@@ -651,8 +654,8 @@ class RunStore:
         with self._read() as db:
             rows = db.execute(
                 "SELECT e.seq, e.type, e.step_id, e.attempt, e.ts, e.duration, e.data, s.tool "
-                "FROM events e LEFT JOIN steps s ON e.type = ? AND s.run_id = e.run_id "
-                "AND s.step_id = e.step_id WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq",
+                "FROM events e LEFT JOIN steps s ON e.type = ? AND s.run = e.run "
+                f"AND s.step_id = e.step_id WHERE e.run = {_KEY_OF} AND e.seq > ? ORDER BY e.seq",
                 (_STARTED, run_id, seq),
             ).fetchall()
         out = []
@@ -678,7 +681,7 @@ class RunStore:
         """Outputs of the run's succeeded steps: what a resume hands the executor as ``reuse``."""
         with self._read() as db:
             rows = db.execute(
-                "SELECT step_id, output FROM steps WHERE run_id = ? AND status = 'succeeded'",
+                f"SELECT step_id, output FROM steps WHERE run = {_KEY_OF} AND status = 'succeeded'",
                 (run_id,),
             ).fetchall()
         return {r["step_id"]: loads_json(r["output"]) for r in rows}
@@ -693,7 +696,8 @@ class RunStore:
         plans = self.plans(run_id)
         with self._read() as db:
             rows = db.execute(
-                "SELECT * FROM steps WHERE run_id = ? ORDER BY COALESCE(started_at, finished_at)",
+                f"SELECT * FROM steps WHERE run = {_KEY_OF} "
+                "ORDER BY COALESCE(started_at, finished_at)",
                 (run_id,),
             ).fetchall()
         steps: dict[str, StepRecord] = {}

@@ -149,6 +149,22 @@ async def test_the_end_of_a_run_says_each_error_once_whole_between_words(width: 
     assert set(words(LONG_ERROR)) <= shown and set(words(SKIP_REASON)) <= shown
 
 
+async def test_the_end_of_a_big_failed_run_explains_a_few_steps_and_counts_the_rest() -> None:
+    steps = [{"id": "boom", "tool": "explode", "args": {"reason": "no"}}]
+    steps += [
+        {"id": f"b{i}", "tool": "get_weather", "args": {"location": "$boom"}} for i in range(35)
+    ]
+    monitor, result = await run(Plan.model_validate({"steps": steps}))
+    console = screen(120)
+    views.print_result(console, result, monitor)
+    lines = console.export_text().splitlines()
+    blocked = [line for line in lines if line.startswith("⊘ b")]
+    assert blocked == [f"⊘ b{i} blocked: needs boom (failed)" for i in range(10)]
+    assert "⊘ … and 25 more blocked (--json lists every step)" in lines
+    assert "✗ boom: PermanentToolError: no" in lines
+    assert lines[-1].startswith("failed in ") and "(1 failed, 35 blocked)" in lines[-1]
+
+
 async def test_an_empty_details_column_takes_no_room() -> None:
     plan = Plan.model_validate(
         {"steps": [{"id": "pause", "tool": "wait_seconds", "args": {"seconds": 1}}]}

@@ -325,6 +325,7 @@ def summary_line(result: RunResult) -> Text:
     return line
 
 
+_EXPLAINED = 10  # steps of each status explained below a run's table; the others are counted
 _MARKS = {
     StepStatus.FAILED: "✗",
     StepStatus.BLOCKED: "⊘",
@@ -347,18 +348,29 @@ def print_result(
         if window is not None:
             console.print(Text("--json lists every step", style="dim"))
     explained = False
+    shown: dict[StepStatus, int] = {}
     for record in result.steps.values():
         mark = _MARKS.get(record.status)
         if mark is None:
             if record.error is None:
                 continue
             mark = "!"  # a compensation that failed
+        explained = True
+        # A few lines of each status, then a count: a big plan that failed early would
+        # otherwise print a line for every step it blocked.
+        shown[record.status] = n = shown.get(record.status, 0) + 1
+        if n > _EXPLAINED:
+            continue
         if record.error is not None:
             line = f"{mark} {record.id}: {record.error}"
         else:
             line = f"{mark} {record.id} {record.status.value}: {record.reason}"
         print_line(console, Text(printable(line), style=status_style(record.status)))
-        explained = True
+    for status, n in shown.items():
+        if n > _EXPLAINED:
+            mark = _MARKS.get(status, "!")
+            more = f"{mark} … and {n - _EXPLAINED:,} more {status.value} (--json lists every step)"
+            print_line(console, Text(more, style=status_style(status)))
     if result.error and not explained and result.status is not RunStatus.CANCELLED:
         print_line(console, Text(printable(result.error), style="dim"))
     if result.answer is not None:

@@ -32,6 +32,7 @@ from tooldag.events import (
     StepSucceeded,
 )
 from tooldag.execution.executor import Executor, RunHandle, render_answer, run_plan
+from tooldag.execution.run import _SLICE
 from tooldag.result import RunStatus, StepStatus
 
 GATE_TIMEOUT = 5.0
@@ -305,8 +306,8 @@ def _spin(seconds: float) -> None:
 
 async def test_a_chain_of_tools_that_never_suspend_still_lets_the_loop_run() -> None:
     # Steps run in workers that take the next ready step themselves (no task per step), back to
-    # back while they take less than a slice (1 ms) together: a step that computes for longer
-    # must let the loop run before the next one starts.
+    # back while they take less than a slice together: a step that computes for longer must let
+    # the loop run before the next one starts.
     ticks = 0
     seen: list[int] = []
     tasks: set[asyncio.Task[Any]] = set()
@@ -321,7 +322,7 @@ async def test_a_chain_of_tools_that_never_suspend_still_lets_the_loop_run() -> 
     async def compute(after: Any = None) -> int:
         seen.append(ticks)
         tasks.add(asyncio.current_task())  # type: ignore[arg-type]
-        _spin(0.003)
+        _spin(3 * _SLICE)
         return len(seen)
 
     steps = [step("c0", "compute")]

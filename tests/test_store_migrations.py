@@ -42,11 +42,18 @@ from tooldag.ui.cli import main as cli_main
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
-    path = tmp_path / "v1.sqlite3"
-    shutil.copy(FIXTURES / "store_v1.sqlite3", path)
+@contextmanager
+def frozen_fixture(tmp_path: Path, version: int) -> Iterator[RunStore]:
+    """A copy of the frozen store of ``version``, opened (and so migrated) by this version."""
+    path = tmp_path / f"v{version}.sqlite3"
+    shutil.copy(FIXTURES / f"store_v{version}.sqlite3", path)
     with RunStore(path) as s:
         assert s.schema_version == CURRENT_SCHEMA_VERSION
+        yield s
+
+
+def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
+    with frozen_fixture(tmp_path, 1) as s:
         runs = s.list_runs()
         assert [r.id for r in runs] == ["run-failed", "run-ok"]  # newest first
         ok = s.load_result("run-ok")
@@ -78,10 +85,7 @@ def test_frozen_v1_fixture_opens_and_reads_back(tmp_path: Path) -> None:
 
 
 def test_frozen_v2_fixture_opens_and_its_queue_is_served(tmp_path: Path) -> None:
-    path = tmp_path / "v2.sqlite3"
-    shutil.copy(FIXTURES / "store_v2.sqlite3", path)
-    with RunStore(path) as s:
-        assert s.schema_version == CURRENT_SCHEMA_VERSION
+    with frozen_fixture(tmp_path, 2) as s:
         assert [(r.id, r.status) for r in s.list_runs()] == [
             ("run-queued", RunStatus.PENDING),
             ("run-done", RunStatus.SUCCEEDED),
@@ -100,10 +104,7 @@ def test_frozen_v2_fixture_opens_and_its_queue_is_served(tmp_path: Path) -> None
 
 
 def test_frozen_v3_fixture_opens_reads_back_and_resumes(tmp_path: Path) -> None:
-    path = tmp_path / "v3.sqlite3"
-    shutil.copy(FIXTURES / "store_v3.sqlite3", path)
-    with RunStore(path) as s:
-        assert s.schema_version == CURRENT_SCHEMA_VERSION
+    with frozen_fixture(tmp_path, 3) as s:
         failed = s.load_result("run-failed")
         assert failed.status is RunStatus.FAILED and failed.error == "b failed"
         assert failed.outputs == {"a": 3}
@@ -132,10 +133,7 @@ def test_frozen_v3_fixture_opens_reads_back_and_resumes(tmp_path: Path) -> None:
 
 
 def test_frozen_v4_fixture_opens_reads_back_and_resumes_one_run_of_two(tmp_path: Path) -> None:
-    path = tmp_path / "v4.sqlite3"
-    shutil.copy(FIXTURES / "store_v4.sqlite3", path)
-    with RunStore(path) as s:
-        assert s.schema_version == CURRENT_SCHEMA_VERSION
+    with frozen_fixture(tmp_path, 4) as s:
         # Made in one clock tick: the newer key is listed first.
         assert [(r.id, r.status) for r in s.list_runs()] == [
             ("run-done", RunStatus.SUCCEEDED),

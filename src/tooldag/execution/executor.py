@@ -62,11 +62,11 @@ from ..events import EventBus
 from ..plan.model import Plan, Step
 from ..plan.parse import _pause_gc, _resume_gc
 from ..registry.registry import ToolRegistry
-from ..result import RunResult, RunStatus, StepRecord
+from ..result import RunResult, RunStatus, StepRecord, records_from_attributes
 from .gate import Gate
 from .options import RunOptions
 from .outcome import finished_event, render_answer
-from .run import Run, records_of
+from .run import Run
 from .runners import StepRunner
 from .saga import Ledger
 from .scope import in_run_scope
@@ -162,7 +162,7 @@ class RunHandle:
         given so far has finished, or the run stopped); the records of its steps so far."""
         self._on_loop()
         await self._run.quiet.wait()
-        return records_of(self._run.states)
+        return records_from_attributes(self._run.states)
 
     def _on_loop(self) -> None:
         try:

@@ -67,20 +67,13 @@ from ..plan.conditions import evaluate_explained
 from ..plan.model import Plan, Step
 from ..plan.refs import parse_ref, resolve
 from ..registry.registry import Tool
-from ..result import (
-    RunResult,
-    StepError,
-    StepRecord,
-    StepRecords,
-    StepStatus,
-    records_from_attributes,
-)
+from ..result import RunResult, StepError, StepRecords, StepStatus
 from .gate import REFUSED, Verdict, verdict_of
 from .invoke import Invoker, error_of, is_transient
 from .options import RunOptions
 from .outcome import BAD_STATUSES, render_answer, run_problems, run_status
 
-__all__ = ["Run", "records_of", "render_answer"]
+__all__ = ["Run", "render_answer"]
 
 log = logging.getLogger("tooldag.executor")
 
@@ -138,11 +131,6 @@ class _Launch:
     tool: Tool
     args: dict[str, Any]
     validated: dict[str, Any]
-
-
-def records_of(states: Mapping[str, _State]) -> dict[str, StepRecord]:
-    """The step records of ``states`` (step id -> live state), in the same order, now."""
-    return records_from_attributes(states)
 
 
 def _names(ids: list[str]) -> str:
@@ -628,11 +616,11 @@ class Run:
     def worker_done(self, first: _Launch, task: asyncio.Task[None]) -> None:
         self.workers.discard(task)
         self.free += 1
-        if task.cancelled() and self.states[first.sid].status is _PENDING:
-            # Cancelled before its coroutine began: its first step never started.
-            self.release(first)
-            self.mark_cancelled(first.sid)
-        elif not task.cancelled() and (exc := task.exception()) is not None:
+        if task.cancelled():
+            if self.states[first.sid].status is _PENDING:  # cancelled before its coroutine began
+                self.release(first)
+                self.mark_cancelled(first.sid)
+        elif (exc := task.exception()) is not None:
             log.error("run %s: a worker crashed the executor", self.run_id, exc_info=exc)
         self.pump()
         self.check_idle()
